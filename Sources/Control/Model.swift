@@ -1,0 +1,175 @@
+import Wire
+import FIB
+
+/// The schema version of config and FIB documents this build reads and writes.
+public let schemaVersion = 1
+
+/// TTL and TC handling when labels meet IP (RFC 3443): uniform copies between label and IP, pipe does not.
+public enum TTLMode: String, Sendable, Equatable {
+    case uniform
+    case pipe
+}
+
+/// One port of the instance (from the config file).
+public struct PortConfig: Sendable, Equatable {
+    public var name: String
+    /// The Linux interface the live agent binds (replay ignores it).
+    public var interface: String?
+    public var mac: MACAddress
+    public var role: PortRole
+    /// The VRF whose FTN routes IP from this port is looked up in; "default" unless set.
+    public var vrf: String
+    /// dc ports: our VTEP addresses (VXLAN to these is stitched).
+    public var vteps: [IPAddress]
+    /// The host's own addresses on this port (IP to these is left to the host).
+    public var addresses: [IPAddress]
+    /// dc ports: the VXLAN UDP port accepted.
+    public var vxlanPort: UInt16
+    /// Default MTU of next hops on this port (bytes after the Ethernet header).
+    public var mtu: Int
+
+    public init(name: String, interface: String? = nil, mac: MACAddress, role: PortRole, vrf: String = "default",
+                vteps: [IPAddress] = [], addresses: [IPAddress] = [], vxlanPort: UInt16 = VXLAN.defaultUDPPort,
+                mtu: Int = 1500) {
+        self.name = name; self.interface = interface; self.mac = mac; self.role = role; self.vrf = vrf
+        self.vteps = vteps; self.addresses = addresses; self.vxlanPort = vxlanPort; self.mtu = mtu
+    }
+}
+
+/// The instance config: its ports.
+public struct InstanceConfig: Sendable, Equatable {
+    public var version: Int
+    public var ports: [PortConfig]
+    public init(version: Int = schemaVersion, ports: [PortConfig]) { self.version = version; self.ports = ports }
+
+    /// The VRF names in use: "default" first, then those ports name, in order.
+    public var vrfNames: [String] {
+        var names = ["default"]
+        for p in ports where !names.contains(p.vrf) { names.append(p.vrf) }
+        return names
+    }
+}
+
+/// A next hop named by the controller.
+public struct NextHopSpec: Sendable, Equatable {
+    public var name: String
+    public var port: String
+    /// Destination MAC.
+    public var mac: MACAddress
+    /// Source MAC; the port's when nil.
+    public var sourceMAC: MACAddress?
+    /// 802.1Q VLAN to tag with; untagged when nil.
+    public var vlan: UInt16?
+    /// Bytes allowed after the Ethernet header; the port's MTU when nil.
+    public var mtu: Int?
+    public init(name: String, port: String, mac: MACAddress, sourceMAC: MACAddress? = nil, vlan: UInt16? = nil, mtu: Int? = nil) {
+        self.name = name; self.port = port; self.mac = mac; self.sourceMAC = sourceMAC; self.vlan = vlan; self.mtu = mtu
+    }
+}
+
+/// An ECMP group over named next hops.
+public struct ECMPGroupSpec: Sendable, Equatable {
+    public var name: String
+    public var members: [String]
+    public init(name: String, members: [String]) { self.name = name; self.members = members }
+}
+
+/// What an ILM entry does with the label it matches (DESIGN §3).
+public enum ILMOperationSpec: Sendable, Equatable {
+    /// Replace the top label with `out` (1–16 labels); `[3]` alone is PHP, forwarding `payload` below.
+    case swap(out: [UInt32], via: String, payload: Payload?, ttlMode: TTLMode)
+    /// Pop and look up the next label.
+    case pop(ttlMode: TTLMode)
+    /// Pop the bottom label; forward the IP payload via a next hop/group, or look it up in a VRF.
+    case popToIP(payload: Payload, via: String?, vrf: String?, ttlMode: TTLMode)
+    /// Pop the pseudowire label and VXLAN-encapsulate the inner frame.
+    case popToVXLAN(PseudowireEgress)
+    /// Drop.
+    case drop
+}
+
+/// MPLS → VXLAN parameters of a pseudowire label.
+public struct PseudowireEgress: Sendable, Equatable {
+    public var vni: UInt32
+    public var controlWord: Bool
+    public var localVTEP: IPAddress
+    public var remoteVTEP: IPAddress
+    public var via: String
+    public var udpPort: UInt16
+    /// Outer IP TTL / hop limit.
+    public var ttl: UInt8
+    public init(vni: UInt32, controlWord: Bool, localVTEP: IPAddress, remoteVTEP: IPAddress, via: String,
+                udpPort: UInt16 = VXLAN.defaultUDPPort, ttl: UInt8 = 64) {
+        self.vni = vni; self.controlWord = controlWord; self.localVTEP = localVTEP; self.remoteVTEP = remoteVTEP
+        self.via = via; self.udpPort = udpPort; self.ttl = ttl
+    }
+}
+
+/// An incoming label map entry.
+public struct ILMEntrySpec: Sendable, Equatable {
+    public var label: UInt32
+    public var operation: ILMOperationSpec
+    public init(label: UInt32, operation: ILMOperationSpec) { self.label = label; self.operation = operation }
+}
+
+/// VXLAN → MPLS: a VNI's pseudowire into the core.
+public struct VNIEntrySpec: Sendable, Equatable {
+    public var vni: UInt32
+    /// Labels to push, top first; the last is the service (pseudowire) label and gets S=1.
+    public var push: [UInt32]
+    public var controlWord: Bool
+    public var via: String
+    /// Remote VTEPs allowed to send on this VNI.
+    public var allowedVTEPs: [IPAddress]
+    public var tc: UInt8
+    public var ttl: UInt8
+    public init(vni: UInt32, push: [UInt32], controlWord: Bool, via: String, allowedVTEPs: [IPAddress],
+                tc: UInt8 = 0, ttl: UInt8 = 255) {
+        self.vni = vni; self.push = push; self.controlWord = controlWord; self.via = via
+        self.allowedVTEPs = allowedVTEPs; self.tc = tc; self.ttl = ttl
+    }
+}
+
+/// A route in a VRF: IP prefix → push 0–16 labels (none: a plain IP route) and forward.
+public struct FTNEntrySpec: Sendable, Equatable {
+    public var vrf: String
+    public var prefix: IPAddress
+    public var length: Int
+    public var push: [UInt32]
+    public var via: String
+    public var ttlMode: TTLMode
+    /// Pipe mode TC and TTL of pushed labels.
+    public var tc: UInt8
+    public var ttl: UInt8
+    public init(vrf: String = "default", prefix: IPAddress, length: Int, push: [UInt32], via: String,
+                ttlMode: TTLMode = .uniform, tc: UInt8 = 0, ttl: UInt8 = 255) {
+        self.vrf = vrf; self.prefix = prefix; self.length = length; self.push = push; self.via = via
+        self.ttlMode = ttlMode; self.tc = tc; self.ttl = ttl
+    }
+
+    /// "vrf:prefix/length", the entry's key.
+    public var key: String { "\(vrf):\(prefix)/\(length)" }
+}
+
+/// A whole FIB document: the controller's intent.
+public struct FIBSpec: Sendable, Equatable {
+    public var version: Int
+    public var nextHops: [NextHopSpec]
+    public var ecmpGroups: [ECMPGroupSpec]
+    public var ilm: [ILMEntrySpec]
+    public var vni: [VNIEntrySpec]
+    public var ftn: [FTNEntrySpec]
+    public init(version: Int = schemaVersion, nextHops: [NextHopSpec] = [], ecmpGroups: [ECMPGroupSpec] = [],
+                ilm: [ILMEntrySpec] = [], vni: [VNIEntrySpec] = [], ftn: [FTNEntrySpec] = []) {
+        self.version = version; self.nextHops = nextHops; self.ecmpGroups = ecmpGroups
+        self.ilm = ilm; self.vni = vni; self.ftn = ftn
+    }
+}
+
+/// A validation error naming the offending element, e.g. `ilm[3] (label 15)`.
+public struct ValidationError: Error, Equatable, CustomStringConvertible {
+    public var element: String
+    public var message: String
+    public init(_ element: String, _ message: String) { self.element = element; self.message = message }
+    public var description: String { "\(element): \(message)" }
+}

@@ -1,0 +1,158 @@
+import Wire
+import FIB
+
+/// Checks a config on its own: unique port names, sane MTUs, VTEPs only on dc ports.
+public func validate(_ config: InstanceConfig) throws(ValidationError) {
+    guard config.version == schemaVersion else {
+        throw ValidationError("version", "schema version \(config.version) is not supported (this build reads \(schemaVersion))")
+    }
+    guard !config.ports.isEmpty else { throw ValidationError("ports", "at least one port is required") }
+    guard config.ports.count < PortID.maxCount else { throw ValidationError("ports", "at most \(PortID.maxCount - 1) ports") }
+    var seen = Set<String>()
+    for (i, p) in config.ports.enumerated() {
+        let el = "ports[\(i)] (\(p.name))"
+        guard !p.name.isEmpty else { throw ValidationError("ports[\(i)]", "name must not be empty") }
+        guard seen.insert(p.name).inserted else { throw ValidationError(el, "duplicate port name") }
+        guard (68...65535).contains(p.mtu) else { throw ValidationError(el, "mtu \(p.mtu) outside 68–65535") }
+        if p.role == .dc && p.vteps.isEmpty { throw ValidationError(el, "a dc port needs at least one VTEP address") }
+        if p.role != .dc && !p.vteps.isEmpty { throw ValidationError(el, "only dc ports have VTEP addresses") }
+        if p.vxlanPort == 0 { throw ValidationError(el, "vxlanPort must not be 0") }
+    }
+}
+
+/// Checks that an out-going label value is legal in a pushed or swapped stack: 0 and 2 (explicit null) or ≥ 16.
+func checkOutLabel(_ v: UInt32, _ el: String) throws(ValidationError) {
+    if v > MPLSLabel.maxValue { throw ValidationError(el, "label \(v) above \(MPLSLabel.maxValue)") }
+    if v < 16 && v != 0 && v != 2 {
+        throw ValidationError(el, "label \(v) is reserved; only 0 and 2 (explicit null) may be pushed, and [3] alone means PHP")
+    }
+}
+
+func checkStack(_ labels: [UInt32], _ el: String, allowEmpty: Bool) throws(ValidationError) {
+    if labels.isEmpty && !allowEmpty { throw ValidationError(el, "at least one label is required") }
+    if labels.count > 16 { throw ValidationError(el, "\(labels.count) labels; at most 16") }
+    for (i, v) in labels.enumerated() { try checkOutLabel(v, "\(el)[\(i)]") }
+}
+
+/// Name resolution for `via`: a next hop or an ECMP group.
+struct Targets {
+    var nextHops: [String: Int] = [:]
+    var groups: [String: Int] = [:]
+
+    func resolve(_ name: String, _ el: String) throws(ValidationError) -> (isGroup: Bool, index: Int) {
+        if let i = nextHops[name] { return (false, i) }
+        if let i = groups[name] { return (true, i) }
+        throw ValidationError(el, "via \"\(name)\" names no next hop or ECMP group")
+    }
+}
+
+/// Validates a FIB against a config as a whole; returns the name tables compilation needs.
+func validate(_ fib: FIBSpec, config: InstanceConfig) throws(ValidationError) -> Targets {
+    guard fib.version == schemaVersion else {
+        throw ValidationError("version", "schema version \(fib.version) is not supported (this build reads \(schemaVersion))")
+    }
+    let portNames = Set(config.ports.map(\.name))
+    let vrfs = Set(config.vrfNames)
+    var t = Targets()
+    for (i, nh) in fib.nextHops.enumerated() {
+        let el = "nextHops[\(i)] (\(nh.name))"
+        guard !nh.name.isEmpty else { throw ValidationError("nextHops[\(i)]", "name must not be empty") }
+        guard t.nextHops[nh.name] == nil else { throw ValidationError(el, "duplicate name") }
+        guard portNames.contains(nh.port) else { throw ValidationError(el, "port \"\(nh.port)\" is not in the config") }
+        if let v = nh.vlan, !(1...Ethernet.maxVLAN).contains(v) { throw ValidationError(el, "vlan \(v) outside 1–4094") }
+        if let m = nh.mtu, !(68...65535).contains(m) { throw ValidationError(el, "mtu \(m) outside 68–65535") }
+        t.nextHops[nh.name] = i
+    }
+    for (i, g) in fib.ecmpGroups.enumerated() {
+        let el = "ecmpGroups[\(i)] (\(g.name))"
+        guard !g.name.isEmpty else { throw ValidationError("ecmpGroups[\(i)]", "name must not be empty") }
+        guard t.nextHops[g.name] == nil, t.groups[g.name] == nil else { throw ValidationError(el, "duplicate name") }
+        guard !g.members.isEmpty else { throw ValidationError(el, "a group needs at least one member") }
+        var members = Set<String>()
+        for (j, m) in g.members.enumerated() {
+            guard t.nextHops[m] != nil else { throw ValidationError("\(el).members[\(j)]", "\"\(m)\" is not a next hop") }
+            guard members.insert(m).inserted else { throw ValidationError("\(el).members[\(j)]", "duplicate member \"\(m)\"") }
+        }
+        t.groups[g.name] = i
+    }
+    var labels = Set<UInt32>()
+    for (i, e) in fib.ilm.enumerated() {
+        let el = "ilm[\(i)] (label \(e.label))"
+        if e.label > MPLSLabel.maxValue { throw ValidationError(el, "label \(e.label) above \(MPLSLabel.maxValue)") }
+        if e.label < 16 { throw ValidationError(el, "incoming label \(e.label) is reserved (0–15 are never ILM keys)") }
+        guard labels.insert(e.label).inserted else { throw ValidationError(el, "duplicate label") }
+        switch e.operation {
+        case .swap(let out, let via, let payload, _):
+            _ = try t.resolve(via, el)
+            if out == [3] {
+                if payload == nil { throw ValidationError(el, "PHP (out [3]) needs payload: mpls, ipv4 or ipv6") }
+            } else {
+                try checkStack(out, "\(el).out", allowEmpty: false)
+            }
+        case .pop:
+            break
+        case .popToIP(_, let via, let vrf, _):
+            switch (via, vrf) {
+            case (let v?, nil): _ = try t.resolve(v, el)
+            case (nil, let r?): if !vrfs.contains(r) { throw ValidationError(el, "vrf \"\(r)\" is not named by any port") }
+            default: throw ValidationError(el, "popToIP needs exactly one of via and vrf")
+            }
+        case .popToVXLAN(let pw):
+            _ = try t.resolve(pw.via, el)
+            if pw.vni > VNI.maxValue { throw ValidationError(el, "vni \(pw.vni) above \(VNI.maxValue)") }
+            switch (pw.localVTEP, pw.remoteVTEP) {
+            case (.v4, .v4), (.v6, .v6): break
+            default: throw ValidationError(el, "localVTEP and remoteVTEP must be the same address family")
+            }
+            if pw.udpPort == 0 { throw ValidationError(el, "udpPort must not be 0") }
+            if pw.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
+        case .drop:
+            break
+        }
+    }
+    var vnis = Set<UInt32>()
+    for (i, e) in fib.vni.enumerated() {
+        let el = "vni[\(i)] (vni \(e.vni))"
+        if e.vni > VNI.maxValue { throw ValidationError(el, "vni \(e.vni) above \(VNI.maxValue)") }
+        guard vnis.insert(e.vni).inserted else { throw ValidationError(el, "duplicate vni") }
+        try checkStack(e.push, "\(el).push", allowEmpty: false)
+        if let last = e.push.last, last < 16 { throw ValidationError("\(el).push", "the bottom label is the service label and must be ≥ 16") }
+        _ = try t.resolve(e.via, el)
+        if e.allowedVTEPs.isEmpty { throw ValidationError(el, "allowedVTEPs needs at least one remote VTEP") }
+        if e.tc > 7 { throw ValidationError(el, "tc \(e.tc) above 7") }
+        if e.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
+    }
+    var prefixes = Set<String>()
+    for (i, e) in fib.ftn.enumerated() {
+        let el = "ftn[\(i)] (\(e.key))"
+        if !vrfs.contains(e.vrf) { throw ValidationError(el, "vrf \"\(e.vrf)\" is not named by any port") }
+        let maxLength: Int
+        switch e.prefix { case .v4: maxLength = 32; case .v6: maxLength = 128 }
+        guard (0...maxLength).contains(e.length) else { throw ValidationError(el, "prefix length \(e.length) outside 0–\(maxLength)") }
+        guard hostBitsAreZero(e.prefix, e.length) else { throw ValidationError(el, "address has bits set beyond the prefix length") }
+        guard prefixes.insert(e.key).inserted else { throw ValidationError(el, "duplicate prefix") }
+        try checkStack(e.push, "\(el).push", allowEmpty: true)
+        _ = try t.resolve(e.via, el)
+        if e.tc > 7 { throw ValidationError(el, "tc \(e.tc) above 7") }
+        if e.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
+    }
+    return t
+}
+
+/// The address in wire order.
+func addressBytes(_ a: IPAddress) -> [UInt8] {
+    switch a {
+    case .v4(let v): return (0..<4).map { UInt8(truncatingIfNeeded: v.value >> UInt32(24 - 8 * $0)) }
+    case .v6(let v): return (0..<16).map { v.byte($0) }
+    }
+}
+
+func hostBitsAreZero(_ a: IPAddress, _ length: Int) -> Bool {
+    let bytes = addressBytes(a)
+    for (i, b) in bytes.enumerated() {
+        let keep = max(0, min(8, length - 8 * i))
+        let mask: UInt8 = keep == 8 ? 0xFF : ~(0xFF >> UInt8(keep))
+        if b & ~mask != 0 { return false }
+    }
+    return true
+}

@@ -1,0 +1,214 @@
+import Wire
+import FIB
+import Control
+
+/// The JSON form of config and FIB documents (docs/fib-format.md). Decoding names the offending element in every
+/// error; it only builds the model, and `FIBCompiler` validates the whole document afterwards.
+public enum FIBCodec {
+    /// Largest document accepted from a file or (later) one control message.
+    public static let maxDocumentBytes = 256 << 20
+
+    /// Parses JSON text with the document limit, mapping syntax errors to a `ValidationError` on "json".
+    public static func parseDocument(_ bytes: [UInt8]) throws(ValidationError) -> JSONValue {
+        guard bytes.count <= maxDocumentBytes else {
+            throw ValidationError("json", "document of \(bytes.count) bytes exceeds the \(maxDocumentBytes)-byte limit")
+        }
+        do {
+            return try JSONParser.parse(bytes)
+        } catch {
+            throw ValidationError("json", error.description)
+        }
+    }
+
+    // MARK: Config
+
+    public static func decodeConfig(_ bytes: [UInt8]) throws(ValidationError) -> InstanceConfig {
+        var r = try ObjectReader(try parseDocument(bytes), path: "config")
+        let version = Int(try r.integer("version", in: 0...1_000_000))
+        var ports: [PortConfig] = []
+        for (i, v) in try r.array("ports").enumerated() { ports.append(try decodePort(v, "ports[\(i)]")) }
+        try r.rejectUnknownKeys()
+        return InstanceConfig(version: version, ports: ports)
+    }
+
+    static func decodePort(_ v: JSONValue, _ path: String) throws(ValidationError) -> PortConfig {
+        var r = try ObjectReader(v, path: path)
+        let name = try r.string("name")
+        let el = "\(path) (\(name))"
+        let roleText = try r.string("role")
+        guard let role = PortRole.allCases.first(where: { $0.name == roleText }) else {
+            throw ValidationError("\(el).role", "\"\(roleText)\" is not core, dc or vrf")
+        }
+        let p = PortConfig(
+            name: name, interface: try r.optionalString("interface"), mac: try mac(try r.string("mac"), "\(el).mac"),
+            role: role, vrf: try r.optionalString("vrf") ?? "default",
+            vteps: try addresses(r.optionalArray("vteps"), "\(el).vteps"),
+            addresses: try addresses(r.optionalArray("addresses"), "\(el).addresses"),
+            vxlanPort: UInt16(try r.optionalInteger("vxlanPort", in: 1...65535) ?? Int64(VXLAN.defaultUDPPort)),
+            mtu: Int(try r.optionalInteger("mtu", in: 68...65535) ?? 1500))
+        try r.rejectUnknownKeys()
+        return p
+    }
+
+    // MARK: FIB
+
+    public static func decodeFIB(_ bytes: [UInt8]) throws(ValidationError) -> FIBSpec {
+        try decodeFIB(try parseDocument(bytes))
+    }
+
+    public static func decodeFIB(_ doc: JSONValue) throws(ValidationError) -> FIBSpec {
+        var r = try ObjectReader(doc, path: "fib")
+        var f = FIBSpec(version: Int(try r.integer("version", in: 0...1_000_000)))
+        for (i, v) in try r.optionalArray("nextHops").enumerated() { f.nextHops.append(try decodeNextHop(v, "nextHops[\(i)]")) }
+        for (i, v) in try r.optionalArray("ecmpGroups").enumerated() {
+            var g = try ObjectReader(v, path: "ecmpGroups[\(i)]")
+            let name = try g.string("name")
+            var members: [String] = []
+            for (j, m) in try g.array("members").enumerated() {
+                members.append(try ObjectReader.string(m, "ecmpGroups[\(i)].members[\(j)]"))
+            }
+            try g.rejectUnknownKeys()
+            f.ecmpGroups.append(ECMPGroupSpec(name: name, members: members))
+        }
+        for (i, v) in try r.optionalArray("ilm").enumerated() { f.ilm.append(try decodeILM(v, "ilm[\(i)]")) }
+        for (i, v) in try r.optionalArray("vni").enumerated() { f.vni.append(try decodeVNI(v, "vni[\(i)]")) }
+        for (i, v) in try r.optionalArray("ftn").enumerated() { f.ftn.append(try decodeFTN(v, "ftn[\(i)]")) }
+        try r.rejectUnknownKeys()
+        return f
+    }
+
+    public static func decodeNextHop(_ v: JSONValue, _ path: String) throws(ValidationError) -> NextHopSpec {
+        var r = try ObjectReader(v, path: path)
+        let name = try r.string("name")
+        let el = "\(path) (\(name))"
+        let src = try r.optionalString("sourceMac")
+        let nh = NextHopSpec(
+            name: name, port: try r.string("port"), mac: try mac(try r.string("mac"), "\(el).mac"),
+            sourceMAC: try src.map { (s: String) throws(ValidationError) -> MACAddress in try mac(s, "\(el).sourceMac") },
+            vlan: try r.optionalInteger("vlan", in: 1...Int64(Ethernet.maxVLAN)).map { UInt16($0) },
+            mtu: try r.optionalInteger("mtu", in: 68...65535).map { Int($0) })
+        try r.rejectUnknownKeys()
+        return nh
+    }
+
+    public static func decodeILM(_ v: JSONValue, _ path: String) throws(ValidationError) -> ILMEntrySpec {
+        var r = try ObjectReader(v, path: path)
+        let label = UInt32(try r.integer("label", in: 0...Int64(UInt32.max)))
+        let el = "\(path) (label \(label))"
+        let opText = try r.string("op")
+        let op: ILMOperationSpec
+        switch opText {
+        case "swap":
+            let out = try labels(try r.array("out"), "\(el).out")
+            let payload = try r.optionalString("payload").map { (s: String) throws(ValidationError) -> Payload in try self.payload(s, "\(el).payload") }
+            op = .swap(out: out, via: try r.string("via"), payload: payload, ttlMode: try ttlMode(&r, el, l2: false))
+        case "pop":
+            op = .pop(ttlMode: try ttlMode(&r, el, l2: false))
+        case "popToIP":
+            let p = try payload(try r.string("payload"), "\(el).payload")
+            guard p != .mpls else { throw ValidationError("\(el).payload", "popToIP carries ipv4 or ipv6") }
+            op = .popToIP(payload: p, via: try r.optionalString("via"), vrf: try r.optionalString("vrf"),
+                          ttlMode: try ttlMode(&r, el, l2: false))
+        case "popToVXLAN":
+            _ = try ttlMode(&r, el, l2: true)
+            op = .popToVXLAN(PseudowireEgress(
+                vni: UInt32(try r.integer("vni", in: 0...Int64(UInt32.max))),
+                controlWord: try r.optionalBool("controlWord") ?? false,
+                localVTEP: try address(try r.string("localVtep"), "\(el).localVtep"),
+                remoteVTEP: try address(try r.string("remoteVtep"), "\(el).remoteVtep"),
+                via: try r.string("via"),
+                udpPort: UInt16(try r.optionalInteger("udpPort", in: 1...65535) ?? Int64(VXLAN.defaultUDPPort)),
+                ttl: UInt8(try r.optionalInteger("ttl", in: 1...255) ?? 64)))
+        case "drop":
+            op = .drop
+        default:
+            throw ValidationError("\(el).op", "\"\(opText)\" is not swap, pop, popToIP, popToVXLAN or drop")
+        }
+        try r.rejectUnknownKeys()
+        return ILMEntrySpec(label: label, operation: op)
+    }
+
+    public static func decodeVNI(_ v: JSONValue, _ path: String) throws(ValidationError) -> VNIEntrySpec {
+        var r = try ObjectReader(v, path: path)
+        let vni = UInt32(try r.integer("vni", in: 0...Int64(UInt32.max)))
+        let el = "\(path) (vni \(vni))"
+        _ = try ttlMode(&r, el, l2: true)
+        let e = VNIEntrySpec(
+            vni: vni, push: try labels(try r.array("push"), "\(el).push"),
+            controlWord: try r.optionalBool("controlWord") ?? false, via: try r.string("via"),
+            allowedVTEPs: try addresses(try r.array("allowedVteps"), "\(el).allowedVteps"),
+            tc: UInt8(try r.optionalInteger("tc", in: 0...7) ?? 0),
+            ttl: UInt8(try r.optionalInteger("ttl", in: 1...255) ?? 255))
+        try r.rejectUnknownKeys()
+        return e
+    }
+
+    public static func decodeFTN(_ v: JSONValue, _ path: String) throws(ValidationError) -> FTNEntrySpec {
+        var r = try ObjectReader(v, path: path)
+        let prefixText = try r.string("prefix")
+        let el = "\(path) (\(prefixText))"
+        let (address, length) = try prefix(prefixText, "\(el).prefix")
+        let e = FTNEntrySpec(
+            vrf: try r.optionalString("vrf") ?? "default", prefix: address, length: length,
+            push: try labels(try r.optionalArray("push"), "\(el).push"), via: try r.string("via"),
+            ttlMode: try ttlMode(&r, el, l2: false),
+            tc: UInt8(try r.optionalInteger("tc", in: 0...7) ?? 0),
+            ttl: UInt8(try r.optionalInteger("ttl", in: 1...255) ?? 255))
+        try r.rejectUnknownKeys()
+        return e
+    }
+
+    // MARK: Field helpers
+
+
+    /// Reads "ttlMode": uniform (default for IP) or pipe; L2 entries (pseudowires, VNIs) accept only pipe.
+    static func ttlMode(_ r: inout ObjectReader, _ el: String, l2: Bool) throws(ValidationError) -> TTLMode {
+        guard let text = try r.optionalString("ttlMode") else { return l2 ? .pipe : .uniform }
+        guard let m = TTLMode(rawValue: text) else { throw ValidationError("\(el).ttlMode", "\"\(text)\" is not uniform or pipe") }
+        if l2 && m == .uniform {
+            throw ValidationError("\(el).ttlMode", "L2 payloads have no TTL: pseudowire and VNI entries are pipe only")
+        }
+        return m
+    }
+
+    static func labels(_ a: [JSONValue], _ path: String) throws(ValidationError) -> [UInt32] {
+        var out: [UInt32] = []
+        for (i, v) in a.enumerated() {
+            out.append(UInt32(try ObjectReader.integer(v, "\(path)[\(i)]", in: 0...Int64(MPLSLabel.maxValue))))
+        }
+        return out
+    }
+
+    static func payload(_ s: String, _ path: String) throws(ValidationError) -> Payload {
+        switch s {
+        case "mpls": return .mpls
+        case "ipv4": return .ipv4
+        case "ipv6": return .ipv6
+        default: throw ValidationError(path, "\"\(s)\" is not mpls, ipv4 or ipv6")
+        }
+    }
+
+    static func mac(_ s: String, _ path: String) throws(ValidationError) -> MACAddress {
+        guard let m = MACAddress(s) else { throw ValidationError(path, "\"\(s)\" is not a MAC address (aa:bb:cc:dd:ee:ff)") }
+        return m
+    }
+
+    static func address(_ s: String, _ path: String) throws(ValidationError) -> IPAddress {
+        guard let a = IPAddress(s) else { throw ValidationError(path, "\"\(s)\" is not an IPv4 or IPv6 address") }
+        return a
+    }
+
+    static func addresses(_ a: [JSONValue], _ path: String) throws(ValidationError) -> [IPAddress] {
+        var out: [IPAddress] = []
+        for (i, v) in a.enumerated() { out.append(try address(try ObjectReader.string(v, "\(path)[\(i)]"), "\(path)[\(i)]")) }
+        return out
+    }
+
+    static func prefix(_ s: String, _ path: String) throws(ValidationError) -> (IPAddress, Int) {
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let a = IPAddress(String(parts[0])), let len = Int(parts[1]) else {
+            throw ValidationError(path, "\"\(s)\" is not ADDRESS/LENGTH")
+        }
+        return (a, len)
+    }
+}

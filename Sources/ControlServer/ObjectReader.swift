@@ -1,0 +1,82 @@
+import Control
+
+/// Reads one JSON object's fields by name, with errors naming the element (`ilm[3].out`) and a check that no
+/// unknown key was given (a typo must not silently become a default).
+struct ObjectReader {
+    let path: String
+    let fields: [(String, JSONValue)]
+    private(set) var used = Set<String>()
+
+    init(_ v: JSONValue, path: String) throws(ValidationError) {
+        guard case .object(let f) = v else { throw ValidationError(path, "expected an object, got \(v.typeName)") }
+        self.path = path
+        self.fields = f
+    }
+
+    mutating func value(_ key: String) -> JSONValue? {
+        used.insert(key)
+        return fields.first(where: { $0.0 == key })?.1
+    }
+
+    mutating func required(_ key: String) throws(ValidationError) -> JSONValue {
+        guard let v = value(key) else { throw ValidationError(path, "missing \"\(key)\"") }
+        return v
+    }
+
+    mutating func string(_ key: String) throws(ValidationError) -> String {
+        try Self.string(try required(key), "\(path).\(key)")
+    }
+
+    mutating func optionalString(_ key: String) throws(ValidationError) -> String? {
+        guard let v = value(key), v != .null else { return nil }
+        return try Self.string(v, "\(path).\(key)")
+    }
+
+    mutating func integer(_ key: String, in range: ClosedRange<Int64>) throws(ValidationError) -> Int64 {
+        try Self.integer(try required(key), "\(path).\(key)", in: range)
+    }
+
+    mutating func optionalInteger(_ key: String, in range: ClosedRange<Int64>) throws(ValidationError) -> Int64? {
+        guard let v = value(key), v != .null else { return nil }
+        return try Self.integer(v, "\(path).\(key)", in: range)
+    }
+
+    mutating func optionalBool(_ key: String) throws(ValidationError) -> Bool? {
+        guard let v = value(key), v != .null else { return nil }
+        guard case .bool(let b) = v else { throw ValidationError("\(path).\(key)", "expected a boolean, got \(v.typeName)") }
+        return b
+    }
+
+    mutating func array(_ key: String) throws(ValidationError) -> [JSONValue] {
+        let v = try required(key)
+        guard case .array(let a) = v else { throw ValidationError("\(path).\(key)", "expected an array, got \(v.typeName)") }
+        return a
+    }
+
+    mutating func optionalArray(_ key: String) throws(ValidationError) -> [JSONValue] {
+        guard let v = value(key), v != .null else { return [] }
+        guard case .array(let a) = v else { throw ValidationError("\(path).\(key)", "expected an array, got \(v.typeName)") }
+        return a
+    }
+
+    /// Fails on the first key that was never asked for.
+    func rejectUnknownKeys() throws(ValidationError) {
+        for (k, _) in fields where !used.contains(k) {
+            throw ValidationError(path, "unknown key \"\(k)\"")
+        }
+    }
+
+    static func string(_ v: JSONValue, _ path: String) throws(ValidationError) -> String {
+        guard case .string(let s) = v else { throw ValidationError(path, "expected a string, got \(v.typeName)") }
+        return s
+    }
+
+    static func integer(_ v: JSONValue, _ path: String, in range: ClosedRange<Int64>) throws(ValidationError) -> Int64 {
+        guard case .number(let text) = v else { throw ValidationError(path, "expected an integer, got \(v.typeName)") }
+        guard let n = Int64(text) else {
+            throw ValidationError(path, "\(text) is not an integer in \(range.lowerBound)–\(range.upperBound)")
+        }
+        guard range.contains(n) else { throw ValidationError(path, "\(n) outside \(range.lowerBound)–\(range.upperBound)") }
+        return n
+    }
+}

@@ -1,0 +1,51 @@
+import FIB
+
+/// Per-port packet and byte counts.
+@frozen
+public struct PortCounters: Sendable {
+    public var rxPackets: UInt64 = 0
+    public var rxBytes: UInt64 = 0
+    public var txPackets: UInt64 = 0
+    public var txBytes: UInt64 = 0
+    public var dropPackets: UInt64 = 0
+    public init() {}
+}
+
+/// Per-entry (action) packet and byte counts; bytes are counted as received.
+@frozen
+public struct EntryCounters: Sendable {
+    public var packets: UInt64 = 0
+    public var bytes: UInt64 = 0
+    public init() {}
+}
+
+/// One worker's counters in raw memory: a single writer (the worker), read by the control side. Sized once at
+/// start; the data plane only increments.
+@frozen
+public struct WorkerCounters: @unchecked Sendable {
+    public let drops: UnsafeMutablePointer<UInt64>
+    public let ports: UnsafeMutablePointer<PortCounters>
+    public let entries: UnsafeMutablePointer<EntryCounters>
+    public let entryCapacity: Int
+
+    /// Allocates zeroed counters for up to `entryCapacity` actions.
+    public static func allocate(entryCapacity: Int) -> WorkerCounters {
+        let d = UnsafeMutablePointer<UInt64>.allocate(capacity: DropReason.allCases.count)
+        d.initialize(repeating: 0, count: DropReason.allCases.count)
+        let p = UnsafeMutablePointer<PortCounters>.allocate(capacity: PortID.maxCount)
+        p.initialize(repeating: PortCounters(), count: PortID.maxCount)
+        let cap = max(entryCapacity, 1)
+        let e = UnsafeMutablePointer<EntryCounters>.allocate(capacity: cap)
+        e.initialize(repeating: EntryCounters(), count: cap)
+        return WorkerCounters(drops: d, ports: p, entries: e, entryCapacity: cap)
+    }
+
+    public func deallocate() { drops.deallocate(); ports.deallocate(); entries.deallocate() }
+
+    public func drops(_ r: DropReason) -> UInt64 { drops[Int(r.rawValue)] }
+
+    /// Total dropped frames over all reasons.
+    public var totalDrops: UInt64 {
+        (1..<DropReason.allCases.count).reduce(0) { $0 + drops[$1] }
+    }
+}

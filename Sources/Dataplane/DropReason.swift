@@ -1,0 +1,87 @@
+/// Why a frame was dropped. Every reason is a counter and appears in traces (like Cilium's drop_reasons.h and
+/// VPP's error counters). Raw values are stable.
+@frozen
+public enum DropReason: UInt8, CaseIterable, Sendable {
+    /// Not dropped.
+    case none = 0
+    /// The frame ends inside a header.
+    case tooShort
+    /// Header fields are inconsistent (IP version, header or total length, UDP length).
+    case malformed
+    /// Traffic for the host (wrong destination MAC, ARP, control protocols, the host's own addresses, VXLAN on
+    /// another UDP port): the live agent leaves it to the kernel.
+    case notForUs
+    /// A labeled frame arrived on a port where MPLS is not enabled (only core ports accept labels).
+    case mplsNotEnabled
+    /// No ILM entry for the label.
+    case unknownLabel
+    /// Label 3 (implicit null) on the wire (RFC 3032 §2.1).
+    case illegalLabel
+    /// A reserved label (4–6, 8–12, 15) with no defined processing.
+    case reservedLabel
+    /// Router alert, GAL, OAM alert, or a pseudowire label with TTL 1 (VCCV): OAM, counted, not yet punted.
+    case oam
+    /// The bottom-of-stack bit is not what the entry expects.
+    case bosMismatch
+    /// Label or IP TTL ≤ 1 where it must be decremented.
+    case ttlExpired
+    /// A pseudowire control word whose first nibble is not 0 (RFC 4385).
+    case badControlWord
+    /// After the rewrite the frame exceeds the next hop's MTU (never fragmented).
+    case mtuExceeded
+    /// VXLAN with the I flag clear (RFC 7348 §5).
+    case vxlanNoIFlag
+    /// No VNI entry for the VXLAN VNI.
+    case unknownVNI
+    /// VXLAN from a remote VTEP the VNI entry does not allow.
+    case vtepNotAllowed
+    /// No FTN route for the destination in the port's VRF.
+    case noRoute
+    /// An ILM entry whose operation is drop.
+    case fibDrop
+    /// A fragmented IP packet addressed to our VTEP (the VXLAN underlay is not reassembled).
+    case underlayFragment
+    /// An IPv4 header checksum that does not verify.
+    case badIPChecksum
+    /// Not enough headroom in the frame buffer for the headers to push.
+    case noHeadroom
+    /// The frame is larger than a frame buffer (counted by the I/O layer).
+    case frameTooLong
+    /// The ingress port is not in the FIB's port table.
+    case unknownPort
+
+    /// The name used in counters, traces and JSON.
+    public var name: String {
+        switch self {
+        case .none: return "none"
+        case .tooShort: return "tooShort"
+        case .malformed: return "malformed"
+        case .notForUs: return "notForUs"
+        case .mplsNotEnabled: return "mplsNotEnabled"
+        case .unknownLabel: return "unknownLabel"
+        case .illegalLabel: return "illegalLabel"
+        case .reservedLabel: return "reservedLabel"
+        case .oam: return "oam"
+        case .bosMismatch: return "bosMismatch"
+        case .ttlExpired: return "ttlExpired"
+        case .badControlWord: return "badControlWord"
+        case .mtuExceeded: return "mtuExceeded"
+        case .vxlanNoIFlag: return "vxlanNoIFlag"
+        case .unknownVNI: return "unknownVNI"
+        case .vtepNotAllowed: return "vtepNotAllowed"
+        case .noRoute: return "noRoute"
+        case .fibDrop: return "fibDrop"
+        case .underlayFragment: return "underlayFragment"
+        case .badIPChecksum: return "badIPChecksum"
+        case .noHeadroom: return "noHeadroom"
+        case .frameTooLong: return "frameTooLong"
+        case .unknownPort: return "unknownPort"
+        }
+    }
+
+    /// The reason with this name, or nil.
+    public init?(name: String) {
+        guard let r = DropReason.allCases.first(where: { $0.name == name }) else { return nil }
+        self = r
+    }
+}

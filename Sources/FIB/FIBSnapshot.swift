@@ -1,0 +1,137 @@
+import Wire
+
+/// The immutable forwarding state a worker reads: every table the data plane consults, in raw memory.
+///
+/// Built by `FIBSnapshotBuilder` on the control side, read by workers without locks, freed by its owner with
+/// `deallocate()` once no worker can hold it. It is not an ARC object: copying the struct copies pointers.
+@frozen
+public struct FIBSnapshot: @unchecked Sendable {
+    public let generation: UInt64
+    /// ILM directory: `ILM.directorySize` page pointers.
+    public let ilmDirectory: UnsafeMutablePointer<UnsafeMutablePointer<ILMEntry>>
+    public let actions: UnsafeMutablePointer<Action>
+    public let actionCount: Int
+    public let nextHops: UnsafeMutablePointer<NextHopRecord>
+    public let nextHopCount: Int
+    /// `groupCount × ECMP.bucketCount` next-hop indices.
+    public let groupBuckets: UnsafeMutablePointer<UInt32>
+    public let groupCount: Int
+    public let vniSlots: UnsafeMutablePointer<VNISlot>
+    public let vniMask: UInt32
+    public let lpmV4: UnsafeMutablePointer<LPMSlot>
+    public let lpmV6: UnsafeMutablePointer<LPMSlot>
+    public let vrfs: UnsafeMutablePointer<VRFRecord>
+    public let vrfCount: Int
+    public let ports: UnsafeMutablePointer<PortRecord>
+    public let portCount: Int
+    /// Port addresses and allowed remote VTEPs.
+    public let addresses: UnsafeMutablePointer<IPv6Address>
+    public let addressCount: Int
+    /// Bytes this snapshot owns, for reports and the allocation tests.
+    public let bytesAllocated: Int
+
+    init(generation: UInt64, ilmDirectory: UnsafeMutablePointer<UnsafeMutablePointer<ILMEntry>>,
+         actions: UnsafeMutablePointer<Action>, actionCount: Int,
+         nextHops: UnsafeMutablePointer<NextHopRecord>, nextHopCount: Int,
+         groupBuckets: UnsafeMutablePointer<UInt32>, groupCount: Int,
+         vniSlots: UnsafeMutablePointer<VNISlot>, vniMask: UInt32,
+         lpmV4: UnsafeMutablePointer<LPMSlot>, lpmV6: UnsafeMutablePointer<LPMSlot>,
+         vrfs: UnsafeMutablePointer<VRFRecord>, vrfCount: Int,
+         ports: UnsafeMutablePointer<PortRecord>, portCount: Int,
+         addresses: UnsafeMutablePointer<IPv6Address>, addressCount: Int, bytesAllocated: Int) {
+        self.generation = generation; self.ilmDirectory = ilmDirectory
+        self.actions = actions; self.actionCount = actionCount
+        self.nextHops = nextHops; self.nextHopCount = nextHopCount
+        self.groupBuckets = groupBuckets; self.groupCount = groupCount
+        self.vniSlots = vniSlots; self.vniMask = vniMask
+        self.lpmV4 = lpmV4; self.lpmV6 = lpmV6; self.vrfs = vrfs; self.vrfCount = vrfCount
+        self.ports = ports; self.portCount = portCount
+        self.addresses = addresses; self.addressCount = addressCount; self.bytesAllocated = bytesAllocated
+    }
+
+    /// The ILM entry for a 20-bit label value: two dependent loads.
+    @inlinable @inline(__always)
+    public func ilm(_ label: UInt32) -> ILMEntry {
+        ilmDirectory[Int(label >> UInt32(ILM.pageBits))][Int(label & ILM.pageMask)]
+    }
+
+    /// The action of a VNI, or nil.
+    @inlinable @inline(__always)
+    public func vni(_ vni: UInt32) -> ActionID? {
+        let key = vni &+ 1
+        var i = VNIHash.slot(vni, mask: vniMask)
+        while true {
+            let s = vniSlots[Int(i)]
+            if s.key == key { return s.action }
+            if s.key == 0 { return nil }
+            i = (i &+ 1) & vniMask
+        }
+    }
+
+    /// Longest-prefix match of an IPv4 destination in a VRF: action index + 1, or 0.
+    @inlinable @inline(__always)
+    public func lookupV4(vrf: UInt16, _ address: UInt32) -> UInt32 {
+        let v = vrfs[Int(vrf)]
+        var best = v.v4Default
+        var node = v.v4Root
+        var shift: UInt32 = 24
+        while true {
+            let s = lpmV4[Int(node) << 8 | Int((address >> shift) & 0xFF)]
+            if s.leaf != 0 { best = s.leaf }
+            if s.child == 0 || shift == 0 { return best }
+            node = s.child
+            shift &-= 8
+        }
+    }
+
+    /// Longest-prefix match of an IPv6 destination in a VRF: action index + 1, or 0.
+    @inlinable @inline(__always)
+    public func lookupV6(vrf: UInt16, _ address: IPv6Address) -> UInt32 {
+        let v = vrfs[Int(vrf)]
+        var best = v.v6Default
+        var node = v.v6Root
+        var depth = 0
+        while depth < 16 {
+            let word = depth < 8 ? address.high : address.low
+            let byte = Int((word >> UInt64(56 - 8 * (depth & 7))) & 0xFF)
+            let s = lpmV6[Int(node) << 8 | byte]
+            if s.leaf != 0 { best = s.leaf }
+            if s.child == 0 { return best }
+            node = s.child
+            depth &+= 1
+        }
+        return best
+    }
+
+    /// The next hop a target resolves to for a flow hash.
+    @inlinable @inline(__always)
+    public func resolve(_ target: ForwardTarget, hash: UInt32) -> UnsafeMutablePointer<NextHopRecord> {
+        if target.isGroup {
+            let nh = groupBuckets[Int(target.index) &* ECMP.bucketCount &+ Int(hash & ECMP.bucketMask)]
+            return nextHops + Int(nh)
+        }
+        return nextHops + Int(target.index)
+    }
+
+    /// True when `address` is in the port's address list.
+    @inlinable @inline(__always)
+    public func portOwns(_ port: UnsafeMutablePointer<PortRecord>, _ address: IPv6Address) -> Bool {
+        var i = Int(port.pointee.addressStart)
+        let end = i + Int(port.pointee.addressCount)
+        while i < end {
+            if addresses[i] == address { return true }
+            i &+= 1
+        }
+        return false
+    }
+
+    /// Frees every table. Only the owner calls this, once no worker can still read the snapshot.
+    public func deallocate() {
+        for i in 0..<ILM.directorySize where ilmDirectory[i] != ILM.emptyPage {
+            ilmDirectory[i].deallocate()
+        }
+        ilmDirectory.deallocate()
+        actions.deallocate(); nextHops.deallocate(); groupBuckets.deallocate(); vniSlots.deallocate()
+        lpmV4.deallocate(); lpmV6.deallocate(); vrfs.deallocate(); ports.deallocate(); addresses.deallocate()
+    }
+}

@@ -1,0 +1,147 @@
+import Wire
+
+/// Assembles a `FIBSnapshot` on the control side from resolved pieces (indices, not names). The control module
+/// validates intent and calls this; the builder only lays out memory.
+public struct FIBSnapshotBuilder {
+    private var ilmPages: [Int: [ILMEntry]] = [:]
+    private var actions: [Action] = []
+    private var nextHops: [NextHopRecord] = []
+    private var groupBuckets: [UInt32] = []
+    private var vnis: [(vni: UInt32, action: ActionID)] = []
+    private var routes: [(vrf: UInt16, v6: Bool, bytes: [UInt8], length: Int, action: ActionID)] = []
+    private var vrfCount = 0
+    private var ports: [PortRecord] = []
+    private var addresses: [IPv6Address] = []
+
+    public init() {}
+
+    /// Adds a VRF and returns its index.
+    public mutating func addVRF() -> UInt16 {
+        vrfCount += 1
+        return UInt16(vrfCount - 1)
+    }
+
+    /// Appends addresses to the shared list; returns the first index.
+    public mutating func addAddresses(_ list: [IPv6Address]) -> UInt32 {
+        let start = UInt32(addresses.count)
+        addresses += list
+        return start
+    }
+
+    public mutating func addPort(_ port: PortRecord) -> PortID {
+        ports.append(port)
+        return PortID(UInt16(ports.count - 1))
+    }
+
+    public mutating func addNextHop(_ nh: NextHopRecord) -> UInt32 {
+        nextHops.append(nh)
+        return UInt32(nextHops.count - 1)
+    }
+
+    /// Adds an ECMP group over `members` (next-hop indices) named by `memberKeys`. Each bucket goes to the member with
+    /// the highest rendezvous score for (bucket, member key), so a member's buckets do not depend on the others.
+    public mutating func addGroup(members: [UInt32], memberKeys: [String]) -> UInt32 {
+        precondition(!members.isEmpty && members.count == memberKeys.count)
+        let keyHashes = memberKeys.map(FIBSnapshotBuilder.stableHash)
+        for bucket in 0..<ECMP.bucketCount {
+            var best = 0
+            var bestScore: UInt64 = 0
+            for m in 0..<members.count {
+                let score = FIBSnapshotBuilder.mix64(keyHashes[m] ^ UInt64(bucket) &* 0x9E37_79B9_7F4A_7C15)
+                if m == 0 || score > bestScore { best = m; bestScore = score }
+            }
+            groupBuckets.append(members[best])
+        }
+        return UInt32(groupBuckets.count / ECMP.bucketCount - 1)
+    }
+
+    public mutating func addAction(_ a: Action) -> ActionID {
+        actions.append(a)
+        return ActionID(UInt32(actions.count - 1))
+    }
+
+    public mutating func setILM(_ label: UInt32, _ entry: ILMEntry) {
+        let page = Int(label >> UInt32(ILM.pageBits))
+        var p = ilmPages[page] ?? [ILMEntry](repeating: .empty, count: ILM.pageSize)
+        p[Int(label & ILM.pageMask)] = entry
+        ilmPages[page] = p
+    }
+
+    public mutating func setVNI(_ vni: UInt32, _ action: ActionID) { vnis.append((vni, action)) }
+
+    /// Adds a route; `bytes` is the address in wire order (4 or 16 bytes).
+    public mutating func addRoute(vrf: UInt16, v6: Bool, bytes: [UInt8], length: Int, action: ActionID) {
+        routes.append((vrf, v6, bytes, length, action))
+    }
+
+    /// Lays everything out in raw memory.
+    public func build(generation: UInt64) -> FIBSnapshot {
+        var bytes = 0
+        func copy<T>(_ a: [T], minimum: Int = 1) -> UnsafeMutablePointer<T> {
+            let p = UnsafeMutablePointer<T>.allocate(capacity: max(a.count, minimum))
+            a.withUnsafeBufferPointer { b in if let base = b.baseAddress { p.initialize(from: base, count: a.count) } }
+            bytes += MemoryLayout<T>.stride * max(a.count, minimum)
+            return p
+        }
+        let dir = UnsafeMutablePointer<UnsafeMutablePointer<ILMEntry>>.allocate(capacity: ILM.directorySize)
+        dir.initialize(repeating: ILM.emptyPage, count: ILM.directorySize)
+        bytes += MemoryLayout<UnsafeMutablePointer<ILMEntry>>.stride * ILM.directorySize
+        for (page, entries) in ilmPages { dir[page] = copy(entries) }
+
+        // VNI table: power of two ≥ 2 × count, at least 16.
+        var cap = 16
+        while cap < vnis.count * 2 { cap <<= 1 }
+        var slots = [VNISlot](repeating: VNISlot(key: 0, action: ActionID(0)), count: cap)
+        let mask = UInt32(cap - 1)
+        for (vni, action) in vnis {
+            var i = VNIHash.slot(vni, mask: mask)
+            while slots[Int(i)].key != 0 { i = (i &+ 1) & mask }
+            slots[Int(i)] = VNISlot(key: vni &+ 1, action: action)
+        }
+
+        // LPM: one root per VRF and family; prefixes in ascending length.
+        var v4 = LPMBuilder(), v6 = LPMBuilder()
+        var vrfRecords: [VRFRecord] = []
+        for _ in 0..<max(vrfCount, 1) {
+            vrfRecords.append(VRFRecord(v4Root: v4.newNode(), v6Root: v6.newNode(), v4Default: 0, v6Default: 0))
+        }
+        for r in routes.sorted(by: { $0.length < $1.length }) {
+            let leaf = r.action.rawValue + 1
+            if r.length == 0 {
+                if r.v6 { vrfRecords[Int(r.vrf)].v6Default = leaf } else { vrfRecords[Int(r.vrf)].v4Default = leaf }
+            } else if r.v6 {
+                v6.insert(root: vrfRecords[Int(r.vrf)].v6Root, bytes: r.bytes, length: r.length, leaf: leaf)
+            } else {
+                v4.insert(root: vrfRecords[Int(r.vrf)].v4Root, bytes: r.bytes, length: r.length, leaf: leaf)
+            }
+        }
+        var a = actions
+        if a.isEmpty { a.append(Action()) }
+        return FIBSnapshot(
+            generation: generation, ilmDirectory: dir,
+            actions: copy(a), actionCount: actions.count,
+            nextHops: copy(nextHops), nextHopCount: nextHops.count,
+            groupBuckets: copy(groupBuckets), groupCount: groupBuckets.count / ECMP.bucketCount,
+            vniSlots: copy(slots), vniMask: mask,
+            lpmV4: copy(v4.nodes), lpmV6: copy(v6.nodes),
+            vrfs: copy(vrfRecords), vrfCount: vrfRecords.count,
+            ports: copy(ports), portCount: ports.count,
+            addresses: copy(addresses), addressCount: addresses.count,
+            bytesAllocated: bytes)
+    }
+
+    /// FNV-1a over UTF-8: stable across runs and platforms (Swift's Hasher is seeded per process).
+    static func stableHash(_ s: String) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        return h
+    }
+
+    /// SplitMix64 finaliser.
+    static func mix64(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,39 @@
+import Wire
+
+/// One entry of the incoming label map: 8 bytes, so a 4096-entry page is 32 KiB.
+@frozen
+public struct ILMEntry: Sendable {
+    /// The action to run; meaningful when `operation != .none`.
+    public var action: ActionID
+    public var operation: Operation
+    public var flags: UInt8
+    public var payload: Payload
+    public var reserved: UInt8
+
+    @inlinable
+    public init(action: ActionID, operation: Operation, flags: UInt8, payload: Payload, reserved: UInt8 = 0) {
+        self.action = action; self.operation = operation; self.flags = flags; self.payload = payload
+        self.reserved = reserved
+    }
+
+    public static let empty = ILMEntry(action: ActionID(0), operation: .none, flags: 0, payload: .mpls, reserved: 0)
+}
+
+/// The label table: a 256-pointer directory over 4096-entry pages, indexed by the 20-bit label (like VPP's
+/// `mpls_fib` and Linux's `platform_labels`). A lookup is two dependent loads with no hashing; a commit that changes
+/// one label copies one page.
+///
+/// Unused directory slots point at one shared, all-empty page so that the lookup has no nil test.
+public enum ILM {
+    public static let pageBits = 12
+    public static let pageSize = 1 << pageBits
+    public static let directorySize = 1 << (20 - pageBits)
+    public static let pageMask: UInt32 = UInt32(pageSize - 1)
+
+    /// The shared empty page; never freed.
+    nonisolated(unsafe) public static let emptyPage: UnsafeMutablePointer<ILMEntry> = {
+        let p = UnsafeMutablePointer<ILMEntry>.allocate(capacity: pageSize)
+        p.initialize(repeating: .empty, count: pageSize)
+        return p
+    }()
+}

@@ -35,6 +35,7 @@ public enum FIBCodec {
         var r = try ObjectReader(v, path: path)
         let name = try r.string("name")
         let el = "\(path) (\(name))"
+        r.path = el
         let roleText = try r.string("role")
         guard let role = PortRole.allCases.first(where: { $0.name == roleText }) else {
             throw ValidationError("\(el).role", "\"\(roleText)\" is not core, dc or vrf")
@@ -81,6 +82,7 @@ public enum FIBCodec {
         var r = try ObjectReader(v, path: path)
         let name = try r.string("name")
         let el = "\(path) (\(name))"
+        r.path = el
         let src = try r.optionalString("sourceMac")
         let nh = NextHopSpec(
             name: name, port: try r.string("port"), mac: try mac(try r.string("mac"), "\(el).mac"),
@@ -95,6 +97,7 @@ public enum FIBCodec {
         var r = try ObjectReader(v, path: path)
         let label = UInt32(try r.integer("label", in: 0...Int64(UInt32.max)))
         let el = "\(path) (label \(label))"
+        r.path = el
         let opText = try r.string("op")
         let op: ILMOperationSpec
         switch opText {
@@ -132,6 +135,7 @@ public enum FIBCodec {
         var r = try ObjectReader(v, path: path)
         let vni = UInt32(try r.integer("vni", in: 0...Int64(UInt32.max)))
         let el = "\(path) (vni \(vni))"
+        r.path = el
         _ = try ttlMode(&r, el, l2: true)
         let e = VNIEntrySpec(
             vni: vni, push: try labels(try r.array("push"), "\(el).push"),
@@ -147,6 +151,7 @@ public enum FIBCodec {
         var r = try ObjectReader(v, path: path)
         let prefixText = try r.string("prefix")
         let el = "\(path) (\(prefixText))"
+        r.path = el
         let (address, length) = try prefix(prefixText, "\(el).prefix")
         let e = FTNEntrySpec(
             vrf: try r.optionalString("vrf") ?? "default", prefix: address, length: length,

@@ -3,7 +3,8 @@ import Control
 /// Reads one JSON object's fields by name, with errors naming the element (`ilm[3].out`) and a check that no
 /// unknown key was given (a typo must not silently become a default).
 struct ObjectReader {
-    let path: String
+    /// The element named in errors; decoders refine it once they know the entry's key.
+    var path: String
     let fields: [(String, JSONValue)]
     private(set) var used = Set<String>()
 

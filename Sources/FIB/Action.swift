@@ -68,6 +68,7 @@ public struct Action {
     /// vxlanToMPLS: number of allowed remote VTEPs; popToVXLAN: the outer IPv4 header's partial checksum.
     public var auxCount: UInt32
     public var reserved: UInt32 = 0
+    public var reserved2: UInt64 = 0
     public var area: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
                       UInt64, UInt64, UInt64, UInt64)
 

@@ -6,7 +6,7 @@ from MPLSGate's output. Run: /usr/bin/python3 Tests/Fixtures/make_fixtures.py  (
 examples/sample.pcapng). The FIB and ports are examples/config.json and examples/fib.json.
 """
 import json, os, struct, sys
-from scapy.all import Ether, Dot1Q, IP, IPv6, UDP, TCP, ICMP, Raw, ARP, IPOption_RR
+from scapy.all import Ether, Dot1Q, IP, IPv6, UDP, TCP, ICMP, Raw, ARP, IPOption_RR, Padding
 from scapy.contrib.mpls import MPLS
 from scapy.layers.vxlan import VXLAN
 
@@ -105,15 +105,15 @@ fwd("swap to explicit null (label 0) out", "core0", on("core0", L(113, ttl=5, s=
     one("p1", out("p1", L(0, ttl=4, s=1) / payload)))
 fwd("VLAN-tagged input is accepted, tag removed", "core0", on("core0", L(100, ttl=9, s=1) / payload, vlan=7),
     one("p1", out("p1", L(200, ttl=8, s=1) / payload)))
-fwd("64-byte frame (Ethernet padding kept after the labels)", "core0",
-    on("core0", L(100, ttl=9, s=1) / Raw(b"\x45" + b"\x00" * 41)),
-    one("p1", out("p1", L(200, ttl=8, s=1) / Raw(b"\x45" + b"\x00" * 41))))
+tiny = IP(src="192.168.1.10", dst="203.0.113.5", ttl=9, id=7, proto=253) / Padding(b"\x00" * 22)
+fwd("64-byte frame (60 + FCS): Ethernet padding kept after the labels", "core0",
+    on("core0", L(100, ttl=9, s=1) / tiny), one("p1", out("p1", L(200, ttl=8, s=1) / tiny)))
 big = ip4(payload=UDP(sport=1, dport=2) / Raw(b"j" * (9000 - 14 - 4 - 20 - 8)))
 fwd("9000-byte frame swapped to 16 labels on a jumbo next hop", "core1",
     on("core1", L(108, ttl=100, s=1) / big), one("jumbo", out("jumbo", stack16 / big)))
-drop("MTU exceeded after the rewrite", "core0", on("core0", L(111, ttl=9, s=1) / ip4(payload=Raw(b"m" * 80))), "mtuExceeded")
-fwd("MTU exactly met is forwarded", "core0", on("core0", L(111, ttl=9, s=1) / ip4(payload=Raw(b"m" * 76))),
-    one("small", out("small", L(211, ttl=8, s=1) / ip4(payload=Raw(b"m" * 76)))))
+drop("MTU exceeded after the rewrite", "core0", on("core0", L(111, ttl=9, s=1) / ip4(proto=253, payload=Raw(b"m" * 80))), "mtuExceeded")
+fwd("MTU exactly met is forwarded", "core0", on("core0", L(111, ttl=9, s=1) / ip4(proto=253, payload=Raw(b"m" * 76))),
+    one("small", out("small", L(211, ttl=8, s=1) / ip4(proto=253, payload=Raw(b"m" * 76)))))
 drop("unknown label", "core0", on("core0", L(4242, ttl=9, s=1) / payload), "unknownLabel")
 drop("ILM drop entry", "core0", on("core0", L(112, ttl=9, s=1) / payload), "fibDrop")
 fwd("ECMP: swap via a group takes one of its members", "core0", on("core0", L(110, ttl=9, s=1) / payload),
@@ -217,9 +217,9 @@ bad[ETH + 10] ^= 0xFF
 drop("IPv4 header checksum wrong", "vrf0", bytes(bad), "badIPChecksum")
 drop("IPv4 total length beyond the frame", "vrf0", on("vrf0", IP(dst="203.0.113.5", len=200) / Raw(b"z" * 10)), "malformed")
 fwd("IPv4 with options is routed, options kept", "vrf0",
-    on("vrf0", IP(src="192.168.1.10", dst="203.0.113.5", ttl=9, id=7, options=[IPOption_RR(routers=["1.2.3.4"])]) / Raw(b"o" * 8)),
+    on("vrf0", IP(src="192.168.1.10", dst="203.0.113.5", ttl=9, id=7, options=[IPOption_RR(routers=["1.2.3.4"])], proto=253) / Raw(b"o" * 8)),
     one("p1", out("p1", L(16001, ttl=8) / L(24001, ttl=8, s=1)
-                  / IP(src="192.168.1.10", dst="203.0.113.5", ttl=8, id=7, options=[IPOption_RR(routers=["1.2.3.4"])]) / Raw(b"o" * 8))))
+                  / IP(src="192.168.1.10", dst="203.0.113.5", ttl=8, id=7, options=[IPOption_RR(routers=["1.2.3.4"])], proto=253) / Raw(b"o" * 8))))
 fwd("Ethernet padding after a short IPv4 packet is trimmed", "vrf0",
     Ether(dst=MAC["vrf0"], src=PEER, type=0x0800) / Raw(bytes(IP(src="192.168.1.10", dst="192.0.2.200", ttl=9, id=7, proto=253)) + b"\xab" * 40),
     one("p2", out("p2", IP(src="192.168.1.10", dst="192.0.2.200", ttl=8, id=7, proto=253))))

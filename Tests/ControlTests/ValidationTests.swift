@@ -1,0 +1,122 @@
+import Testing
+import Wire
+import FIB
+import Control
+import ControlServer
+
+/// Bad documents are refused with an error naming the element; nothing is compiled.
+@Suite struct ValidationTests {
+    static let config = """
+        {"version":1,"ports":[{"name":"core0","mac":"02:00:00:00:00:01","role":"core"},
+          {"name":"dc0","mac":"02:00:00:00:00:03","role":"dc","vteps":["192.0.2.1"]}]}
+        """
+    static let nh = #"{"name":"p1","port":"core0","mac":"02:aa:00:00:00:01"}"#
+
+    func compile(_ body: String) throws(ValidationError) {
+        let cfg = try FIBCodec.decodeConfig(Array(Self.config.utf8))
+        let fib = try FIBCodec.decodeFIB(Array(#"{"version":1,"nextHops":[\#(Self.nh)],"# .utf8) + Array(body.utf8) + Array("}".utf8))
+        try FIBCompiler.compile(config: cfg, fib: fib).snapshot.deallocate()
+    }
+
+    @Test func validFIBCompiles() throws {
+        try compile(#""ilm":[{"label":16,"op":"swap","out":[0],"via":"p1"},{"label":1048575,"op":"swap","out":[3],"payload":"ipv4","via":"p1"}]"#)
+    }
+
+    static let bad: [(String, String, String)] = [
+        (#""ilm":[{"label":15,"op":"pop"}]"#, "ilm[0] (label 15)", "reserved"),
+        (#""ilm":[{"label":0,"op":"pop"}]"#, "ilm[0] (label 0)", "reserved"),
+        (#""ilm":[{"label":1048576,"op":"pop"}]"#, "ilm[0] (label 1048576)", "above 1048575"),
+        (#""ilm":[{"label":16,"op":"swap","out":[1048576],"via":"p1"}]"#, "ilm[0] (label 16).out[0]", "outside"),
+        (#""ilm":[{"label":16,"op":"swap","out":[3,100],"via":"p1"}]"#, "ilm[0] (label 16).out[0]", "reserved"),
+        (#""ilm":[{"label":16,"op":"swap","out":[1],"via":"p1"}]"#, "ilm[0] (label 16).out[0]", "reserved"),
+        (#""ilm":[{"label":16,"op":"swap","out":[],"via":"p1"}]"#, "ilm[0] (label 16).out", "at least one"),
+        (#""ilm":[{"label":16,"op":"swap","out":[17,17,17,17,17,17,17,17,17,17,17,17,17,17,17,17,17],"via":"p1"}]"#, "ilm[0] (label 16).out", "at most 16"),
+        (#""ilm":[{"label":16,"op":"swap","out":[3],"via":"p1"}]"#, "ilm[0] (label 16)", "payload"),
+        (#""ilm":[{"label":16,"op":"swap","out":[20],"via":"nowhere"}]"#, "ilm[0] (label 16)", "nowhere"),
+        (#""ilm":[{"label":16,"op":"pop"},{"label":16,"op":"drop"}]"#, "ilm[1] (label 16)", "duplicate"),
+        (#""ilm":[{"label":16,"op":"jump"}]"#, "ilm[0] (label 16).op", "not swap"),
+        (#""ilm":[{"label":16,"op":"pop","tllMode":"pipe"}]"#, "ilm[0] (label 16)", "unknown key"),
+        (#""ilm":[{"label":16,"op":"popToVXLAN","vni":1,"localVtep":"192.0.2.1","remoteVtep":"192.0.2.2","via":"p1","ttlMode":"uniform"}]"#, "ilm[0] (label 16).ttlMode", "pipe only"),
+        (#""ilm":[{"label":16,"op":"popToVXLAN","vni":16777216,"localVtep":"192.0.2.1","remoteVtep":"192.0.2.2","via":"p1"}]"#, "ilm[0] (label 16)", "vni"),
+        (#""ilm":[{"label":16,"op":"popToVXLAN","vni":1,"localVtep":"192.0.2.1","remoteVtep":"2001:db8::2","via":"p1"}]"#, "ilm[0] (label 16)", "family"),
+        (#""ilm":[{"label":16,"op":"popToIP","payload":"ipv4"}]"#, "ilm[0] (label 16)", "exactly one"),
+        (#""ilm":[{"label":16,"op":"popToIP","payload":"ipv4","vrf":"red"}]"#, "ilm[0] (label 16)", "red"),
+        (#""vni":[{"vni":16777216,"push":[100],"via":"p1","allowedVteps":["192.0.2.2"]}]"#, "vni[0] (vni 16777216)", "above"),
+        (#""vni":[{"vni":5,"push":[100,2],"via":"p1","allowedVteps":["192.0.2.2"]}]"#, "vni[0] (vni 5).push", "service label"),
+        (#""vni":[{"vni":5,"push":[100],"via":"p1","allowedVteps":[]}]"#, "vni[0] (vni 5)", "allowedVTEPs"),
+        (#""vni":[{"vni":5,"push":[100],"via":"p1","allowedVteps":["192.0.2.2"],"ttlMode":"uniform"}]"#, "vni[0] (vni 5).ttlMode", "pipe only"),
+        (#""vni":[{"vni":5,"push":[100],"via":"p1","allowedVteps":["192.0.2.2"]},{"vni":5,"push":[100],"via":"p1","allowedVteps":["192.0.2.2"]}]"#, "vni[1] (vni 5)", "duplicate"),
+        (#""ftn":[{"prefix":"10.0.0.1/8","via":"p1"}]"#, "ftn[0] (default:10.0.0.1/8)", "beyond the prefix"),
+        (#""ftn":[{"prefix":"10.0.0.0/33","via":"p1"}]"#, "ftn[0] (default:10.0.0.0/33)", "outside"),
+        (#""ftn":[{"prefix":"10.0.0.0","via":"p1"}]"#, "ftn[0] (10.0.0.0).prefix", "ADDRESS/LENGTH"),
+        (#""ftn":[{"prefix":"10.0.0.0/8","via":"p1","vrf":"nope"}]"#, "ftn[0] (nope:10.0.0.0/8)", "nope"),
+        (#""ecmpGroups":[{"name":"g","members":[]}]"#, "ecmpGroups[0] (g)", "at least one"),
+        (#""ecmpGroups":[{"name":"g","members":["p1","p1"]}]"#, "ecmpGroups[0] (g).members[1]", "duplicate"),
+        (#""ecmpGroups":[{"name":"p1","members":["p1"]}]"#, "ecmpGroups[0] (p1)", "duplicate"),
+        (#""ecmpGroups":[{"name":"g","members":["zz"]}]"#, "ecmpGroups[0] (g).members[0]", "not a next hop"),
+        (#""ilm":[{"label":"16","op":"pop"}]"#, "ilm[0].label", "expected an integer"),
+        (#""ilm":[{"label":16.5,"op":"pop"}]"#, "ilm[0].label", "not an integer"),
+        (#""ilm":{"label":16}"#, "fib.ilm", "expected an array"),
+        (#""ilm":[{"label":16,"op":"pop"}],"ilm":[]"#, "json", "duplicate key"),
+        (#""ilm":[{"label":16,"op":"pop"}"#, "json", "expected"),
+    ]
+
+    @Test("bad FIB", arguments: 0..<bad.count)
+    func badFIB(_ i: Int) {
+        let (body, element, phrase) = Self.bad[i]
+        do {
+            try compile(body)
+            Issue.record("accepted: \(body)")
+        } catch {
+            #expect(error.element == element, "\(body) → \(error)")
+            #expect(error.description.contains(phrase), "\(body) → \(error)")
+        }
+    }
+
+    @Test func nextHopReferencingAMissingPort() {
+        let cfg = try! FIBCodec.decodeConfig(Array(Self.config.utf8))
+        let fib = FIBSpec(nextHops: [NextHopSpec(name: "x", port: "core9", mac: MACAddress(value: 1))])
+        #expect(throws: ValidationError("nextHops[0] (x)", "port \"core9\" is not in the config")) {
+            try FIBCompiler.compile(config: cfg, fib: fib)
+        }
+    }
+
+    @Test func badConfigs() {
+        let cases: [(String, String)] = [
+            (#"{"version":2,"ports":[]}"#, "version"),
+            (#"{"version":1,"ports":[]}"#, "ports"),
+            (#"{"version":1,"ports":[{"name":"a","mac":"02:00:00:00:00:01","role":"dc"}]}"#, "ports[0] (a)"),
+            (#"{"version":1,"ports":[{"name":"a","mac":"zz","role":"core"}]}"#, "ports[0] (a).mac"),
+            (#"{"version":1,"ports":[{"name":"a","mac":"02:00:00:00:00:01","role":"edge"}]}"#, "ports[0] (a).role"),
+        ]
+        for (text, element) in cases {
+            do {
+                let c = try FIBCodec.decodeConfig(Array(text.utf8))
+                try validate(c)
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect(error.element == element, "\(text) → \(error)")
+            }
+        }
+    }
+}
+
+@Suite struct JSONTests {
+    @Test func parsesAndRoundTrips() throws {
+        let text = #"{"a":[1,-2.5e3,true,false,null,"x\"\\\/\n\u00e9\ud83d\ude00"],"b":{}}"#
+        let v = try JSONParser.parse(text)
+        #expect(try JSONParser.parse(JSONWriter.write(v)) == v)
+    }
+
+    @Test func rejectsBadInput() {
+        let bad: [[UInt8]] = [
+            Array("".utf8), Array("{".utf8), Array("[1,]".utf8), Array("01".utf8), Array("{\"a\":1,\"a\":2}".utf8),
+            Array("\"\u{01}\"".utf8), Array("[1] x".utf8), Array("\"\\ud800\"".utf8), Array("nul".utf8),
+            [0x22, 0xFF, 0xFE, 0x22],  // invalid UTF-8
+            Array(String(repeating: "[", count: 100).utf8) + Array(String(repeating: "]", count: 100).utf8),
+        ]
+        for b in bad {
+            #expect(throws: JSONSyntaxError.self, "\(b)") { try JSONParser.parse(b) }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import Foundation
+import Testing
+
+/// `mplsgate replay` end to end: the real binary, real pcap/pcapng files, outputs compared with the scapy-built
+/// expectations and judged by tshark.
+@Suite(.serialized) struct ReplayTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let binary: URL = {
+        // The test runner lives next to the package's executables in the build folder.
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("mplsgate").path) && dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("mplsgate")
+    }()
+
+    let tmp: URL = {
+        let u = FileManager.default.temporaryDirectory.appendingPathComponent("mplsgate-replay-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        return u
+    }()
+
+    @discardableResult
+    func run(_ exe: String, _ args: [String]) throws -> (Int32, String, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    /// Frames of a classic pcap file, read by hand (not by libpcap, which wrote it).
+    func pcapFrames(_ url: URL) throws -> [[UInt8]] {
+        let d = [UInt8](try Data(contentsOf: url))
+        #expect(d.count >= 24 && d[0] == 0xD4 && d[1] == 0xC3 && d[2] == 0xB2 && d[3] == 0xA1)
+        var frames: [[UInt8]] = []
+        var i = 24
+        func u32(_ o: Int) -> Int { Int(d[o]) | Int(d[o + 1]) << 8 | Int(d[o + 2]) << 16 | Int(d[o + 3]) << 24 }
+        while i + 16 <= d.count {
+            let n = u32(i + 8)
+            frames.append(Array(d[(i + 16)..<(i + 16 + n)]))
+            i += 16 + n
+        }
+        return frames
+    }
+
+    func cases() throws -> [[String: Any]] {
+        let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.root.appendingPathComponent("Tests/Fixtures/cases.json"))) as! [String: Any]
+        return doc["cases"] as! [[String: Any]]
+    }
+
+    func hex(_ s: String) -> [UInt8] {
+        stride(from: 0, to: s.count, by: 2).map { i in
+            let a = s.index(s.startIndex, offsetBy: i)
+            return UInt8(s[a..<s.index(a, offsetBy: 2)], radix: 16)!
+        }
+    }
+
+    func replaySample(_ extra: [String] = []) throws -> (Int32, String, String) {
+        try run(Self.binary.path, ["replay", "--config", Self.root.appendingPathComponent("examples/config.json").path,
+                                   "--fib", Self.root.appendingPathComponent("examples/fib.json").path,
+                                   "--in", Self.root.appendingPathComponent("examples/sample.pcapng").path, "--quiet"] + extra)
+    }
+
+    @Test func sampleReplayMatchesExpectationsInOrder() throws {
+        let out = tmp.appendingPathComponent("out.pcap"), drops = tmp.appendingPathComponent("drops.pcap")
+        let dir = tmp.appendingPathComponent("ports")
+        let (rc, stdout, stderr) = try replaySample(["--out", out.path, "--drops", drops.path, "--out-dir", dir.path, "--json"])
+        #expect(rc == 0, "\(stderr)")
+        let summary = try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as! [String: Any]
+        let all = try cases()
+        let forwarded = all.filter { $0["verdict"] as! String == "forward" }
+        #expect(summary["framesIn"] as? Int == all.count)
+        #expect(summary["framesOut"] as? Int == forwarded.count)
+        let frames = try pcapFrames(out)
+        #expect(frames.count == forwarded.count)
+        for (frame, c) in zip(frames, forwarded) {
+            let ok = (c["expect"] as! [[String: Any]]).contains { e in
+                var want = hex(e["bytes"] as! String), got = frame
+                guard want.count == got.count else { return false }
+                for m in e["mask"] as! [[Int]] { for i in m[0]..<(m[0] + m[1]) { want[i] = 0; got[i] = 0 } }
+                return want == got
+            }
+            #expect(ok, "\(c["name"]!)")
+        }
+        // The drop file holds the dropped inputs, unchanged.
+        let dropped = all.filter { $0["verdict"] as! String == "drop" }.map { hex($0["input"] as! String) }
+        #expect(try pcapFrames(drops) == dropped)
+        // Per-port files partition the output.
+        var perPort = 0
+        for p in ["core0", "core1", "dc0", "vrf0"] { perPort += try pcapFrames(dir.appendingPathComponent("\(p).pcap")).count }
+        #expect(perPort == forwarded.count)
+        let drops_ = summary["drops"] as! [String: Int]
+        #expect(drops_.values.reduce(0, +) == dropped.count)
+    }
+
+    @Test func tsharkFindsNoMalformedFrameAndNoError() throws {
+        let out = tmp.appendingPathComponent("out.pcap")
+        #expect(try replaySample(["--out", out.path]).0 == 0)
+        let (rc, text, err) = try run("/usr/bin/tshark", [
+            "-r", out.path, "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
+            "-d", "mpls.label==1000,pwethnocw", "-d", "mpls.label==1001,pwethcw", "-d", "mpls.label==1002,pwethcw",
+            "-T", "fields", "-e", "frame.number", "-e", "_ws.malformed", "-e", "_ws.expert.severity", "-e", "vxlan.vni",
+            "-e", "mpls.label"])
+        #expect(rc == 0, "\(err)")
+        let rows = text.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        #expect(rows.count == (try cases()).filter { $0["verdict"] as! String == "forward" }.count)
+        for r in rows {
+            #expect(r[1].isEmpty, "frame \(r[0]) malformed")
+            // Expert severities: 8388608 is "error"; notes (TTL 1) and chats are fine.
+            #expect(!r[2].split(separator: ",").contains { Int($0) ?? 0 >= 8_388_608 }, "frame \(r[0]) has an expert error")
+        }
+        // tshark sees the VNIs we encapsulated and the service labels we pushed.
+        #expect(Set(rows.map { $0[3] }).isSuperset(of: ["5000", "5001", "5002"]))
+        #expect(rows.contains { $0[4].hasPrefix("16001,1000") })
+    }
+
+    @Test func classicPcapNeedsIngressAndUsesIt() throws {
+        // Write a classic pcap of three frames on core0 with libpcap's own writer (mplsgate's --drops output).
+        let drops = tmp.appendingPathComponent("d.pcap")
+        _ = try replaySample(["--drops", drops.path])
+        let (rc1, _, e1) = try run(Self.binary.path, ["replay", "--config", Self.root.appendingPathComponent("examples/config.json").path,
+                                                     "--fib", Self.root.appendingPathComponent("examples/fib.json").path, "--in", drops.path])
+        #expect(rc1 == 1 && e1.contains("--ingress"))
+        let (rc2, out, e2) = try run(Self.binary.path, ["replay", "--config", Self.root.appendingPathComponent("examples/config.json").path,
+                                                       "--fib", Self.root.appendingPathComponent("examples/fib.json").path,
+                                                       "--in", drops.path, "--ingress", "core0", "--json"])
+        #expect(rc2 == 0, "\(e2)")
+        let s = try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [String: Any]
+        #expect(s["framesOut"] as? Int == 0, "dropped frames stay dropped when replayed again on core0 (most are core0 cases)")
+    }
+
+    @Test func badInputsGiveClearErrors() throws {
+        let cfg = Self.root.appendingPathComponent("examples/config.json").path
+        let fib = Self.root.appendingPathComponent("examples/fib.json").path
+        let junk = tmp.appendingPathComponent("junk.pcap")
+        try Data("not a capture at all".utf8).write(to: junk)
+        let badFIB = tmp.appendingPathComponent("bad.json")
+        try Data(#"{"version":1,"ilm":[{"label":7,"op":"pop"}]}"#.utf8).write(to: badFIB)
+        let cases: [([String], Int32, String)] = [
+            (["replay", "--config", cfg, "--fib", fib, "--in", junk.path, "--ingress", "core0"], 1, "junk.pcap"),
+            (["replay", "--config", cfg, "--fib", fib, "--in", "/nonexistent.pcap", "--ingress", "core0"], 1, "nonexistent"),
+            (["replay", "--config", cfg, "--fib", badFIB.path, "--in", junk.path], 1, "ilm[0] (label 7)"),
+            (["replay", "--config", cfg, "--fib", fib], 2, "--in"),
+            (["replay", "--bogus"], 2, "unknown option"),
+            (["frobnicate"], 2, "unknown command"),
+        ]
+        for (args, code, phrase) in cases {
+            let (rc, _, err) = try run(Self.binary.path, args)
+            #expect(rc == code, "\(args): \(rc) \(err)")
+            #expect(err.contains(phrase), "\(args): \(err)")
+        }
+    }
+
+    @Test func truncatedPcapngIsAnErrorNotACrash() throws {
+        let data = try Data(contentsOf: Self.root.appendingPathComponent("examples/sample.pcapng"))
+        let cut = tmp.appendingPathComponent("cut.pcapng")
+        try data.prefix(data.count / 2 + 3).write(to: cut)
+        let (rc, _, err) = try run(Self.binary.path, ["replay", "--config", Self.root.appendingPathComponent("examples/config.json").path,
+                                                     "--fib", Self.root.appendingPathComponent("examples/fib.json").path, "--in", cut.path])
+        #expect(rc == 1 && err.contains("truncated"), "\(err)")
+    }
+}

@@ -1,0 +1,24 @@
+// swift-tools-version:6.1
+// MPLSGate benchmarks (package-benchmark). Run from this folder:
+//   swift package --allow-writing-to-package-directory benchmark
+// A separate package so the main build stays dependency-free and CI builds this only for the smoke pass.
+import PackageDescription
+
+let package = Package(
+    name: "MPLSGateBenchmarks",
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "Pipeline",
+            dependencies: [
+                .product(name: "MPLSGateCore", package: "main"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/Pipeline",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)

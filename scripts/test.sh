@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The README's test command (and CI's): set up this machine, check that the committed fixtures are exactly what
+# their scapy script makes, build and run every test, run the demo, and a short benchmark smoke pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+
+echo "== fixtures: regenerate with scapy and compare with the committed files"
+/usr/bin/python3 Tests/Fixtures/make_fixtures.py
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  git diff --exit-code --stat -- Tests/Fixtures/cases.json examples/sample.pcapng \
+    || { echo "fixtures differ from Tests/Fixtures/make_fixtures.py's output: regenerate and commit"; exit 1; }
+fi
+
+echo "== unit, fixture and replay tests (debug build)"
+swift build --build-tests
+swift test --skip-build
+
+echo "== demo (the README's first command)"
+demo_log=$(mktemp)
+scripts/demo.sh | tee "$demo_log" | tail -n 5
+grep -q "frames in, .* forwarded" "$demo_log" || { echo "demo: no replay summary"; exit 1; }
+grep -q "16001,1000" "$demo_log" || { echo "demo: tshark did not show the VXLAN->MPLS label stack"; exit 1; }
+rm -f "$demo_log"
+
+echo "== benchmark smoke pass (no timing assertions; allocations per batch must be 0)"
+if [ "${SKIP_BENCHMARKS:-0}" != 1 ]; then
+  bench_log=$(mktemp)
+  (cd Benchmarks && swift package --allow-writing-to-package-directory benchmark --no-progress) > "$bench_log" 2>&1 \
+    || { tail -n 40 "$bench_log"; exit 1; }
+  grep -E "^(swap|VXLAN|restore)|Malloc \(total\)" "$bench_log" || true
+  if grep -E "Malloc \(total\)" "$bench_log" | grep -vqE "│ +0 │ +0 │ +0 │"; then
+    echo "benchmark: the pipeline allocated"; exit 1
+  fi
+  rm -f "$bench_log"
+fi
+echo "== all tests passed"

@@ -7,14 +7,14 @@ import PackageDescription
 let package = Package(
     name: "MPLSGateBenchmarks",
     dependencies: [
-        .package(path: ".."),
+        .package(name: "MPLSGate", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         .executableTarget(
             name: "Pipeline",
             dependencies: [
-                .product(name: "MPLSGateCore", package: "main"),
+                .product(name: "MPLSGateCore", package: "MPLSGate"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/Pipeline",

@@ -29,7 +29,6 @@ let package = Package(
         .executableTarget(name: "mplsgate", dependencies: ["Wire", "FIB", "Dataplane", "Control", "ControlServer", "IO"]),
 
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "FIBTests", dependencies: ["FIB", "Control", "ControlServer"]),
         .testTarget(name: "DataplaneTests", dependencies: ["Wire", "FIB", "Dataplane", "Control", "ControlServer"]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "ControlServer", "Wire"]),
         .testTarget(name: "ReplayTests", dependencies: ["IO", "Dataplane", "Control", "ControlServer"]),

@@ -198,29 +198,13 @@ public enum Pipeline {
                 if payloadStart + 4 > end { return .dropped(.tooShort) }
                 if action.pointee.isUniform { b.setU8(payloadStart + 3, newTTL) }
                 etherType = EtherType.mpls
-            case .ipv4:
+            case .ipv4, .ipv6:
                 if !lse.bottomOfStack { return .dropped(.bosMismatch) }
-                guard let e = checkedIPv4(b, ip: payloadStart, end: end) else { return .dropped(.malformed) }
-                if action.pointee.isUniform {
-                    IPv4.setTTL(b, at: payloadStart, newTTL)
-                } else {
-                    if b.u8(payloadStart + IPv4.ttlOffset) <= 1 { return .dropped(.ttlExpired) }
-                    IPv4.decrementTTL(b, at: payloadStart)
-                }
-                _ = e
-                etherType = EtherType.ipv4
-            case .ipv6:
-                if !lse.bottomOfStack { return .dropped(.bosMismatch) }
-                if payloadStart + IPv6.headerSize > end { return .dropped(.tooShort) }
-                if b.u8(payloadStart) >> 4 != 6 { return .dropped(.malformed) }
-                if action.pointee.isUniform {
-                    b.setU8(payloadStart + IPv6.hopLimitOffset, newTTL)
-                } else {
-                    let hl = b.u8(payloadStart + IPv6.hopLimitOffset)
-                    if hl <= 1 { return .dropped(.ttlExpired) }
-                    b.setU8(payloadStart + IPv6.hopLimitOffset, hl &- 1)
-                }
-                etherType = EtherType.ipv6
+                let isIPv6 = action.pointee.payload == .ipv6
+                let r = setExposedIPTTL(b, ip: payloadStart, end: end, isIPv6: isIPv6,
+                                        uniformTTL: action.pointee.isUniform ? newTTL : nil)
+                if r != .none { return .dropped(r) }
+                etherType = isIPv6 ? EtherType.ipv6 : EtherType.ipv4
             }
             let hash = action.pointee.target.isGroup ? FlowHash.labelStack(b, top: top, end: end) : 0
             return forward(&f, b, payloadStart: payloadStart, end: end, etherType: etherType,
@@ -259,69 +243,55 @@ public enum Pipeline {
     static func popToIP(_ f: inout Frame, _ b: PacketBytes, ttl: UInt8, ip: Int, end: Int,
                         action: UnsafeMutablePointer<Action>, fib: FIBSnapshot, counters: WorkerCounters) -> Verdict {
         let isIPv6 = action.pointee.payload == .ipv6
-        let uniform = action.pointee.isUniform
+        let uniformTTL: UInt8? = action.pointee.isUniform ? ttl &- 1 : nil
         if action.pointee.flags & ActionFlags.lookupInVRF != 0 {
-            if uniform {
-                return ipAfterPop(&f, b, ip: ip, end: end, isIPv6: isIPv6, uniformTTL: ttl &- 1,
-                                  vrf: action.pointee.vrf, fib: fib, counters: counters)
-            }
-            return ipAfterPop(&f, b, ip: ip, end: end, isIPv6: isIPv6, uniformTTL: nil,
+            return ipAfterPop(&f, b, ip: ip, end: end, isIPv6: isIPv6, uniformTTL: uniformTTL,
                               vrf: action.pointee.vrf, fib: fib, counters: counters)
         }
+        let r = setExposedIPTTL(b, ip: ip, end: end, isIPv6: isIPv6, uniformTTL: uniformTTL)
+        if r != .none { return .dropped(r) }
         var hash: UInt32 = 0
-        if isIPv6 {
-            if ip + IPv6.headerSize > end { return .dropped(.tooShort) }
-            if b.u8(ip) >> 4 != 6 { return .dropped(.malformed) }
-            if uniform {
-                b.setU8(ip + IPv6.hopLimitOffset, ttl &- 1)
-            } else {
-                let hl = b.u8(ip + IPv6.hopLimitOffset)
-                if hl <= 1 { return .dropped(.ttlExpired) }
-                b.setU8(ip + IPv6.hopLimitOffset, hl &- 1)
-            }
-            if action.pointee.target.isGroup { hash = FlowHash.finish(FlowHash.ipv6(b, ip: ip, end: end, into: FlowHash.seed)) }
-        } else {
-            guard checkedIPv4(b, ip: ip, end: end) != nil else {
-                return .dropped(ip + IPv4.minHeaderSize > end ? .tooShort : .malformed)
-            }
-            if uniform {
-                IPv4.setTTL(b, at: ip, ttl &- 1)
-            } else {
-                if b.u8(ip + IPv4.ttlOffset) <= 1 { return .dropped(.ttlExpired) }
-                IPv4.decrementTTL(b, at: ip)
-            }
-            if action.pointee.target.isGroup { hash = FlowHash.finish(FlowHash.ipv4(b, ip: ip, end: end, into: FlowHash.seed)) }
+        if action.pointee.target.isGroup {
+            hash = FlowHash.finish(isIPv6 ? FlowHash.ipv6(b, ip: ip, end: end, into: FlowHash.seed)
+                                          : FlowHash.ipv4(b, ip: ip, end: end, into: FlowHash.seed))
         }
         return forward(&f, b, payloadStart: ip, end: end, etherType: isIPv6 ? EtherType.ipv6 : EtherType.ipv4,
                        target: action.pointee.target, hash: hash, fib: fib)
     }
 
-    /// Forwards an IP packet exposed by a pop (explicit null, or pop to IP into a VRF): sets its TTL (uniform:
-    /// `uniformTTL`; pipe: decrement), then routes it in `vrf` as an FTN lookup without a second decrement.
+    /// Checks the IP header exposed by a pop and sets its TTL: `uniformTTL` when given (uniform mode), else the
+    /// IP TTL − 1 (pipe; ≤ 1 expires). Returns `.none` or the drop reason.
     @inlinable @inline(__always)
-    static func ipAfterPop(_ f: inout Frame, _ b: PacketBytes, ip: Int, end: Int, isIPv6: Bool, uniformTTL: UInt8?,
-                           vrf: UInt16, fib: FIBSnapshot, counters: WorkerCounters) -> Verdict {
+    static func setExposedIPTTL(_ b: PacketBytes, ip: Int, end: Int, isIPv6: Bool, uniformTTL: UInt8?) -> DropReason {
         if isIPv6 {
-            if ip + IPv6.headerSize > end { return .dropped(.tooShort) }
-            if b.u8(ip) >> 4 != 6 { return .dropped(.malformed) }
+            if ip + IPv6.headerSize > end { return .tooShort }
+            if b.u8(ip) >> 4 != 6 { return .malformed }
             if let t = uniformTTL {
                 b.setU8(ip + IPv6.hopLimitOffset, t)
             } else {
                 let hl = b.u8(ip + IPv6.hopLimitOffset)
-                if hl <= 1 { return .dropped(.ttlExpired) }
+                if hl <= 1 { return .ttlExpired }
                 b.setU8(ip + IPv6.hopLimitOffset, hl &- 1)
             }
         } else {
-            guard checkedIPv4(b, ip: ip, end: end) != nil else {
-                return .dropped(ip + IPv4.minHeaderSize > end ? .tooShort : .malformed)
-            }
+            if checkedIPv4(b, ip: ip, end: end) == nil { return ip + IPv4.minHeaderSize > end ? .tooShort : .malformed }
             if let t = uniformTTL {
                 IPv4.setTTL(b, at: ip, t)
             } else {
-                if b.u8(ip + IPv4.ttlOffset) <= 1 { return .dropped(.ttlExpired) }
+                if b.u8(ip + IPv4.ttlOffset) <= 1 { return .ttlExpired }
                 IPv4.decrementTTL(b, at: ip)
             }
         }
+        return .none
+    }
+
+    /// Forwards an IP packet exposed by a pop (explicit null, or pop to IP into a VRF): sets its TTL, then routes
+    /// it in `vrf` as an FTN lookup without a second decrement.
+    @inlinable @inline(__always)
+    static func ipAfterPop(_ f: inout Frame, _ b: PacketBytes, ip: Int, end: Int, isIPv6: Bool, uniformTTL: UInt8?,
+                           vrf: UInt16, fib: FIBSnapshot, counters: WorkerCounters) -> Verdict {
+        let r = setExposedIPTTL(b, ip: ip, end: end, isIPv6: isIPv6, uniformTTL: uniformTTL)
+        if r != .none { return .dropped(r) }
         return route(&f, b, ip: ip, end: end, isIPv6: isIPv6, vrf: vrf, decrement: false, fib: fib, counters: counters)
     }
 

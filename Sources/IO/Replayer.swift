@@ -86,7 +86,6 @@ public final class Replayer {
         var done = false
         while !done {
             var n = 0
-            var preDropped = 0
             while n < Replayer.batchSize {
                 let buf = memory + n * Replayer.bufferSize
                 guard let c = try reader.next(into: buf + Frame.headroom, capacity: Replayer.maxFrame) else { done = true; break }
@@ -102,7 +101,6 @@ public final class Replayer {
                 }
                 if c.tooLarge {
                     counters.drops[Int(DropReason.frameTooLong.rawValue)] += 1
-                    preDropped += 1
                     continue
                 }
                 batch[n] = Frame(buffer: buf, offset: Int32(Frame.headroom), length: Int32(c.length),
@@ -114,7 +112,6 @@ public final class Replayer {
                 }
                 n += 1
             }
-            _ = preDropped
             if n == 0 { continue }
             Pipeline.process(UnsafeMutableBufferPointer(rebasing: batch[0..<n]), fib: fib, counters: counters)
             for i in 0..<n {

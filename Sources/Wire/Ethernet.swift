@@ -52,8 +52,6 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
         bytes.setBE32(offset + 2, UInt32(truncatingIfNeeded: value))
     }
 
-    public var isMulticast: Bool { (value >> 40) & 1 == 1 }
-
     public var description: String {
         (0..<6).map { i -> String in
             let b = UInt8(truncatingIfNeeded: value >> UInt64(40 - 8 * i))

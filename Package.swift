@@ -7,7 +7,8 @@ let package = Package(
     name: "MPLSGate",
     products: [
         .executable(name: "mplsgate", targets: ["mplsgate"]),
-        .library(name: "MPLSGateCore", targets: ["Wire", "FIB", "Dataplane", "Control", "ControlServer", "IO"]),
+        .executable(name: "mplsgate-traffic", targets: ["mplsgate-traffic"]),
+        .library(name: "MPLSGateCore", targets: ["Wire", "FIB", "Dataplane", "Control", "ControlServer", "Capture", "IO"]),
     ],
     targets: [
         // Header layouts, field accessors, label / VNI newtypes, checksums. Imports nothing.
@@ -23,14 +24,29 @@ let package = Package(
         // libpcap, through a module map.
         .systemLibrary(name: "CPcap", path: "CSources/CPcap", pkgConfig: "libpcap",
                        providers: [.apt(["libpcap-dev"])]),
-        // Frame I/O: pcap/pcapng files (replay). Only IO imports C shims.
-        .target(name: "IO", dependencies: ["CPcap", "Dataplane", "FIB"]),
-        // The agent: replay (and later run, demo).
-        .executableTarget(name: "mplsgate", dependencies: ["Wire", "FIB", "Dataplane", "Control", "ControlServer", "IO"]),
+        // Thin C shim over libbpf / libxdp / libnuma: UMEM, AF_XDP sockets, inline ring ops, XDP program load and
+        // attach. Its include/mplsgate_xdp.h is shared with bpf/steer.bpf.c.
+        .target(name: "CXDP", path: "CSources/CXDP",
+                linkerSettings: [.linkedLibrary("xdp"), .linkedLibrary("bpf"), .linkedLibrary("numa")]),
+        // Compiles bpf/steer.bpf.c (clang -target bpf) and embeds the object in IO.
+        .plugin(name: "BPFObject", capability: .buildTool()),
+        // Capture files: pcap/pcapng reading and writing, and offline replay through the pipeline.
+        .target(name: "Capture", dependencies: ["CPcap", "Dataplane", "FIB"]),
+        // Live frame I/O: the XDP steering program, AF_XDP ports, workers, the agent. (libpcap's and the kernel's
+        // `struct bpf_insn` collide in one Clang module graph, so pcap and AF_XDP live in separate modules, each
+        // importing its shim `internal`ly.)
+        .target(name: "IO", dependencies: ["CXDP", "Dataplane", "FIB", "Wire"], plugins: ["BPFObject"]),
+        // The agent: run (live), replay (offline), check.
+        .executableTarget(name: "mplsgate", dependencies: ["Wire", "FIB", "Dataplane", "Control", "ControlServer", "Capture", "IO"]),
+        // The project's traffic generator and sink (AF_PACKET) for tests and benchmarks on veth.
+        .target(name: "CRawSocket", path: "CSources/CRawSocket"),
+        .executableTarget(name: "mplsgate-traffic", dependencies: ["CRawSocket", "Capture"]),
 
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "DataplaneTests", dependencies: ["Wire", "FIB", "Dataplane", "Control", "ControlServer"]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "ControlServer", "Wire"]),
-        .testTarget(name: "ReplayTests", dependencies: ["IO", "Dataplane", "Control", "ControlServer"]),
+        .testTarget(name: "ReplayTests", dependencies: ["Capture", "Dataplane", "Control", "ControlServer"]),
+        // The XDP program through BPF_PROG_TEST_RUN, the shared header's layout, QSBR (some need root).
+        .testTarget(name: "IOTests", dependencies: ["IO", "CXDP", "FIB", "Control", "ControlServer", "Wire"]),
     ]
 )

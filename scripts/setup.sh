@@ -17,6 +17,7 @@ PACKAGES=(
   iperf3           # integration tests / demo
   tcpdump          # integration tests: captures on veths
   jq               # scripts: reading JSON summaries
+  iputils-ping     # integration tests: the host stack stays reachable while the agent forwards
 )
 
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command (and CI's): set up this machine, check that the committed fixtures are exactly what
-# their scapy script makes, build and run every test, run the demo, and a short benchmark smoke pass.
+# their scapy script makes, build and run every test (debug), build release once for the demo and the root
+# integration test of the live agent (network namespaces, veth, XDP, AF_XDP), and a short benchmark smoke pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,12 +18,19 @@ echo "== unit, fixture and replay tests (debug build)"
 swift build --build-tests
 swift test --skip-build
 
+echo "== release build (reused by the demo and the integration tests)"
+swift build -c release 2>&1 | grep -E "error|warning: unre|Build" | tail -n 3
+bin_dir="$(swift build -c release --show-bin-path)"
+
 echo "== demo (the README's first command)"
 demo_log=$(mktemp)
 scripts/demo.sh | tee "$demo_log" | tail -n 5
 grep -q "frames in, .* forwarded" "$demo_log" || { echo "demo: no replay summary"; exit 1; }
 grep -q "16001,1000" "$demo_log" || { echo "demo: tshark did not show the VXLAN->MPLS label stack"; exit 1; }
 rm -f "$demo_log"
+
+echo "== integration: the live agent on veth pairs in network namespaces (root)"
+MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Tests/Integration/test_agent.py
 
 echo "== benchmark smoke pass (no timing assertions; allocations per batch must be 0)"
 if [ "${SKIP_BENCHMARKS:-0}" != 1 ]; then

@@ -6,18 +6,37 @@ import FIB
 import Dataplane
 import Control
 import ControlServer
+import Capture
 import IO
 
-/// The MPLSGate agent's command line. Subcommands: replay, check.
+/// The MPLSGate agent's command line. Subcommands: run, replay, check.
 let version = "0.1.0"
 
 let usage = """
     mplsgate \(version): MPLS / VXLAN fast-path forwarder
 
     USAGE
+      mplsgate run    --config CFG [--fib FIB] [options]
       mplsgate replay --config CFG --fib FIB --in CAPTURE [options]
       mplsgate check  --config CFG --fib FIB
       mplsgate --help | --version
+
+    run     forwards live traffic between the config's interfaces through AF_XDP (needs root, or CAP_NET_ADMIN,
+            CAP_NET_RAW, CAP_BPF and CAP_IPC_LOCK). Starts with --fib FILE, or an empty FIB. Attaches an XDP
+            program to every port's interface; non-MPLSGate traffic (ARP, the host's own) still reaches the host.
+            SIGUSR1 prints the counters; SIGINT/SIGTERM detach the programs, print the counters and exit 0.
+      --config CFG       instance config (ports with "interface"), JSON (docs/fib-format.md)
+      --fib FIB          FIB document to start with (default: empty)
+      --workers N        worker threads; worker k serves queue k of every port (default 1)
+      --cpus LIST|none   CPUs for workers 0,1,... (default: worker k on CPU k mod CPUs); none: not pinned
+      --bind MODE        AF_XDP bind: auto (zero-copy if the driver can, else copy), copy, zerocopy (default auto)
+      --xdp-mode MODE    native or generic XDP hook (default native)
+      --wait MODE        poll (sleep in poll() when idle, default) or busy (spin)
+      --frames N         UMEM frames (4 KiB each) per port per worker (default 4096)
+      --ring-size N      entries of each fill / completion / RX / TX ring, a power of two (default 2048)
+      --tx-inflight N    frames one port may have in flight on TX before new ones are dropped (default 1024)
+      --force            replace a foreign XDP program attached to a port's interface
+      --json             print counters as JSON
 
     replay  forwards a capture offline through the forwarding pipeline, exactly as the agent forwards live.
             Each frame's ingress port is its pcapng interface name (a port name or its interface), else --ingress.
@@ -144,6 +163,8 @@ case "--help", "-h", "help":
     print(usage)
 case "--version":
     print("mplsgate \(version)")
+case "run":
+    runCommand(args.dropFirst(2))
 case "check":
     let opts = parseOptions(args.dropFirst(2), values: ["--config", "--fib"], flags: [])
     let (config, compiled) = load(opts)

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CPcap
+internal import CPcap
 
 /// One captured frame as read from a file: its bytes are copied into the caller's buffer.
 public struct CapturedFrame {

@@ -1,0 +1,257 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CXDP
+import Dataplane
+import FIB
+import Synchronization
+
+/// How a worker waits when it has nothing to do.
+public enum WaitMode: String, Sendable {
+    /// poll() on its sockets with need_wakeup: CPU-friendly; several agents can share cores.
+    case poll
+    /// Spin on the rings: lowest latency, one core per worker.
+    case busy
+}
+
+/// A stop request shared by the agent and its workers.
+public final class StopFlag: @unchecked Sendable {
+    private let flag = Atomic<Bool>(false)
+    public init() {}
+    public func set() { flag.store(true, ordering: .releasing) }
+    @inline(__always) public var isSet: Bool { flag.load(ordering: .relaxed) }
+}
+
+/// Worker k: owns queue k of every port (one AF_XDP socket per port, all on one UMEM), so it is the only producer
+/// of those TX rings. It receives a batch, runs the pipeline, moves frames by address to the egress port's TX
+/// ring, refills fill rings in whole batches and reaps completions into its frame pool. Nothing in `run()`
+/// allocates, locks or throws.
+public final class Worker: @unchecked Sendable {
+    public static let batchSize = 64
+
+    public let index: Int
+    let cpu: Int?
+    let umem: UnsafeMutablePointer<mg_umem>
+    let area: UnsafeMutableRawPointer
+    let chunkMask: UInt64
+    /// sockets[port]
+    let sockets: UnsafeMutablePointer<UnsafeMutablePointer<mg_xsk>>
+    let portCount: Int
+    let fillSize: UInt32
+    let inflightCap: UInt32
+    let waitMode: WaitMode
+    let isCopyMode: Bool
+
+    /// Free frame addresses (chunk starts).
+    let pool: UnsafeMutablePointer<UInt64>
+    var poolCount = 0
+    /// Frames on each port's TX ring or awaiting completion.
+    let inflight: UnsafeMutablePointer<UInt32>
+    /// Frames reserved on each port's TX ring in the current batch.
+    let pending: UnsafeMutablePointer<UInt32>
+    /// Ports whose TX ring has frames the kernel has not taken yet (a kick is owed).
+    let kickOwed: UnsafeMutablePointer<Bool>
+    let touched: UnsafeMutablePointer<Int>
+    let pollFDs: UnsafeMutablePointer<pollfd>
+
+    /// Pipeline counters, per port ring counters, loop counters: single writer.
+    public let counters: WorkerCounters
+    public let io: UnsafeMutablePointer<XSKCounters>
+    public let loop: UnsafeMutablePointer<WorkerLoopCounters>
+
+    let batch: UnsafeMutableBufferPointer<Frame>
+    let cell: SnapshotCell
+    let qsbr: QuiescentState
+    let slot: QuiescentState.Slot
+    let stop: StopFlag
+
+    init(index: Int, cpu: Int?, umem: UnsafeMutablePointer<mg_umem>, sockets: [UnsafeMutablePointer<mg_xsk>],
+         fillSize: UInt32, inflightCap: UInt32, waitMode: WaitMode, entryCapacity: Int, cell: SnapshotCell,
+         qsbr: QuiescentState, stop: StopFlag) {
+        self.index = index; self.cpu = cpu; self.umem = umem
+        area = umem.pointee.area
+        chunkMask = UInt64(umem.pointee.chunk_size) - 1
+        portCount = sockets.count
+        self.sockets = .allocate(capacity: portCount)
+        self.sockets.initialize(from: sockets, count: portCount)
+        self.fillSize = fillSize; self.inflightCap = inflightCap; self.waitMode = waitMode
+        isCopyMode = sockets.contains { $0.pointee.zerocopy == 0 }
+        let frames = Int(umem.pointee.frame_count)
+        pool = .allocate(capacity: frames)
+        for i in 0..<frames { pool[i] = UInt64(i) * UInt64(umem.pointee.chunk_size) }
+        poolCount = frames
+        inflight = .allocate(capacity: portCount); inflight.initialize(repeating: 0, count: portCount)
+        pending = .allocate(capacity: portCount); pending.initialize(repeating: 0, count: portCount)
+        kickOwed = .allocate(capacity: portCount); kickOwed.initialize(repeating: false, count: portCount)
+        touched = .allocate(capacity: portCount); touched.initialize(repeating: 0, count: portCount)
+        pollFDs = .allocate(capacity: portCount)
+        for (i, s) in sockets.enumerated() { pollFDs[i] = pollfd(fd: s.pointee.fd, events: Int16(POLLIN), revents: 0) }
+        counters = WorkerCounters.allocate(entryCapacity: entryCapacity)
+        io = .allocate(capacity: portCount); io.initialize(repeating: XSKCounters(), count: portCount)
+        loop = .allocate(capacity: 1); loop.initialize(to: WorkerLoopCounters())
+        batch = .allocate(capacity: Worker.batchSize)
+        self.cell = cell; self.qsbr = qsbr; slot = qsbr.slots[index]; self.stop = stop
+    }
+
+    deinit {
+        sockets.deallocate(); pool.deallocate(); inflight.deallocate(); pending.deallocate(); kickOwed.deallocate()
+        touched.deallocate(); pollFDs.deallocate(); counters.deallocate(); io.deallocate(); loop.deallocate()
+        batch.deallocate()
+    }
+
+    /// Gives every port's fill ring its first frames. Called before the program is attached.
+    func primeFillRings() {
+        for p in 0..<portCount { refill(p, want: fillSize) }
+    }
+
+    /// The worker loop; returns when the stop flag is set.
+    public func run() {
+        if let cpu { _ = mg_pin_current_thread(Int32(cpu)) }
+        qsbr.online(slot)
+        while !stop.isSet {
+            loop.pointee.loops &+= 1
+            let fib = cell.load().pointee
+            var received = 0
+            var owed = false
+            for p in 0..<portCount {
+                reapCompletions(p)
+                received &+= receive(p, fib: fib)
+                if kickOwed[p] { kick(p) }
+                owed = owed || kickOwed[p]
+            }
+            qsbr.quiescent(slot)
+            if received == 0 && !owed { idle() }
+        }
+        qsbr.offline(slot)
+    }
+
+    @inline(__always)
+    func idle() {
+        switch waitMode {
+        case .busy:
+            for p in 0..<portCount where mg_fill_needs_wakeup(sockets[p]) != 0 {
+                io[p].rxWakeups &+= 1
+                _ = mg_recvfrom_empty(sockets[p].pointee.fd)
+            }
+        case .poll:
+            qsbr.offline(slot)
+            loop.pointee.polls &+= 1
+            let n = poll(pollFDs, nfds_t(portCount), 100)
+            if n > 0 { loop.pointee.pollWakeups &+= 1 }
+            qsbr.online(slot)
+        }
+    }
+
+    /// One RX batch of port `p` through the pipeline and out. Returns the frames received.
+    @inline(__always)
+    func receive(_ p: Int, fib: FIBSnapshot) -> Int {
+        let s = sockets[p]
+        var idx: UInt32 = 0
+        let n = Int(mg_rx_peek(s, UInt32(Worker.batchSize), &idx))
+        if n == 0 { return 0 }
+        let port = PortID(UInt16(truncatingIfNeeded: p))
+        for i in 0..<n {
+            var len: UInt32 = 0
+            let addr = mg_rx_addr(s, idx &+ UInt32(truncatingIfNeeded: i), &len)
+            let base = addr & ~chunkMask
+            batch[i] = Frame(buffer: area + Int(base), offset: Int32(truncatingIfNeeded: addr &- base),
+                             length: Int32(truncatingIfNeeded: len), ingress: port)
+        }
+        mg_rx_release(s, UInt32(truncatingIfNeeded: n))
+        io[p].rxPackets &+= UInt64(n)
+        io[p].rxBatches &+= 1
+
+        Pipeline.process(UnsafeMutableBufferPointer(start: batch.baseAddress, count: n), fib: fib, counters: counters)
+
+        var touchedCount = 0
+        for i in 0..<n {
+            let f = batch[i]
+            let base = UInt64(UInt(bitPattern: f.buffer - area))
+            guard f.isForwarded else { release(base); continue }
+            let e = Int(f.egress.rawValue)
+            if inflight[e] &+ pending[e] >= inflightCap { io[e].txInflightCap &+= 1; release(base); continue }
+            let out = sockets[e]
+            var tx: UInt32 = 0
+            if mg_tx_reserve(out, 1, &tx) == 0 { io[e].txRingFull &+= 1; release(base); continue }
+            mg_tx_set(out, tx, base &+ UInt64(UInt32(bitPattern: f.offset)), UInt32(bitPattern: f.length))
+            if pending[e] == 0 { touched[touchedCount] = e; touchedCount &+= 1 }
+            pending[e] &+= 1
+        }
+        for t in 0..<touchedCount {
+            let e = touched[t]
+            let k = pending[e]
+            mg_tx_submit(sockets[e], k)
+            inflight[e] &+= k
+            io[e].txPackets &+= UInt64(k)
+            io[e].txBatches &+= 1
+            pending[e] = 0
+            kick(e)
+        }
+        refill(p, want: fillSize)
+        return n
+    }
+
+    @inline(__always)
+    func release(_ base: UInt64) {
+        pool[poolCount] = base
+        poolCount &+= 1
+    }
+
+    /// Tops up port `p`'s fill ring from the pool, in whole batches.
+    @inline(__always)
+    func refill(_ p: Int, want: UInt32) {
+        let s = sockets[p]
+        let room = Int(mg_fill_free(s, want))
+        var give = min(room, poolCount)
+        give -= give % Worker.batchSize
+        if give == 0 {
+            if room >= Worker.batchSize { io[p].fillPoolEmpty &+= 1 }
+            return
+        }
+        var idx: UInt32 = 0
+        guard mg_fill_reserve(s, UInt32(give), &idx) == UInt32(give) else { return }
+        for i in 0..<give {
+            poolCount &-= 1
+            mg_fill_set(s, idx &+ UInt32(truncatingIfNeeded: i), pool[poolCount])
+        }
+        mg_fill_submit(s, UInt32(give))
+        io[p].filled &+= UInt64(give)
+    }
+
+    @inline(__always)
+    func reapCompletions(_ p: Int) {
+        guard inflight[p] > 0 else { return }
+        let s = sockets[p]
+        var idx: UInt32 = 0
+        let n = mg_comp_peek(s, inflight[p], &idx)
+        if n == 0 { return }
+        for i in 0..<n { release(mg_comp_addr(s, idx &+ i) & ~chunkMask) }
+        mg_comp_release(s, n)
+        inflight[p] &-= n
+        io[p].completions &+= UInt64(n)
+    }
+
+    /// Asks the kernel to send what is on port `p`'s TX ring. Copy mode sends inside sendto, a budget of frames
+    /// per call: repeat while it says "again", a few times; what is left is owed to the next loop.
+    @inline(__always)
+    func kick(_ p: Int) {
+        let s = sockets[p]
+        kickOwed[p] = false
+        if !isCopyMode && mg_tx_needs_wakeup(s) == 0 { return }
+        var tries = 0
+        while tries < 4 {
+            tries &+= 1
+            io[p].sendtoCalls &+= 1
+            let rc = mg_sendto_empty(s.pointee.fd)
+            if rc == 0 { return }
+            if rc == -EAGAIN || rc == -EBUSY || rc == -ENOBUFS {
+                io[p].sendtoRetry &+= 1
+                reapCompletions(p)
+                continue
+            }
+            io[p].sendtoErrors &+= 1
+            break
+        }
+        kickOwed[p] = true
+    }
+}

@@ -1,0 +1,189 @@
+"""Network-namespace harness for MPLSGate's root integration tests (and later the demo and benchmarks).
+
+Every namespace gets a unique name (prefix + pid + random), is recorded, and is deleted on exit: normal return,
+exception, SIGINT/SIGTERM or SIGHUP. Veth pairs are created directly inside their namespaces, so no interface ever
+appears in the root namespace. Test traffic stays on these veths.
+"""
+import atexit
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_live = []
+
+
+def sh(*args, check=True, capture=False, input=None, timeout=120):
+    r = subprocess.run(list(args), check=False, text=True, input=input, timeout=timeout,
+                       stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({r.returncode}): {r.stderr if capture else ''}")
+    return r
+
+
+def _cleanup():
+    while _live:
+        ns = _live.pop()
+        ns.delete()
+
+
+def _on_signal(signum, frame):
+    _cleanup()
+    sys.exit(128 + signum)
+
+
+atexit.register(_cleanup)
+for _s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_s, _on_signal)
+
+
+class Netns:
+    """A network namespace with loopback up, IPv6 autoconfiguration off (no stray ND/MLD frames) and bpffs."""
+
+    def __init__(self, role):
+        self.name = f"mgt-{role}-{os.getpid()}-{random.randrange(1 << 24):06x}"
+        sh("ip", "netns", "add", self.name)
+        _live.append(self)
+        self.procs = []
+        self.run("ip", "link", "set", "lo", "up")
+        for key in ("net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"):
+            self.run("sysctl", "-qw", f"{key}=1")
+
+    def cmd(self, *args):
+        return ["ip", "netns", "exec", self.name, *args]
+
+    def run(self, *args, check=True, capture=False, timeout=120):
+        return sh(*self.cmd(*args), check=check, capture=capture, timeout=timeout)
+
+    def popen(self, *args, **kw):
+        p = subprocess.Popen(self.cmd(*args), text=True, **kw)
+        self.procs.append(p)
+        return p
+
+    def delete(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+        sh("ip", "netns", "del", self.name, check=False, capture=True)
+        if self in _live:
+            _live.remove(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.delete()
+
+
+def veth(ns_a, name_a, ns_b, name_b, mac_a=None, mac_b=None, mtu=1500, tx_offload=False):
+    """A veth pair between two namespaces, both ends up, with the MTU given; tx checksum offload off unless asked
+    (AF_XDP would otherwise see unfinished checksums from the kernel's own VXLAN/TCP)."""
+    sh("ip", "link", "add", name_a, "netns", ns_a.name, "type", "veth", "peer", "name", name_b, "netns", ns_b.name)
+    for ns, name, mac in ((ns_a, name_a, mac_a), (ns_b, name_b, mac_b)):
+        if mac:
+            ns.run("ip", "link", "set", name, "address", mac)
+        ns.run("ip", "link", "set", name, "mtu", str(mtu))
+        if not tx_offload:
+            ns.run("ethtool", "-K", name, "tx", "off", capture=True)
+        ns.run("ip", "link", "set", name, "up")
+
+
+def binary(name):
+    """A built product: from $MPLSGATE_BIN_DIR (the README's test command sets it to the release build), else the
+    newer of .build/release and .build/debug."""
+    if os.environ.get("MPLSGATE_BIN_DIR"):
+        return os.path.join(os.environ["MPLSGATE_BIN_DIR"], name)
+    found = [os.path.join(ROOT, d, name) for d in (".build/release", ".build/debug")]
+    found = [p for p in found if os.path.exists(p)]
+    if not found:
+        raise RuntimeError(f"{name} is not built (swift build -c release)")
+    return max(found, key=os.path.getmtime)
+
+
+class Agent:
+    """`mplsgate run` in a namespace; started() waits for its "forwarding since" line."""
+
+    def __init__(self, ns, config, fib=None, extra=(), json_counters=True):
+        args = [binary("mplsgate"), "run", "--config", config]
+        if fib:
+            args += ["--fib", fib]
+        if json_counters:
+            args.append("--json")
+        args += list(extra)
+        self.ns = ns
+        self.proc = ns.popen(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.log = []
+        self.start_time = None
+
+    def started(self, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.log.append(line.rstrip())
+            if "forwarding since" in line:
+                self.start_time = float(line.split("forwarding since ")[1].split(":")[0])
+                return True
+        self.proc.wait(timeout=5)
+        self.log += self.proc.stderr.read().splitlines()
+        return False
+
+    def stop(self, sig=signal.SIGTERM):
+        """Stops the agent and returns (exit code, counters JSON or None, stderr lines)."""
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=20)
+        self.log += err.splitlines()
+        counters = None
+        for line in out.splitlines():
+            if line.startswith("{"):
+                counters = json.loads(line)
+        return self.proc.returncode, counters, self.log
+
+
+class Sink:
+    """mplsgate-traffic sink on an interface; result() returns its JSON report. With `idle`, the sink ends by
+    itself `idle` seconds after the last frame (result() waits for that); otherwise result() stops it."""
+
+    def __init__(self, ns, iface, out=None, extra=(), idle=None):
+        self.idle = idle
+        args = [binary("mplsgate-traffic"), "sink", "--iface", iface]
+        args += ["--idle", str(idle)] if idle else ["--duration", "3600"]
+        if out:
+            args += ["--out", out]
+        self.proc = ns.popen(*args, *extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = self.proc.stderr.readline()
+        if "ready" not in line:
+            raise RuntimeError(f"sink on {iface} did not start: {line}{self.proc.stderr.read()}")
+
+    def result(self, timeout=60):
+        if not self.idle:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGINT)
+            out, err = self.proc.communicate(timeout=20)
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"sink failed: {err}")
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def send(ns, iface, pcap, count=None, rate=None, stream=None):
+    args = [binary("mplsgate-traffic"), "send", "--iface", iface, "--pcap", pcap]
+    if count is not None:
+        args += ["--count", str(count)]
+    if rate is not None:
+        args += ["--rate", str(rate)]
+    if stream is not None:
+        args += ["--stream", str(stream)]
+    r = ns.run(*args, capture=True, timeout=600)
+    return json.loads(r.stdout.strip().splitlines()[-1])

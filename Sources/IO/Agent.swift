@@ -166,14 +166,13 @@ public final class Agent: @unchecked Sendable {
             throw AgentError("two ports name the same interface; each port needs its own")
         }
         do {
-            try lockInterfaces()
-            if mg_raise_memlock() != UInt64.max && geteuid() != 0 {
-                notices.append("RLIMIT_MEMLOCK is limited; UMEM registration may fail (LimitMEMLOCK=infinity)")
-            }
+            // Loading the programs touches no interface, and fails first (and clearly) without privileges.
             for p in config {
                 let cfg = try SteerProgram.portConfig(role: p.role, vxlanPort: p.vxlanPort, addresses: p.match)
                 programs.append(try SteerProgram(config: cfg))
             }
+            try lockInterfaces()
+            _ = mg_raise_memlock()
             try openSockets()
             for w in workers { w.primeFillRings() }
             for (i, port) in ports.enumerated() {
@@ -199,7 +198,10 @@ public final class Agent: @unchecked Sendable {
         for p in ports {
             let path = "/run/mplsgate/lock/\(ns)-\(p.interface)"
             let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw AgentError("cannot create lock \(path): \(errnoText(errno))") }
+            guard fd >= 0 else {
+                throw AgentError("cannot create the interface lock \(path): \(errnoText(errno)) (the agent needs "
+                                 + "write access to /run/mplsgate)")
+            }
             if flock(fd, LOCK_EX | LOCK_NB) != 0 {
                 var buf = [UInt8](repeating: 0, count: 32)
                 let n = pread(fd, &buf, 31, 0)

@@ -57,7 +57,7 @@ public final class SteerProgram {
         guard rc == 0, let p else {
             if rc == -EPERM || rc == -EACCES {
                 throw AgentError("loading the XDP program: permission denied; run as root, or with CAP_BPF, "
-                                 + "CAP_NET_ADMIN, CAP_NET_RAW and CAP_IPC_LOCK (docs/operations.md)")
+                                 + "CAP_NET_ADMIN, CAP_NET_RAW and CAP_IPC_LOCK (docs/agent.md)")
             }
             throw AgentError("loading the XDP program failed: \(errnoText(rc))")
         }

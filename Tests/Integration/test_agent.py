@@ -283,6 +283,21 @@ def run_lifecycle(a, p, tmp):
     check(agent.started(), "--force replaces it")
     agent.stop()
     a.run("ip", "link", "set", "dev", "mg-core1", "xdpdrv", "off")
+    # without privileges: a clear error, nothing attached
+    unpriv = a.popen("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                     "--bounding-set=-all", binary("mplsgate"), "run", "--config", CONFIG, "--fib", FIB,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = unpriv.communicate(timeout=20)
+    check(unpriv.returncode == 1 and "permission denied" in err and "CAP_BPF" in err,
+          f"an unprivileged start names the capabilities it needs: {err.strip().splitlines()[-1:]}")
+    # memlock too low (root without CAP_IPC_LOCK and CAP_SYS_RESOURCE): a clear error naming the fix
+    low = a.popen("capsh", "--drop=cap_ipc_lock,cap_sys_resource", "--", "-c",
+                  f"prlimit --memlock=65536:65536 {binary('mplsgate')} run --config {CONFIG} --fib {FIB}",
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = low.communicate(timeout=20)
+    check(low.returncode == 1 and "memlock" in err, f"a low memlock limit is named: {err.strip().splitlines()[-1:]}")
+    r = a.run("ip", "link", "show", "mg-core0", capture=True)
+    check("xdp" not in r.stdout, "failed starts leave no program attached")
     # bad config is an error before anything is touched
     agent = Agent(a, os.path.join(tmp, "nonexistent.json"), FIB)
     check(not agent.started(timeout=10) and agent.proc.returncode == 1, "a missing config file is exit 1")

@@ -19,8 +19,11 @@ let package = Package(
         .target(name: "Dataplane", dependencies: ["Wire", "FIB"]),
         // The control model: config and FIB intent, validation, compile into a snapshot.
         .target(name: "Control", dependencies: ["Wire", "FIB"]),
-        // The JSON codec for config, FIB and (later) the control socket: the only module that knows JSON.
-        .target(name: "ControlServer", dependencies: ["Control"]),
+        // accept4 / SO_PEERCRED / signalfd / eventfd, hidden from Swift's Glibc module behind _GNU_SOURCE.
+        .target(name: "CControlSocket", path: "CSources/CControlSocket"),
+        // The JSON-RPC control socket, the state file, and the JSON codec for config and FIB: the only module
+        // that knows JSON.
+        .target(name: "ControlServer", dependencies: ["Control", "CControlSocket"]),
         // libpcap, through a module map.
         .systemLibrary(name: "CPcap", path: "CSources/CPcap", pkgConfig: "libpcap",
                        providers: [.apt(["libpcap-dev"])]),
@@ -37,7 +40,7 @@ let package = Package(
         // importing its shim `internal`ly.)
         .target(name: "IO", dependencies: ["CXDP", "Dataplane", "FIB", "Wire"], plugins: ["BPFObject"]),
         // The agent: run (live), replay (offline), check.
-        .executableTarget(name: "mplsgate", dependencies: ["Wire", "FIB", "Dataplane", "Control", "ControlServer", "Capture", "IO"]),
+        .executableTarget(name: "mplsgate", dependencies: ["Wire", "FIB", "Dataplane", "Control", "ControlServer", "Capture", "IO", "CControlSocket"]),
         // The project's traffic generator and sink (AF_PACKET) for tests and benchmarks on veth.
         .target(name: "CRawSocket", path: "CSources/CRawSocket"),
         .executableTarget(name: "mplsgate-traffic", dependencies: ["CRawSocket", "Capture"]),

@@ -46,6 +46,88 @@ struct Targets {
     }
 }
 
+/// Checks one next hop on its own (names are checked by the caller).
+func checkNextHop(_ nh: NextHopSpec, _ el: String, ports: Set<String>) throws(ValidationError) {
+    guard ports.contains(nh.port) else { throw ValidationError(el, "port \"\(nh.port)\" is not in the config") }
+    if let v = nh.vlan, !(1...Ethernet.maxVLAN).contains(v) { throw ValidationError(el, "vlan \(v) outside 1–4094") }
+    if let m = nh.mtu, !(68...65535).contains(m) { throw ValidationError(el, "mtu \(m) outside 68–65535") }
+}
+
+/// Checks a group's members: at least one, each an existing next hop, no duplicates.
+func checkGroup(_ g: ECMPGroupSpec, _ el: String, isNextHop: (String) -> Bool) throws(ValidationError) {
+    guard !g.members.isEmpty else { throw ValidationError(el, "a group needs at least one member") }
+    var members = Set<String>()
+    for (j, m) in g.members.enumerated() {
+        guard isNextHop(m) else { throw ValidationError("\(el).members[\(j)]", "\"\(m)\" is not a next hop") }
+        guard members.insert(m).inserted else { throw ValidationError("\(el).members[\(j)]", "duplicate member \"\(m)\"") }
+    }
+}
+
+func checkVia(_ via: String, _ el: String, _ resolves: (String) -> Bool) throws(ValidationError) {
+    if !resolves(via) { throw ValidationError(el, "via \"\(via)\" names no next hop or ECMP group") }
+}
+
+/// Checks one ILM entry; `resolves` says whether a `via` name exists.
+func checkILM(_ e: ILMEntrySpec, _ el: String, resolves: (String) -> Bool, vrfs: Set<String>) throws(ValidationError) {
+    if e.label > MPLSLabel.maxValue { throw ValidationError(el, "label \(e.label) above \(MPLSLabel.maxValue)") }
+    if e.label < 16 { throw ValidationError(el, "incoming label \(e.label) is reserved (0–15 are never ILM keys)") }
+    switch e.operation {
+    case .swap(let out, let via, let payload, _):
+        try checkVia(via, el, resolves)
+        if out == [3] {
+            if payload == nil { throw ValidationError(el, "PHP (out [3]) needs payload: mpls, ipv4 or ipv6") }
+        } else {
+            try checkStack(out, "\(el).out", allowEmpty: false)
+        }
+    case .pop:
+        break
+    case .popToIP(_, let via, let vrf, _):
+        switch (via, vrf) {
+        case (let v?, nil): try checkVia(v, el, resolves)
+        case (nil, let r?): if !vrfs.contains(r) { throw ValidationError(el, "vrf \"\(r)\" is not named by any port") }
+        default: throw ValidationError(el, "popToIP needs exactly one of via and vrf")
+        }
+    case .popToVXLAN(let pw):
+        try checkVia(pw.via, el, resolves)
+        if pw.vni > VNI.maxValue { throw ValidationError(el, "vni \(pw.vni) above \(VNI.maxValue)") }
+        switch (pw.localVTEP, pw.remoteVTEP) {
+        case (.v4, .v4), (.v6, .v6): break
+        default: throw ValidationError(el, "localVTEP and remoteVTEP must be the same address family")
+        }
+        if pw.udpPort == 0 { throw ValidationError(el, "udpPort must not be 0") }
+        if pw.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
+    case .drop:
+        break
+    }
+}
+
+func checkVNI(_ e: VNIEntrySpec, _ el: String, resolves: (String) -> Bool) throws(ValidationError) {
+    if e.vni > VNI.maxValue { throw ValidationError(el, "vni \(e.vni) above \(VNI.maxValue)") }
+    try checkStack(e.push, "\(el).push", allowEmpty: false)
+    if let last = e.push.last, last < 16 { throw ValidationError("\(el).push", "the bottom label is the service label and must be ≥ 16") }
+    try checkVia(e.via, el, resolves)
+    if e.allowedVTEPs.isEmpty { throw ValidationError(el, "allowedVTEPs needs at least one remote VTEP") }
+    if e.tc > 7 { throw ValidationError(el, "tc \(e.tc) above 7") }
+    if e.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
+}
+
+func checkFTN(_ e: FTNEntrySpec, _ el: String, resolves: (String) -> Bool, vrfs: Set<String>) throws(ValidationError) {
+    if !vrfs.contains(e.vrf) { throw ValidationError(el, "vrf \"\(e.vrf)\" is not named by any port") }
+    let maxLength: Int
+    switch e.prefix { case .v4: maxLength = 32; case .v6: maxLength = 128 }
+    guard (0...maxLength).contains(e.length) else { throw ValidationError(el, "prefix length \(e.length) outside 0–\(maxLength)") }
+    guard hostBitsAreZero(e.prefix, e.length) else { throw ValidationError(el, "address has bits set beyond the prefix length") }
+    try checkStack(e.push, "\(el).push", allowEmpty: true)
+    try checkVia(e.via, el, resolves)
+    if e.tc > 7 { throw ValidationError(el, "tc \(e.tc) above 7") }
+    if e.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
+}
+
+/// Validates a whole FIB document against a config (resync end, --fib, state files).
+public func validateDocument(_ fib: FIBSpec, config: InstanceConfig) throws(ValidationError) {
+    _ = try validate(fib, config: config)
+}
+
 /// Validates a FIB against a config as a whole; returns the name tables compilation needs.
 func validate(_ fib: FIBSpec, config: InstanceConfig) throws(ValidationError) -> Targets {
     guard fib.version == schemaVersion else {
@@ -58,83 +140,34 @@ func validate(_ fib: FIBSpec, config: InstanceConfig) throws(ValidationError) ->
         let el = "nextHops[\(i)] (\(nh.name))"
         guard !nh.name.isEmpty else { throw ValidationError("nextHops[\(i)]", "name must not be empty") }
         guard t.nextHops[nh.name] == nil else { throw ValidationError(el, "duplicate name") }
-        guard portNames.contains(nh.port) else { throw ValidationError(el, "port \"\(nh.port)\" is not in the config") }
-        if let v = nh.vlan, !(1...Ethernet.maxVLAN).contains(v) { throw ValidationError(el, "vlan \(v) outside 1–4094") }
-        if let m = nh.mtu, !(68...65535).contains(m) { throw ValidationError(el, "mtu \(m) outside 68–65535") }
+        try checkNextHop(nh, el, ports: portNames)
         t.nextHops[nh.name] = i
     }
     for (i, g) in fib.ecmpGroups.enumerated() {
         let el = "ecmpGroups[\(i)] (\(g.name))"
         guard !g.name.isEmpty else { throw ValidationError("ecmpGroups[\(i)]", "name must not be empty") }
         guard t.nextHops[g.name] == nil, t.groups[g.name] == nil else { throw ValidationError(el, "duplicate name") }
-        guard !g.members.isEmpty else { throw ValidationError(el, "a group needs at least one member") }
-        var members = Set<String>()
-        for (j, m) in g.members.enumerated() {
-            guard t.nextHops[m] != nil else { throw ValidationError("\(el).members[\(j)]", "\"\(m)\" is not a next hop") }
-            guard members.insert(m).inserted else { throw ValidationError("\(el).members[\(j)]", "duplicate member \"\(m)\"") }
-        }
+        try checkGroup(g, el) { t.nextHops[$0] != nil }
         t.groups[g.name] = i
     }
+    let resolves: (String) -> Bool = { t.nextHops[$0] != nil || t.groups[$0] != nil }
     var labels = Set<UInt32>()
     for (i, e) in fib.ilm.enumerated() {
         let el = "ilm[\(i)] (label \(e.label))"
-        if e.label > MPLSLabel.maxValue { throw ValidationError(el, "label \(e.label) above \(MPLSLabel.maxValue)") }
-        if e.label < 16 { throw ValidationError(el, "incoming label \(e.label) is reserved (0–15 are never ILM keys)") }
+        try checkILM(e, el, resolves: resolves, vrfs: vrfs)
         guard labels.insert(e.label).inserted else { throw ValidationError(el, "duplicate label") }
-        switch e.operation {
-        case .swap(let out, let via, let payload, _):
-            _ = try t.resolve(via, el)
-            if out == [3] {
-                if payload == nil { throw ValidationError(el, "PHP (out [3]) needs payload: mpls, ipv4 or ipv6") }
-            } else {
-                try checkStack(out, "\(el).out", allowEmpty: false)
-            }
-        case .pop:
-            break
-        case .popToIP(_, let via, let vrf, _):
-            switch (via, vrf) {
-            case (let v?, nil): _ = try t.resolve(v, el)
-            case (nil, let r?): if !vrfs.contains(r) { throw ValidationError(el, "vrf \"\(r)\" is not named by any port") }
-            default: throw ValidationError(el, "popToIP needs exactly one of via and vrf")
-            }
-        case .popToVXLAN(let pw):
-            _ = try t.resolve(pw.via, el)
-            if pw.vni > VNI.maxValue { throw ValidationError(el, "vni \(pw.vni) above \(VNI.maxValue)") }
-            switch (pw.localVTEP, pw.remoteVTEP) {
-            case (.v4, .v4), (.v6, .v6): break
-            default: throw ValidationError(el, "localVTEP and remoteVTEP must be the same address family")
-            }
-            if pw.udpPort == 0 { throw ValidationError(el, "udpPort must not be 0") }
-            if pw.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
-        case .drop:
-            break
-        }
     }
     var vnis = Set<UInt32>()
     for (i, e) in fib.vni.enumerated() {
         let el = "vni[\(i)] (vni \(e.vni))"
-        if e.vni > VNI.maxValue { throw ValidationError(el, "vni \(e.vni) above \(VNI.maxValue)") }
+        try checkVNI(e, el, resolves: resolves)
         guard vnis.insert(e.vni).inserted else { throw ValidationError(el, "duplicate vni") }
-        try checkStack(e.push, "\(el).push", allowEmpty: false)
-        if let last = e.push.last, last < 16 { throw ValidationError("\(el).push", "the bottom label is the service label and must be ≥ 16") }
-        _ = try t.resolve(e.via, el)
-        if e.allowedVTEPs.isEmpty { throw ValidationError(el, "allowedVTEPs needs at least one remote VTEP") }
-        if e.tc > 7 { throw ValidationError(el, "tc \(e.tc) above 7") }
-        if e.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
     }
     var prefixes = Set<String>()
     for (i, e) in fib.ftn.enumerated() {
         let el = "ftn[\(i)] (\(e.key))"
-        if !vrfs.contains(e.vrf) { throw ValidationError(el, "vrf \"\(e.vrf)\" is not named by any port") }
-        let maxLength: Int
-        switch e.prefix { case .v4: maxLength = 32; case .v6: maxLength = 128 }
-        guard (0...maxLength).contains(e.length) else { throw ValidationError(el, "prefix length \(e.length) outside 0–\(maxLength)") }
-        guard hostBitsAreZero(e.prefix, e.length) else { throw ValidationError(el, "address has bits set beyond the prefix length") }
+        try checkFTN(e, el, resolves: resolves, vrfs: vrfs)
         guard prefixes.insert(e.key).inserted else { throw ValidationError(el, "duplicate prefix") }
-        try checkStack(e.push, "\(el).push", allowEmpty: true)
-        _ = try t.resolve(e.via, el)
-        if e.tc > 7 { throw ValidationError(el, "tc \(e.tc) above 7") }
-        if e.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
     }
     return t
 }

@@ -217,3 +217,119 @@ public enum FIBCodec {
         return (a, len)
     }
 }
+
+// MARK: Encoding (dump, state file, mplsgatectl): the exact form decodeFIB reads back.
+
+extension FIBCodec {
+    static func num<T: BinaryInteger>(_ v: T) -> JSONValue { .number(String(v)) }
+
+    public static func encode(_ nh: NextHopSpec) -> JSONValue {
+        var f: [(String, JSONValue)] = [("name", .string(nh.name)), ("port", .string(nh.port)), ("mac", .string(nh.mac.description))]
+        if let s = nh.sourceMAC { f.append(("sourceMac", .string(s.description))) }
+        if let v = nh.vlan { f.append(("vlan", num(v))) }
+        if let m = nh.mtu { f.append(("mtu", num(m))) }
+        return .object(f)
+    }
+
+    public static func encode(_ g: ECMPGroupSpec) -> JSONValue {
+        .object([("name", .string(g.name)), ("members", .array(g.members.map { .string($0) }))])
+    }
+
+    static func labelArray(_ l: [UInt32]) -> JSONValue { .array(l.map { num($0) }) }
+
+    static func payloadName(_ p: Payload) -> String {
+        switch p { case .mpls: return "mpls"; case .ipv4: return "ipv4"; case .ipv6: return "ipv6" }
+    }
+
+    public static func encode(_ e: ILMEntrySpec) -> JSONValue {
+        var f: [(String, JSONValue)] = [("label", num(e.label))]
+        switch e.operation {
+        case .swap(let out, let via, let payload, let mode):
+            f += [("op", .string("swap")), ("out", labelArray(out)), ("via", .string(via))]
+            if let p = payload { f.append(("payload", .string(payloadName(p)))) }
+            f.append(("ttlMode", .string(mode.rawValue)))
+        case .pop(let mode):
+            f += [("op", .string("pop")), ("ttlMode", .string(mode.rawValue))]
+        case .popToIP(let payload, let via, let vrf, let mode):
+            f += [("op", .string("popToIP")), ("payload", .string(payloadName(payload)))]
+            if let via { f.append(("via", .string(via))) }
+            if let vrf { f.append(("vrf", .string(vrf))) }
+            f.append(("ttlMode", .string(mode.rawValue)))
+        case .popToVXLAN(let pw):
+            f += [("op", .string("popToVXLAN")), ("vni", num(pw.vni)), ("controlWord", .bool(pw.controlWord)),
+                  ("localVtep", .string(pw.localVTEP.description)), ("remoteVtep", .string(pw.remoteVTEP.description)),
+                  ("via", .string(pw.via)), ("udpPort", num(pw.udpPort)), ("ttl", num(pw.ttl))]
+        case .drop:
+            f.append(("op", .string("drop")))
+        }
+        return .object(f)
+    }
+
+    public static func encode(_ e: VNIEntrySpec) -> JSONValue {
+        .object([("vni", num(e.vni)), ("push", labelArray(e.push)), ("controlWord", .bool(e.controlWord)),
+                 ("via", .string(e.via)), ("allowedVteps", .array(e.allowedVTEPs.map { .string($0.description) })),
+                 ("tc", num(e.tc)), ("ttl", num(e.ttl))])
+    }
+
+    public static func encode(_ e: FTNEntrySpec) -> JSONValue {
+        .object([("vrf", .string(e.vrf)), ("prefix", .string("\(e.prefix)/\(e.length)")), ("push", labelArray(e.push)),
+                 ("via", .string(e.via)), ("ttlMode", .string(e.ttlMode.rawValue)), ("tc", num(e.tc)), ("ttl", num(e.ttl))])
+    }
+
+    public static func encode(_ e: FIBEntry) -> JSONValue {
+        switch e {
+        case .nextHop(let x): return encode(x)
+        case .ecmpGroup(let x): return encode(x)
+        case .ilm(let x): return encode(x)
+        case .vni(let x): return encode(x)
+        case .ftn(let x): return encode(x)
+        }
+    }
+
+    public static func encode(_ fib: FIBSpec) -> JSONValue {
+        .object([("version", num(fib.version)),
+                 ("nextHops", .array(fib.nextHops.map(encode))), ("ecmpGroups", .array(fib.ecmpGroups.map(encode))),
+                 ("ilm", .array(fib.ilm.map(encode))), ("vni", .array(fib.vni.map(encode))),
+                 ("ftn", .array(fib.ftn.map(encode)))])
+    }
+
+    /// Decodes one element of `kind` ("nextHop", "ecmpGroup", "ilm", "vni", "ftn").
+    public static func decodeEntry(kind: String, _ v: JSONValue, _ path: String) throws(ValidationError) -> FIBEntry {
+        switch kind {
+        case "nextHop": return .nextHop(try decodeNextHop(v, path))
+        case "ecmpGroup": return .ecmpGroup(try decodeGroup(v, path))
+        case "ilm": return .ilm(try decodeILM(v, path))
+        case "vni": return .vni(try decodeVNI(v, path))
+        case "ftn": return .ftn(try decodeFTN(v, path))
+        default: throw ValidationError("\(path).kind", "\"\(kind)\" is not nextHop, ecmpGroup, ilm, vni or ftn")
+        }
+    }
+
+    public static func decodeGroup(_ v: JSONValue, _ path: String) throws(ValidationError) -> ECMPGroupSpec {
+        var g = try ObjectReader(v, path: path)
+        let name = try g.string("name")
+        var members: [String] = []
+        for (j, m) in try g.array("members").enumerated() {
+            members.append(try ObjectReader.string(m, "\(path).members[\(j)]"))
+        }
+        try g.rejectUnknownKeys()
+        return ECMPGroupSpec(name: name, members: members)
+    }
+
+    /// Decodes the key of `kind`: a name (nextHop, ecmpGroup), a label, a VNI, or {"vrf", "prefix"} for ftn.
+    public static func decodeKey(kind: String, _ v: JSONValue, _ path: String) throws(ValidationError) -> EntryKey {
+        switch kind {
+        case "nextHop": return .nextHop(try ObjectReader.string(v, path))
+        case "ecmpGroup": return .ecmpGroup(try ObjectReader.string(v, path))
+        case "ilm": return .ilm(UInt32(try ObjectReader.integer(v, path, in: 0...Int64(MPLSLabel.maxValue))))
+        case "vni": return .vni(UInt32(try ObjectReader.integer(v, path, in: 0...Int64(VNI.maxValue))))
+        case "ftn":
+            var r = try ObjectReader(v, path: path)
+            let vrf = try r.optionalString("vrf") ?? "default"
+            let (a, len) = try prefix(try r.string("prefix"), "\(path).prefix")
+            try r.rejectUnknownKeys()
+            return .ftn("\(vrf):\(a)/\(len)")
+        default: throw ValidationError("\(path).kind", "\"\(kind)\" is not nextHop, ecmpGroup, ilm, vni or ftn")
+        }
+    }
+}

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import FIB
 
 /// Per-port packet and byte counts.
@@ -35,12 +38,12 @@ public struct WorkerCounters: @unchecked Sendable {
         let p = UnsafeMutablePointer<PortCounters>.allocate(capacity: PortID.maxCount)
         p.initialize(repeating: PortCounters(), count: PortID.maxCount)
         let cap = max(entryCapacity, 1)
-        let e = UnsafeMutablePointer<EntryCounters>.allocate(capacity: cap)
-        e.initialize(repeating: EntryCounters(), count: cap)
+        // calloc: large tables come zeroed from mmap and cost resident memory only where entries count.
+        let e = calloc(cap, MemoryLayout<EntryCounters>.stride)!.bindMemory(to: EntryCounters.self, capacity: cap)
         return WorkerCounters(drops: d, ports: p, entries: e, entryCapacity: cap)
     }
 
-    public func deallocate() { drops.deallocate(); ports.deallocate(); entries.deallocate() }
+    public func deallocate() { drops.deallocate(); ports.deallocate(); free(entries) }
 
     public func drops(_ r: DropReason) -> UInt64 { drops[Int(r.rawValue)] }
 

@@ -41,17 +41,7 @@ public struct FIBSnapshotBuilder {
     /// Adds an ECMP group over `members` (next-hop indices) named by `memberKeys`. Each bucket goes to the member with
     /// the highest rendezvous score for (bucket, member key), so a member's buckets do not depend on the others.
     public mutating func addGroup(members: [UInt32], memberKeys: [String]) -> UInt32 {
-        precondition(!members.isEmpty && members.count == memberKeys.count)
-        let keyHashes = memberKeys.map(FIBSnapshotBuilder.stableHash)
-        for bucket in 0..<ECMP.bucketCount {
-            var best = 0
-            var bestScore: UInt64 = 0
-            for m in 0..<members.count {
-                let score = FIBSnapshotBuilder.mix64(keyHashes[m] ^ UInt64(bucket) &* 0x9E37_79B9_7F4A_7C15)
-                if m == 0 || score > bestScore { best = m; bestScore = score }
-            }
-            groupBuckets.append(members[best])
-        }
+        groupBuckets += ECMP.buckets(members: members, memberKeys: memberKeys)
         return UInt32(groupBuckets.count / ECMP.bucketCount - 1)
     }
 
@@ -130,6 +120,30 @@ public struct FIBSnapshotBuilder {
             bytesAllocated: bytes)
     }
 
+}
+
+extension ECMP {
+    /// The bucket array of a group over `members` (next-hop indices) named by `memberKeys`: each bucket goes to the
+    /// member with the highest rendezvous score for (bucket, member key), so a member's buckets do not depend on the
+    /// others and removing one moves only its share.
+    public static func buckets(members: [UInt32], memberKeys: [String]) -> [UInt32] {
+        precondition(!members.isEmpty && members.count == memberKeys.count)
+        let keyHashes = memberKeys.map(FIBSnapshotBuilder.stableHash)
+        var out = [UInt32](repeating: 0, count: bucketCount)
+        for bucket in 0..<bucketCount {
+            var best = 0
+            var bestScore: UInt64 = 0
+            for m in 0..<members.count {
+                let score = FIBSnapshotBuilder.mix64(keyHashes[m] ^ UInt64(bucket) &* 0x9E37_79B9_7F4A_7C15)
+                if m == 0 || score > bestScore { best = m; bestScore = score }
+            }
+            out[bucket] = members[best]
+        }
+        return out
+    }
+}
+
+extension FIBSnapshotBuilder {
     /// FNV-1a over UTF-8: stable across runs and platforms (Swift's Hasher is seeded per process).
     static func stableHash(_ s: String) -> UInt64 {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325

@@ -95,7 +95,6 @@ public struct AgentReport: Sendable {
     }
     public var ports: [Port]
     public var drops: [UInt64]
-    public var entries: [EntryCounters]
     public var loop = WorkerLoopCounters()
 }
 
@@ -113,23 +112,23 @@ public final class Agent: @unchecked Sendable {
     private let cell: SnapshotCell
     private let qsbr: QuiescentState
     private let stopFlag = StopFlag()
-    private var current: UnsafeMutablePointer<FIBSnapshot>
-    /// Set once init succeeds: from then on the agent frees the snapshot; before, the caller still owns it.
-    private var ownsSnapshot = false
+    private let entryCapacity: Int
+    /// "Trace the next N packets" (armed by the control thread).
+    public let trace = TraceBuffer()
     /// Messages worth logging at start (replaced stale programs, unserved queues).
     public private(set) var notices: [String] = []
 
     /// Opens every port: checks the interfaces, loads and configures the XDP programs, creates the UMEMs and
     /// sockets, and attaches the programs last (so nothing is steered before a socket can take it).
-    /// When init succeeds the agent owns the snapshot; when it throws, the caller still does.
-    public init(ports config: [AgentPortConfig],
-                snapshot: FIBSnapshot, entryCapacity: Int, options: AgentOptions) throws(AgentError) {
+    /// Workers read the FIB through `cell` and report quiescent states to `qsbr` (one slot per worker); the
+    /// snapshots themselves belong to whoever publishes them. `entryCapacity` is the number of action slots.
+    public init(ports config: [AgentPortConfig], cell: SnapshotCell, qsbr: QuiescentState, entryCapacity: Int,
+                options: AgentOptions) throws(AgentError) {
         self.options = options
-        let snap = UnsafeMutablePointer<FIBSnapshot>.allocate(capacity: 1)
-        snap.initialize(to: snapshot)
-        current = snap
-        cell = SnapshotCell(snap)
-        qsbr = QuiescentState(workers: options.workers)
+        self.cell = cell
+        self.qsbr = qsbr
+        self.entryCapacity = entryCapacity
+        guard qsbr.slots.count == options.workers else { throw AgentError("one quiescent-state slot per worker is needed") }
         guard options.workers >= 1 else { throw AgentError("--workers must be at least 1") }
         guard options.ringSize >= 64 && options.ringSize & (options.ringSize - 1) == 0 else {
             throw AgentError("--ring-size must be a power of two, at least 64")
@@ -185,7 +184,6 @@ public final class Agent: @unchecked Sendable {
             releaseAll()
             throw error
         }
-        ownsSnapshot = true
     }
 
     private func lockInterfaces() throws(AgentError) {
@@ -263,8 +261,8 @@ public final class Agent: @unchecked Sendable {
             let cpu: Int? = options.cpus.map { $0.isEmpty ? nil : $0[k % $0.count] } ?? (k % max(ncpu, 1))
             workers.append(Worker(index: k, cpu: cpu, umem: u, sockets: mine, fillSize: UInt32(options.ringSize),
                                   inflightCap: UInt32(options.txInflightCap), waitMode: options.wait,
-                                  entryCapacity: current.pointee.actionCount, cell: cell, qsbr: qsbr,
-                                  stop: stopFlag))
+                                  entryCapacity: entryCapacity, cell: cell, qsbr: qsbr,
+                                  stop: stopFlag, trace: trace))
         }
     }
 
@@ -292,30 +290,19 @@ public final class Agent: @unchecked Sendable {
         sockets = []
         for u in umems { _ = mg_umem_destroy(u) }
         umems = []
-        workers = []
+        // Workers stay (stopped): their counters are still read for the final report.
         programs = []
         for fd in locks { close(fd) }
         locks = []
     }
 
-    deinit {
-        if ownsSnapshot { current.pointee.deallocate() }
-        current.deallocate()
-    }
-
     /// Sums every worker's counters (reads racing with the single writers; each value is a plain 64-bit load).
-    public func report(portNames: [String]) -> AgentReport {
-        let snap = current.pointee
+    public func report() -> AgentReport {
         var r = AgentReport(ports: ports.enumerated().map { i, p in
             AgentReport.Port(name: p.name, interface: p.interface, zerocopy: isZeroCopy(i))
-        }, drops: [UInt64](repeating: 0, count: DropReason.allCases.count),
-           entries: [EntryCounters](repeating: EntryCounters(), count: snap.actionCount))
+        }, drops: [UInt64](repeating: 0, count: DropReason.allCases.count))
         for (k, w) in workers.enumerated() {
             for d in 0..<r.drops.count { r.drops[d] &+= w.counters.drops[d] }
-            for e in 0..<r.entries.count {
-                r.entries[e].packets &+= w.counters.entries[e].packets
-                r.entries[e].bytes &+= w.counters.entries[e].bytes
-            }
             r.loop.loops &+= w.loop.pointee.loops
             r.loop.polls &+= w.loop.pointee.polls
             r.loop.pollWakeups &+= w.loop.pointee.pollWakeups
@@ -338,6 +325,35 @@ public final class Agent: @unchecked Sendable {
         }
         for i in 0..<ports.count { r.ports[i].program = programs[i].counters() }
         return r
+    }
+
+    /// One action slot's packets and bytes summed over the workers (racing with their single writers).
+    public func entryCounters(slot: Int) -> (packets: UInt64, bytes: UInt64) {
+        var p: UInt64 = 0, b: UInt64 = 0
+        for w in workers where slot < w.counters.entryCapacity {
+            p &+= w.counters.entries[slot].packets
+            b &+= w.counters.entries[slot].bytes
+        }
+        return (p, b)
+    }
+
+    /// Zeroes a slot no snapshot references any more (after its grace period, so no worker writes it).
+    public func resetEntryCounters(slot: Int) {
+        for w in workers where slot < w.counters.entryCapacity { w.counters.entries[slot] = EntryCounters() }
+    }
+
+    /// Link state of a port's interface (sysfs operstate), nil when unknown.
+    public func linkUp(_ i: Int) -> Bool? {
+        guard let f = fopen("/sys/class/net/\(ports[i].interface)/operstate", "r") else { return nil }
+        defer { fclose(f) }
+        var buf = [CChar](repeating: 0, count: 32)
+        guard fgets(&buf, 32, f) != nil else { return nil }
+        let s = String(decoding: buf.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        switch s {
+        case "up": return true
+        case "down", "lowerlayerdown", "notpresent": return false
+        default: return nil
+        }
     }
 
     /// Receive queues of an interface (sysfs).

@@ -60,6 +60,10 @@ public final class Worker: @unchecked Sendable {
     public let loop: UnsafeMutablePointer<WorkerLoopCounters>
 
     let batch: UnsafeMutableBufferPointer<Frame>
+    /// Scratch for traced packets' first bytes as received (batch × TraceBuffer.headBytes).
+    let traceScratch: UnsafeMutableRawPointer
+    let traceLengths: UnsafeMutablePointer<Int32>
+    let trace: TraceBuffer
     let cell: SnapshotCell
     let qsbr: QuiescentState
     let slot: QuiescentState.Slot
@@ -67,7 +71,7 @@ public final class Worker: @unchecked Sendable {
 
     init(index: Int, cpu: Int?, umem: UnsafeMutablePointer<mg_umem>, sockets: [UnsafeMutablePointer<mg_xsk>],
          fillSize: UInt32, inflightCap: UInt32, waitMode: WaitMode, entryCapacity: Int, cell: SnapshotCell,
-         qsbr: QuiescentState, stop: StopFlag) {
+         qsbr: QuiescentState, stop: StopFlag, trace: TraceBuffer) {
         self.index = index; self.cpu = cpu; self.umem = umem
         area = umem.pointee.area
         chunkMask = UInt64(umem.pointee.chunk_size) - 1
@@ -90,13 +94,16 @@ public final class Worker: @unchecked Sendable {
         io = .allocate(capacity: portCount); io.initialize(repeating: XSKCounters(), count: portCount)
         loop = .allocate(capacity: 1); loop.initialize(to: WorkerLoopCounters())
         batch = .allocate(capacity: Worker.batchSize)
+        traceScratch = .allocate(byteCount: Worker.batchSize * TraceBuffer.headBytes, alignment: 64)
+        traceLengths = .allocate(capacity: Worker.batchSize)
+        self.trace = trace
         self.cell = cell; self.qsbr = qsbr; slot = qsbr.slots[index]; self.stop = stop
     }
 
     deinit {
         sockets.deallocate(); pool.deallocate(); inflight.deallocate(); pending.deallocate(); kickOwed.deallocate()
         touched.deallocate(); pollFDs.deallocate(); counters.deallocate(); io.deallocate(); loop.deallocate()
-        batch.deallocate()
+        batch.deallocate(); traceScratch.deallocate(); traceLengths.deallocate()
     }
 
     /// Gives every port's fill ring its first frames. Called before the program is attached.
@@ -161,7 +168,10 @@ public final class Worker: @unchecked Sendable {
         io[p].rxPackets &+= UInt64(n)
         io[p].rxBatches &+= 1
 
+        let tracing = trace.isArmed
+        if tracing { keepHeads(n) }
         Pipeline.process(UnsafeMutableBufferPointer(start: batch.baseAddress, count: n), fib: fib, counters: counters)
+        if tracing { record(n) }
 
         var touchedCount = 0
         for i in 0..<n {
@@ -189,6 +199,38 @@ public final class Worker: @unchecked Sendable {
         }
         refill(p, want: fillSize)
         return n
+    }
+
+    /// Copies each frame's first bytes before the pipeline rewrites them (only while a trace is armed).
+    @inline(never)
+    func keepHeads(_ n: Int) {
+        for i in 0..<n {
+            let f = batch[i]
+            let len = min(Int(f.length), TraceBuffer.headBytes)
+            (traceScratch + i * TraceBuffer.headBytes).copyMemory(from: f.buffer + Int(f.offset), byteCount: len)
+            traceLengths[i] = f.length
+        }
+    }
+
+    @inline(never)
+    func record(_ n: Int) {
+        let take = trace.claim(n)
+        guard take > 0 else { return }
+        var out: [TraceRecord] = []
+        out.reserveCapacity(take)
+        for i in 0..<take {
+            let f = batch[i]
+            let inLen = Int(traceLengths[i])
+            let headIn = Array(UnsafeRawBufferPointer(start: traceScratch + i * TraceBuffer.headBytes,
+                                                      count: min(inLen, TraceBuffer.headBytes)))
+            let outLen = f.isForwarded ? Int(f.length) : 0
+            let headOut = f.isForwarded ? Array(UnsafeRawBufferPointer(start: f.buffer + Int(f.offset),
+                                                                        count: min(outLen, TraceBuffer.headBytes))) : []
+            out.append(TraceRecord(worker: index, ingress: Int(f.ingress.rawValue), lengthIn: inLen, headIn: headIn,
+                                   egress: f.isForwarded ? Int(f.egress.rawValue) : nil, drop: f.drop,
+                                   lengthOut: outLen, headOut: headOut))
+        }
+        trace.add(out)
     }
 
     @inline(__always)

@@ -7,12 +7,14 @@ import Dataplane
 import FIB
 import IO
 import Wire
+import CControlSocket
 
 /// `mplsgate run`: the live agent.
 func runCommand(_ args: ArraySlice<String>) -> Never {
     let opts = parseOptions(args, values: ["--config", "--fib", "--workers", "--cpus", "--bind", "--xdp-mode", "--wait",
-                                           "--frames", "--ring-size", "--tx-inflight"],
-                            flags: ["--force", "--json"])
+                                           "--frames", "--ring-size", "--tx-inflight", "--instance", "--socket",
+                                           "--state-file", "--allow-uid", "--allow-gid", "--max-entries"],
+                            flags: ["--force", "--json", "--no-state"])
     guard let cfgPath = opts["--config"] else { fail("--config is required", code: 2) }
     var options = AgentOptions()
     func intOption(_ key: String, _ range: ClosedRange<Int>) -> Int? {
@@ -24,6 +26,7 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
     if let n = intOption("--frames", 128...1 << 20) { options.framesPerPort = n }
     if let n = intOption("--ring-size", 64...1 << 16) { options.ringSize = n }
     if let n = intOption("--tx-inflight", 64...1 << 20) { options.txInflightCap = n }
+    let maxEntries = intOption("--max-entries", 1...16_000_000) ?? 2_000_000
     if let v = opts["--cpus"] {
         if v == "none" { options.cpus = [] } else {
             let list = v.split(separator: ",").map { Int($0) }
@@ -47,23 +50,56 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
     }
     options.force = opts["--force"] != nil
     let json = opts["--json"] != nil
+    let instance = opts["--instance"] ?? "mplsgate"
+    guard !instance.isEmpty, instance.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+        fail("--instance \(instance): letters, digits, - and _ only", code: 2)
+    }
+    let socketPath = opts["--socket"] ?? "/run/mplsgate/\(instance).sock"
+    let statePath: String? = opts["--no-state"] != nil ? nil : (opts["--state-file"] ?? "/var/lib/mplsgate/\(instance).state")
+    func idList(_ key: String) -> Set<UInt32> {
+        guard let v = opts[key] else { return [] }
+        let ids = v.split(separator: ",").map { UInt32($0) }
+        guard ids.allSatisfy({ $0 != nil }) else { fail("\(key) \(v): expected comma-separated numeric ids", code: 2) }
+        return Set(ids.map { $0! })
+    }
+    let policy = PeerPolicy(uids: idList("--allow-uid"), gids: idList("--allow-gid"))
 
+    // The config, then the FIB to start from: --fib, else the state file, else empty.
     let config: InstanceConfig
-    let compiled: CompiledFIB
+    let engine: FIBEngine
+    var source = "an empty FIB"
+    var stateGeneration: UInt64 = 0
     do {
         config = try FIBCodec.decodeConfig(readFile(cfgPath))
-        let fib = try opts["--fib"].map { try FIBCodec.decodeFIB(readFile($0)) } ?? FIBSpec()
-        compiled = try FIBCompiler.compile(config: config, fib: fib)
+        engine = try FIBEngine(config: config, maxEntries: maxEntries)
     } catch {
-        fail("invalid config or FIB: \(error)")
+        fail("invalid config: \(error)")
+    }
+    if let fibPath = opts["--fib"] {
+        do {
+            let fib = try FIBCodec.decodeFIB(readFile(fibPath))
+            try engine.replaceAll(with: fib)
+            source = fibPath
+        } catch let e as ValidationError { fail("invalid FIB: \(e)") } catch { fail("invalid FIB: \(error)") }
+    } else if let statePath {
+        let (loaded, problems) = StateFile.load(path: statePath)
+        for p in problems { writeError("mplsgate: state file \(p); not used\n") }
+        if let loaded {
+            do {
+                try engine.replaceAll(with: loaded.fib)
+                source = "\(loaded.path) (generation \(loaded.generation))"
+                stateGeneration = loaded.generation
+            } catch {
+                writeError("mplsgate: state file \(loaded.path) does not fit this config (\(error)); starting empty\n")
+            }
+        }
     }
 
-    // Signals go to this thread only (sigwait below); workers inherit the blocked mask.
-    var set = sigset_t()
-    sigemptyset(&set)
-    for s in [SIGINT, SIGTERM, SIGUSR1, SIGHUP] { sigaddset(&set, s) }
-    pthread_sigmask(SIG_BLOCK, &set, nil)
+    // Signals arrive on a signalfd watched by the control loop; every thread started after this inherits the mask.
+    let signals = SignalSource()
 
+    let cell = SnapshotCell(engine.snapshot)
+    let qsbr = QuiescentState(workers: options.workers)
     let agent: Agent
     do {
         if geteuid() != 0 {
@@ -75,78 +111,75 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
                 AgentPortConfig(name: p.name, interface: p.interface, role: p.role, mac: p.mac, vxlanPort: p.vxlanPort,
                                 match: p.role == .dc ? p.vteps : p.role == .vrf ? p.addresses : [])
             },
-            snapshot: compiled.snapshot, entryCapacity: compiled.actionNames.count, options: options)
+            cell: cell, qsbr: qsbr, entryCapacity: engine.tables.maxActions, options: options)
     } catch {
-        compiled.snapshot.deallocate()   // not the agent's: its init failed
         fail(error.description)
     }
+    let view = AgentControl(agent: agent, portNames: config.ports.map(\.name))
+    engine.publish = { _ = cell.exchange($0) }
+    engine.synchronize = { qsbr.synchronize { usleep(20) } }
+    engine.counterStore = view
     for n in agent.notices { writeError("mplsgate: \(n)\n") }
     do { try agent.start() } catch {
         agent.stop()
         fail(error.description)
     }
+
+    let writer = statePath.map { StateWriter(path: $0, durableGeneration: stateGeneration) }
+    // A FIB given with --fib (or a state file from an older generation numbering) becomes the state file.
+    if let writer, stateGeneration != engine.generation { writer.submit(engine.intent()) }
+    let service = ControlService(engine: engine, stateWriter: writer)
+    service.dataplane = view
+    let server: RPCServer
+    do { server = try RPCServer(path: socketPath, policy: policy) } catch {
+        agent.stop()
+        fail(error.description)
+    }
+    server.handler = service
+    var stopping = false
+    server.watch(fd: signals.fd) {
+        while let sig = signals.next() {
+            switch sig {
+            case SIGUSR1: printReport(agent.report(), engine: engine, json: json)
+            case SIGHUP: writeError("mplsgate: SIGHUP ignored (FIB updates come over the control socket)\n")
+            default: stopping = true
+            }
+        }
+    }
+    if let writer { server.watch(fd: writer.done) { drainEventFD(writer.done) } }
+
     var tv = timespec()
     clock_gettime(CLOCK_REALTIME, &tv)
     let ports = agent.ports.enumerated().map { i, p in
         "\(p.name)=\(p.interface)(\(p.role.name), \(agent.isZeroCopy(i) ? "zerocopy" : "copy"))"
     }.joined(separator: " ")
-    writeError("mplsgate: forwarding since \(tv.tv_sec).\(String(format3(Double(tv.tv_nsec) / 1e9).dropFirst(2))): "
-               + "\(ports); generation \(compiled.snapshot.generation), \(compiled.actionNames.count) entries, "
-               + "\(options.workers) worker(s), wait \(options.wait.rawValue); pid \(getpid())\n")
+    let ms = String(1000 + Int(tv.tv_nsec) / 1_000_000).dropFirst()
+    writeError("mplsgate: forwarding since \(tv.tv_sec).\(ms): \(ports); generation \(engine.generation) from \(source), "
+               + "\(engine.entryCount) entries, \(options.workers) worker(s), wait \(options.wait.rawValue); "
+               + "control socket \(socketPath); state file \(statePath ?? "off"); pid \(getpid())\n")
 
-    while true {
-        var sig: Int32 = 0
-        sigwait(&set, &sig)
-        if sig == SIGUSR1 {
-            printReport(agent.report(portNames: compiled.actionNames), compiled, json: json)
-            continue
-        }
-        if sig == SIGHUP {
-            writeError("mplsgate: SIGHUP ignored (FIB updates come over the control socket)\n")
-            continue
-        }
-        break
-    }
-    let report = agent.report(portNames: compiled.actionNames)
+    server.run { stopping }
+
+    server.shutdown()
+    let report = agent.report()
     agent.stop()
+    writer?.finish()
     writeError("mplsgate: stopped; XDP programs detached\n")
-    printReport(report, compiled, json: json)
+    printReport(report, engine: engine, json: json)
     exit(0)
 }
 
-func printReport(_ r: AgentReport, _ compiled: CompiledFIB, json: Bool) {
+func printReport(_ r: AgentReport, engine: FIBEngine, json: Bool) {
     func n(_ v: UInt64) -> JSONValue { .number(String(v)) }
+    // Per-entry counters in this report only for small FIBs; larger ones: mplsgatectl show counters.
+    let keys = engine.entryCount <= 10_000 ? ["ilm", "vni", "ftn"].flatMap { engine.keys(of: $0) } : []
     if json {
-        let ports: [(String, JSONValue)] = r.ports.map { p in
-            (p.name, .object([
-                ("interface", .string(p.interface)), ("mode", .string(p.zerocopy ? "zerocopy" : "copy")),
-                ("rxPackets", n(p.pipeline.rxPackets)), ("rxBytes", n(p.pipeline.rxBytes)),
-                ("txPackets", n(p.pipeline.txPackets)), ("txBytes", n(p.pipeline.txBytes)),
-                ("dropPackets", n(p.pipeline.dropPackets)),
-                ("rings", .object([
-                    ("rxPackets", n(p.rings.rxPackets)), ("rxBatches", n(p.rings.rxBatches)),
-                    ("txPackets", n(p.rings.txPackets)), ("txBatches", n(p.rings.txBatches)),
-                    ("txRingFull", n(p.rings.txRingFull)), ("txInflightCap", n(p.rings.txInflightCap)),
-                    ("sendtoCalls", n(p.rings.sendtoCalls)), ("sendtoRetry", n(p.rings.sendtoRetry)),
-                    ("sendtoErrors", n(p.rings.sendtoErrors)), ("completions", n(p.rings.completions)),
-                    ("filled", n(p.rings.filled)), ("fillPoolEmpty", n(p.rings.fillPoolEmpty)),
-                    ("rxWakeups", n(p.rings.rxWakeups)),
-                ])),
-                ("kernel", .object([
-                    ("rxDropped", n(p.kernel.rxDropped)), ("rxInvalidDescs", n(p.kernel.rxInvalidDescs)),
-                    ("txInvalidDescs", n(p.kernel.txInvalidDescs)), ("rxRingFull", n(p.kernel.rxRingFull)),
-                    ("rxFillRingEmpty", n(p.kernel.rxFillRingEmpty)), ("txRingEmpty", n(p.kernel.txRingEmpty)),
-                ])),
-                ("xdp", .object([("redirected", n(p.program.redirected)), ("passed", n(p.program.passed)),
-                                 ("noSocket", n(p.program.noSocket))])),
-            ]))
-        }
         let drops: [(String, JSONValue)] = DropReason.allCases.dropFirst().map { ($0.name, n(r.drops[Int($0.rawValue)])) }
-        let entries: [(String, JSONValue)] = compiled.actionNames.enumerated().map { i, name in
-            (name, .object([("packets", n(r.entries[i].packets)), ("bytes", n(r.entries[i].bytes))]))
+        let entries: [(String, JSONValue)] = keys.compactMap { k in
+            engine.counters(k).map { c in ("\(k)", .object([("packets", n(c.packets)), ("bytes", n(c.bytes))])) }
         }
         print(JSONWriter.write(.object([
-            ("generation", n(compiled.snapshot.generation)), ("ports", .object(ports)), ("drops", .object(drops)),
+            ("generation", n(engine.generation)), ("ports", portsJSON(r)), ("drops", .object(drops)),
             ("entries", .object(entries)),
             ("workers", .object([("loops", n(r.loop.loops)), ("polls", n(r.loop.polls)),
                                  ("pollWakeups", n(r.loop.pollWakeups))])),
@@ -173,9 +206,26 @@ func printReport(_ r: AgentReport, _ compiled: CompiledFIB, json: Bool) {
         print("\ndrops by reason")
         for d in dropped { print(pad("  " + d.name, 22) + lpad(String(r.drops[Int(d.rawValue)]), 10)) }
     }
-    print("\nentries                         packets        bytes")
-    for (i, name) in compiled.actionNames.enumerated() {
-        print(pad("  " + name, 30) + lpad(String(r.entries[i].packets), 9) + lpad(String(r.entries[i].bytes), 13))
+    print("\nentries (generation \(engine.generation))        packets        bytes")
+    for k in keys {
+        guard let c = engine.counters(k) else { continue }
+        print(pad("  \(k)", 30) + lpad(String(c.packets), 9) + lpad(String(c.bytes), 13))
     }
+    if keys.isEmpty && engine.entryCount > 0 { print("  (\(engine.entryCount) entries: mplsgatectl show counters ilm)") }
     fflush(nil)
 }
+
+/// Signals as a file descriptor for the control loop.
+final class SignalSource {
+    let fd: Int32
+    init() {
+        fd = mg_signalfd_standard()
+        if fd < 0 { fail("signalfd failed") }
+    }
+    func next() -> Int32? {
+        let s = mg_signalfd_read(fd)
+        return s > 0 ? s : nil
+    }
+}
+
+func drainEventFD(_ fd: Int32) { mg_eventfd_drain(fd) }

@@ -171,7 +171,7 @@ case "check":
     let s = compiled.snapshot
     print("valid: \(config.ports.count) ports, \(s.nextHopCount) next hops, \(s.groupCount) ECMP groups, "
           + "\(compiled.actionNames.count) entries (\(s.bytesAllocated / 1024) KiB of tables)")
-    s.deallocate()
+    compiled.release()
 case "replay":
     let opts = parseOptions(args.dropFirst(2),
                             values: ["--config", "--fib", "--in", "--out", "--out-dir", "--drops", "--ingress"],
@@ -199,7 +199,7 @@ case "replay":
     } catch {
         fail(error.description)
     }
-    compiled.snapshot.deallocate()
+    compiled.release()
 default:
     fail("unknown command \(args[1]) (see --help)", code: 2)
 }

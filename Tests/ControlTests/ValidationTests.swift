@@ -15,7 +15,7 @@ import ControlServer
     func compile(_ body: String) throws(ValidationError) {
         let cfg = try FIBCodec.decodeConfig(Array(Self.config.utf8))
         let fib = try FIBCodec.decodeFIB(Array(#"{"version":1,"nextHops":[\#(Self.nh)],"# .utf8) + Array(body.utf8) + Array("}".utf8))
-        try FIBCompiler.compile(config: cfg, fib: fib).snapshot.deallocate()
+        try FIBCompiler.compile(config: cfg, fib: fib).release()
     }
 
     @Test func validFIBCompiles() throws {

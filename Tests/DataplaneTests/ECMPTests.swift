@@ -36,7 +36,7 @@ import Control
                           ecmpGroups: [ECMPGroupSpec(name: "g", members: ["n1", "n2", "n3", "n4"])],
                           ilm: [ILMEntrySpec(label: 110, operation: .swap(out: [210], via: "g", payload: nil, ttlMode: .uniform))])
         let c = try FIBCompiler.compile(config: config, fib: fib)
-        defer { c.snapshot.deallocate() }
+        defer { c.release() }
         var counts = [Int](repeating: 0, count: 4)
         for flow in 0..<UInt32(10_000) {
             var frame = flowFrame(flow)
@@ -89,7 +89,7 @@ import Control
             routes.append((addr, len)); fib.ftn.append(e)
         }
         let c = try FIBCompiler.compile(config: Lab.config, fib: fib)
-        defer { c.snapshot.deallocate() }
+        defer { c.release() }
         for _ in 0..<5000 {
             // Probe near the routes so that matches are common.
             let (base, _) = routes.randomElement(using: &rng)!

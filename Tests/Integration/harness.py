@@ -73,6 +73,7 @@ class Netns:
                 except subprocess.TimeoutExpired:
                     pass
         sh("ip", "netns", "del", self.name, check=False, capture=True)
+        sh("rm", "-rf", f"/tmp/{self.name}", check=False)
         if self in _live:
             _live.remove(self)
 
@@ -111,8 +112,16 @@ def binary(name):
 class Agent:
     """`mplsgate run` in a namespace; started() waits for its "forwarding since" line."""
 
-    def __init__(self, ns, config, fib=None, extra=(), json_counters=True):
-        args = [binary("mplsgate"), "run", "--config", config]
+    def __init__(self, ns, config, fib=None, extra=(), json_counters=True, instance=None, state_dir=None):
+        """The socket and state file live in `state_dir` (default: a directory per namespace under /tmp), so
+        tests never touch /run/mplsgate or /var/lib/mplsgate."""
+        self.state_dir = state_dir or f"/tmp/{ns.name}"
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.instance = instance or "agent"
+        self.socket = os.path.join(self.state_dir, self.instance + ".sock")
+        self.state_file = os.path.join(self.state_dir, self.instance + ".state")
+        args = [binary("mplsgate"), "run", "--config", config, "--instance", self.instance,
+                "--socket", self.socket, "--state-file", self.state_file]
         if fib:
             args += ["--fib", fib]
         if json_counters:

@@ -1,0 +1,670 @@
+import Wire
+import FIB
+
+/// The key of a FIB element: how apply, delete, dump and counters name it.
+public enum EntryKey: Hashable, Sendable, CustomStringConvertible {
+    case nextHop(String)
+    case ecmpGroup(String)
+    case ilm(UInt32)
+    case vni(UInt32)
+    /// "vrf:prefix/length"
+    case ftn(String)
+
+    public var kind: String {
+        switch self {
+        case .nextHop: return "nextHop"
+        case .ecmpGroup: return "ecmpGroup"
+        case .ilm: return "ilm"
+        case .vni: return "vni"
+        case .ftn: return "ftn"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .nextHop(let n): return "nextHop \(n)"
+        case .ecmpGroup(let n): return "ecmpGroup \(n)"
+        case .ilm(let l): return "ilm \(l)"
+        case .vni(let v): return "vni \(v)"
+        case .ftn(let k): return "ftn \(k)"
+        }
+    }
+}
+
+/// One element of a FIB.
+public enum FIBEntry: Sendable, Equatable {
+    case nextHop(NextHopSpec)
+    case ecmpGroup(ECMPGroupSpec)
+    case ilm(ILMEntrySpec)
+    case vni(VNIEntrySpec)
+    case ftn(FTNEntrySpec)
+
+    public var key: EntryKey {
+        switch self {
+        case .nextHop(let e): return .nextHop(e.name)
+        case .ecmpGroup(let e): return .ecmpGroup(e.name)
+        case .ilm(let e): return .ilm(e.label)
+        case .vni(let e): return .vni(e.vni)
+        case .ftn(let e): return .ftn(e.key)
+        }
+    }
+}
+
+/// One step of an atomic transaction.
+public enum FIBChange: Sendable, Equatable {
+    /// The key must not exist.
+    case add(FIBEntry)
+    /// The key must exist.
+    case replace(FIBEntry)
+    /// The key must exist and nothing may reference it.
+    case delete(EntryKey)
+}
+
+/// Why a transaction was refused. `element` names the offending change, e.g. "operations[3] (ilm 100)".
+public struct TransactionError: Error, Sendable, CustomStringConvertible {
+    public enum Code: Sendable {
+        case invalid        // a change is malformed or inconsistent with the FIB
+        case notFound       // replace/delete of a missing key
+        case exists         // add of an existing key
+        case referenced     // delete of a next hop / group still in use
+        case staleGeneration
+        case tooLarge       // the FIB would exceed a limit
+    }
+    public var code: Code
+    public var element: String
+    public var message: String
+    public var description: String { element.isEmpty ? message : "\(element): \(message)" }
+    public init(_ code: Code, _ element: String, _ message: String) { self.code = code; self.element = element; self.message = message }
+}
+
+/// Reads and resets one action slot's counters summed over the workers (the agent's workers, or nothing).
+public protocol EntryCounterStore: AnyObject {
+    func read(slot: Int) -> (packets: UInt64, bytes: UInt64)
+    func reset(slot: Int)
+}
+
+/// The control model: the controller's intent (named next hops, groups and entries), validated transactions over
+/// it, and their compilation into `FIBTables` commits. Single-threaded (the control thread).
+///
+/// Per-entry counters live in the workers, indexed by action slot. A replaced entry gets a new slot; after the
+/// grace period the old slot's totals are folded into the entry's running total, so counters survive a replace;
+/// a delete drops the running total, so delete + add restarts at zero.
+public final class FIBEngine: @unchecked Sendable {
+    public let config: InstanceConfig
+    public let tables: FIBTables
+    public private(set) var generation: UInt64 = 0
+
+    /// Publishes a new snapshot (the agent's atomic store); nil when nothing reads it live (replay, tests).
+    public var publish: ((UnsafeMutablePointer<FIBSnapshot>) -> Void)?
+    /// Waits until no worker can hold the previous snapshot; nil: nobody reads it.
+    public var synchronize: (() -> Void)?
+    /// The workers' per-slot counters.
+    public weak var counterStore: EntryCounterStore?
+
+    public struct Installed<Spec: Sendable>: Sendable {
+        var spec: Spec
+        var action: ActionID
+    }
+
+    private(set) var nextHops: [String: NextHopSpec] = [:]
+    private var nextHopSlot: [String: UInt32] = [:]
+    private var freeNextHopSlots: [UInt32] = []
+    private var nextHopSlotCount: UInt32 = 0
+    private(set) var groups: [String: ECMPGroupSpec] = [:]
+    private var groupSlot: [String: UInt32] = [:]
+    private var freeGroupSlots: [UInt32] = []
+    private var groupSlotCount: UInt32 = 0
+    private(set) var ilm: [UInt32: Installed<ILMEntrySpec>] = [:]
+    private(set) var vni: [UInt32: Installed<VNIEntrySpec>] = [:]
+    private(set) var ftn: [String: Installed<FTNEntrySpec>] = [:]
+    /// How many entries and groups name each next hop or group.
+    private var refs: [String: Int] = [:]
+    /// Counts carried over from slots retired by replaces.
+    private var carried: [EntryKey: (packets: UInt64, bytes: UInt64)] = [:]
+
+    private let portNames: Set<String>
+    private let vrfNames: [String]
+    private let vrfSet: Set<String>
+    private let portAddresses: [IPv6Address]
+    /// The most entries (ILM + VNI + FTN) a FIB may hold: one action slot each, plus room for a full replace.
+    public let maxEntries: Int
+
+    public init(config: InstanceConfig, maxEntries: Int = 2_000_000) throws(ValidationError) {
+        try validate(config)
+        self.config = config
+        self.maxEntries = maxEntries
+        portNames = Set(config.ports.map(\.name))
+        vrfNames = config.vrfNames
+        vrfSet = Set(vrfNames)
+        var records: [PortRecord] = []
+        var addresses: [IPv6Address] = []
+        for p in config.ports {
+            let list = (p.role == .dc ? p.vteps : p.addresses).map(IPv6Address.init)
+            records.append(PortRecord(mac: p.mac, role: p.role, vrf: UInt16(vrfNames.firstIndex(of: p.vrf)!),
+                                      vxlanPort: p.vxlanPort, addressStart: UInt32(addresses.count),
+                                      addressCount: UInt16(list.count)))
+            addresses += list
+        }
+        portAddresses = addresses
+        tables = FIBTables(ports: records, addresses: addresses, vrfCount: vrfNames.count, maxActions: 2 * maxEntries + 16)
+    }
+
+    /// Frees all FIB memory. Only once nothing reads the snapshot.
+    public func release() { tables.deallocateAll() }
+
+    public var entryCount: Int { ilm.count + vni.count + ftn.count }
+    public var snapshot: UnsafeMutablePointer<FIBSnapshot> { tables.current }
+
+    // MARK: transactions
+
+    /// Validates `changes` as a whole, in order (each against the state the previous ones leave), then commits
+    /// them as one new snapshot. All or nothing: on error nothing changes. Returns the new generation.
+    @discardableResult
+    public func apply(_ changes: [FIBChange], expectedGeneration: UInt64? = nil,
+                      elementName: (Int, FIBChange) -> String = FIBEngine.operationName) throws(TransactionError) -> UInt64 {
+        if let g = expectedGeneration, g != generation {
+            throw TransactionError(.staleGeneration, "expectedGeneration",
+                                   "the FIB is at generation \(generation), not \(g); read it again and retry")
+        }
+        var overlay = Overlay(engine: self)
+        for (i, c) in changes.enumerated() {
+            try overlay.stage(c, elementName(i, c))
+        }
+        if overlay.entryCount > maxEntries {
+            throw TransactionError(.tooLarge, "", "the FIB would hold \(overlay.entryCount) entries; the limit is \(maxEntries)")
+        }
+        commit(overlay)
+        return generation
+    }
+
+    public static func operationName(_ i: Int, _ c: FIBChange) -> String {
+        switch c {
+        case .add(let e), .replace(let e): return "operations[\(i)] (\(e.key))"
+        case .delete(let k): return "operations[\(i)] (\(k))"
+        }
+    }
+
+    /// Replaces the whole FIB with `fib` in one commit (resync end, --fib, state file): entries not in `fib` are
+    /// deleted, changed ones replaced, the rest kept (with their counters).
+    @discardableResult
+    public func replaceAll(with fib: FIBSpec, expectedGeneration: UInt64? = nil) throws(TransactionError) -> UInt64 {
+        do { _ = try validate(fib, config: config) } catch {
+            throw TransactionError(.invalid, error.element, error.message)
+        }
+        let changes = diff(to: fib)
+        return try apply(changes, expectedGeneration: expectedGeneration) { _, c in
+            switch c {
+            case .add(let e), .replace(let e): return "\(e.key)"
+            case .delete(let k): return "\(k)"
+            }
+        }
+    }
+
+    /// The changes that turn the current FIB into `fib`, ordered so references always resolve: next hops and groups
+    /// added or replaced first, entries next, deletions of entries, then of groups, then of next hops.
+    public func diff(to fib: FIBSpec) -> [FIBChange] {
+        var out: [FIBChange] = []
+        let newNH = Dictionary(fib.nextHops.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let newGroups = Dictionary(fib.ecmpGroups.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for nh in fib.nextHops {
+            if let old = nextHops[nh.name] { if old != nh { out.append(.replace(.nextHop(nh))) } } else { out.append(.add(.nextHop(nh))) }
+        }
+        // A group whose members change may reference next hops added above; groups that will be deleted are
+        // deleted after the entries that use them.
+        for g in fib.ecmpGroups {
+            if let old = groups[g.name] { if old != g { out.append(.replace(.ecmpGroup(g))) } } else { out.append(.add(.ecmpGroup(g))) }
+        }
+        var seenILM = Set<UInt32>(), seenVNI = Set<UInt32>(), seenFTN = Set<String>()
+        for e in fib.ilm {
+            seenILM.insert(e.label)
+            if let old = ilm[e.label] { if old.spec != e { out.append(.replace(.ilm(e))) } } else { out.append(.add(.ilm(e))) }
+        }
+        for e in fib.vni {
+            seenVNI.insert(e.vni)
+            if let old = vni[e.vni] { if old.spec != e { out.append(.replace(.vni(e))) } } else { out.append(.add(.vni(e))) }
+        }
+        for e in fib.ftn {
+            seenFTN.insert(e.key)
+            if let old = ftn[e.key] { if old.spec != e { out.append(.replace(.ftn(e))) } } else { out.append(.add(.ftn(e))) }
+        }
+        for l in ilm.keys where !seenILM.contains(l) { out.append(.delete(.ilm(l))) }
+        for v in vni.keys where !seenVNI.contains(v) { out.append(.delete(.vni(v))) }
+        for k in ftn.keys where !seenFTN.contains(k) { out.append(.delete(.ftn(k))) }
+        for g in groups.keys where newGroups[g] == nil { out.append(.delete(.ecmpGroup(g))) }
+        for n in nextHops.keys where newNH[n] == nil { out.append(.delete(.nextHop(n))) }
+        return out
+    }
+
+    /// The FIB as a document (for the state file and dumps): entries sorted by key.
+    public func document() -> FIBSpec { intent().document() }
+
+    /// The intent as it is now, in O(1) (copy-on-write): another thread may turn it into a document while the
+    /// control thread goes on changing the engine.
+    public func intent() -> FIBIntent {
+        FIBIntent(generation: generation, nextHops: nextHops, groups: groups, ilm: ilm, vni: vni, ftn: ftn)
+    }
+
+    /// The current element of a key, if any.
+    public func entry(_ key: EntryKey) -> FIBEntry? {
+        switch key {
+        case .nextHop(let n): return nextHops[n].map { .nextHop($0) }
+        case .ecmpGroup(let n): return groups[n].map { .ecmpGroup($0) }
+        case .ilm(let l): return ilm[l].map { .ilm($0.spec) }
+        case .vni(let v): return vni[v].map { .vni($0.spec) }
+        case .ftn(let k): return ftn[k].map { .ftn($0.spec) }
+        }
+    }
+
+    /// The keys of one kind, sorted (labels and VNIs numerically, names and prefixes as text).
+    public func keys(of kind: String) -> [EntryKey] {
+        switch kind {
+        case "nextHop": return nextHops.keys.sorted().map { .nextHop($0) }
+        case "ecmpGroup": return groups.keys.sorted().map { .ecmpGroup($0) }
+        case "ilm": return ilm.keys.sorted().map { .ilm($0) }
+        case "vni": return vni.keys.sorted().map { .vni($0) }
+        case "ftn": return ftn.keys.sorted().map { .ftn($0) }
+        default: return []
+        }
+    }
+
+    public var counts: (nextHops: Int, groups: Int, ilm: Int, vni: Int, ftn: Int) {
+        (nextHops.count, groups.count, ilm.count, vni.count, ftn.count)
+    }
+
+    // MARK: counters
+
+    /// The action slot counting an entry now.
+    public func actionSlot(_ key: EntryKey) -> Int? {
+        switch key {
+        case .ilm(let l): return ilm[l].map { Int($0.action.rawValue) }
+        case .vni(let v): return vni[v].map { Int($0.action.rawValue) }
+        case .ftn(let k): return ftn[k].map { Int($0.action.rawValue) }
+        default: return nil
+        }
+    }
+
+    /// An entry's packets and bytes since it was added (surviving replaces).
+    public func counters(_ key: EntryKey) -> (packets: UInt64, bytes: UInt64)? {
+        guard let slot = actionSlot(key) else { return nil }
+        let base: (packets: UInt64, bytes: UInt64) = carried[key] ?? (0, 0)
+        let now: (packets: UInt64, bytes: UInt64) = counterStore?.read(slot: slot) ?? (0, 0)
+        return (base.packets &+ now.packets, base.bytes &+ now.bytes)
+    }
+
+    /// Names of the entries by action slot (for replay's per-slot counters).
+    public func slotNames() -> [String] {
+        var names = [String](repeating: "", count: Int(tables.actionHighWater))
+        for (l, e) in ilm { names[Int(e.action.rawValue)] = "ilm \(l)" }
+        for (v, e) in vni { names[Int(e.action.rawValue)] = "vni \(v)" }
+        for (k, e) in ftn { names[Int(e.action.rawValue)] = "ftn \(k)" }
+        return names
+    }
+
+    // MARK: staging
+
+    /// A transaction's view: the engine's intent plus the changes staged so far.
+    struct Overlay {
+        unowned let engine: FIBEngine
+        var nextHops: [String: NextHopSpec?] = [:]
+        var groups: [String: ECMPGroupSpec?] = [:]
+        var ilm: [UInt32: ILMEntrySpec?] = [:]
+        var vni: [UInt32: VNIEntrySpec?] = [:]
+        var ftn: [String: FTNEntrySpec?] = [:]
+        var refDelta: [String: Int] = [:]
+        var order: [EntryKey] = []
+        var entryDelta = 0
+
+        init(engine: FIBEngine) { self.engine = engine }
+
+        var entryCount: Int { engine.entryCount + entryDelta }
+
+        func nextHop(_ n: String) -> NextHopSpec? { nextHops[n] ?? engine.nextHops[n] }
+        func group(_ n: String) -> ECMPGroupSpec? { groups[n] ?? engine.groups[n] }
+        func resolves(_ n: String) -> Bool { nextHop(n) != nil || group(n) != nil }
+        func refs(_ n: String) -> Int { (engine.refs[n] ?? 0) + (refDelta[n] ?? 0) }
+        func exists(_ k: EntryKey) -> Bool {
+            switch k {
+            case .nextHop(let n): return nextHop(n) != nil
+            case .ecmpGroup(let n): return group(n) != nil
+            case .ilm(let l): if let o = ilm[l] { return o != nil }; return engine.ilm[l] != nil
+            case .vni(let v): if let o = vni[v] { return o != nil }; return engine.vni[v] != nil
+            case .ftn(let f): if let o = ftn[f] { return o != nil }; return engine.ftn[f] != nil
+            }
+        }
+
+        func current(_ k: EntryKey) -> FIBEntry? {
+            switch k {
+            case .nextHop(let n): return nextHop(n).map { .nextHop($0) }
+            case .ecmpGroup(let n): return group(n).map { .ecmpGroup($0) }
+            case .ilm(let l): if let o = ilm[l] { return o.map { .ilm($0) } }; return engine.ilm[l].map { .ilm($0.spec) }
+            case .vni(let v): if let o = vni[v] { return o.map { .vni($0) } }; return engine.vni[v].map { .vni($0.spec) }
+            case .ftn(let f): if let o = ftn[f] { return o.map { .ftn($0) } }; return engine.ftn[f].map { .ftn($0.spec) }
+            }
+        }
+
+        static func references(_ e: FIBEntry) -> [String] {
+            switch e {
+            case .nextHop: return []
+            case .ecmpGroup(let g): return g.members
+            case .ilm(let s):
+                switch s.operation {
+                case .swap(_, let via, _, _): return [via]
+                case .popToIP(_, let via, _, _): return via.map { [$0] } ?? []
+                case .popToVXLAN(let pw): return [pw.via]
+                case .pop, .drop: return []
+                }
+            case .vni(let s): return [s.via]
+            case .ftn(let s): return [s.via]
+            }
+        }
+
+        mutating func stage(_ c: FIBChange, _ el: String) throws(TransactionError) {
+            switch c {
+            case .add(let e):
+                if exists(e.key) { throw TransactionError(.exists, el, "already exists; use replace") }
+                if case .nextHop(let nh) = e, group(nh.name) != nil { throw TransactionError(.exists, el, "an ECMP group has this name") }
+                if case .ecmpGroup(let g) = e, nextHop(g.name) != nil { throw TransactionError(.exists, el, "a next hop has this name") }
+                try check(e, el)
+                set(e.key, e)
+                for r in Overlay.references(e) { refDelta[r, default: 0] += 1 }
+                if isEntry(e.key) { entryDelta += 1 }
+            case .replace(let e):
+                guard let old = current(e.key) else { throw TransactionError(.notFound, el, "does not exist; use add") }
+                try check(e, el)
+                for r in Overlay.references(old) { refDelta[r, default: 0] -= 1 }
+                for r in Overlay.references(e) { refDelta[r, default: 0] += 1 }
+                set(e.key, e)
+            case .delete(let k):
+                guard let old = current(k) else { throw TransactionError(.notFound, el, "does not exist") }
+                switch k {
+                case .nextHop(let n), .ecmpGroup(let n):
+                    let r = refs(n)
+                    if r > 0 { throw TransactionError(.referenced, el, "still referenced by \(r) entr\(r == 1 ? "y" : "ies") or groups") }
+                default: break
+                }
+                for r in Overlay.references(old) { refDelta[r, default: 0] -= 1 }
+                set(k, nil)
+                if isEntry(k) { entryDelta -= 1 }
+            }
+            order.append(c.key)
+        }
+
+        func isEntry(_ k: EntryKey) -> Bool {
+            switch k { case .ilm, .vni, .ftn: return true; default: return false }
+        }
+
+        mutating func set(_ k: EntryKey, _ e: FIBEntry?) {
+            switch k {
+            case .nextHop(let n): if case .nextHop(let s)? = e { nextHops[n] = .some(s) } else { nextHops[n] = .some(nil) }
+            case .ecmpGroup(let n): if case .ecmpGroup(let s)? = e { groups[n] = .some(s) } else { groups[n] = .some(nil) }
+            case .ilm(let l): if case .ilm(let s)? = e { ilm[l] = .some(s) } else { ilm[l] = .some(nil) }
+            case .vni(let v): if case .vni(let s)? = e { vni[v] = .some(s) } else { vni[v] = .some(nil) }
+            case .ftn(let f): if case .ftn(let s)? = e { ftn[f] = .some(s) } else { ftn[f] = .some(nil) }
+            }
+        }
+
+        func check(_ e: FIBEntry, _ el: String) throws(TransactionError) {
+            do throws(ValidationError) {
+                switch e {
+                case .nextHop(let nh):
+                    if nh.name.isEmpty { throw ValidationError(el, "name must not be empty") }
+                    try checkNextHop(nh, el, ports: engine.portNames)
+                case .ecmpGroup(let g):
+                    if g.name.isEmpty { throw ValidationError(el, "name must not be empty") }
+                    try checkGroup(g, el) { nextHop($0) != nil }
+                case .ilm(let s): try checkILM(s, el, resolves: resolves, vrfs: engine.vrfSet)
+                case .vni(let s): try checkVNI(s, el, resolves: resolves)
+                case .ftn(let s): try checkFTN(s, el, resolves: resolves, vrfs: engine.vrfSet)
+                }
+            } catch {
+                throw TransactionError(.invalid, error.element, error.message)
+            }
+        }
+    }
+
+    // MARK: commit
+
+    private func commit(_ o: Overlay) {
+        // Intent and references.
+        var nhChanged = false, groupsChanged = false, vniChanged = false, ftnChanged = false
+        var retiredCarry: [(slot: ActionID, key: EntryKey?)] = []
+        for (n, spec) in o.nextHops {
+            nhChanged = true
+            if let s = spec {
+                if nextHops[n] == nil {
+                    nextHopSlot[n] = freeNextHopSlots.popLast() ?? { nextHopSlotCount += 1; return nextHopSlotCount - 1 }()
+                }
+                nextHops[n] = s
+            } else {
+                nextHops[n] = nil
+                if let slot = nextHopSlot.removeValue(forKey: n) { freeNextHopSlots.append(slot) }
+            }
+        }
+        for (n, spec) in o.groups {
+            groupsChanged = true
+            if let s = spec {
+                if groups[n] == nil {
+                    groupSlot[n] = freeGroupSlots.popLast() ?? { groupSlotCount += 1; return groupSlotCount - 1 }()
+                }
+                groups[n] = s
+            } else {
+                groups[n] = nil
+                if let slot = groupSlot.removeValue(forKey: n) { freeGroupSlots.append(slot) }
+            }
+        }
+        for (n, d) in o.refDelta where d != 0 {
+            let v = (refs[n] ?? 0) + d
+            refs[n] = v == 0 ? nil : v
+        }
+        if nhChanged || groupsChanged { rebuildNextHopsAndGroups(nh: nhChanged || groupsChanged) }
+
+        // ILM: one action per changed label, pages copied on first touch; in the order the changes came.
+        var seen = Set<EntryKey>()
+        let ordered = o.order.filter { seen.insert($0).inserted }
+        for case .ilm(let label) in ordered {
+            let spec = o.ilm[label]!
+            if let old = ilm[label] {
+                tables.retireAction(old.action)
+                retiredCarry.append((old.action, spec == nil ? nil : .ilm(label)))
+            }
+            if let s = spec {
+                let (action, entry) = ilmAction(s)
+                let id = tables.addAction(action)
+                tables.setILM(label, ILMEntry(action: id, operation: entry.operation, flags: entry.flags,
+                                              payload: entry.payload, reserved: 0))
+                ilm[label] = Installed(spec: s, action: id)
+            } else {
+                tables.setILM(label, .empty)
+                ilm[label] = nil
+                carried[.ilm(label)] = nil
+            }
+        }
+        // VNI: the allowed-VTEP lists live after the ports' addresses, so a VNI change rebuilds them all.
+        for (v, spec) in o.vni {
+            vniChanged = true
+            if let s = spec { vni[v] = Installed(spec: s, action: vni[v]?.action ?? ActionID(UInt32.max)) } else {
+                if let old = vni[v] { tables.retireAction(old.action); retiredCarry.append((old.action, nil)) }
+                vni[v] = nil
+                carried[.vni(v)] = nil
+            }
+        }
+        if vniChanged {
+            var addresses = portAddresses
+            var pairs: [(vni: UInt32, action: ActionID)] = []
+            for v in vni.keys.sorted() {
+                var inst = vni[v]!
+                let e = inst.spec
+                var a = FIBCompiler.pushAction(e.push, mode: .pipe, tc: e.tc, ttl: e.ttl)
+                a.operation = .vxlanToMPLS
+                a.target = target(e.via)
+                if e.controlWord { a.flags |= ActionFlags.controlWord }
+                a.aux = UInt32(addresses.count)
+                a.auxCount = UInt32(e.allowedVTEPs.count)
+                addresses += e.allowedVTEPs.map(IPv6Address.init)
+                if inst.action.rawValue != UInt32.max {
+                    tables.retireAction(inst.action)
+                    retiredCarry.append((inst.action, .vni(v)))
+                }
+                inst.action = tables.addAction(a)
+                vni[v] = inst
+                pairs.append((v, inst.action))
+            }
+            tables.replaceAddresses(addresses)
+            tables.replaceVNIs(pairs)
+        }
+        for case .ftn(let k) in ordered {
+            let spec = o.ftn[k]!
+            ftnChanged = true
+            if let old = ftn[k] {
+                tables.retireAction(old.action)
+                retiredCarry.append((old.action, spec == nil ? nil : .ftn(k)))
+            }
+            if let s = spec {
+                var a = FIBCompiler.pushAction(s.push, mode: s.ttlMode, tc: s.tc, ttl: s.ttl)
+                a.operation = .push
+                a.target = target(s.via)
+                ftn[k] = Installed(spec: s, action: tables.addAction(a))
+            } else {
+                ftn[k] = nil
+                carried[.ftn(k)] = nil
+            }
+        }
+        if ftnChanged {
+            tables.replaceRoutes(ftn.values.map { inst in
+                let e = inst.spec
+                let v6: Bool
+                if case .v6 = e.prefix { v6 = true } else { v6 = false }
+                return (UInt16(vrfNames.firstIndex(of: e.vrf)!), v6, addressBytes(e.prefix), e.length, inst.action)
+            }, vrfCount: vrfNames.count)
+        }
+        // Entries whose target is a group or next hop need no new action when only a next hop's record changed:
+        // actions name next hops and groups by slot, and slots are stable per name.
+
+        generation += 1
+        let retired = tables.commit(generation: generation)
+        publish?(tables.current)
+        synchronize?()
+        if let store = counterStore {
+            for (slot, key) in retiredCarry {
+                if let key {
+                    let c = store.read(slot: Int(slot.rawValue))
+                    let b: (packets: UInt64, bytes: UInt64) = carried[key] ?? (0, 0)
+                    carried[key] = (b.packets &+ c.packets, b.bytes &+ c.bytes)
+                }
+                store.reset(slot: Int(slot.rawValue))
+            }
+        }
+        tables.reclaim(retired)
+    }
+
+    private func rebuildNextHopsAndGroups(nh: Bool) {
+        var records = [NextHopRecord](repeating: NextHopRecord(port: PortID(0), destination: MACAddress(value: 0),
+                                                               source: MACAddress(value: 0), vlan: 0, mtu: 0),
+                                      count: Int(nextHopSlotCount))
+        for (name, spec) in nextHops {
+            let pi = config.ports.firstIndex { $0.name == spec.port }!
+            let port = config.ports[pi]
+            records[Int(nextHopSlot[name]!)] = NextHopRecord(port: PortID(UInt16(pi)), destination: spec.mac,
+                                                             source: spec.sourceMAC ?? port.mac, vlan: spec.vlan ?? 0,
+                                                             mtu: UInt16(spec.mtu ?? port.mtu))
+        }
+        tables.replaceNextHops(records)
+        var buckets = [UInt32](repeating: 0, count: Int(groupSlotCount) * ECMP.bucketCount)
+        for (name, g) in groups {
+            let b = ECMP.buckets(members: g.members.map { nextHopSlot[$0]! }, memberKeys: g.members)
+            let base = Int(groupSlot[name]!) * ECMP.bucketCount
+            for i in 0..<ECMP.bucketCount { buckets[base + i] = b[i] }
+        }
+        tables.replaceGroups(buckets)
+    }
+
+    private func target(_ via: String) -> ForwardTarget {
+        if let s = nextHopSlot[via] { return .nextHop(s) }
+        return .group(groupSlot[via]!)
+    }
+
+    private func vrfIndex(_ name: String) -> UInt16 { UInt16(vrfNames.firstIndex(of: name)!) }
+
+    /// The action of an ILM entry and the fields its ILM entry repeats.
+    private func ilmAction(_ e: ILMEntrySpec) -> (Action, (operation: Operation, flags: UInt8, payload: Payload)) {
+        var a = Action()
+        var flags: UInt8 = 0
+        switch e.operation {
+        case .swap(let out, let via, let payload, let mode):
+            a.operation = .swap
+            a.target = target(via)
+            if mode == .uniform { flags |= ActionFlags.uniform }
+            if out == [3] {
+                a.labelCount = 0
+                a.payload = payload ?? .mpls
+            } else {
+                a.labelCount = UInt8(out.count)
+                // Label and S=0; TC, TTL and the S of the last label come from the packet.
+                for (i, l) in out.enumerated() { a.setLabelTemplate(i, l << 12) }
+            }
+        case .pop(let mode):
+            a.operation = .pop
+            if mode == .uniform { flags |= ActionFlags.uniform }
+        case .popToIP(let payload, let via, let vrf, let mode):
+            a.operation = .popToIP
+            a.payload = payload
+            if mode == .uniform { flags |= ActionFlags.uniform }
+            if let via { a.target = target(via) }
+            if let vrf { flags |= ActionFlags.lookupInVRF; a.vrf = vrfIndex(vrf) }
+        case .popToVXLAN(let pw):
+            a.operation = .popToVXLAN
+            a.target = target(pw.via)
+            a.ttl = pw.ttl
+            a.aux = UInt32(pw.udpPort)
+            if pw.controlWord { flags |= ActionFlags.controlWord }
+            var ip: [UInt8]
+            switch (pw.localVTEP, pw.remoteVTEP) {
+            case (.v4(let l), .v4(let r)):
+                ip = [0x45, 0, 0, 0, 0, 0, 0x40, 0, pw.ttl, UDP.protocolNumber, 0, 0]
+                ip += addressBytes(.v4(l)) + addressBytes(.v4(r))
+                // Sum of the constant words; the data plane adds the total length and folds.
+                var s: UInt32 = 0
+                for i in stride(from: 0, to: 20, by: 2) { s += UInt32(ip[i]) << 8 | UInt32(ip[i + 1]) }
+                a.auxCount = s
+            default:
+                flags |= ActionFlags.ipv6Underlay
+                ip = [0x60, 0, 0, 0, 0, 0, UDP.protocolNumber, pw.ttl]
+                ip += addressBytes(pw.localVTEP) + addressBytes(pw.remoteVTEP)
+            }
+            a.setAreaBytes(ip, at: 0)
+            a.setAreaBytes([VXLAN.flagI, 0, 0, 0, UInt8(pw.vni >> 16), UInt8(pw.vni >> 8 & 0xFF), UInt8(pw.vni & 0xFF), 0], at: 40)
+        case .drop:
+            a.operation = .drop
+        }
+        a.flags = flags
+        return (a, (a.operation, flags, a.payload))
+    }
+}
+
+extension FIBChange {
+    var key: EntryKey {
+        switch self {
+        case .add(let e), .replace(let e): return e.key
+        case .delete(let k): return k
+        }
+    }
+}
+
+/// A FIB's intent at one generation, detached from the engine (copy-on-write dictionaries).
+public struct FIBIntent: Sendable {
+    public let generation: UInt64
+    let nextHops: [String: NextHopSpec]
+    let groups: [String: ECMPGroupSpec]
+    let ilm: [UInt32: FIBEngine.Installed<ILMEntrySpec>]
+    let vni: [UInt32: FIBEngine.Installed<VNIEntrySpec>]
+    let ftn: [String: FIBEngine.Installed<FTNEntrySpec>]
+
+    /// Entries sorted by key.
+    public func document() -> FIBSpec {
+        FIBSpec(nextHops: nextHops.keys.sorted().map { nextHops[$0]! },
+                ecmpGroups: groups.keys.sorted().map { groups[$0]! },
+                ilm: ilm.keys.sorted().map { ilm[$0]!.spec },
+                vni: vni.keys.sorted().map { vni[$0]!.spec },
+                ftn: ftn.keys.sorted().map { ftn[$0]!.spec })
+    }
+}

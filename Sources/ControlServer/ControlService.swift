@@ -1,0 +1,631 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Control
+import FIB
+
+/// What the control service needs from the running data plane (implemented by the agent; nil offline).
+public protocol DataPlaneView: AnyObject {
+    /// Ports in config order: name, interface, role, link up (nil: unknown), AF_XDP mode.
+    func portStates() -> [(name: String, interface: String, role: String, up: Bool?, mode: String)]
+    /// Per-port counters as a JSON object keyed by port name (pipeline, rings, kernel XDP statistics, XDP program).
+    func portCounters() -> JSONValue
+    /// Pipeline drops per reason (every reason, in order).
+    func dropCounters() -> [(String, UInt64)]
+    /// Records the next `count` packets (all workers); replaces an earlier request.
+    func armTrace(count: Int)
+    /// The records taken so far, oldest first, each a JSON object; removes them.
+    func takeTrace() -> [JSONValue]
+}
+
+/// The JSON-RPC methods of the control socket (docs/control-protocol.md), run on the control thread.
+public final class ControlService: RPCHandler {
+    public static let version = "0.2.0"
+    /// Operations one apply call may carry; a resync chunk may carry as many entries.
+    public static let maxOperationsPerCall = 100_000
+    /// A resync with no chunk for this long is abandoned.
+    public static let resyncIdleSeconds = 60.0
+
+    public let engine: FIBEngine
+    public weak var dataplane: DataPlaneView?
+    public let stateWriter: StateWriter?
+    public let bootID: String
+    public let startedAt: Double
+    var digest: UInt64 = 0
+    var sortedKeys: [String: (generation: UInt64, keys: [EntryKey])] = [:]
+
+    struct Resync {
+        var session: String
+        var owner: Int
+        var expectedGeneration: UInt64?
+        var fib = FIBSpec()
+        var chunks = 0
+        var lastActivity: Double
+    }
+    var resync: Resync?
+    public private(set) var resyncsAbandoned = 0
+
+    struct PendingTrace {
+        var client: RPCClient
+        var id: JSONValue
+        var count: Int
+        var deadline: Double
+        var records: [JSONValue] = []
+    }
+    var trace: PendingTrace?
+    var subscribers: [Int: RPCClient] = [:]
+    var lastPortStates: [String: Bool] = [:]
+    var lastPortPoll = 0.0
+    /// Replies waiting for the state file to reach a generation ("durable": true).
+    var durableWaits: [(client: RPCClient, id: JSONValue, generation: UInt64, result: JSONValue)] = []
+
+    public init(engine: FIBEngine, stateWriter: StateWriter?) {
+        self.engine = engine
+        self.stateWriter = stateWriter
+        var r = [UInt8](repeating: 0, count: 16)
+        if let f = fopen("/proc/sys/kernel/random/uuid", "r") {
+            var buf = [CChar](repeating: 0, count: 64)
+            if fgets(&buf, 64, f) != nil { r = buf.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) } }
+            fclose(f)
+        }
+        bootID = String(decoding: r, as: UTF8.self)
+        startedAt = ControlService.now()
+        digest = 0
+        for kind in ["nextHop", "ecmpGroup", "ilm", "vni", "ftn"] {
+            for k in engine.keys(of: kind) { if let e = engine.entry(k) { digest &+= ControlService.hash(e) } }
+        }
+    }
+
+    static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+
+    static func hash(_ e: FIBEntry) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in (e.key.kind + JSONWriter.write(FIBCodec.encode(e))).utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        return h
+    }
+
+    public var digestText: String {
+        let s = String(digest, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
+    }
+
+    // MARK: RPCHandler
+
+    public func handle(line: ArraySlice<UInt8>, from client: RPCClient) {
+        let value: JSONValue
+        do { value = try JSONParser.parse(Array(line)) } catch {
+            client.send(RPCError.line(id: .null, code: RPCError.parseError, message: "parse error: \(error.description)"))
+            return
+        }
+        guard case .object(let fields) = value else {
+            if case .array = value {
+                client.send(RPCError.line(id: .null, code: RPCError.invalidRequest,
+                                          message: "batch requests are not supported: send one request per line (apply is the atomic unit)"))
+            } else {
+                client.send(RPCError.line(id: .null, code: RPCError.invalidRequest, message: "a request is a JSON object"))
+            }
+            return
+        }
+        var id: JSONValue? = nil
+        var method: String?
+        var params: JSONValue = .object([])
+        var version: String?
+        for (k, v) in fields {
+            switch k {
+            case "id": id = v
+            case "method": if case .string(let m) = v { method = m } else { method = "" }
+            case "params": params = v
+            case "jsonrpc": if case .string(let s) = v { version = s } else { version = "" }
+            default: break
+            }
+        }
+        let replyID = id ?? .null
+        if let id {
+            switch id {
+            case .string, .number, .null: break
+            default:
+                client.send(RPCError.line(id: .null, code: RPCError.invalidRequest, message: "id must be a string, number or null"))
+                return
+            }
+        }
+        guard version == "2.0" else {
+            client.send(RPCError.line(id: replyID, code: RPCError.invalidRequest, message: "jsonrpc must be \"2.0\""))
+            return
+        }
+        guard let method, !method.isEmpty else {
+            client.send(RPCError.line(id: replyID, code: RPCError.invalidRequest, message: "method must be a non-empty string"))
+            return
+        }
+        guard case .object = params else {
+            client.send(RPCError.line(id: replyID, code: RPCError.invalidParams, message: "params must be an object"))
+            return
+        }
+        let outcome = dispatch(method, params, client, replyID)
+        guard id != nil else { return }   // a notification: no reply
+        switch outcome {
+        case .result(let r):
+            client.send(JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", replyID), ("result", r)])))
+        case .failure(let f):
+            client.send(RPCError.line(id: replyID, code: f.code, message: f.message, element: f.element))
+        case .deferred:
+            break
+        }
+    }
+
+    public func disconnected(_ client: RPCClient) {
+        if let r = resync, r.owner == client.id { resync = nil; resyncsAbandoned += 1 }
+        subscribers[client.id] = nil
+        if let t = trace, t.client === client { trace = nil }
+        durableWaits.removeAll { $0.client === client }
+    }
+
+    public func tick() {
+        let now = ControlService.now()
+        if let r = resync, now - r.lastActivity > ControlService.resyncIdleSeconds { resync = nil; resyncsAbandoned += 1 }
+        if var t = trace {
+            if let dp = dataplane { t.records += dp.takeTrace() }
+            if t.records.count >= t.count || now >= t.deadline {
+                let records = Array(t.records.prefix(t.count))
+                t.client.send(JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", t.id),
+                                                        ("result", .object([("packets", .array(records))]))])))
+                dataplane?.armTrace(count: 0)
+                trace = nil
+            } else {
+                trace = t
+            }
+        }
+        if let w = stateWriter, !durableWaits.isEmpty {
+            let d = w.durableGeneration
+            durableWaits.removeAll { wait in
+                guard wait.generation <= d else { return false }
+                wait.client.send(JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", wait.id), ("result", wait.result)])))
+                return true
+            }
+        }
+        if now - lastPortPoll >= 1, let dp = dataplane {
+            lastPortPoll = now
+            for p in dp.portStates() {
+                guard let up = p.up else { continue }
+                if let before = lastPortStates[p.name], before != up {
+                    notify(.object([("type", .string("port")), ("port", .string(p.name)), ("interface", .string(p.interface)),
+                                    ("state", .string(up ? "up" : "down"))]))
+                }
+                lastPortStates[p.name] = up
+            }
+        }
+    }
+
+    func notify(_ params: JSONValue) {
+        let line = JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("method", .string("event")), ("params", params)]))
+        for c in subscribers.values { c.send(line) }
+    }
+
+    // MARK: dispatch
+
+    struct Failure: Error {
+        var code: Int
+        var message: String
+        var element: String?
+        init(_ code: Int, _ message: String, element: String? = nil) { self.code = code; self.message = message; self.element = element }
+    }
+
+    enum Outcome {
+        case result(JSONValue)
+        case failure(Failure)
+        case deferred
+    }
+
+    func dispatch(_ method: String, _ params: JSONValue, _ client: RPCClient, _ id: JSONValue) -> Outcome {
+        do throws(Failure) {
+            var r = try Params(params)
+            if let allowed = ControlService.parameters[method],
+               let extra = r.fields.first(where: { !allowed.contains($0.0) }) {
+                throw Failure(RPCError.invalidParams, "params.\(extra.0) is not a parameter of \(method) (it takes: "
+                              + (allowed.isEmpty ? "nothing" : allowed.sorted().joined(separator: ", ")) + ")", element: extra.0)
+            }
+            let out: Outcome
+            switch method {
+            case "info": out = .result(info())
+            case "apply": out = try apply(&r, client, id)
+            case "resync.begin": out = .result(try resyncBegin(&r, client))
+            case "resync.chunk": out = .result(try resyncChunk(&r, client))
+            case "resync.end": out = try resyncEnd(&r, client, id)
+            case "resync.abort": out = .result(try resyncAbort(&r, client))
+            case "dump": out = .result(try dump(&r))
+            case "counters": out = .result(try counters(&r))
+            case "trace": out = try startTrace(&r, client, id)
+            case "events.subscribe":
+                subscribers[client.id] = client
+                out = .result(.object([("subscribed", .bool(true)), ("generation", num(engine.generation))]))
+            default:
+                throw Failure(RPCError.methodNotFound, "method \"\(method)\" does not exist (info, apply, resync.begin, "
+                              + "resync.chunk, resync.end, resync.abort, dump, counters, trace, events.subscribe)")
+            }
+            return out
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    static let parameters: [String: Set<String>] = [
+        "info": [], "apply": ["operations", "expectedGeneration", "durable"],
+        "resync.begin": ["expectedGeneration"],
+        "resync.chunk": ["session", "nextHops", "ecmpGroups", "ilm", "vni", "ftn"],
+        "resync.end": ["session", "durable"], "resync.abort": ["session"],
+        "dump": ["kind", "cursor", "limit"], "counters": ["kind", "cursor", "limit"],
+        "trace": ["count", "timeoutMs"], "events.subscribe": [],
+    ]
+
+    func num<T: BinaryInteger>(_ v: T) -> JSONValue { .number(String(v)) }
+
+    func info() -> JSONValue {
+        let c = engine.counts
+        var ports: [JSONValue] = []
+        if let dp = dataplane {
+            for p in dp.portStates() {
+                var f: [(String, JSONValue)] = [("name", .string(p.name)), ("interface", .string(p.interface)),
+                                                ("role", .string(p.role)), ("mode", .string(p.mode))]
+                f.append(("state", .string(p.up.map { $0 ? "up" : "down" } ?? "unknown")))
+                ports.append(.object(f))
+            }
+        } else {
+            for p in engine.config.ports {
+                ports.append(.object([("name", .string(p.name)), ("interface", .string(p.interface ?? "")),
+                                      ("role", .string(p.role.name)), ("state", .string("unknown"))]))
+            }
+        }
+        var f: [(String, JSONValue)] = [
+            ("version", .string(ControlService.version)), ("bootId", .string(bootID)), ("pid", num(getpid())),
+            ("uptimeSeconds", .number(String(Int(ControlService.now() - startedAt)))),
+            ("generation", num(engine.generation)), ("digest", .string(digestText)),
+        ]
+        if let w = stateWriter {
+            f.append(("durableGeneration", num(w.durableGeneration)))
+            f.append(("stateFile", .string(w.path)))
+            if let e = w.lastError { f.append(("stateFileError", .string(e))) }
+        }
+        f += [
+            ("entries", .object([("nextHops", num(c.nextHops)), ("ecmpGroups", num(c.groups)), ("ilm", num(c.ilm)),
+                                 ("vni", num(c.vni)), ("ftn", num(c.ftn))])),
+            ("resyncOpen", .bool(resync != nil)),
+            ("ports", .array(ports)),
+            ("limits", .object([("maxMessageBytes", num(RPCServer.maxMessageBytes)),
+                                ("maxOperationsPerCall", num(ControlService.maxOperationsPerCall)),
+                                ("maxEntries", num(engine.maxEntries)),
+                                ("resyncIdleSeconds", num(Int(ControlService.resyncIdleSeconds)))])),
+        ]
+        return .object(f)
+    }
+
+    // MARK: apply
+
+    func decodeChange(_ v: JSONValue, _ path: String) throws(Failure) -> FIBChange {
+        do throws(ValidationError) {
+            var r = try ObjectReader(v, path: path)
+            let op = try r.string("op")
+            let kind = try r.string("kind")
+            let change: FIBChange
+            switch op {
+            case "add", "replace":
+                let e = try FIBCodec.decodeEntry(kind: kind, try r.required("entry"), "\(path).entry")
+                change = op == "add" ? .add(e) : .replace(e)
+            case "delete":
+                change = .delete(try FIBCodec.decodeKey(kind: kind, try r.required("key"), "\(path).key"))
+            default:
+                throw ValidationError("\(path).op", "\"\(op)\" is not add, replace or delete")
+            }
+            try r.rejectUnknownKeys()
+            return change
+        } catch {
+            throw Failure(RPCError.invalidEntry, error.description, element: error.element)
+        }
+    }
+
+    func busyIfResync(_ client: RPCClient) throws(Failure) {
+        if let r = resync {
+            throw Failure(RPCError.busy, "a resync is open (session \(r.session), \(r.owner == client.id ? "yours" : "another client's")); "
+                          + "writes wait until it ends or is abandoned")
+        }
+    }
+
+    func apply(_ r: inout Params, _ client: RPCClient, _ id: JSONValue) throws(Failure) -> Outcome {
+        try busyIfResync(client)
+        let ops = try r.array("operations")
+        guard ops.count <= ControlService.maxOperationsPerCall else {
+            throw Failure(RPCError.limitExceeded, "\(ops.count) operations; at most \(ControlService.maxOperationsPerCall) per call (use resync for more)")
+        }
+        let expected = try r.optionalUInt64("expectedGeneration")
+        let durable = try r.optionalBool("durable") ?? false
+        var changes: [FIBChange] = []
+        changes.reserveCapacity(ops.count)
+        for (i, v) in ops.enumerated() { changes.append(try decodeChange(v, "operations[\(i)]")) }
+        let g = try commit(changes, expected: expected, names: FIBEngine.operationName)
+        let result: JSONValue = .object([("generation", num(g)), ("applied", num(changes.count))])
+        if durable, let w = stateWriter, w.durableGeneration < g {
+            durableWaits.append((client, id, g, result))
+            return .deferred
+        }
+        return .result(result)
+    }
+
+    /// Applies through the engine, keeping the digest, the state file and event subscribers up to date.
+    func commit(_ changes: [FIBChange], expected: UInt64?, names: (Int, FIBChange) -> String) throws(Failure) -> UInt64 {
+        var before: [EntryKey: UInt64] = [:]
+        for c in changes {
+            let k = c.entryKey
+            if before[k] == nil { before[k] = engine.entry(k).map(ControlService.hash) ?? 0 }
+        }
+        let g: UInt64
+        do { g = try engine.apply(changes, expectedGeneration: expected, elementName: names) } catch {
+            throw ControlService.failure(error)
+        }
+        for (k, old) in before {
+            digest &-= old
+            if let e = engine.entry(k) { digest &+= ControlService.hash(e) }
+        }
+        sortedKeys.removeAll()
+        stateWriter?.submit(engine.intent())
+        notify(.object([("type", .string("generation")), ("generation", num(g)), ("digest", .string(digestText))]))
+        return g
+    }
+
+    static func failure(_ e: TransactionError) -> Failure {
+        let code: Int
+        switch e.code {
+        case .invalid: code = RPCError.invalidEntry
+        case .notFound: code = RPCError.notFound
+        case .exists: code = RPCError.exists
+        case .referenced: code = RPCError.referenced
+        case .staleGeneration: code = RPCError.staleGeneration
+        case .tooLarge: code = RPCError.limitExceeded
+        }
+        return Failure(code, e.description, element: e.element.isEmpty ? nil : e.element)
+    }
+
+    // MARK: resync
+
+    func resyncBegin(_ r: inout Params, _ client: RPCClient) throws(Failure) -> JSONValue {
+        try busyIfResync(client)
+        let expected = try r.optionalUInt64("expectedGeneration")
+        if let e = expected, e != engine.generation {
+            throw Failure(RPCError.staleGeneration, "the FIB is at generation \(engine.generation), not \(e)", element: "expectedGeneration")
+        }
+        var bytes = [UInt8](repeating: 0, count: 8)
+        if let f = fopen("/dev/urandom", "rb") { _ = fread(&bytes, 1, 8, f); fclose(f) }
+        let session = bytes.map { String($0, radix: 16) }.joined()
+        resync = Resync(session: session, owner: client.id, expectedGeneration: expected, lastActivity: ControlService.now())
+        return .object([("session", .string(session)), ("generation", num(engine.generation)),
+                        ("maxEntriesPerChunk", num(ControlService.maxOperationsPerCall))])
+    }
+
+    func ownedResync(_ r: inout Params, _ client: RPCClient) throws(Failure) -> Resync {
+        let session = try r.string("session")
+        guard let s = resync, s.session == session else {
+            throw Failure(RPCError.noSession, "no open resync session \(session) (never begun, ended, abandoned or timed out)", element: "session")
+        }
+        guard s.owner == client.id else {
+            throw Failure(RPCError.busy, "resync session \(session) belongs to another connection", element: "session")
+        }
+        return s
+    }
+
+    func resyncChunk(_ r: inout Params, _ client: RPCClient) throws(Failure) -> JSONValue {
+        var s = try ownedResync(&r, client)
+        let chunk = s.chunks
+        var part = FIBSpec()
+        var count = 0
+        do throws(ValidationError) {
+            for (i, v) in try r.optionalArray("nextHops").enumerated() { part.nextHops.append(try FIBCodec.decodeNextHop(v, "chunk \(chunk) nextHops[\(i)]")) }
+            for (i, v) in try r.optionalArray("ecmpGroups").enumerated() { part.ecmpGroups.append(try FIBCodec.decodeGroup(v, "chunk \(chunk) ecmpGroups[\(i)]")) }
+            for (i, v) in try r.optionalArray("ilm").enumerated() { part.ilm.append(try FIBCodec.decodeILM(v, "chunk \(chunk) ilm[\(i)]")) }
+            for (i, v) in try r.optionalArray("vni").enumerated() { part.vni.append(try FIBCodec.decodeVNI(v, "chunk \(chunk) vni[\(i)]")) }
+            for (i, v) in try r.optionalArray("ftn").enumerated() { part.ftn.append(try FIBCodec.decodeFTN(v, "chunk \(chunk) ftn[\(i)]")) }
+        } catch {
+            throw Failure(RPCError.invalidEntry, error.description + " (the chunk was not taken; the session stays open)", element: error.element)
+        }
+        count = part.nextHops.count + part.ecmpGroups.count + part.ilm.count + part.vni.count + part.ftn.count
+        guard count <= ControlService.maxOperationsPerCall else {
+            throw Failure(RPCError.limitExceeded, "\(count) entries in one chunk; at most \(ControlService.maxOperationsPerCall)")
+        }
+        let total = s.fib.ilm.count + s.fib.vni.count + s.fib.ftn.count + part.ilm.count + part.vni.count + part.ftn.count
+        guard total <= engine.maxEntries else {
+            throw Failure(RPCError.limitExceeded, "the resync would hold \(total) entries; the limit is \(engine.maxEntries)")
+        }
+        s.fib.nextHops += part.nextHops; s.fib.ecmpGroups += part.ecmpGroups
+        s.fib.ilm += part.ilm; s.fib.vni += part.vni; s.fib.ftn += part.ftn
+        s.chunks += 1
+        s.lastActivity = ControlService.now()
+        resync = s
+        return .object([("chunk", num(chunk)), ("received", num(count)),
+                        ("total", num(s.fib.nextHops.count + s.fib.ecmpGroups.count + total))])
+    }
+
+    func resyncEnd(_ r: inout Params, _ client: RPCClient, _ id: JSONValue) throws(Failure) -> Outcome {
+        let s = try ownedResync(&r, client)
+        let durable = try r.optionalBool("durable") ?? false
+        resync = nil   // ends either way: an invalid resync changes nothing
+        do throws(ValidationError) { _ = try validateDocument(s.fib) } catch {
+            throw Failure(RPCError.invalidEntry, error.description + " (the resync changed nothing)", element: error.element)
+        }
+        let changes = engine.diff(to: s.fib)
+        var added = 0, replaced = 0, deleted = 0
+        for c in changes {
+            switch c { case .add: added += 1; case .replace: replaced += 1; case .delete: deleted += 1 }
+        }
+        let g: UInt64
+        if changes.isEmpty && s.expectedGeneration.map({ $0 == engine.generation }) ?? true {
+            // Nothing differs: still a new generation, so a controller sees its resync took effect.
+            g = try commit([], expected: s.expectedGeneration, names: { _, c in "\(c.entryKey)" })
+        } else {
+            g = try commit(changes, expected: s.expectedGeneration, names: { _, c in "\(c.entryKey)" })
+        }
+        let result: JSONValue = .object([("generation", num(g)), ("added", num(added)), ("replaced", num(replaced)),
+                                         ("deleted", num(deleted))])
+        if durable, let w = stateWriter, w.durableGeneration < g {
+            durableWaits.append((client, id, g, result))
+            return .deferred
+        }
+        return .result(result)
+    }
+
+    func validateDocument(_ fib: FIBSpec) throws(ValidationError) -> Bool {
+        try Control.validateDocument(fib, config: engine.config)
+        return true
+    }
+
+    func resyncAbort(_ r: inout Params, _ client: RPCClient) throws(Failure) -> JSONValue {
+        let s = try ownedResync(&r, client)
+        resync = nil
+        return .object([("aborted", .string(s.session)), ("generation", num(engine.generation))])
+    }
+
+    // MARK: dump and counters
+
+    func keys(_ kind: String) -> [EntryKey] {
+        if let c = sortedKeys[kind], c.generation == engine.generation { return c.keys }
+        let k = engine.keys(of: kind)
+        sortedKeys[kind] = (engine.generation, k)
+        return k
+    }
+
+    static let kinds = ["nextHop", "ecmpGroup", "ilm", "vni", "ftn"]
+
+    /// The page of `kind` after the cursor: (keys, next cursor).
+    func page(_ r: inout Params) throws(Failure) -> (kind: String, keys: ArraySlice<EntryKey>, next: JSONValue) {
+        let kind = try r.string("kind")
+        guard ControlService.kinds.contains(kind) else {
+            throw Failure(RPCError.invalidParams, "kind \"\(kind)\" is not nextHop, ecmpGroup, ilm, vni or ftn", element: "kind")
+        }
+        let limit = Int(try r.optionalUInt64("limit") ?? 1000)
+        guard (1...100_000).contains(limit) else { throw Failure(RPCError.invalidParams, "limit must be 1–100000", element: "limit") }
+        let cursor = Int(try r.optionalUInt64("cursor") ?? 0)
+        let all = keys(kind)
+        let start = min(cursor, all.count)
+        let end = min(start + limit, all.count)
+        return (kind, all[start..<end], end < all.count ? num(end) : .null)
+    }
+
+    func dump(_ r: inout Params) throws(Failure) -> JSONValue {
+        let p = try page(&r)
+        let entries: [JSONValue] = p.keys.compactMap { engine.entry($0).map(FIBCodec.encode) }
+        return .object([("generation", num(engine.generation)), ("kind", .string(p.kind)), ("entries", .array(entries)),
+                        ("next", p.next)])
+    }
+
+    func counters(_ r: inout Params) throws(Failure) -> JSONValue {
+        var f: [(String, JSONValue)] = [("generation", num(engine.generation))]
+        if let dp = dataplane {
+            f.append(("ports", dp.portCounters()))
+            f.append(("drops", .object(dp.dropCounters().map { ($0.0, num($0.1)) })))
+        }
+        if r.has("kind") {
+            let p = try page(&r)
+            var entries: [JSONValue] = []
+            for k in p.keys {
+                guard let c = engine.counters(k) else { continue }
+                entries.append(.object([("key", ControlService.keyJSON(k)), ("packets", num(c.packets)), ("bytes", num(c.bytes))]))
+            }
+            f.append(("kind", .string(p.kind)))
+            f.append(("entries", .array(entries)))
+            f.append(("next", p.next))
+        }
+        return .object(f)
+    }
+
+    static func keyJSON(_ k: EntryKey) -> JSONValue {
+        switch k {
+        case .nextHop(let n), .ecmpGroup(let n): return .string(n)
+        case .ilm(let l): return .number(String(l))
+        case .vni(let v): return .number(String(v))
+        case .ftn(let s):
+            let colon = s.firstIndex(of: ":")!
+            return .object([("vrf", .string(String(s[..<colon]))), ("prefix", .string(String(s[s.index(after: colon)...])))])
+        }
+    }
+
+    // MARK: trace
+
+    func startTrace(_ r: inout Params, _ client: RPCClient, _ id: JSONValue) throws(Failure) -> Outcome {
+        guard let dp = dataplane else { throw Failure(RPCError.internalError, "no live data plane to trace") }
+        let count = Int(try r.optionalUInt64("count") ?? 10)
+        guard (1...1000).contains(count) else { throw Failure(RPCError.invalidParams, "count must be 1–1000", element: "count") }
+        let timeout = Double(try r.optionalUInt64("timeoutMs") ?? 1000) / 1000
+        guard timeout <= 60 else { throw Failure(RPCError.invalidParams, "timeoutMs must be at most 60000", element: "timeoutMs") }
+        if let old = trace {
+            old.client.send(RPCError.line(id: old.id, code: RPCError.busy, message: "trace replaced by a newer request"))
+        }
+        _ = dp.takeTrace()
+        dp.armTrace(count: count)
+        trace = PendingTrace(client: client, id: id, count: count, deadline: ControlService.now() + timeout)
+        return .deferred
+    }
+}
+
+extension FIBChange {
+    var entryKey: EntryKey {
+        switch self {
+        case .add(let e), .replace(let e): return e.key
+        case .delete(let k): return k
+        }
+    }
+}
+
+/// Typed access to a request's params object, naming the offending member in errors.
+struct Params {
+    var fields: [(String, JSONValue)]
+    var used = Set<String>()
+
+    init(_ v: JSONValue) throws(ControlService.Failure) {
+        guard case .object(let f) = v else { throw ControlService.Failure(RPCError.invalidParams, "params must be an object") }
+        fields = f
+    }
+
+    func has(_ k: String) -> Bool { fields.contains { $0.0 == k } }
+
+    mutating func value(_ k: String) -> JSONValue? {
+        used.insert(k)
+        return fields.first { $0.0 == k }?.1
+    }
+
+    mutating func string(_ k: String) throws(ControlService.Failure) -> String {
+        guard let v = value(k) else { throw ControlService.Failure(RPCError.invalidParams, "params.\(k) is required", element: k) }
+        guard case .string(let s) = v else { throw ControlService.Failure(RPCError.invalidParams, "params.\(k) must be a string, not \(v.typeName)", element: k) }
+        return s
+    }
+
+    mutating func array(_ k: String) throws(ControlService.Failure) -> [JSONValue] {
+        guard let v = value(k) else { throw ControlService.Failure(RPCError.invalidParams, "params.\(k) is required", element: k) }
+        guard case .array(let a) = v else { throw ControlService.Failure(RPCError.invalidParams, "params.\(k) must be an array, not \(v.typeName)", element: k) }
+        return a
+    }
+
+    mutating func optionalArray(_ k: String) throws(ValidationError) -> [JSONValue] {
+        guard let v = value(k) else { return [] }
+        guard case .array(let a) = v else { throw ValidationError(k, "must be an array, not \(v.typeName)") }
+        return a
+    }
+
+    mutating func optionalUInt64(_ k: String) throws(ControlService.Failure) -> UInt64? {
+        guard let v = value(k) else { return nil }
+        guard case .number(let n) = v, let x = UInt64(n) else {
+            throw ControlService.Failure(RPCError.invalidParams, "params.\(k) must be a non-negative integer", element: k)
+        }
+        return x
+    }
+
+    mutating func optionalBool(_ k: String) throws(ControlService.Failure) -> Bool? {
+        guard let v = value(k) else { return nil }
+        guard case .bool(let b) = v else { throw ControlService.Failure(RPCError.invalidParams, "params.\(k) must be true or false", element: k) }
+        return b
+    }
+
+    func rejectUnknown() throws(ControlService.Failure) {
+        if let extra = fields.first(where: { !used.contains($0.0) }) {
+            throw ControlService.Failure(RPCError.invalidParams, "params.\(extra.0) is not a parameter of this method", element: extra.0)
+        }
+    }
+}

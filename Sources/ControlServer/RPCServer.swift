@@ -1,0 +1,316 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CControlSocket
+
+/// An error starting the server, worded for the operator.
+public struct ServerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Who may connect: root and the agent's own user always; more users and groups by number.
+public struct PeerPolicy: Sendable {
+    public var uids: Set<UInt32> = []
+    public var gids: Set<UInt32> = []
+    public init(uids: Set<UInt32> = [], gids: Set<UInt32> = []) { self.uids = uids; self.gids = gids }
+
+    public func allows(uid: UInt32, gid: UInt32) -> Bool {
+        uid == 0 || uid == geteuid() || uids.contains(uid) || gids.contains(gid)
+    }
+}
+
+/// A connected client as the service sees it.
+public final class RPCClient {
+    public let id: Int
+    public let uid: UInt32
+    public let pid: Int32
+    let fd: Int32
+    var input: [UInt8] = []
+    var output: [UInt8] = []
+    var outputOffset = 0
+    var closing = false
+    /// Set by the service (e.g. events subscription).
+    public var subscribed = false
+
+    init(id: Int, fd: Int32, uid: UInt32, pid: Int32) { self.id = id; self.fd = fd; self.uid = uid; self.pid = pid }
+
+    /// Queues one line (a response or a notification).
+    public func send(_ line: String) {
+        output.append(contentsOf: line.utf8)
+        output.append(0x0A)
+    }
+}
+
+/// What the server asks of the service that implements the methods.
+public protocol RPCHandler: AnyObject {
+    /// One complete line from a client (without the newline). Responses go through `client.send`.
+    func handle(line: ArraySlice<UInt8>, from client: RPCClient)
+    /// The client went away (closed, reset, or was dropped for a limit).
+    func disconnected(_ client: RPCClient)
+    /// Called about every 100 ms and after every wake-up (timeouts, periodic work).
+    func tick()
+}
+
+/// A newline-delimited JSON-RPC server on a Unix stream socket, run by the control thread with poll(): no client
+/// can block another (non-blocking sockets, per-client buffers with limits), and nothing here touches the data
+/// plane. Extra file descriptors (signals, the state writer) can be watched with their own callbacks.
+public final class RPCServer {
+    /// Largest request line accepted; a longer one is answered with an error and the connection is closed (the
+    /// stream cannot be re-synchronised). Documented in docs/control-protocol.md.
+    public static let maxMessageBytes = 32 << 20
+    /// A client that leaves more than this many response bytes unread is disconnected.
+    public static let maxPendingOutputBytes = 256 << 20
+    public static let maxClients = 256
+
+    public let path: String
+    let listenFD: Int32
+    let policy: PeerPolicy
+    public weak var handler: RPCHandler?
+    var clients: [Int32: RPCClient] = [:]
+    var nextID = 1
+    var watches: [(fd: Int32, onReadable: () -> Void)] = []
+    public private(set) var refusedPeers = 0
+
+    /// Creates the socket at `path` (mode 0660). A stale socket file (nobody listening) is replaced; a live one, or
+    /// a path that is not a socket, is refused.
+    public init(path: String, policy: PeerPolicy) throws(ServerError) {
+        self.path = path
+        self.policy = policy
+        guard path.utf8.count < 108 else { throw ServerError("socket path \(path) is longer than 107 bytes") }
+        let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if !dir.isEmpty { RPCServer.makeDirectories(dir) }
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else {
+                throw ServerError("\(path) exists and is not a socket; remove it or choose another --socket")
+            }
+            if RPCServer.isLive(path) {
+                throw ServerError("another process is serving \(path) (is an agent already running for this instance?)")
+            }
+            unlink(path)
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw ServerError("socket: \(String(cString: strerror(errno)))") }
+        var addr = RPCServer.address(path)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let e = errno
+            close(fd)
+            throw ServerError("cannot bind \(path): \(String(cString: strerror(e)))")
+        }
+        chmod(path, 0o660)
+        guard listen(fd, 64) == 0 else {
+            close(fd)
+            throw ServerError("listen on \(path): \(String(cString: strerror(errno)))")
+        }
+        listenFD = fd
+    }
+
+    deinit { shutdown() }
+
+    private var isShut = false
+
+    /// Closes every connection and removes the socket file.
+    public func shutdown() {
+        guard !isShut else { return }
+        isShut = true
+        for c in clients.values { close(c.fd) }
+        clients = [:]
+        close(listenFD)
+        unlink(path)
+    }
+
+    static func makeDirectories(_ dir: String) {
+        var prefix = ""
+        for part in dir.split(separator: "/") {
+            prefix += "/" + part
+            mkdir(prefix, 0o755)
+        }
+    }
+
+    static func address(_ path: String) -> sockaddr_un {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in path.utf8.enumerated() where i < raw.count - 1 { raw[i] = b }
+        }
+        return addr
+    }
+
+    static func isLive(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = address(path)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return rc == 0
+    }
+
+    /// Watches another descriptor; `onReadable` runs on the control thread when it is readable.
+    public func watch(fd: Int32, onReadable: @escaping () -> Void) { watches.append((fd, onReadable)) }
+
+    public var clientCount: Int { clients.count }
+    public var allClients: [RPCClient] { Array(clients.values) }
+
+    /// Serves until `shouldStop()` is true; one poll() round at a time, 100 ms at most.
+    public func run(until shouldStop: () -> Bool) {
+        while !shouldStop() { pollOnce(timeoutMs: 100) }
+    }
+
+    public func pollOnce(timeoutMs: Int32) {
+        var fds: [pollfd] = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
+        for w in watches { fds.append(pollfd(fd: w.fd, events: Int16(POLLIN), revents: 0)) }
+        let order = Array(clients.keys)
+        for fd in order {
+            let c = clients[fd]!
+            var ev = Int16(POLLIN)
+            if c.output.count > c.outputOffset { ev |= Int16(POLLOUT) }
+            fds.append(pollfd(fd: fd, events: ev, revents: 0))
+        }
+        let n = poll(&fds, nfds_t(fds.count), timeoutMs)
+        if n > 0 {
+            if fds[0].revents & Int16(POLLIN) != 0 { acceptAll() }
+            for (i, w) in watches.enumerated() where fds[1 + i].revents != 0 { w.onReadable() }
+            for (i, fd) in order.enumerated() {
+                let r = fds[1 + watches.count + i].revents
+                guard r != 0, let c = clients[fd] else { continue }
+                if r & Int16(POLLIN | POLLHUP | POLLERR) != 0 { readFrom(c) }
+            }
+        }
+        handler?.tick()
+        flushAll()
+    }
+
+    /// Writes what each client can take now; drops clients that are gone or hoard output.
+    public func flushAll() {
+        for c in Array(clients.values) {
+            if c.output.count > c.outputOffset { writeTo(c) }
+            if c.output.count - c.outputOffset > RPCServer.maxPendingOutputBytes { drop(c) ; continue }
+            if c.closing && c.output.count == c.outputOffset { drop(c) }
+        }
+    }
+
+    func acceptAll() {
+        while true {
+            var uid: UInt32 = 0, gid: UInt32 = 0, pid: Int32 = 0
+            let fd = mg_accept_peer(listenFD, &uid, &gid, &pid)
+            if fd == -EAGAIN || fd == -EWOULDBLOCK { return }
+            if fd < 0 { if fd == -EINTR || fd == -ECONNABORTED { continue }; return }
+            if !policy.allows(uid: uid, gid: gid) {
+                refusedPeers += 1
+                let msg = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":\(RPCError.permissionDenied),\"message\":\"uid \(uid) is not allowed on this socket (--allow-uid / --allow-gid)\"}}\n"
+                _ = msg.withCString { write(fd, $0, strlen($0)) }
+                close(fd)
+                continue
+            }
+            if clients.count >= RPCServer.maxClients {
+                let msg = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":\(RPCError.busy),\"message\":\"too many clients (\(RPCServer.maxClients))\"}}\n"
+                _ = msg.withCString { write(fd, $0, strlen($0)) }
+                close(fd)
+                continue
+            }
+            let c = RPCClient(id: nextID, fd: fd, uid: uid, pid: pid)
+            nextID += 1
+            clients[fd] = c
+        }
+    }
+
+    func readFrom(_ c: RPCClient) {
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(c.fd, &buf, buf.count)
+            if n > 0 {
+                c.input.append(contentsOf: buf[0..<n])
+                if !processLines(c) { return }
+                continue
+            }
+            if n == 0 { c.closing = true; if c.output.count == c.outputOffset { drop(c) }; return }
+            if errno == EAGAIN || errno == EINTR { return }
+            drop(c)
+            return
+        }
+    }
+
+    /// Hands complete lines to the handler. Returns false when the client was dropped.
+    func processLines(_ c: RPCClient) -> Bool {
+        var start = 0
+        while let nl = c.input[start...].firstIndex(of: 0x0A) {
+            let line = c.input[start..<nl]
+            start = nl + 1
+            if line.count > RPCServer.maxMessageBytes {
+                c.send(RPCError.line(id: .null, code: RPCError.invalidRequest,
+                                     message: "message of \(line.count) bytes exceeds the \(RPCServer.maxMessageBytes)-byte limit"))
+                c.closing = true
+                c.input = []
+                return true
+            }
+            if !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { handler?.handle(line: line, from: c) }
+            if clients[c.fd] == nil { return false }
+        }
+        if start > 0 { c.input.removeFirst(start) }
+        if c.input.count > RPCServer.maxMessageBytes {
+            c.send(RPCError.line(id: .null, code: RPCError.invalidRequest,
+                                 message: "message exceeds the \(RPCServer.maxMessageBytes)-byte limit; closing"))
+            c.input = []
+            c.closing = true
+        }
+        return true
+    }
+
+    func writeTo(_ c: RPCClient) {
+        while c.outputOffset < c.output.count {
+            let n = c.output[c.outputOffset...].withUnsafeBytes { write(c.fd, $0.baseAddress, $0.count) }
+            if n > 0 { c.outputOffset += n; continue }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { break }
+            drop(c)
+            return
+        }
+        if c.outputOffset == c.output.count { c.output.removeAll(keepingCapacity: true); c.outputOffset = 0 }
+        else if c.outputOffset > 1 << 20 { c.output.removeFirst(c.outputOffset); c.outputOffset = 0 }
+    }
+
+    func drop(_ c: RPCClient) {
+        guard clients.removeValue(forKey: c.fd) != nil else { return }
+        close(c.fd)
+        handler?.disconnected(c)
+    }
+}
+
+/// JSON-RPC 2.0 error codes: the standard ones and MPLSGate's (docs/control-protocol.md).
+public enum RPCError {
+    public static let parseError = -32700
+    public static let invalidRequest = -32600
+    public static let methodNotFound = -32601
+    public static let invalidParams = -32602
+    public static let internalError = -32603
+    /// A resync is open (or another one was asked for): try again when it ends.
+    public static let busy = -32001
+    /// expectedGeneration is not the current generation.
+    public static let staleGeneration = -32002
+    /// An element is invalid or inconsistent (dangling reference, reserved label, bad value).
+    public static let invalidEntry = -32003
+    /// add of an existing key.
+    public static let exists = -32004
+    /// replace / delete of a missing key.
+    public static let notFound = -32005
+    /// delete of a next hop or group still referenced.
+    public static let referenced = -32006
+    /// A limit (entries, operations per call) would be exceeded.
+    public static let limitExceeded = -32007
+    /// No such resync session (never begun, ended, abandoned or timed out).
+    public static let noSession = -32008
+    /// The peer's uid/gid is not on the allow-list.
+    public static let permissionDenied = -32009
+
+    /// One error response line.
+    public static func line(id: JSONValue, code: Int, message: String, element: String? = nil) -> String {
+        var err: [(String, JSONValue)] = [("code", .number(String(code))), ("message", .string(message))]
+        if let element { err.append(("data", .object([("element", .string(element))]))) }
+        return JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", id), ("error", .object(err))]))
+    }
+}

@@ -1,0 +1,149 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Control
+import ControlServer
+import Dataplane
+import FIB
+import IO
+import Wire
+
+/// The running agent as the control service sees it: port states and counters, drops, trace, and the per-slot
+/// entry counters the engine folds across replaces.
+final class AgentControl: DataPlaneView, EntryCounterStore {
+    let agent: Agent
+    let portNames: [String]
+
+    init(agent: Agent, portNames: [String]) { self.agent = agent; self.portNames = portNames }
+
+    func read(slot: Int) -> (packets: UInt64, bytes: UInt64) { agent.entryCounters(slot: slot) }
+    func reset(slot: Int) { agent.resetEntryCounters(slot: slot) }
+
+    func portStates() -> [(name: String, interface: String, role: String, up: Bool?, mode: String)] {
+        agent.ports.enumerated().map { i, p in
+            (p.name, p.interface, p.role.name, agent.linkUp(i), agent.isZeroCopy(i) ? "zerocopy" : "copy")
+        }
+    }
+
+    func portCounters() -> JSONValue { portsJSON(agent.report()) }
+
+    func dropCounters() -> [(String, UInt64)] {
+        let r = agent.report()
+        return DropReason.allCases.dropFirst().map { ($0.name, r.drops[Int($0.rawValue)]) }
+    }
+
+    func armTrace(count: Int) { agent.trace.arm(count: count) }
+
+    func takeTrace() -> [JSONValue] {
+        agent.trace.take().map { t in
+            var f: [(String, JSONValue)] = [
+                ("worker", .number(String(t.worker))), ("ingress", .string(portNames[t.ingress])),
+                ("length", .number(String(t.lengthIn))), ("headers", TraceDecoder.decode(t.headIn)),
+            ]
+            if let e = t.egress {
+                f.append(("decision", .string("forward")))
+                f.append(("egress", .string(portNames[e])))
+                f.append(("lengthOut", .number(String(t.lengthOut))))
+                f.append(("headersOut", TraceDecoder.decode(t.headOut)))
+            } else {
+                f.append(("decision", .string("drop")))
+                f.append(("reason", .string(t.drop.name)))
+            }
+            return .object(f)
+        }
+    }
+}
+
+/// Per-port counters as JSON: pipeline, AF_XDP rings, the kernel's XDP_STATISTICS and the XDP program.
+func portsJSON(_ r: AgentReport) -> JSONValue {
+    func n(_ v: UInt64) -> JSONValue { .number(String(v)) }
+    return .object(r.ports.map { p in
+        (p.name, .object([
+            ("interface", .string(p.interface)), ("mode", .string(p.zerocopy ? "zerocopy" : "copy")),
+            ("rxPackets", n(p.pipeline.rxPackets)), ("rxBytes", n(p.pipeline.rxBytes)),
+            ("txPackets", n(p.pipeline.txPackets)), ("txBytes", n(p.pipeline.txBytes)),
+            ("dropPackets", n(p.pipeline.dropPackets)),
+            ("rings", .object([
+                ("rxPackets", n(p.rings.rxPackets)), ("rxBatches", n(p.rings.rxBatches)),
+                ("txPackets", n(p.rings.txPackets)), ("txBatches", n(p.rings.txBatches)),
+                ("txRingFull", n(p.rings.txRingFull)), ("txInflightCap", n(p.rings.txInflightCap)),
+                ("sendtoCalls", n(p.rings.sendtoCalls)), ("sendtoRetry", n(p.rings.sendtoRetry)),
+                ("sendtoErrors", n(p.rings.sendtoErrors)), ("completions", n(p.rings.completions)),
+                ("filled", n(p.rings.filled)), ("fillPoolEmpty", n(p.rings.fillPoolEmpty)),
+                ("rxWakeups", n(p.rings.rxWakeups)),
+            ])),
+            ("kernel", .object([
+                ("rxDropped", n(p.kernel.rxDropped)), ("rxInvalidDescs", n(p.kernel.rxInvalidDescs)),
+                ("txInvalidDescs", n(p.kernel.txInvalidDescs)), ("rxRingFull", n(p.kernel.rxRingFull)),
+                ("rxFillRingEmpty", n(p.kernel.rxFillRingEmpty)), ("txRingEmpty", n(p.kernel.txRingEmpty)),
+            ])),
+            ("xdp", .object([("redirected", n(p.program.redirected)), ("passed", n(p.program.passed)),
+                             ("noSocket", n(p.program.noSocket))])),
+        ]))
+    })
+}
+
+/// Parses a frame's first bytes into JSON for trace output: Ethernet, 802.1Q, label stack, control word, IPv4/IPv6,
+/// UDP, VXLAN (and the inner Ethernet header).
+enum TraceDecoder {
+    static func decode(_ bytes: [UInt8]) -> JSONValue {
+        var f: [(String, JSONValue)] = []
+        func be16(_ o: Int) -> Int { Int(bytes[o]) << 8 | Int(bytes[o + 1]) }
+        func be32(_ o: Int) -> UInt32 { UInt32(bytes[o]) << 24 | UInt32(bytes[o + 1]) << 16 | UInt32(bytes[o + 2]) << 8 | UInt32(bytes[o + 3]) }
+        func mac(_ o: Int) -> String { bytes[o..<o + 6].map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":") }
+        func ethernet(_ o: Int, _ into: inout [(String, JSONValue)]) -> (type: Int, next: Int)? {
+            guard bytes.count >= o + 14 else { return nil }
+            into.append(("ethDst", .string(mac(o)))); into.append(("ethSrc", .string(mac(o + 6))))
+            var type = be16(o + 12), next = o + 14
+            if type == 0x8100, bytes.count >= next + 4 {
+                into.append(("vlan", .number(String(be16(next) & 0xFFF))))
+                type = be16(next + 2); next += 4
+            }
+            into.append(("ethType", .string("0x" + String(type, radix: 16))))
+            return (type, next)
+        }
+        guard var (type, off) = ethernet(0, &f) else { return .object([("truncated", .bool(true))]) }
+        if type == 0x8847 {
+            var labels: [JSONValue] = []
+            while bytes.count >= off + 4 && labels.count < 16 {
+                let lse = LabelStackEntry(bits: be32(off))
+                labels.append(.object([("label", .number(String(lse.labelValue))), ("tc", .number(String(lse.tc))),
+                                       ("s", .bool(lse.bottomOfStack)), ("ttl", .number(String(lse.ttl)))]))
+                off += 4
+                if lse.bottomOfStack { break }
+            }
+            f.append(("labels", .array(labels)))
+            if bytes.count > off { type = bytes[off] >> 4 == 4 ? 0x0800 : bytes[off] >> 4 == 6 ? 0x86DD : 0 }
+            if type == 0 { return .object(f) }
+        }
+        if type == 0x0800, bytes.count >= off + 20 {
+            let ihl = Int(bytes[off] & 0xF) * 4
+            let proto = Int(bytes[off + 9])
+            f.append(("ipv4", .object([("src", .string(IPv4Address(value: be32(off + 12)).description)),
+                                       ("dst", .string(IPv4Address(value: be32(off + 16)).description)),
+                                       ("ttl", .number(String(bytes[off + 8]))), ("proto", .number(String(proto)))])))
+            off += ihl
+            if proto == 17, bytes.count >= off + 8 { udp(off, &f) }
+        } else if type == 0x86DD, bytes.count >= off + 40 {
+            let src = IPv6Address(high: UInt64(be32(off + 8)) << 32 | UInt64(be32(off + 12)), low: UInt64(be32(off + 16)) << 32 | UInt64(be32(off + 20)))
+            let dst = IPv6Address(high: UInt64(be32(off + 24)) << 32 | UInt64(be32(off + 28)), low: UInt64(be32(off + 32)) << 32 | UInt64(be32(off + 36)))
+            let next = Int(bytes[off + 6])
+            f.append(("ipv6", .object([("src", .string(src.description)), ("dst", .string(dst.description)),
+                                       ("hopLimit", .number(String(bytes[off + 7]))), ("next", .number(String(next)))])))
+            off += 40
+            if next == 17, bytes.count >= off + 8 { udp(off, &f) }
+        }
+        return .object(f)
+
+        func udp(_ o: Int, _ into: inout [(String, JSONValue)]) {
+            let sport = be16(o), dport = be16(o + 2)
+            into.append(("udp", .object([("src", .number(String(sport))), ("dst", .number(String(dport)))])))
+            if bytes.count >= o + 16 && bytes[o + 8] & 0x08 != 0 && (dport == 4789 || dport == 8472) {
+                let vni = Int(be32(o + 12) >> 8)
+                var inner: [(String, JSONValue)] = []
+                _ = ethernet(o + 16, &inner)
+                into.append(("vxlan", .object([("vni", .number(String(vni))), ("inner", .object(inner))])))
+            }
+        }
+    }
+}

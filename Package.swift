@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "mplsgate", targets: ["mplsgate"]),
         .executable(name: "mplsgate-traffic", targets: ["mplsgate-traffic"]),
+        .executable(name: "mplsgatectl", targets: ["mplsgatectl"]),
         .library(name: "MPLSGateCore", targets: ["Wire", "FIB", "Dataplane", "Control", "ControlServer", "Capture", "IO"]),
     ],
     targets: [
@@ -41,6 +42,11 @@ let package = Package(
         .target(name: "IO", dependencies: ["CXDP", "Dataplane", "FIB", "Wire"], plugins: ["BPFObject"]),
         // The agent: run (live), replay (offline), check.
         .executableTarget(name: "mplsgate", dependencies: ["Wire", "FIB", "Dataplane", "Control", "ControlServer", "Capture", "IO", "CControlSocket"]),
+        // libFuzzer target for the control request decoder (scripts/fuzz.sh builds it with --sanitize=fuzzer).
+        .executableTarget(name: "mplsgate-fuzz-request", dependencies: ["Control", "ControlServer", "FIB", "Wire"],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        // The operator's and controllers' command-line client of the control socket.
+        .executableTarget(name: "mplsgatectl", dependencies: ["ControlServer"]),
         // The project's traffic generator and sink (AF_PACKET) for tests and benchmarks on veth.
         .target(name: "CRawSocket", path: "CSources/CRawSocket"),
         .executableTarget(name: "mplsgate-traffic", dependencies: ["CRawSocket", "Capture"]),

@@ -312,6 +312,8 @@ public final class FIBEngine: @unchecked Sendable {
         var ftn: [String: FTNEntrySpec?] = [:]
         var refDelta: [String: Int] = [:]
         var order: [EntryKey] = []
+        /// Keys deleted at some point of the transaction: their counters restart even if they are added again.
+        var deleted = Set<EntryKey>()
         var entryDelta = 0
 
         init(engine: FIBEngine) { self.engine = engine }
@@ -384,6 +386,7 @@ public final class FIBEngine: @unchecked Sendable {
                 }
                 for r in Overlay.references(old) { refDelta[r, default: 0] -= 1 }
                 set(k, nil)
+                deleted.insert(k)
                 if isEntry(k) { entryDelta -= 1 }
             }
             order.append(c.key)
@@ -428,6 +431,8 @@ public final class FIBEngine: @unchecked Sendable {
         // Intent and references.
         var nhChanged = false, groupsChanged = false, vniChanged = false, ftnChanged = false
         var retiredCarry: [(slot: ActionID, key: EntryKey?)] = []
+        for k in o.deleted { carried[k] = nil }
+        func carryKey(_ k: EntryKey, _ stays: Bool) -> EntryKey? { stays && !o.deleted.contains(k) ? k : nil }
         for (n, spec) in o.nextHops {
             nhChanged = true
             if let s = spec {
@@ -465,7 +470,7 @@ public final class FIBEngine: @unchecked Sendable {
             let spec = o.ilm[label]!
             if let old = ilm[label] {
                 tables.retireAction(old.action)
-                retiredCarry.append((old.action, spec == nil ? nil : .ilm(label)))
+                retiredCarry.append((old.action, carryKey(.ilm(label), spec != nil)))
             }
             if let s = spec {
                 let (action, entry) = ilmAction(s)
@@ -503,7 +508,7 @@ public final class FIBEngine: @unchecked Sendable {
                 addresses += e.allowedVTEPs.map(IPv6Address.init)
                 if inst.action.rawValue != UInt32.max {
                     tables.retireAction(inst.action)
-                    retiredCarry.append((inst.action, .vni(v)))
+                    retiredCarry.append((inst.action, carryKey(.vni(v), true)))
                 }
                 inst.action = tables.addAction(a)
                 vni[v] = inst
@@ -517,7 +522,7 @@ public final class FIBEngine: @unchecked Sendable {
             ftnChanged = true
             if let old = ftn[k] {
                 tables.retireAction(old.action)
-                retiredCarry.append((old.action, spec == nil ? nil : .ftn(k)))
+                retiredCarry.append((old.action, carryKey(.ftn(k), spec != nil)))
             }
             if let s = spec {
                 var a = FIBCompiler.pushAction(s.push, mode: s.ttlMode, tc: s.tc, ttl: s.ttl)

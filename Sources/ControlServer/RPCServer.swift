@@ -42,6 +42,13 @@ public final class RPCClient {
     }
 }
 
+/// Hooks for the libFuzzer target, which drives the service without a socket.
+public enum FuzzSupport {
+    public static func makeClient() -> RPCClient { RPCClient(id: 1, fd: -1, uid: 0, pid: 0) }
+    public static func discardOutput(_ c: RPCClient) { c.output.removeAll(keepingCapacity: true); c.outputOffset = 0 }
+    public static func output(_ c: RPCClient) -> String { String(decoding: c.output[c.outputOffset...], as: UTF8.self) }
+}
+
 /// What the server asks of the service that implements the methods.
 public protocol RPCHandler: AnyObject {
     /// One complete line from a client (without the newline). Responses go through `client.send`.

@@ -1,0 +1,57 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Control
+import ControlServer
+import FIB
+import Wire
+
+/// libFuzzer target for the control socket's request decoder and dispatcher: every input is one request line
+/// handed to a ControlService over the examples' config and a small FIB. Built only with
+/// `swift build --sanitize=fuzzer --product mplsgate-fuzz-request --scratch-path .build-fuzz` (scripts/fuzz.sh).
+nonisolated(unsafe) let service: ControlService = {
+    let config = InstanceConfig(ports: [
+        PortConfig(name: "core0", mac: MACAddress(value: 0x0200_0000_0001), role: .core),
+        PortConfig(name: "dc0", mac: MACAddress(value: 0x0200_0000_0003), role: .dc, vteps: [.v4(IPv4Address(value: 0xC000_0201))]),
+    ])
+    let engine = try! FIBEngine(config: config, maxEntries: 10_000)
+    try! engine.apply([
+        .add(.nextHop(NextHopSpec(name: "p1", port: "core0", mac: MACAddress(value: 0x02AA_0000_0001)))),
+        .add(.ilm(ILMEntrySpec(label: 100, operation: .swap(out: [200], via: "p1", payload: nil, ttlMode: .uniform)))),
+    ])
+    return ControlService(engine: engine, stateWriter: nil)
+}()
+nonisolated(unsafe) let client = FuzzSupport.makeClient()
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    service.handle(line: bytes[...], from: client)
+    #if FUZZING
+    FuzzSupport.discardOutput(client)
+    #endif
+    return 0
+}
+
+#if !FUZZING
+/// Without libFuzzer (a plain `swift build`): replays inputs given as files, one request per file, so a crash found
+/// by the fuzzer can be reproduced under the debugger.
+@main
+struct ReplayInputs {
+    static func main() {
+        for path in CommandLine.arguments.dropFirst() {
+            guard let f = fopen(path, "rb") else { continue }
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = fread(&chunk, 1, chunk.count, f)
+                bytes += chunk[0..<n]
+                if n < chunk.count { break }
+            }
+            fclose(f)
+            _ = bytes.withUnsafeBufferPointer { fuzzRequest($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count) }
+            print("\(path): \(FuzzSupport.output(client))", terminator: "")
+        }
+    }
+}
+#endif

@@ -32,6 +32,15 @@ rm -f "$demo_log"
 echo "== integration: the live agent on veth pairs in network namespaces (root)"
 MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Tests/Integration/test_agent.py
 
+echo "== integration: the control socket, persistence, and 60 s of updates under traffic (root)"
+MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Tests/Integration/test_control.py
+
+echo "== control-plane benchmark smoke pass (20,000 entries; no timing assertions)"
+MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Benchmarks/control/program.py 20000 5000
+
+echo "== fuzz: the control request decoder, briefly (libFuzzer)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+
 echo "== benchmark smoke pass (no timing assertions; allocations per batch must be 0)"
 if [ "${SKIP_BENCHMARKS:-0}" != 1 ]; then
   bench_log=$(mktemp)

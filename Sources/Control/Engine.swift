@@ -200,6 +200,18 @@ public final class FIBEngine: @unchecked Sendable {
         }
     }
 
+    /// Loads a saved FIB (the state file) into an empty engine so that it continues at the saved generation: a
+    /// controller that reconnects sees the generation and digest it last saw (and a new boot id).
+    public func restore(_ fib: FIBSpec, generation saved: UInt64) throws(TransactionError) {
+        precondition(entryCount == 0 && nextHops.isEmpty, "restore is for a fresh engine")
+        let start = generation
+        generation = saved > 0 ? saved - 1 : 0
+        do { try replaceAll(with: fib) } catch {
+            generation = start
+            throw error
+        }
+    }
+
     /// The changes that turn the current FIB into `fib`, ordered so references always resolve: next hops and groups
     /// added or replaced first, entries next, deletions of entries, then of groups, then of next hops.
     public func diff(to fib: FIBSpec) -> [FIBChange] {
@@ -671,5 +683,59 @@ public struct FIBIntent: Sendable {
                 ilm: ilm.keys.sorted().map { ilm[$0]!.spec },
                 vni: vni.keys.sorted().map { vni[$0]!.spec },
                 ftn: ftn.keys.sorted().map { ftn[$0]!.spec })
+    }
+}
+
+/// A stable 64-bit hash of an element's content (FNV-1a over its fields), for the FIB digest: the digest is the
+/// wrapping sum over all elements, so a commit updates it in O(changes) and equal FIBs have equal digests.
+public struct ContentHash {
+    public private(set) var value: UInt64 = 0xCBF2_9CE4_8422_2325
+    public init() {}
+    mutating func byte(_ b: UInt8) { value = (value ^ UInt64(b)) &* 0x100_0000_01B3 }
+    mutating func u32(_ v: UInt32) { for s in stride(from: 0, to: 32, by: 8) { byte(UInt8(truncatingIfNeeded: v >> UInt32(s))) } }
+    mutating func u64(_ v: UInt64) { for s in stride(from: 0, to: 64, by: 8) { byte(UInt8(truncatingIfNeeded: v >> UInt64(s))) } }
+    mutating func string(_ s: String) { for b in s.utf8 { byte(b) }; byte(0xFF) }
+    mutating func labels(_ l: [UInt32]) { u32(UInt32(l.count)); for x in l { u32(x) } }
+    mutating func address(_ a: IPAddress) {
+        switch a {
+        case .v4(let v): byte(4); u32(v.value)
+        case .v6(let v): byte(6); u64(v.high); u64(v.low)
+        }
+    }
+    mutating func optional<T>(_ v: T?, _ f: (inout ContentHash, T) -> Void) {
+        if let v { byte(1); f(&self, v) } else { byte(0) }
+    }
+
+    public static func of(_ e: FIBEntry) -> UInt64 {
+        var h = ContentHash()
+        switch e {
+        case .nextHop(let n):
+            h.byte(1); h.string(n.name); h.string(n.port); h.u64(n.mac.value)
+            h.optional(n.sourceMAC) { $0.u64($1.value) }; h.optional(n.vlan) { $0.u32(UInt32($1)) }
+            h.optional(n.mtu) { $0.u64(UInt64($1)) }
+        case .ecmpGroup(let g):
+            h.byte(2); h.string(g.name); h.u32(UInt32(g.members.count)); for m in g.members { h.string(m) }
+        case .ilm(let i):
+            h.byte(3); h.u32(i.label)
+            switch i.operation {
+            case .swap(let out, let via, let payload, let mode):
+                h.byte(1); h.labels(out); h.string(via); h.optional(payload) { $0.byte($1.rawValue) }; h.string(mode.rawValue)
+            case .pop(let mode): h.byte(2); h.string(mode.rawValue)
+            case .popToIP(let payload, let via, let vrf, let mode):
+                h.byte(3); h.byte(payload.rawValue); h.optional(via) { $0.string($1) }; h.optional(vrf) { $0.string($1) }
+                h.string(mode.rawValue)
+            case .popToVXLAN(let pw):
+                h.byte(4); h.u32(pw.vni); h.byte(pw.controlWord ? 1 : 0); h.address(pw.localVTEP); h.address(pw.remoteVTEP)
+                h.string(pw.via); h.u32(UInt32(pw.udpPort)); h.byte(pw.ttl)
+            case .drop: h.byte(5)
+            }
+        case .vni(let v):
+            h.byte(4); h.u32(v.vni); h.labels(v.push); h.byte(v.controlWord ? 1 : 0); h.string(v.via)
+            h.u32(UInt32(v.allowedVTEPs.count)); for a in v.allowedVTEPs { h.address(a) }; h.byte(v.tc); h.byte(v.ttl)
+        case .ftn(let f):
+            h.byte(5); h.string(f.vrf); h.address(f.prefix); h.u32(UInt32(f.length)); h.labels(f.push); h.string(f.via)
+            h.string(f.ttlMode.rawValue); h.byte(f.tc); h.byte(f.ttl)
+        }
+        return h.value
     }
 }

@@ -82,11 +82,7 @@ public final class ControlService: RPCHandler {
         return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
-    static func hash(_ e: FIBEntry) -> UInt64 {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in (e.key.kind + JSONWriter.write(FIBCodec.encode(e))).utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
-        return h
-    }
+    static func hash(_ e: FIBEntry) -> UInt64 { ContentHash.of(e) }
 
     public var digestText: String {
         let s = String(digest, radix: 16)

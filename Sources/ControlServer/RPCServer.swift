@@ -30,6 +30,10 @@ public final class RPCClient {
     var output: [UInt8] = []
     var outputOffset = 0
     var closing = false
+    /// After an oversized message: input is read and thrown away until this time, so the client can finish
+    /// sending and read the error instead of getting a reset.
+    var discardUntil = 0.0
+    var wroteShutdown = false
     /// Set by the service (e.g. events subscription).
     public var subscribed = false
 
@@ -198,8 +202,28 @@ public final class RPCServer {
         for c in Array(clients.values) {
             if c.output.count > c.outputOffset { writeTo(c) }
             if c.output.count - c.outputOffset > RPCServer.maxPendingOutputBytes { drop(c) ; continue }
-            if c.closing && c.output.count == c.outputOffset { drop(c) }
+            if c.closing && c.output.count == c.outputOffset {
+                if c.discardUntil > RPCServer.monotonic() {
+                    if !c.wroteShutdown { _ = Glibc.shutdown(c.fd, Int32(SHUT_WR)); c.wroteShutdown = true }
+                } else {
+                    drop(c)
+                }
+            }
         }
+    }
+
+    static func monotonic() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+
+    /// Answers an oversized message, then reads and discards for a while before closing.
+    func refuseOversized(_ c: RPCClient, _ message: String) {
+        c.send(RPCError.line(id: .null, code: RPCError.invalidRequest, message: message))
+        c.input = []
+        c.closing = true
+        c.discardUntil = RPCServer.monotonic() + 5
     }
 
     func acceptAll() {
@@ -232,6 +256,7 @@ public final class RPCServer {
         while true {
             let n = read(c.fd, &buf, buf.count)
             if n > 0 {
+                if c.discardUntil > 0 { continue }
                 c.input.append(contentsOf: buf[0..<n])
                 if !processLines(c) { return }
                 continue
@@ -250,10 +275,7 @@ public final class RPCServer {
             let line = c.input[start..<nl]
             start = nl + 1
             if line.count > RPCServer.maxMessageBytes {
-                c.send(RPCError.line(id: .null, code: RPCError.invalidRequest,
-                                     message: "message of \(line.count) bytes exceeds the \(RPCServer.maxMessageBytes)-byte limit"))
-                c.closing = true
-                c.input = []
+                refuseOversized(c, "message of \(line.count) bytes exceeds the \(RPCServer.maxMessageBytes)-byte limit; closing")
                 return true
             }
             if !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { handler?.handle(line: line, from: c) }
@@ -261,10 +283,7 @@ public final class RPCServer {
         }
         if start > 0 { c.input.removeFirst(start) }
         if c.input.count > RPCServer.maxMessageBytes {
-            c.send(RPCError.line(id: .null, code: RPCError.invalidRequest,
-                                 message: "message exceeds the \(RPCServer.maxMessageBytes)-byte limit; closing"))
-            c.input = []
-            c.closing = true
+            refuseOversized(c, "message exceeds the \(RPCServer.maxMessageBytes)-byte limit; closing")
         }
         return true
     }

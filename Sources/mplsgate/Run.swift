@@ -86,8 +86,8 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
         for p in problems { writeError("mplsgate: state file \(p); not used\n") }
         if let loaded {
             do {
-                try engine.replaceAll(with: loaded.fib)
-                source = "\(loaded.path) (generation \(loaded.generation))"
+                try engine.restore(loaded.fib, generation: loaded.generation)
+                source = loaded.path
                 stateGeneration = loaded.generation
             } catch {
                 writeError("mplsgate: state file \(loaded.path) does not fit this config (\(error)); starting empty\n")

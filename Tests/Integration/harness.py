@@ -196,3 +196,50 @@ def send(ns, iface, pcap, count=None, rate=None, stream=None):
         args += ["--stream", str(stream)]
     r = ns.run(*args, capture=True, timeout=600)
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+class RPC:
+    """A JSON-RPC client on an agent's control socket (run inside the namespace via nsenter is not needed: Unix
+    sockets are files, reachable from any network namespace)."""
+
+    def __init__(self, path, timeout=30):
+        import socket as _s
+        self.sock = _s.socket(_s.AF_UNIX, _s.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+        self.next_id = 1
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def read_line(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def call(self, method, params=None):
+        """Returns the whole response object (with "result" or "error")."""
+        i = self.next_id
+        self.next_id += 1
+        req = {"jsonrpc": "2.0", "id": i, "method": method}
+        if params is not None:
+            req["params"] = params
+        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        while True:
+            r = self.read_line()
+            if r.get("id") == i or (r.get("id") is None and "error" in r):
+                return r
+
+    def result(self, method, params=None):
+        r = self.call(method, params)
+        if "error" in r:
+            raise RuntimeError(f"{method}: {r['error']}")
+        return r["result"]
+
+    def close(self):
+        self.sock.close()

@@ -179,6 +179,15 @@ def run_bad_input(a, p, tmp):
     r = rpc.result("resync.end", {"session": sess})
     check(r["generation"] == g + 1 and r["deleted"] == 1 and r["added"] == 0 and r["replaced"] == 0,
           f"a chunked resync deletes exactly what it omits: {r}")
+    # Events: a subscriber hears about a commit made on another connection.
+    sub = RPC(agent.socket)
+    sub.result("events.subscribe")
+    gen = rpc.result("apply", {"operations": [ilm_swap(100, 200, "p1")]})["generation"]
+    ev = sub.read_line()
+    check(ev.get("method") == "event" and ev["params"] == {"type": "generation", "generation": gen, "digest": rpc.result("info")["digest"]},
+          f"events.subscribe: {ev}")
+    sub.close()
+    g = gen
     dump = rpc.result("dump", {"kind": "ilm", "limit": 5})
     check(len(dump["entries"]) == 5 and dump["next"] == 5 and dump["entries"][0]["label"] == 100, "dump pages")
     ctl = [binary("mplsgatectl"), "--socket", agent.socket]

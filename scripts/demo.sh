@@ -1,26 +1,24 @@
 #!/usr/bin/env bash
-# The README's first command: set up this machine, build MPLSGate, and replay the bundled sample capture through
-# the bundled config and FIB (swap, push, pop, PHP, ECMP, IP->MPLS, pop to IP, VXLAN<->MPLS stitching, and the drops
-# an operator should see), then show the result decoded by tshark.
-# Outputs go to ./out/ (forwarded.pcap, drops.pcap, ports/PORT.pcap).
+# The README's first command: two data centres whose tenant segment (VXLAN VNI 5000, Linux VTEPs) is extended across
+# an MPLS core by three MPLSGate agents (PE1 - P - PE2), in network namespaces this script creates and always deletes.
+# It sets up the machine, builds MPLSGate, programs the agents only through their control sockets (mplsgatectl),
+# pings h2 from h1, runs a short iperf3, prints each agent's FIB and per-label counters and one decoded frame from
+# a core link. Root.
+#   scripts/demo.sh            run and tear down
+#   scripts/demo.sh --keep     leave it up for exploring (Ctrl-C tears it down)
+#   scripts/demo.sh --no-cw    pseudowires without the RFC 4385 control word
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for a in "$@"; do
+  case "$a" in
+    --keep|--no-cw) ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "demo: unknown option $a (--keep, --no-cw)"; exit 2 ;;
+  esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "demo: needs root (network namespaces, XDP, AF_XDP)"; exit 1; }
 
 scripts/setup.sh
-echo "demo: building mplsgate (release)"
-swift build -c release --product mplsgate 2>&1 | grep -E "error|warning: unre|Compiling|Build" | tail -n 3
-bin="$(swift build -c release --show-bin-path)/mplsgate"
-
-mkdir -p out
-echo
-echo "demo: mplsgate replay --config examples/config.json --fib examples/fib.json --in examples/sample.pcapng"
-"$bin" replay --config examples/config.json --fib examples/fib.json --in examples/sample.pcapng \
-  --out out/forwarded.pcap --drops out/drops.pcap --out-dir out/ports --quiet
-
-echo
-echo "demo: the forwarded frames, decoded by tshark (PW labels 1000, 1001, 1002 decoded explicitly)"
-tshark -r out/forwarded.pcap -d mpls.label==1000,pwethnocw -d mpls.label==1001,pwethcw -d mpls.label==1002,pwethcw \
-  -T fields -E header=y -e frame.number -e eth.dst -e mpls.label -e mpls.ttl -e vxlan.vni -e ip.dst -e ipv6.dst \
-  -e _ws.col.Protocol 2>/dev/null | column -t -s $'\t' | head -n 50
-echo
-echo "demo: done; captures are in out/ (open out/forwarded.pcap in Wireshark, or replay your own pcap)"
+echo "demo: building MPLSGate (release)"
+swift build -c release 2>&1 | grep -E "error|warning: unre|Build" | tail -n 3
+MPLSGATE_BIN_DIR="$(swift build -c release --show-bin-path)" exec /usr/bin/python3 Tests/Integration/dci.py "$@"

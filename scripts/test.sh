@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command (and CI's): set up this machine, check that the committed fixtures are exactly what
-# their scapy script makes, build and run every test (debug), build release once for the demo and the root
-# integration test of the live agent (network namespaces, veth, XDP, AF_XDP), and a short benchmark smoke pass.
+# their scapy script makes, build and run every test (debug), build release once for the demos, the root
+# integration tests (network namespaces, veth, XDP, AF_XDP, the control socket, the two-data-centre interconnect),
+# the control benchmark's smoke pass, a short fuzz run, and the pipeline benchmark's smoke pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,11 +23,11 @@ echo "== release build (reused by the demo and the integration tests)"
 swift build -c release 2>&1 | grep -E "error|warning: unre|Build" | tail -n 3
 bin_dir="$(swift build -c release --show-bin-path)"
 
-echo "== demo (the README's first command)"
+echo "== replay demo (scripts/replay-demo.sh)"
 demo_log=$(mktemp)
-scripts/demo.sh | tee "$demo_log" | tail -n 5
-grep -q "frames in, .* forwarded" "$demo_log" || { echo "demo: no replay summary"; exit 1; }
-grep -q "16001,1000" "$demo_log" || { echo "demo: tshark did not show the VXLAN->MPLS label stack"; exit 1; }
+scripts/replay-demo.sh | tee "$demo_log" | tail -n 5
+grep -q "frames in, .* forwarded" "$demo_log" || { echo "replay demo: no replay summary"; exit 1; }
+grep -q "16001,1000" "$demo_log" || { echo "replay demo: tshark did not show the VXLAN->MPLS label stack"; exit 1; }
 rm -f "$demo_log"
 
 echo "== integration: the live agent on veth pairs in network namespaces (root)"
@@ -37,6 +38,14 @@ MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Tests/Integration/test_control.py
 
 echo "== control-plane benchmark smoke pass (20,000 entries; no timing assertions)"
 MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Benchmarks/control/program.py 20000 5000
+
+echo "== the demo as a test: two Linux VXLAN data centres across PE1 - P - PE2 (root)"
+MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Tests/Integration/test_dci.py
+demo_log=$(mktemp)
+MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Tests/Integration/dci.py > "$demo_log" 2>&1 || { tail -n 30 "$demo_log"; exit 1; }
+grep -q "share one L2 segment" "$demo_log" || { tail -n 30 "$demo_log"; echo "demo: failed"; exit 1; }
+grep -q "PW Ethernet Control Word" "$demo_log" || { echo "demo: no decoded core frame"; exit 1; }
+rm -f "$demo_log"
 
 echo "== fuzz: the control request decoder, briefly (libFuzzer)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

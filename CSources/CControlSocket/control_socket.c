@@ -6,6 +6,10 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 int mg_accept_peer(int listen_fd, uint32_t *uid, uint32_t *gid, int32_t *pid)
@@ -69,4 +73,28 @@ void mg_eventfd_drain(int fd)
     uint64_t v;
     ssize_t r = read(fd, &v, sizeof(v));
     (void)r;
+}
+
+int mg_sd_notify(const char *message)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || !*path)
+        return 1;
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof(addr));
+    addr.sun_family = AF_UNIX;
+    size_t len = strlen(path);
+    if (len >= sizeof(addr.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(addr.sun_path, path, len);
+    if (path[0] == '@')
+        addr.sun_path[0] = 0; /* abstract namespace */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = sendto(fd, message, strlen(message), 0, (struct sockaddr *)&addr,
+                       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+    int e = n < 0 ? -errno : 0;
+    close(fd);
+    return e;
 }

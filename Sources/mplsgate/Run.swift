@@ -158,7 +158,11 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
                + "\(engine.entryCount) entries, \(options.workers) worker(s), wait \(options.wait.rawValue); "
                + "control socket \(socketPath); state file \(statePath ?? "off"); pid \(getpid())\n")
 
+    // Ready: the FIB is loaded, XDP is attached, the workers forward and the socket listens.
+    _ = mg_sd_notify("READY=1\nSTATUS=forwarding, generation \(engine.generation)\nMAINPID=\(getpid())")
+
     server.run { stopping }
+    _ = mg_sd_notify("STOPPING=1")
 
     server.shutdown()
     let report = agent.report()

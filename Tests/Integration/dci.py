@@ -197,6 +197,7 @@ class DCI:
                     a.proc.kill()
         for n in list(self.ns.values()):
             n.delete()
+        sh("rm", "-rf", self.dir, check=False)
 
 
 def demo(keep=False, control_word=True):

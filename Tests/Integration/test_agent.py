@@ -298,6 +298,23 @@ def run_lifecycle(a, p, tmp):
     check(low.returncode == 1 and "memlock" in err, f"a low memlock limit is named: {err.strip().splitlines()[-1:]}")
     r = a.run("ip", "link", "show", "mg-core0", capture=True)
     check("xdp" not in r.stdout, "failed starts leave no program attached")
+    # systemd readiness: READY=1 on $NOTIFY_SOCKET once forwarding (Type=notify in deploy/mplsgate@.service)
+    import socket as pysocket
+    note = os.path.join(tmp, "notify.sock")
+    rx = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_DGRAM)
+    rx.bind(note)
+    rx.settimeout(20)
+    os.environ["NOTIFY_SOCKET"] = note
+    agent = Agent(a, CONFIG, FIB)
+    del os.environ["NOTIFY_SOCKET"]
+    started = agent.started()
+    try:
+        msg = rx.recv(4096).decode()
+    except OSError:
+        msg = ""
+    check(started and msg.startswith("READY=1") and "generation 1" in msg, f"sd_notify after start: {msg!r}")
+    agent.stop()
+    rx.close()
     # bad config is an error before anything is touched
     agent = Agent(a, os.path.join(tmp, "nonexistent.json"), FIB)
     check(not agent.started(timeout=10) and agent.proc.returncode == 1, "a missing config file is exit 1")

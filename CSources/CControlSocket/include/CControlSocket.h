@@ -16,5 +16,7 @@ int mg_signalfd_read(int fd);
 int mg_eventfd(void);
 void mg_eventfd_signal(int fd);
 void mg_eventfd_drain(int fd);
+/* Sends `message` (e.g. "READY=1") to systemd's $NOTIFY_SOCKET; 0 when sent, 1 when not under systemd, -errno. */
+int mg_sd_notify(const char *message);
 
 #endif

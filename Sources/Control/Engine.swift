@@ -551,7 +551,8 @@ public final class FIBEngine: @unchecked Sendable {
                 let e = inst.spec
                 let v6: Bool
                 if case .v6 = e.prefix { v6 = true } else { v6 = false }
-                return (UInt16(vrfNames.firstIndex(of: e.vrf)!), v6, addressBytes(e.prefix), e.length, inst.action)
+                return RouteSpec(vrf: UInt16(vrfNames.firstIndex(of: e.vrf)!), v6: v6, bytes: addressBytes(e.prefix),
+                                 length: e.length, action: inst.action)
             }, vrfCount: vrfNames.count)
         }
         // Entries whose target is a group or next hop need no new action when only a next hop's record changed:

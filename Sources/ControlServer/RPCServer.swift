@@ -27,6 +27,8 @@ public final class RPCClient {
     public let pid: Int32
     let fd: Int32
     var input: [UInt8] = []
+    /// Bytes of `input` already searched for a newline (so a long message is scanned once, not once per read).
+    var scanned = 0
     var output: [UInt8] = []
     var outputOffset = 0
     var closing = false
@@ -222,6 +224,7 @@ public final class RPCServer {
     func refuseOversized(_ c: RPCClient, _ message: String) {
         c.send(RPCError.line(id: .null, code: RPCError.invalidRequest, message: message))
         c.input = []
+        c.scanned = 0
         c.closing = true
         c.discardUntil = RPCServer.monotonic() + 5
     }
@@ -271,9 +274,10 @@ public final class RPCServer {
     /// Hands complete lines to the handler. Returns false when the client was dropped.
     func processLines(_ c: RPCClient) -> Bool {
         var start = 0
-        while let nl = c.input[start...].firstIndex(of: 0x0A) {
+        while let nl = c.input[max(start, c.scanned)...].firstIndex(of: 0x0A) {
             let line = c.input[start..<nl]
             start = nl + 1
+            c.scanned = start
             if line.count > RPCServer.maxMessageBytes {
                 refuseOversized(c, "message of \(line.count) bytes exceeds the \(RPCServer.maxMessageBytes)-byte limit; closing")
                 return true
@@ -282,6 +286,7 @@ public final class RPCServer {
             if clients[c.fd] == nil { return false }
         }
         if start > 0 { c.input.removeFirst(start) }
+        c.scanned = c.input.count
         if c.input.count > RPCServer.maxMessageBytes {
             refuseOversized(c, "message exceeds the \(RPCServer.maxMessageBytes)-byte limit; closing")
         }

@@ -5,6 +5,20 @@ internal import CControlSocket
 import Control
 import Synchronization
 
+/// Reads a whole file; nil with `errno` set when it cannot be opened.
+public func readWholeFile(_ path: String) -> [UInt8]? {
+    guard let f = fopen(path, "rb") else { return nil }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, f)
+        if n > 0 { bytes += chunk[0..<n] }
+        if n < chunk.count { break }
+    }
+    return bytes
+}
+
 /// The state file: the last committed FIB, so a restarted agent forwards before any controller connects.
 ///
 /// Format: one header line `MPLSGATE-STATE 1 <generation> <length> <fnv1a64 hex>` and then `<length>` bytes of the
@@ -41,16 +55,8 @@ public enum StateFile {
     struct LoadError: Error { var message: String; var missing = false }
 
     static func read(_ path: String) -> Result<Loaded, LoadError> {
-        guard let f = fopen(path, "rb") else {
+        guard let bytes = readWholeFile(path) else {
             return .failure(LoadError(message: String(cString: strerror(errno)), missing: errno == ENOENT))
-        }
-        defer { fclose(f) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, f)
-            if n > 0 { bytes += chunk[0..<n] }
-            if n < chunk.count { break }
         }
         guard let nl = bytes.firstIndex(of: 0x0A) else { return .failure(LoadError(message: "no header line")) }
         let header = String(decoding: bytes[0..<nl], as: UTF8.self)

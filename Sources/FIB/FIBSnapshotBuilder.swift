@@ -78,33 +78,10 @@ public struct FIBSnapshotBuilder {
         bytes += MemoryLayout<UnsafeMutablePointer<ILMEntry>>.stride * ILM.directorySize
         for (page, entries) in ilmPages { dir[page] = copy(entries) }
 
-        // VNI table: power of two ≥ 2 × count, at least 16.
-        var cap = 16
-        while cap < vnis.count * 2 { cap <<= 1 }
-        var slots = [VNISlot](repeating: VNISlot(key: 0, action: ActionID(0)), count: cap)
-        let mask = UInt32(cap - 1)
-        for (vni, action) in vnis {
-            var i = VNIHash.slot(vni, mask: mask)
-            while slots[Int(i)].key != 0 { i = (i &+ 1) & mask }
-            slots[Int(i)] = VNISlot(key: vni &+ 1, action: action)
-        }
-
-        // LPM: one root per VRF and family; prefixes in ascending length.
-        var v4 = LPMBuilder(), v6 = LPMBuilder()
-        var vrfRecords: [VRFRecord] = []
-        for _ in 0..<max(vrfCount, 1) {
-            vrfRecords.append(VRFRecord(v4Root: v4.newNode(), v6Root: v6.newNode(), v4Default: 0, v6Default: 0))
-        }
-        for r in routes.sorted(by: { $0.length < $1.length }) {
-            let leaf = r.action.rawValue + 1
-            if r.length == 0 {
-                if r.v6 { vrfRecords[Int(r.vrf)].v6Default = leaf } else { vrfRecords[Int(r.vrf)].v4Default = leaf }
-            } else if r.v6 {
-                v6.insert(root: vrfRecords[Int(r.vrf)].v6Root, bytes: r.bytes, length: r.length, leaf: leaf)
-            } else {
-                v4.insert(root: vrfRecords[Int(r.vrf)].v4Root, bytes: r.bytes, length: r.length, leaf: leaf)
-            }
-        }
+        let (slots, mask) = VNIHash.table(vnis)
+        let (v4, v6, vrfRecords) = LPMBuilder.build(routes.map {
+            RouteSpec(vrf: $0.vrf, v6: $0.v6, bytes: $0.bytes, length: $0.length, action: $0.action)
+        }, vrfCount: vrfCount)
         var a = actions
         if a.isEmpty { a.append(Action()) }
         return FIBSnapshot(
@@ -113,7 +90,7 @@ public struct FIBSnapshotBuilder {
             nextHops: copy(nextHops), nextHopCount: nextHops.count,
             groupBuckets: copy(groupBuckets), groupCount: groupBuckets.count / ECMP.bucketCount,
             vniSlots: copy(slots), vniMask: mask,
-            lpmV4: copy(v4.nodes), lpmV6: copy(v6.nodes),
+            lpmV4: copy(v4), lpmV6: copy(v6),
             vrfs: copy(vrfRecords), vrfCount: vrfRecords.count,
             ports: copy(ports), portCount: ports.count,
             addresses: copy(addresses), addressCount: addresses.count,

@@ -79,8 +79,15 @@ public final class FIBTables: @unchecked Sendable {
         current.initialize(to: makeSnapshot(generation: 0))
     }
 
-    /// Frees everything, including the current snapshot. Only once no worker can read it.
+    private var released = false
+
+    /// Whoever drops the last reference to the tables no longer publishes them: free what is left.
+    deinit { deallocateAll() }
+
+    /// Frees everything, including the current snapshot. Only once no worker can read it. Idempotent.
     public func deallocateAll() {
+        guard !released else { return }
+        released = true
         for i in 0..<ILM.directorySize where directory[i] != ILM.emptyPage { directory[i].deallocate() }
         directory.deallocate()
         nextHops.0.deallocate(); groupBuckets.0.deallocate(); vni.0.deallocate()
@@ -149,17 +156,9 @@ public final class FIBTables: @unchecked Sendable {
         groupBuckets = copyOut(buckets)
     }
 
-    /// Rebuilds the VNI table: power of two ≥ 2 × count, at least 16.
+    /// Rebuilds the VNI table.
     public func replaceVNIs(_ entries: [(vni: UInt32, action: ActionID)]) {
-        var cap = 16
-        while cap < entries.count * 2 { cap <<= 1 }
-        var slots = [VNISlot](repeating: VNISlot(key: 0, action: ActionID(0)), count: cap)
-        let mask = UInt32(cap - 1)
-        for (v, action) in entries {
-            var i = VNIHash.slot(v, mask: mask)
-            while slots[Int(i)].key != 0 { i = (i &+ 1) & mask }
-            slots[Int(i)] = VNISlot(key: v &+ 1, action: action)
-        }
+        let (slots, mask) = VNIHash.table(entries)
         pending.pointers.append(UnsafeMutableRawPointer(vni.0))
         vni = (copyOut(slots).0, mask)
     }
@@ -172,28 +171,13 @@ public final class FIBTables: @unchecked Sendable {
 
     public func currentAddresses() -> [IPv6Address] { Array(UnsafeBufferPointer(start: addresses.0, count: addresses.1)) }
 
-    /// Rebuilds every VRF's tries from `routes` (address in wire order).
-    public func replaceRoutes(_ routes: [(vrf: UInt16, v6: Bool, bytes: [UInt8], length: Int, action: ActionID)], vrfCount: Int) {
+    /// Rebuilds every VRF's tries from `routes`.
+    public func replaceRoutes(_ routes: [RouteSpec], vrfCount: Int) {
         rebuildRoutes(routes, vrfCount: vrfCount, retireOld: true)
     }
 
-    private func rebuildRoutes(_ routes: [(vrf: UInt16, v6: Bool, bytes: [UInt8], length: Int, action: ActionID)],
-                               vrfCount: Int, retireOld: Bool) {
-        var v4 = LPMBuilder(), v6 = LPMBuilder()
-        var records: [VRFRecord] = []
-        for _ in 0..<max(vrfCount, 1) {
-            records.append(VRFRecord(v4Root: v4.newNode(), v6Root: v6.newNode(), v4Default: 0, v6Default: 0))
-        }
-        for r in routes.sorted(by: { $0.length < $1.length }) {
-            let leaf = r.action.rawValue + 1
-            if r.length == 0 {
-                if r.v6 { records[Int(r.vrf)].v6Default = leaf } else { records[Int(r.vrf)].v4Default = leaf }
-            } else if r.v6 {
-                v6.insert(root: records[Int(r.vrf)].v6Root, bytes: r.bytes, length: r.length, leaf: leaf)
-            } else {
-                v4.insert(root: records[Int(r.vrf)].v4Root, bytes: r.bytes, length: r.length, leaf: leaf)
-            }
-        }
+    private func rebuildRoutes(_ routes: [RouteSpec], vrfCount: Int, retireOld: Bool) {
+        let (v4, v6, records) = LPMBuilder.build(routes, vrfCount: vrfCount)
         if retireOld {
             pending.pointers.append(UnsafeMutableRawPointer(lpm.v4))
             pending.pointers.append(UnsafeMutableRawPointer(lpm.v6))
@@ -201,7 +185,7 @@ public final class FIBTables: @unchecked Sendable {
         } else {
             lpm.v4.deallocate(); lpm.v6.deallocate(); lpm.vrfs.deallocate()
         }
-        lpm = (copyOut(v4.nodes).0, copyOut(v6.nodes).0, copyOut(records).0, records.count)
+        lpm = (copyOut(v4).0, copyOut(v6).0, copyOut(records).0, records.count)
     }
 
     private func copyOut<T>(_ a: [T]) -> (UnsafeMutablePointer<T>, Int) {

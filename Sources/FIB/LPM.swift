@@ -55,3 +55,39 @@ public struct LPMBuilder {
         }
     }
 }
+
+/// A route to put in a VRF's trie: the prefix in wire order, its length, and the action.
+public struct RouteSpec: Sendable {
+    public var vrf: UInt16
+    public var v6: Bool
+    public var bytes: [UInt8]
+    public var length: Int
+    public var action: ActionID
+    public init(vrf: UInt16, v6: Bool, bytes: [UInt8], length: Int, action: ActionID) {
+        self.vrf = vrf; self.v6 = v6; self.bytes = bytes; self.length = length; self.action = action
+    }
+}
+
+extension LPMBuilder {
+    /// Every VRF's IPv4 and IPv6 tries (one root each) and default routes, built from `routes` in ascending
+    /// prefix length so that longer prefixes overwrite the expanded slots of shorter ones.
+    public static func build(_ routes: [RouteSpec], vrfCount: Int) -> (v4: [LPMSlot], v6: [LPMSlot], vrfs: [VRFRecord]) {
+        var v4 = LPMBuilder(), v6 = LPMBuilder()
+        var records: [VRFRecord] = []
+        for _ in 0..<max(vrfCount, 1) {
+            records.append(VRFRecord(v4Root: v4.newNode(), v6Root: v6.newNode(), v4Default: 0, v6Default: 0))
+        }
+        for r in routes.sorted(by: { $0.length < $1.length }) {
+            let leaf = r.action.rawValue + 1
+            let vrf = Int(r.vrf)
+            if r.length == 0 {
+                if r.v6 { records[vrf].v6Default = leaf } else { records[vrf].v4Default = leaf }
+            } else if r.v6 {
+                v6.insert(root: records[vrf].v6Root, bytes: r.bytes, length: r.length, leaf: leaf)
+            } else {
+                v4.insert(root: records[vrf].v4Root, bytes: r.bytes, length: r.length, leaf: leaf)
+            }
+        }
+        return (v4.nodes, v6.nodes, records)
+    }
+}

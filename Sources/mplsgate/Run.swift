@@ -97,6 +97,8 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
 
     // Signals arrive on a signalfd watched by the control loop; every thread started after this inherits the mask.
     let signals = SignalSource()
+    // A control client that goes away while we write to it must cost an EPIPE, not the agent.
+    signal(SIGPIPE, SIG_IGN)
 
     let cell = SnapshotCell(engine.snapshot)
     let qsbr = QuiescentState(workers: options.workers)

@@ -185,16 +185,8 @@ func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(
 func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? " " + s : String(repeating: " ", count: n - s.count) + s }
 
 func readFileBytes(_ p: String) -> [UInt8] {
-    guard let f = fopen(p, "rb") else { fail("\(p): \(String(cString: strerror(errno)))", code: 2) }
-    defer { fclose(f) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 20)
-    while true {
-        let n = fread(&chunk, 1, chunk.count, f)
-        if n > 0 { out += chunk[0..<n] }
-        if n < chunk.count { break }
-    }
-    return out
+    guard let bytes = readWholeFile(p) else { fail("\(p): \(String(cString: strerror(errno)))", code: 2) }
+    return bytes
 }
 
 func parseJSONFile(_ p: String) -> JSONValue {
@@ -264,6 +256,7 @@ func printDrops(_ counters: JSONValue) {
 
 // MARK: commands
 
+signal(SIGPIPE, SIG_IGN)
 let conn = Connection(path: path)
 let command = rest[0]
 let sub = rest.count > 1 ? rest[1] : ""

@@ -202,7 +202,8 @@ class RPC:
     """A JSON-RPC client on an agent's control socket (run inside the namespace via nsenter is not needed: Unix
     sockets are files, reachable from any network namespace)."""
 
-    def __init__(self, path, timeout=30):
+    def __init__(self, path, timeout=None):
+        timeout = timeout or float(os.environ.get("MPLSGATE_RPC_TIMEOUT", "30"))
         import socket as _s
         self.sock = _s.socket(_s.AF_UNIX, _s.SOCK_STREAM)
         self.sock.settimeout(timeout)
@@ -243,3 +244,22 @@ class RPC:
 
     def close(self):
         self.sock.close()
+
+
+FAILURES = []
+
+
+def check(cond, what):
+    """Prints one check's outcome and records a failure; returns `cond`."""
+    print(("  ok    " if cond else "  FAIL  ") + what, flush=True)
+    if not cond:
+        FAILURES.append(what)
+    return cond
+
+
+def finish(subject):
+    """Prints the summary of every check so far; returns the exit status."""
+    print(f"\n{len(FAILURES)} failure(s)" if FAILURES else f"\nall {subject} checks passed")
+    for f in FAILURES:
+        print("  - " + f)
+    return 1 if FAILURES else 0

@@ -20,7 +20,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT, Netns, veth, Agent, Sink, send, sh, binary  # noqa: E402
+from harness import check, finish, ROOT, Netns, veth, Agent, Sink, send, sh, binary  # noqa: E402
 
 from scapy.all import Ether, Dot1Q, IP, IPv6, UDP, wrpcap, Raw  # noqa: E402
 
@@ -28,16 +28,8 @@ CONFIG = os.path.join(ROOT, "examples/config.json")
 FIB = os.path.join(ROOT, "examples/fib.json")
 CASES = json.load(open(os.path.join(ROOT, "Tests/Fixtures/cases.json")))["cases"]
 PORTS = json.load(open(CONFIG))["ports"]
-failures = []
 
 
-def check(cond, what):
-    if cond:
-        print(f"  ok    {what}")
-    else:
-        print(f"  FAIL  {what}")
-        failures.append(what)
-    return cond
 
 
 def steered(port, frame):
@@ -329,10 +321,7 @@ def main():
         run_fixtures(a, p, tmp)
         run_host_stack_and_sequence(a, p, tmp)
         run_lifecycle(a, p, tmp)
-    print(f"\n{len(failures)} failure(s)" if failures else "\nall integration checks passed")
-    for f in failures:
-        print("  - " + f)
-    return 1 if failures else 0
+    return finish("integration")
 
 
 if __name__ == "__main__":

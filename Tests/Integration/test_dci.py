@@ -16,17 +16,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import RPC  # noqa: E402
+from harness import check, finish, RPC  # noqa: E402
 from dci import DCI, MAC, LABELS, PE1_VTEP, VNI  # noqa: E402
 
-failures = []
 
 
-def check(cond, what):
-    print(("  ok    " if cond else "  FAIL  ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 def loss(out):
@@ -197,10 +191,7 @@ def main():
               f"(e) {resyncs} resyncs of P's whole FIB under a 1,000 pps ping: {loss(out)[1]}/3000 replies, generation {gen} -> {gen2}")
     finally:
         d.teardown()
-    print(f"\n{len(failures)} failure(s)" if failures else "\nall interconnect checks passed")
-    for f in failures:
-        print("  - " + f)
-    return 1 if failures else 0
+    return finish("interconnect")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ import Testing
 
 /// `mplsgate replay` end to end: the real binary, real pcap/pcapng files, outputs compared with the scapy-built
 /// expectations and judged by tshark.
-@Suite(.serialized) struct ReplayTests {
+@Suite(.serialized) final class ReplayTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let binary: URL = {
         // The test runner lives next to the package's executables in the build folder.
@@ -19,6 +19,9 @@ import Testing
         try! FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
         return u
     }()
+
+    /// Each test gets its own instance and directory; remove it afterwards.
+    deinit { try? FileManager.default.removeItem(at: tmp) }
 
     @discardableResult
     func run(_ exe: String, _ args: [String]) throws -> (Int32, String, String) {

@@ -20,5 +20,15 @@ let package = Package(
             path: "Benchmarks/Pipeline",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // Lookup cost and memory with 1M ILM, 1M VNI and 1M FTN entries (MPLSGATE_SCALE_ENTRIES overrides N).
+        .executableTarget(
+            name: "Scale",
+            dependencies: [
+                .product(name: "MPLSGateCore", package: "MPLSGate"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/Scale",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )

@@ -36,8 +36,6 @@ public final class RPCClient {
     /// sending and read the error instead of getting a reset.
     var discardUntil = 0.0
     var wroteShutdown = false
-    /// Set by the service (e.g. events subscription).
-    public var subscribed = false
 
     init(id: Int, fd: Int32, uid: UInt32, pid: Int32) { self.id = id; self.fd = fd; self.uid = uid; self.pid = pid }
 
@@ -166,9 +164,6 @@ public final class RPCServer {
 
     /// Watches another descriptor; `onReadable` runs on the control thread when it is readable.
     public func watch(fd: Int32, onReadable: @escaping () -> Void) { watches.append((fd, onReadable)) }
-
-    public var clientCount: Int { clients.count }
-    public var allClients: [RPCClient] { Array(clients.values) }
 
     /// Serves until `shouldStop()` is true; one poll() round at a time, 100 ms at most.
     public func run(until shouldStop: () -> Bool) {

@@ -156,7 +156,6 @@ public final class StateWriter: @unchecked Sendable {
     public var durableGeneration: UInt64 { shared.withLock { $0.durable } }
     public var lastError: String? { shared.withLock { $0.lastError } }
     public var writes: UInt64 { shared.withLock { $0.writes } }
-    public var isIdle: Bool { shared.withLock { $0.pending == nil } }
 
     /// Writes what is pending and stops the thread.
     public func finish() {

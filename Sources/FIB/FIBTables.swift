@@ -99,10 +99,8 @@ public final class FIBTables: @unchecked Sendable {
 
     // MARK: changes
 
-    /// Action slots still free.
-    public var freeActionCount: Int { maxActions - Int(actionHighWater) + freeActions.count }
-
-    /// Stores an action in a slot no snapshot references. Check `freeActionCount` first.
+    /// Stores an action in a slot no snapshot references. The engine's entry limit keeps the slab from filling:
+    /// it reserves two slots per entry (one live, one retired during a replace).
     public func addAction(_ a: Action) -> ActionID {
         let slot: UInt32
         if let s = freeActions.popLast() { slot = s } else {
@@ -168,8 +166,6 @@ public final class FIBTables: @unchecked Sendable {
         pending.pointers.append(UnsafeMutableRawPointer(addresses.0))
         addresses = copyOut(list)
     }
-
-    public func currentAddresses() -> [IPv6Address] { Array(UnsafeBufferPointer(start: addresses.0, count: addresses.1)) }
 
     /// Rebuilds every VRF's tries from `routes`.
     public func replaceRoutes(_ routes: [RouteSpec], vrfCount: Int) {

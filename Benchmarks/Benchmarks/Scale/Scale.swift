@@ -128,30 +128,21 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(sum)
         }
     }
-    Benchmark("ILM lookup + action, 64 random labels of N", configuration: .init(setup: setup)) { b in
-        let s = scale!
-        let fib = s.engine.snapshot.pointee
-        for _ in b.scaledIterations {
-            let k = nextKeys()
-            var sum: UInt32 = 0
-            for i in 0..<64 {
-                let e = fib.ilm(s.labels[k + i])
-                sum &+= UInt32(fib.actions[Int(e.action.rawValue)].labelCount)
+    for (name, hot) in [("ILM lookup + action, 64 random labels of N", false),
+                        ("ILM lookup + action, 64 labels of a hot set of 1k", true)] {
+        Benchmark(name, configuration: .init(setup: setup)) { b in
+            let s = scale!
+            let fib = s.engine.snapshot.pointee
+            let keys = hot ? s.hotLabels : s.labels
+            for _ in b.scaledIterations {
+                let k = nextKeys()
+                var sum: UInt32 = 0
+                for i in 0..<64 {
+                    let e = fib.ilm(keys[k + i])
+                    sum &+= UInt32(fib.actions[Int(e.action.rawValue)].labelCount)
+                }
+                blackHole(sum)
             }
-            blackHole(sum)
-        }
-    }
-    Benchmark("ILM lookup + action, 64 labels of a hot set of 1k", configuration: .init(setup: setup)) { b in
-        let s = scale!
-        let fib = s.engine.snapshot.pointee
-        for _ in b.scaledIterations {
-            let k = nextKeys()
-            var sum: UInt32 = 0
-            for i in 0..<64 {
-                let e = fib.ilm(s.hotLabels[k + i])
-                sum &+= UInt32(fib.actions[Int(e.action.rawValue)].labelCount)
-            }
-            blackHole(sum)
         }
     }
     Benchmark("VNI lookup + action, 64 random VNIs of N", configuration: .init(setup: setup)) { b in

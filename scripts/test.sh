@@ -56,7 +56,7 @@ if [ "${SKIP_BENCHMARKS:-0}" != 1 ]; then
   # The scale benchmark's tables are small here (1M entries each by default: docs/performance.md).
   (cd Benchmarks && MPLSGATE_SCALE_ENTRIES=20000 swift package --allow-writing-to-package-directory benchmark --no-progress) > "$bench_log" 2>&1 \
     || { tail -n 40 "$bench_log"; exit 1; }
-  grep -E "^(swap|VXLAN|restore|ILM|VNI|FTN|keys)|Malloc \(total\)" "$bench_log" || true
+  grep -E "^(swap|VXLAN|MPLS|push|pop|PHP|ECMP|restore|ILM|VNI|FTN|keys)|Malloc \(total\)" "$bench_log" || true
   if grep -E "Malloc \(total\)" "$bench_log" | grep -vqE "│ +0 │ +0 │ +0 │"; then
     echo "benchmark: the pipeline allocated"; exit 1
   fi

@@ -86,19 +86,28 @@ func fixtureFrame(_ prefix: String) -> [UInt8] {
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .mallocCountTotal, .throughput],
                                            scalingFactor: .one, maxDuration: .seconds(2), maxIterations: 200_000)
-    let swap = Workload(frame: fixtureFrame("64-byte frame"), ingress: "core0")
-    let vx = Workload(frame: fixtureFrame("VXLAN -> MPLS, no control word"), ingress: "dc0")
-    for w in [swap, vx] {
+    // One workload per operation, each a scapy fixture frame that the lab FIB forwards.
+    let operations: [(String, String, String)] = [
+        ("swap", "64-byte frame", "core0"),
+        ("VXLAN to MPLS", "VXLAN -> MPLS, no control word", "dc0"),
+        ("MPLS to VXLAN", "MPLS -> VXLAN (IPv4 underlay), no control word", "core0"),
+        ("push 2 (FTN, uniform)", "FTN push 2, uniform", "vrf0"),
+        ("push 16 (FTN, pipe)", "FTN push 16 labels, pipe", "vrf0"),
+        ("pop to IPv4", "pop to IPv4 pipe", "core0"),
+        ("PHP to IPv4", "PHP to IPv4, uniform", "core0"),
+        ("ECMP swap", "ECMP: swap via a group", "core0"),
+    ]
+    let workloads = operations.map { ($0.0, Workload(frame: fixtureFrame($0.1), ingress: $0.2)) }
+    for (name, w) in workloads {
         w.run()
-        precondition(w.batch.allSatisfy(\.isForwarded), "benchmark frames must be forwarded, not dropped")
+        precondition(w.batch.allSatisfy(\.isForwarded), "\(name): benchmark frames must be forwarded, not dropped")
     }
-
-    Benchmark("swap, batch of 64") { benchmark in
-        for _ in benchmark.scaledIterations { swap.run() }
+    for (name, w) in workloads {
+        Benchmark("\(name), batch of 64") { benchmark in
+            for _ in benchmark.scaledIterations { w.run() }
+        }
     }
-    Benchmark("VXLAN to MPLS, batch of 64") { benchmark in
-        for _ in benchmark.scaledIterations { vx.run() }
-    }
+    let swap = workloads[0].1
     Benchmark("restore only, batch of 64") { benchmark in
         for _ in benchmark.scaledIterations { swap.restore() }
     }

@@ -123,19 +123,37 @@ import Testing
         #expect(rows.contains { $0[4].hasPrefix("16001,1000") })
     }
 
+    /// A classic pcap (no interface names) built by hand: the 24-byte file header and one record per frame.
+    func writeClassicPcap(_ frames: [[UInt8]], to url: URL) throws {
+        var d = Data()
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+        func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+        u32(0xA1B2_C3D4); u16(2); u16(4); u32(0); u32(0); u32(65535); u32(1)
+        for (i, f) in frames.enumerated() { u32(UInt32(i)); u32(0); u32(UInt32(f.count)); u32(UInt32(f.count)); d.append(contentsOf: f) }
+        try d.write(to: url)
+    }
+
     @Test func classicPcapNeedsIngressAndUsesIt() throws {
-        // Write a classic pcap of three frames on core0 with libpcap's own writer (mplsgate's --drops output).
-        let drops = tmp.appendingPathComponent("d.pcap")
-        _ = try replaySample(["--drops", drops.path])
-        let (rc1, _, e1) = try run(Self.binary.path, ["replay", "--config", Self.root.appendingPathComponent("examples/config.json").path,
-                                                     "--fib", Self.root.appendingPathComponent("examples/fib.json").path, "--in", drops.path])
+        // A forward case of core0 in a classic pcap: refused without --ingress; forwarded byte for byte with
+        // --ingress core0; dropped with --ingress dc0 (addressed to core0's MAC: notForUs), so the option really picks the port.
+        let swap = try cases().first { ($0["name"] as! String) == "swap ttl 2 -> 1, tc kept" }!
+        let input = hex(swap["input"] as! String)
+        let want = hex(((swap["expect"] as! [[String: Any]])[0])["bytes"] as! String)
+        let pcap = tmp.appendingPathComponent("classic.pcap")
+        try writeClassicPcap([input, input], to: pcap)
+        let cfg = Self.root.appendingPathComponent("examples/config.json").path
+        let fib = Self.root.appendingPathComponent("examples/fib.json").path
+        let (rc1, _, e1) = try run(Self.binary.path, ["replay", "--config", cfg, "--fib", fib, "--in", pcap.path])
         #expect(rc1 == 1 && e1.contains("--ingress"))
-        let (rc2, out, e2) = try run(Self.binary.path, ["replay", "--config", Self.root.appendingPathComponent("examples/config.json").path,
-                                                       "--fib", Self.root.appendingPathComponent("examples/fib.json").path,
-                                                       "--in", drops.path, "--ingress", "core0", "--json"])
+        let out = tmp.appendingPathComponent("out.pcap")
+        let (rc2, _, e2) = try run(Self.binary.path, ["replay", "--config", cfg, "--fib", fib, "--in", pcap.path,
+                                                      "--ingress", "core0", "--out", out.path, "--quiet"])
         #expect(rc2 == 0, "\(e2)")
-        let s = try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [String: Any]
-        #expect(s["framesOut"] as? Int == 0, "dropped frames stay dropped when replayed again on core0 (most are core0 cases)")
+        #expect(try pcapFrames(out) == [want, want])
+        let (rc3, json, _) = try run(Self.binary.path, ["replay", "--config", cfg, "--fib", fib, "--in", pcap.path,
+                                                       "--ingress", "dc0", "--json"])
+        let s = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+        #expect(rc3 == 0 && s["framesOut"] as? Int == 0 && (s["drops"] as? [String: Any])?["notForUs"] as? Int == 2)
     }
 
     @Test func badInputsGiveClearErrors() throws {

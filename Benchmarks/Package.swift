@@ -11,9 +11,12 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        // The same-work C baseline of the swap path, at -O3 (allowed here: this is a root package).
+        .target(name: "CBaseline", path: "Benchmarks/CBaseline", cSettings: [.unsafeFlags(["-O3"])]),
         .executableTarget(
             name: "Pipeline",
             dependencies: [
+                "CBaseline",
                 .product(name: "MPLSGateCore", package: "MPLSGate"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],

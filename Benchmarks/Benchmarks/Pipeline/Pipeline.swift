@@ -7,6 +7,7 @@ import FIB
 import Dataplane
 import Control
 import ControlServer
+import CBaseline
 
 /// ns/packet of the real pipeline (the same `Pipeline.process` the agent and replay run) on batches of 64 frames,
 /// with the lab FIB of examples/. Each iteration restores the frames' first bytes from a template (the pipeline
@@ -110,5 +111,75 @@ let benchmarks: @Sendable () -> Void = {
     let swap = workloads[0].1
     Benchmark("restore only, batch of 64") { benchmark in
         for _ in benchmark.scaledIterations { swap.restore() }
+    }
+
+    // The same swap in C (-O3), on the same tables, frames and counters: the ratio is the Swift cost.
+    let c = CSwap(Workload(frame: fixtureFrame("64-byte frame"), ingress: "core0"))
+    c.checkSameOutput(as: Workload(frame: fixtureFrame("64-byte frame"), ingress: "core0"))
+    Benchmark("swap, C baseline (-O3), batch of 64") { benchmark in
+        for _ in benchmark.scaledIterations { c.run() }
+    }
+}
+
+/// The C baseline over a workload's memory: the mirrors in mg_baseline.h must match Swift's layouts exactly.
+final class CSwap: @unchecked Sendable {
+    let w: Workload
+    var fib = mg_c_fib()
+    var counters: mg_c_counters
+
+    init(_ w: Workload) {
+        self.w = w
+        func same(_ swift: Int, _ which: Int32, _ what: String) {
+            precondition(swift == mg_c_layout(which), "C mirror of \(what): \(mg_c_layout(which)) != Swift \(swift)")
+        }
+        same(MemoryLayout<ILMEntry>.stride, 0, "ILMEntry size")
+        same(MemoryLayout<Action>.stride, 1, "Action size")
+        same(MemoryLayout<Action>.offset(of: \Action.target)!, 2, "Action.target")
+        same(Action.areaOffset, 3, "Action.area")
+        same(MemoryLayout<NextHopRecord>.stride, 4, "NextHopRecord size")
+        same(MemoryLayout<NextHopRecord>.offset(of: \NextHopRecord.port)!, 5, "NextHopRecord.port")
+        same(MemoryLayout<NextHopRecord>.offset(of: \NextHopRecord.mtu)!, 6, "NextHopRecord.mtu")
+        same(MemoryLayout<PortRecord>.stride, 7, "PortRecord size")
+        same(MemoryLayout<PortRecord>.offset(of: \PortRecord.role)!, 8, "PortRecord.role")
+        same(MemoryLayout<Frame>.stride, 9, "Frame size")
+        same(MemoryLayout<Frame>.offset(of: \Frame.offset)!, 10, "Frame.offset")
+        same(MemoryLayout<Frame>.offset(of: \Frame.ingress)!, 11, "Frame.ingress")
+        same(MemoryLayout<Frame>.offset(of: \Frame.egress)!, 12, "Frame.egress")
+        same(MemoryLayout<Frame>.offset(of: \Frame.drop)!, 13, "Frame.drop")
+        same(MemoryLayout<PortCounters>.stride, 14, "PortCounters size")
+        same(MemoryLayout<EntryCounters>.stride, 15, "EntryCounters size")
+        let s = w.compiled.snapshot
+        fib.directory = UnsafeRawPointer(s.ilmDirectory).assumingMemoryBound(to: UnsafeMutablePointer<mg_c_ilm>?.self)
+        fib.actions = UnsafeRawPointer(s.actions).assumingMemoryBound(to: mg_c_action.self)
+        fib.next_hops = UnsafeRawPointer(s.nextHops).assumingMemoryBound(to: mg_c_nexthop.self)
+        fib.ports = UnsafeRawPointer(s.ports).assumingMemoryBound(to: mg_c_port.self)
+        fib.port_count = Int32(s.portCount)
+        let reasons: [DropReason] = [.tooShort, .notForUs, .mplsNotEnabled, .unknownLabel, .reservedLabel, .ttlExpired,
+                                     .noHeadroom, .mtuExceeded, .unknownPort, .malformed]
+        withUnsafeMutableBytes(of: &fib.reason) { r in for (i, d) in reasons.enumerated() { r[i] = d.rawValue } }
+        counters = mg_c_counters(
+            drops: w.counters.drops,
+            ports: UnsafeMutableRawPointer(w.counters.ports).assumingMemoryBound(to: mg_c_port_counters.self),
+            entries: UnsafeMutableRawPointer(w.counters.entries).assumingMemoryBound(to: mg_c_entry_counters.self))
+    }
+
+    @inline(__always)
+    func run() {
+        w.restore()
+        let frames = UnsafeMutableRawPointer(w.batch.baseAddress!).assumingMemoryBound(to: mg_c_frame.self)
+        mg_c_process(&fib, frames, Int32(batchSize), &counters)
+    }
+
+    /// Runs both once on identical input and requires identical verdicts and bytes: the same work, checked.
+    func checkSameOutput(as swift: Workload) {
+        run()
+        swift.run()
+        for i in 0..<batchSize {
+            let a = w.batch[i], b = swift.batch[i]
+            precondition(a.isForwarded && a.egress == b.egress && a.offset == b.offset && a.length == b.length,
+                         "C baseline and Swift disagree on frame \(i)")
+            precondition(memcmp(a.buffer + Int(a.offset), b.buffer + Int(b.offset), Int(a.length)) == 0,
+                         "C baseline and Swift wrote different bytes in frame \(i)")
+        }
     }
 }

@@ -144,7 +144,9 @@ def main():
         check(first is not None and gap is not None and gap >= 0.4 and first - start <= 1.0,
               f"(b) after kill -9 and a restart without controller: no replies for {gap and round(gap, 3)} s, then the first "
               f"{round(first - start, 4) if first else None} s after the agent's logged start (<= 1.0)")
-        # (c) a core link goes down and up
+        # (c) a core link goes down and up; a subscriber to PE1's events hears both
+        events = RPC(d.path("pe1.sock"))
+        events.result("events.subscribe")
         d.ns["pe1"].run("ip", "link", "set", "pe1-core", "down")
         out = d.ping(count=3, interval="0.2")
         check(loss(out)[1] == 0, "(c) with PE1's core link down, pings fail")
@@ -158,6 +160,17 @@ def main():
         out = d.ping(count=50, interval="0.01")
         check(back is not None and loss(out)[1] == 50,
               f"(c) the link comes back up and forwarding resumes by itself ({back and round(back, 2)} s), 50/50 replies")
+        states = []
+        events.sock.settimeout(5)
+        try:
+            while len(states) < 2:
+                ev = events.read_line()
+                if ev.get("method") == "event" and ev["params"].get("type") == "port":
+                    states.append((ev["params"]["port"], ev["params"]["state"]))
+        except OSError:
+            pass
+        events.close()
+        check(states == [("core", "down"), ("core", "up")], f"(c) events.subscribe reported the link going down and up: {states}")
         # (d) make-before-break change of the westbound service label 2001 -> 2002
         pinger = d.ns["h1"].popen("ping", "-c", "600", "-i", "0.01", "-W", "1", "10.0.0.2", stdout=subprocess.PIPE)
         time.sleep(0.5)

@@ -18,6 +18,7 @@ PACKAGES=(
   tcpdump          # integration tests: captures on veths
   jq               # scripts: reading JSON summaries
   iputils-ping     # integration tests: the host stack stays reachable while the agent forwards
+  libcap2-bin      # integration tests: capsh drops capabilities to check the memlock error
 )
 
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -18,7 +18,7 @@ public struct CompiledFIB: @unchecked Sendable {
 public enum FIBCompiler {
     public static func compile(config: InstanceConfig, fib: FIBSpec, maxEntries: Int = 2_000_000) throws(ValidationError) -> CompiledFIB {
         let engine = try FIBEngine(config: config, maxEntries: max(maxEntries, fib.ilm.count + fib.vni.count + fib.ftn.count))
-        _ = try validate(fib, config: config)
+        try validateDocument(fib, config: config)
         var changes: [FIBChange] = fib.nextHops.map { .add(.nextHop($0)) } + fib.ecmpGroups.map { .add(.ecmpGroup($0)) }
         changes += fib.ilm.sorted { $0.label < $1.label }.map { .add(.ilm($0)) }
         changes += fib.vni.map { .add(.vni($0)) }

@@ -188,7 +188,7 @@ public final class FIBEngine: @unchecked Sendable {
     /// deleted, changed ones replaced, the rest kept (with their counters).
     @discardableResult
     public func replaceAll(with fib: FIBSpec, expectedGeneration: UInt64? = nil) throws(TransactionError) -> UInt64 {
-        do { _ = try validate(fib, config: config) } catch {
+        do { try validateDocument(fib, config: config) } catch {
             throw TransactionError(.invalid, error.element, error.message)
         }
         let changes = diff(to: fib)

@@ -34,18 +34,6 @@ func checkStack(_ labels: [UInt32], _ el: String, allowEmpty: Bool) throws(Valid
     for (i, v) in labels.enumerated() { try checkOutLabel(v, "\(el)[\(i)]") }
 }
 
-/// Name resolution for `via`: a next hop or an ECMP group.
-struct Targets {
-    var nextHops: [String: Int] = [:]
-    var groups: [String: Int] = [:]
-
-    func resolve(_ name: String, _ el: String) throws(ValidationError) -> (isGroup: Bool, index: Int) {
-        if let i = nextHops[name] { return (false, i) }
-        if let i = groups[name] { return (true, i) }
-        throw ValidationError(el, "via \"\(name)\" names no next hop or ECMP group")
-    }
-}
-
 /// Checks one next hop on its own (names are checked by the caller).
 func checkNextHop(_ nh: NextHopSpec, _ el: String, ports: Set<String>) throws(ValidationError) {
     guard ports.contains(nh.port) else { throw ValidationError(el, "port \"\(nh.port)\" is not in the config") }
@@ -123,34 +111,28 @@ func checkFTN(_ e: FTNEntrySpec, _ el: String, resolves: (String) -> Bool, vrfs:
     if e.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
 }
 
-/// Validates a whole FIB document against a config (resync end, --fib, state files).
+/// Validates a whole FIB document against a config (resync end, --fib, state files, compile): every element,
+/// names unique, every reference resolved.
 public func validateDocument(_ fib: FIBSpec, config: InstanceConfig) throws(ValidationError) {
-    _ = try validate(fib, config: config)
-}
-
-/// Validates a FIB against a config as a whole; returns the name tables compilation needs.
-func validate(_ fib: FIBSpec, config: InstanceConfig) throws(ValidationError) -> Targets {
     guard fib.version == schemaVersion else {
         throw ValidationError("version", "schema version \(fib.version) is not supported (this build reads \(schemaVersion))")
     }
     let portNames = Set(config.ports.map(\.name))
     let vrfs = Set(config.vrfNames)
-    var t = Targets()
+    var nextHops = Set<String>(), groups = Set<String>()
     for (i, nh) in fib.nextHops.enumerated() {
         let el = "nextHops[\(i)] (\(nh.name))"
         guard !nh.name.isEmpty else { throw ValidationError("nextHops[\(i)]", "name must not be empty") }
-        guard t.nextHops[nh.name] == nil else { throw ValidationError(el, "duplicate name") }
+        guard nextHops.insert(nh.name).inserted else { throw ValidationError(el, "duplicate name") }
         try checkNextHop(nh, el, ports: portNames)
-        t.nextHops[nh.name] = i
     }
     for (i, g) in fib.ecmpGroups.enumerated() {
         let el = "ecmpGroups[\(i)] (\(g.name))"
         guard !g.name.isEmpty else { throw ValidationError("ecmpGroups[\(i)]", "name must not be empty") }
-        guard t.nextHops[g.name] == nil, t.groups[g.name] == nil else { throw ValidationError(el, "duplicate name") }
-        try checkGroup(g, el) { t.nextHops[$0] != nil }
-        t.groups[g.name] = i
+        guard !nextHops.contains(g.name), groups.insert(g.name).inserted else { throw ValidationError(el, "duplicate name") }
+        try checkGroup(g, el) { nextHops.contains($0) }
     }
-    let resolves: (String) -> Bool = { t.nextHops[$0] != nil || t.groups[$0] != nil }
+    let resolves: (String) -> Bool = { nextHops.contains($0) || groups.contains($0) }
     var labels = Set<UInt32>()
     for (i, e) in fib.ilm.enumerated() {
         let el = "ilm[\(i)] (label \(e.label))"
@@ -169,7 +151,6 @@ func validate(_ fib: FIBSpec, config: InstanceConfig) throws(ValidationError) ->
         try checkFTN(e, el, resolves: resolves, vrfs: vrfs)
         guard prefixes.insert(e.key).inserted else { throw ValidationError(el, "duplicate prefix") }
     }
-    return t
 }
 
 /// The address in wire order.

@@ -123,7 +123,6 @@ public final class StateWriter: @unchecked Sendable {
         var pending: FIBIntent?
         var durable: UInt64 = 0
         var lastError: String?
-        var writes: UInt64 = 0
         var stop = false
     }
     private let shared: Mutex<Shared>
@@ -155,7 +154,6 @@ public final class StateWriter: @unchecked Sendable {
 
     public var durableGeneration: UInt64 { shared.withLock { $0.durable } }
     public var lastError: String? { shared.withLock { $0.lastError } }
-    public var writes: UInt64 { shared.withLock { $0.writes } }
 
     /// Writes what is pending and stops the thread.
     public func finish() {
@@ -178,7 +176,6 @@ public final class StateWriter: @unchecked Sendable {
                 do { try StateFile.write(bytes, to: path) } catch { err = error.description }
                 shared.withLock { s in
                     if let err { s.lastError = err } else { s.durable = max(s.durable, job.generation); s.lastError = nil }
-                    s.writes += 1
                 }
                 mg_eventfd_signal(done)
                 continue

@@ -11,13 +11,20 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
-        // The same-work C baseline of the swap path, at -O3 (allowed here: this is a root package).
+        // The same-work C port of the pipeline, at -O3 (allowed here: this is a root package).
         .target(name: "CBaseline", path: "Benchmarks/CBaseline", cSettings: [.unsafeFlags(["-O3"])]),
+        // Operations × tables × frame placements, run by both pipelines (shared by Pipeline and PipelineRatio).
+        .target(
+            name: "PipelineWorkloads",
+            dependencies: ["CBaseline", .product(name: "MPLSGateCore", package: "MPLSGate")],
+            path: "Sources/PipelineWorkloads"
+        ),
+        // Swift/C ratios, interleaved round by round: swift run -c release PipelineRatio --help
+        .executableTarget(name: "PipelineRatio", dependencies: ["PipelineWorkloads"], path: "Sources/PipelineRatio"),
         .executableTarget(
             name: "Pipeline",
             dependencies: [
-                "CBaseline",
-                .product(name: "MPLSGateCore", package: "MPLSGate"),
+                "PipelineWorkloads",
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/Pipeline",

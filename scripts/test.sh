@@ -54,8 +54,13 @@ echo "== benchmark smoke pass (no timing assertions; allocations per batch must 
 if [ "${SKIP_BENCHMARKS:-0}" != 1 ]; then
   bench_log=$(mktemp)
   # The scale benchmark's tables are small here (1M entries each by default: docs/performance.md).
-  (cd Benchmarks && MPLSGATE_SCALE_ENTRIES=20000 swift package --allow-writing-to-package-directory benchmark --no-progress) > "$bench_log" 2>&1 \
+  (cd Benchmarks && MPLSGATE_SCALE_ENTRIES=20000 MPLSGATE_BENCH_MS=50 \
+     swift package --allow-writing-to-package-directory benchmark --no-progress) > "$bench_log" 2>&1 \
     || { tail -n 40 "$bench_log"; exit 1; }
+  # Swift and its C port must do the same work on every workload (bytes, verdicts, counters), or this fails.
+  (cd Benchmarks && swift build -c release --product PipelineRatio > /dev/null \
+     && MPLSGATE_SCALE_ENTRIES=20000 .build/release/PipelineRatio --rounds 1 --batches 200) \
+    || { echo "benchmark: the Swift and C pipelines disagree"; exit 1; }
   grep -E "^(swap|VXLAN|MPLS|push|pop|PHP|ECMP|restore|ILM|VNI|FTN|keys)|Malloc \(total\)" "$bench_log" || true
   if grep -E "Malloc \(total\)" "$bench_log" | grep -vqE "│ +0 │ +0 │ +0 │"; then
     echo "benchmark: the pipeline allocated"; exit 1

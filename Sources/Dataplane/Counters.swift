@@ -38,12 +38,18 @@ public struct WorkerCounters: @unchecked Sendable {
         let p = UnsafeMutablePointer<PortCounters>.allocate(capacity: PortID.maxCount)
         p.initialize(repeating: PortCounters(), count: PortID.maxCount)
         let cap = max(entryCapacity, 1)
-        // calloc: large tables come zeroed from mmap and cost resident memory only where entries count.
-        let e = calloc(cap, MemoryLayout<EntryCounters>.stride)!.bindMemory(to: EntryCounters.self, capacity: cap)
+        // Zeroed, resident only where entries count, on huge pages where the kernel allows.
+        guard let raw = LargeTable.reserve(bytes: cap * MemoryLayout<EntryCounters>.stride) else {
+            preconditionFailure("cannot reserve counters for \(cap) entries")
+        }
+        let e = raw.bindMemory(to: EntryCounters.self, capacity: cap)
         return WorkerCounters(drops: d, ports: p, entries: e, entryCapacity: cap)
     }
 
-    public func deallocate() { drops.deallocate(); ports.deallocate(); free(entries) }
+    public func deallocate() {
+        drops.deallocate(); ports.deallocate()
+        LargeTable.release(UnsafeMutableRawPointer(entries), bytes: entryCapacity * MemoryLayout<EntryCounters>.stride)
+    }
 
     public func drops(_ r: DropReason) -> UInt64 { drops[Int(r.rawValue)] }
 

@@ -56,9 +56,8 @@ public final class FIBTables: @unchecked Sendable {
     public init(ports: [PortRecord], addresses: [IPv6Address], vrfCount: Int, maxActions: Int = 1 << 22) {
         self.maxActions = maxActions
         let bytes = maxActions * MemoryLayout<Action>.stride
-        let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        precondition(raw != MAP_FAILED, "cannot reserve \(bytes) bytes for the action slab")
-        actions = raw!.bindMemory(to: Action.self, capacity: maxActions)
+        guard let raw = LargeTable.reserve(bytes: bytes) else { preconditionFailure("cannot reserve \(bytes) bytes for the action slab") }
+        actions = raw.bindMemory(to: Action.self, capacity: maxActions)
         directory = .allocate(capacity: ILM.directorySize)
         directory.initialize(repeating: ILM.emptyPage, count: ILM.directorySize)
         func array<T>(_ a: [T]) -> (UnsafeMutablePointer<T>, Int) {
@@ -93,7 +92,7 @@ public final class FIBTables: @unchecked Sendable {
         nextHops.0.deallocate(); groupBuckets.0.deallocate(); vni.0.deallocate()
         lpm.v4.deallocate(); lpm.v6.deallocate(); lpm.vrfs.deallocate()
         ports.0.deallocate(); addresses.0.deallocate()
-        munmap(UnsafeMutableRawPointer(actions), maxActions * MemoryLayout<Action>.stride)
+        LargeTable.release(UnsafeMutableRawPointer(actions), bytes: maxActions * MemoryLayout<Action>.stride)
         current.deallocate()
     }
 

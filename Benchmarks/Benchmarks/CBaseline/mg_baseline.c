@@ -1,67 +1,544 @@
+/* A C port of Sources/Dataplane/Pipeline.swift, function for function and check for check, so that the benchmark's
+ * ratio measures what Swift costs over C for the same work. Keep it in step with the Swift pipeline: the benchmark
+ * refuses to time the two when their output bytes, verdicts or counters differ. */
 #include "mg_baseline.h"
 #include <stddef.h>
 #include <string.h>
 
-static inline uint16_t be16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return __builtin_bswap16(v); }
-static inline uint32_t be32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return __builtin_bswap32(v); }
-static inline void set_be16(uint8_t *p, uint16_t v) { v = __builtin_bswap16(v); memcpy(p, &v, 2); }
-static inline void set_be32(uint8_t *p, uint32_t v) { v = __builtin_bswap32(v); memcpy(p, &v, 4); }
+enum { OP_NONE, OP_SWAP, OP_POP, OP_POP_TO_IP, OP_POP_TO_VXLAN, OP_DROP, OP_VXLAN_TO_MPLS, OP_PUSH };
+enum { PAYLOAD_MPLS, PAYLOAD_IPV4, PAYLOAD_IPV6 };
+enum { FLAG_UNIFORM = 1, FLAG_CONTROL_WORD = 2, FLAG_LOOKUP_IN_VRF = 4, FLAG_IPV6_UNDERLAY = 8 };
+enum { ROLE_CORE, ROLE_DC, ROLE_VRF };
+#define GROUP_BIT 0x80000000u
+#define ETH 14
+#define VLAN_TAG 4
+#define MAX_LABEL_DEPTH 32
 
-/* Returns the egress port, or -1 with *drop set: the same checks, in the same order, as Swift's pipeline on the
- * swap path (length, MAC, one 802.1Q tag, role guard, special labels, ILM, TTL, headroom, next hop, MTU). */
-static inline int swap_frame(const struct mg_c_fib *fib, struct mg_c_frame *f, const struct mg_c_counters *c,
-                             uint8_t *drop)
+typedef const struct mg_c_fib fib_t;
+typedef const struct mg_c_counters counters_t;
+
+static inline uint8_t u8(const uint8_t *b, int o) { return b[o]; }
+static inline uint16_t be16(const uint8_t *b, int o) { uint16_t v; memcpy(&v, b + o, 2); return __builtin_bswap16(v); }
+static inline uint32_t be32(const uint8_t *b, int o) { uint32_t v; memcpy(&v, b + o, 4); return __builtin_bswap32(v); }
+static inline void set_u8(uint8_t *b, int o, uint8_t v) { b[o] = v; }
+static inline void set_be16(uint8_t *b, int o, uint16_t v) { v = __builtin_bswap16(v); memcpy(b + o, &v, 2); }
+static inline void set_be32(uint8_t *b, int o, uint32_t v) { v = __builtin_bswap32(v); memcpy(b + o, &v, 4); }
+
+/* A verdict: the egress port (>= 0), or minus the drop reason. */
+#define DROP(r) (-(int)(r))
+
+static inline struct mg_c_ipv6 ipv6_at(const uint8_t *b, int o)
+{
+    struct mg_c_ipv6 a = { (uint64_t)be32(b, o) << 32 | be32(b, o + 4), (uint64_t)be32(b, o + 8) << 32 | be32(b, o + 12) };
+    return a;
+}
+static inline struct mg_c_ipv6 ipv4_mapped(uint32_t v4) { struct mg_c_ipv6 a = { 0, 0xFFFF00000000ull | v4 }; return a; }
+static inline int same_address(struct mg_c_ipv6 a, struct mg_c_ipv6 b) { return a.high == b.high && a.low == b.low; }
+
+/* Internet checksum (RFC 1071) and its update (RFC 1624), as Wire/Checksum.swift. */
+static inline uint32_t csum_sum(const uint8_t *b, int off, int count, uint32_t initial)
+{
+    uint64_t acc = initial;
+    int i = off, end = off + count;
+    while (i + 4 <= end) { acc += be32(b, i); i += 4; }
+    if (i + 2 <= end) { acc += be16(b, i); i += 2; }
+    if (i < end) acc += (uint64_t)u8(b, i) << 8;
+    while (acc >> 32) acc = (acc & 0xFFFFFFFFu) + (acc >> 32);
+    return (uint32_t)acc;
+}
+static inline uint16_t csum_finish(uint32_t s)
+{
+    s = (s & 0xFFFF) + (s >> 16);
+    s = (s & 0xFFFF) + (s >> 16);
+    return (uint16_t)~s;
+}
+static inline uint16_t csum_update(uint16_t c, uint16_t old, uint16_t new_)
+{
+    uint32_t s = (uint32_t)(uint16_t)~c + (uint16_t)~old + new_;
+    s = (s & 0xFFFF) + (s >> 16);
+    s = (s & 0xFFFF) + (s >> 16);
+    return (uint16_t)~s;
+}
+static inline void ipv4_set_ttl(uint8_t *b, int ip, uint8_t ttl)
+{
+    uint16_t old = be16(b, ip + 8), new_ = (uint16_t)ttl << 8 | (old & 0xFF);
+    set_be16(b, ip + 8, new_);
+    set_be16(b, ip + 10, csum_update(be16(b, ip + 10), old, new_));
+}
+static inline int ipv4_checksum_ok(const uint8_t *b, int ip, int hl) { return csum_finish(csum_sum(b, ip, hl, 0)) == 0; }
+
+/* Flow hash (Dataplane/FlowHash.swift). */
+#define SEED 0x4D504C53u
+static inline uint32_t mix(uint32_t h, uint32_t w)
+{
+    uint32_t k = w * 0xCC9E2D51u;
+    k = (k << 15 | k >> 17) * 0x1B873593u;
+    uint32_t x = h ^ k;
+    return (x << 13 | x >> 19) * 5 + 0xE6546B64u;
+}
+static inline uint32_t finish(uint32_t x)
+{
+    x ^= x >> 16; x *= 0x85EBCA6Bu;
+    x ^= x >> 13; x *= 0xC2B2AE35u;
+    return x ^ x >> 16;
+}
+static inline uint32_t hash_ipv4(const uint8_t *b, int ip, int end, uint32_t h)
+{
+    h = mix(h, be32(b, ip + 12));
+    h = mix(h, be32(b, ip + 16));
+    uint8_t proto = u8(b, ip + 9);
+    h = mix(h, proto);
+    int hl = (u8(b, ip) & 0xF) << 2;
+    if ((proto == 6 || proto == 17) && (be16(b, ip + 6) & 0x3FFF) == 0 && ip + hl + 4 <= end) h = mix(h, be32(b, ip + hl));
+    return h;
+}
+static inline uint32_t hash_ipv6(const uint8_t *b, int ip, int end, uint32_t h)
+{
+    for (int i = ip + 8; i < ip + 40; i += 4) h = mix(h, be32(b, i));
+    uint8_t nh = u8(b, ip + 6);
+    h = mix(h, nh);
+    if ((nh == 6 || nh == 17) && ip + 44 <= end) h = mix(h, be32(b, ip + 40));
+    return h;
+}
+static inline uint32_t hash_ethernet(const uint8_t *b, int e, int end)
+{
+    uint32_t h = mix(SEED, be32(b, e));
+    h = mix(h, be32(b, e + 4));
+    h = mix(h, be32(b, e + 8));
+    uint16_t type = be16(b, e + 12);
+    int ip = e + ETH;
+    if (type == 0x8100 && ip + 4 <= end) { type = be16(b, ip + 2); ip += 4; }
+    h = mix(h, type);
+    if (type == 0x0800 && ip + 20 <= end) h = hash_ipv4(b, ip, end, h);
+    else if (type == 0x86DD && ip + 40 <= end) h = hash_ipv6(b, ip, end, h);
+    return finish(h);
+}
+static inline uint32_t hash_label_stack(const uint8_t *b, int top, int end)
+{
+    uint32_t h = SEED;
+    for (int i = top; i + 4 <= end; i += 4) {
+        uint32_t lse = be32(b, i), label = lse >> 12;
+        if (label == 7 && i + 8 <= end) return finish(mix(SEED, be32(b, i + 4) >> 12));
+        if (label >= 16) h = mix(h, label);
+        if (lse & 0x100) break;
+    }
+    return finish(h);
+}
+
+/* Tables (FIB/FIBSnapshot.swift). */
+static inline struct mg_c_ilm ilm(fib_t *fib, uint32_t label) { return fib->directory[label >> 12][label & 4095]; }
+static inline int vni_lookup(fib_t *fib, uint32_t vni, uint32_t *action)
+{
+    uint32_t key = vni + 1, i = (vni * 0x9E3779B1u) >> 8 & fib->vni_mask;
+    for (;;) {
+        struct mg_c_vni_slot s = fib->vni_slots[i];
+        if (s.key == key) { *action = s.action; return 1; }
+        if (s.key == 0) return 0;
+        i = (i + 1) & fib->vni_mask;
+    }
+}
+static inline uint32_t lookup_v4(fib_t *fib, uint16_t vrf, uint32_t address)
+{
+    struct mg_c_vrf v = fib->vrfs[vrf];
+    uint32_t best = v.v4_default, node = v.v4_root, shift = 24;
+    for (;;) {
+        struct mg_c_lpm_slot s = fib->lpm_v4[(size_t)node << 8 | ((address >> shift) & 0xFF)];
+        if (s.leaf) best = s.leaf;
+        if (s.child == 0 || shift == 0) return best;
+        node = s.child;
+        shift -= 8;
+    }
+}
+static inline uint32_t lookup_v6(fib_t *fib, uint16_t vrf, struct mg_c_ipv6 a)
+{
+    struct mg_c_vrf v = fib->vrfs[vrf];
+    uint32_t best = v.v6_default, node = v.v6_root;
+    for (int depth = 0; depth < 16; depth++) {
+        uint64_t word = depth < 8 ? a.high : a.low;
+        struct mg_c_lpm_slot s = fib->lpm_v6[(size_t)node << 8 | ((word >> (56 - 8 * (depth & 7))) & 0xFF)];
+        if (s.leaf) best = s.leaf;
+        if (s.child == 0) return best;
+        node = s.child;
+    }
+    return best;
+}
+static inline const struct mg_c_nexthop *resolve(fib_t *fib, uint32_t target, uint32_t hash)
+{
+    if (target & GROUP_BIT) return &fib->next_hops[fib->group_buckets[(size_t)(target & 0x7FFFFFFF) * 4096 + (hash & 4095)]];
+    return &fib->next_hops[target & 0x7FFFFFFF];
+}
+static inline int port_owns(fib_t *fib, const struct mg_c_port *p, struct mg_c_ipv6 a)
+{
+    for (uint32_t i = p->address_start, e = i + p->address_count; i < e; i++)
+        if (same_address(fib->addresses[i], a)) return 1;
+    return 0;
+}
+static inline void count(counters_t *c, uint32_t action, uint64_t bytes)
+{
+    c->entries[action].packets += 1;
+    c->entries[action].bytes += bytes;
+}
+
+/* Output: next hop, MTU, Ethernet header. */
+static inline int forward(struct mg_c_frame *f, uint8_t *b, int payload, int end, uint16_t ether_type, uint32_t target,
+                          uint32_t hash, fib_t *fib)
+{
+    const struct mg_c_nexthop *nh = resolve(fib, target, hash);
+    if (end - payload > nh->mtu) return DROP(MG_MTU_EXCEEDED);
+    int start = payload - nh->l2_size - 2;
+    memcpy(b + start, &nh->l2[0], 8);
+    if (nh->l2_size == 16) memcpy(b + start + 8, &nh->l2[1], 8);
+    else { uint32_t w = (uint32_t)nh->l2[1]; memcpy(b + start + 8, &w, 4); }
+    set_be16(b, payload - 2, ether_type);
+    f->offset = start;
+    f->length = end - start;
+    return nh->port;
+}
+
+static inline int push_labels(uint8_t *b, int payload, const struct mg_c_action *a, uint32_t dynamic)
+{
+    int n = a->label_count, start = payload - 4 * n;
+    if (start < ETH + VLAN_TAG) return start;
+    for (int i = 0; i < n; i++) {
+        uint32_t t;
+        memcpy(&t, a->area + 4 * i, 4);
+        set_be32(b, start + 4 * i, t | dynamic);
+    }
+    return start;
+}
+
+static inline int checked_ipv4(const uint8_t *b, int ip, int end)
+{
+    if (ip + 20 > end) return -1;
+    uint8_t vihl = u8(b, ip);
+    int hl = (vihl & 0xF) << 2;
+    if (vihl >> 4 != 4 || hl < 20 || ip + hl > end) return -1;
+    int total = be16(b, ip + 2);
+    if (total < hl || ip + total > end) return -1;
+    return ip + total;
+}
+
+/* uniform_ttl < 0: pipe. Returns 0 or a drop reason. */
+static inline int set_exposed_ip_ttl(uint8_t *b, int ip, int end, int is_v6, int uniform_ttl)
+{
+    if (is_v6) {
+        if (ip + 40 > end) return MG_TOO_SHORT;
+        if (u8(b, ip) >> 4 != 6) return MG_MALFORMED;
+        if (uniform_ttl >= 0) set_u8(b, ip + 7, (uint8_t)uniform_ttl);
+        else {
+            uint8_t hl = u8(b, ip + 7);
+            if (hl <= 1) return MG_TTL_EXPIRED;
+            set_u8(b, ip + 7, hl - 1);
+        }
+    } else {
+        if (checked_ipv4(b, ip, end) < 0) return ip + 20 > end ? MG_TOO_SHORT : MG_MALFORMED;
+        if (uniform_ttl >= 0) ipv4_set_ttl(b, ip, (uint8_t)uniform_ttl);
+        else {
+            if (u8(b, ip + 8) <= 1) return MG_TTL_EXPIRED;
+            ipv4_set_ttl(b, ip, u8(b, ip + 8) - 1);
+        }
+    }
+    return MG_NONE;
+}
+
+static inline int route(struct mg_c_frame *f, uint8_t *b, int ip, int end, int is_v6, uint16_t vrf, int decrement,
+                        fib_t *fib, counters_t *c)
+{
+    uint32_t leaf;
+    uint8_t ttl, tc;
+    if (is_v6) {
+        leaf = lookup_v6(fib, vrf, ipv6_at(b, ip + 24));
+        ttl = u8(b, ip + 7);
+        tc = (uint8_t)(be16(b, ip) >> 4) >> 5;
+    } else {
+        leaf = lookup_v4(fib, vrf, be32(b, ip + 16));
+        ttl = u8(b, ip + 8);
+        tc = u8(b, ip + 1) >> 5;
+    }
+    if (leaf == 0) return DROP(MG_NO_ROUTE);
+    uint8_t new_ttl = ttl;
+    if (decrement) {
+        if (ttl <= 1) return DROP(MG_TTL_EXPIRED);
+        new_ttl = ttl - 1;
+        if (is_v6) set_u8(b, ip + 7, new_ttl); else ipv4_set_ttl(b, ip, new_ttl);
+    }
+    uint32_t id = leaf - 1;
+    count(c, id, (uint64_t)f->length);
+    const struct mg_c_action *a = &fib->actions[id];
+    uint32_t hash = (a->target & GROUP_BIT)
+        ? finish(is_v6 ? hash_ipv6(b, ip, end, SEED) : hash_ipv4(b, ip, end, SEED)) : 0;
+    if (a->label_count == 0)
+        return forward(f, b, ip, end, is_v6 ? 0x86DD : 0x0800, a->target, hash, fib);
+    uint32_t dynamic = (a->flags & FLAG_UNIFORM) ? (uint32_t)tc << 9 | new_ttl : 0;
+    int start = push_labels(b, ip, a, dynamic);
+    if (start < ETH + VLAN_TAG) return DROP(MG_NO_HEADROOM);
+    return forward(f, b, start, end, 0x8847, a->target, hash, fib);
+}
+
+static inline int ip_after_pop(struct mg_c_frame *f, uint8_t *b, int ip, int end, int is_v6, int uniform_ttl,
+                               uint16_t vrf, fib_t *fib, counters_t *c)
+{
+    int r = set_exposed_ip_ttl(b, ip, end, is_v6, uniform_ttl);
+    if (r) return DROP(r);
+    return route(f, b, ip, end, is_v6, vrf, 0, fib, c);
+}
+
+static inline int swap(struct mg_c_frame *f, uint8_t *b, uint32_t lse, int off, int top, int end,
+                       const struct mg_c_action *a, fib_t *fib)
+{
+    uint8_t new_ttl = (uint8_t)lse - 1;
+    int payload = off + 4, bottom = (lse & 0x100) != 0;
+    int n = a->label_count;
+    if (n == 0) {
+        uint16_t ether_type;
+        if (a->payload == PAYLOAD_MPLS) {
+            if (bottom) return DROP(MG_BOS_MISMATCH);
+            if (payload + 4 > end) return DROP(MG_TOO_SHORT);
+            if (a->flags & FLAG_UNIFORM) set_u8(b, payload + 3, new_ttl);
+            ether_type = 0x8847;
+        } else {
+            if (!bottom) return DROP(MG_BOS_MISMATCH);
+            int is_v6 = a->payload == PAYLOAD_IPV6;
+            int r = set_exposed_ip_ttl(b, payload, end, is_v6, (a->flags & FLAG_UNIFORM) ? new_ttl : -1);
+            if (r) return DROP(r);
+            ether_type = is_v6 ? 0x86DD : 0x0800;
+        }
+        uint32_t hash = (a->target & GROUP_BIT) ? hash_label_stack(b, top, end) : 0;
+        return forward(f, b, payload, end, ether_type, a->target, hash, fib);
+    }
+    int labels = payload - 4 * n;
+    if (labels < ETH + VLAN_TAG) return DROP(MG_NO_HEADROOM);
+    uint32_t hash = (a->target & GROUP_BIT) ? hash_label_stack(b, top, end) : 0;
+    uint32_t dynamic = ((lse >> 9) & 7) << 9 | new_ttl;
+    for (int i = 0; i < n; i++) {
+        uint32_t t;
+        memcpy(&t, a->area + 4 * i, 4);
+        set_be32(b, labels + 4 * i, t | dynamic);
+    }
+    if (bottom) set_u8(b, payload - 2, u8(b, payload - 2) | 1);
+    return forward(f, b, labels, end, 0x8847, a->target, hash, fib);
+}
+
+static inline int pop_to_ip(struct mg_c_frame *f, uint8_t *b, uint8_t ttl, int ip, int end, const struct mg_c_action *a,
+                            fib_t *fib, counters_t *c)
+{
+    int is_v6 = a->payload == PAYLOAD_IPV6;
+    int uniform_ttl = (a->flags & FLAG_UNIFORM) ? (uint8_t)(ttl - 1) : -1;
+    if (a->flags & FLAG_LOOKUP_IN_VRF) return ip_after_pop(f, b, ip, end, is_v6, uniform_ttl, a->vrf, fib, c);
+    int r = set_exposed_ip_ttl(b, ip, end, is_v6, uniform_ttl);
+    if (r) return DROP(r);
+    uint32_t hash = (a->target & GROUP_BIT)
+        ? finish(is_v6 ? hash_ipv6(b, ip, end, SEED) : hash_ipv4(b, ip, end, SEED)) : 0;
+    return forward(f, b, ip, end, is_v6 ? 0x86DD : 0x0800, a->target, hash, fib);
+}
+
+static inline int vxlan_encap(struct mg_c_frame *f, uint8_t *b, int inner, int end, const struct mg_c_action *a,
+                              fib_t *fib)
+{
+    uint32_t hash = hash_ethernet(b, inner, end);
+    int v6 = (a->flags & FLAG_IPV6_UNDERLAY) != 0;
+    int ip_size = v6 ? 40 : 20;
+    int udp = inner - 8 - 8, ip = udp - ip_size;
+    if (ip < ETH + VLAN_TAG) return DROP(MG_NO_HEADROOM);
+    memcpy(b + inner - 8, a->area + 40, 8);
+    memcpy(b + ip, a->area, ip_size);
+    int udp_length = end - udp;
+    set_be16(b, udp, 49152 | ((uint16_t)hash & 0x3FFF));
+    set_be16(b, udp + 2, (uint16_t)a->aux);
+    set_be16(b, udp + 4, (uint16_t)udp_length);
+    set_be16(b, udp + 6, 0);
+    if (v6) {
+        set_be16(b, ip + 4, (uint16_t)udp_length);
+        uint32_t s = csum_sum(b, ip + 8, 32, 0);
+        s = csum_sum(b, udp, udp_length, s + (uint32_t)(udp_length >> 16) + (uint32_t)(udp_length & 0xFFFF) + 17);
+        uint16_t cs = csum_finish(s);
+        set_be16(b, udp + 6, cs == 0 ? 0xFFFF : cs);
+    } else {
+        uint16_t total = (uint16_t)(end - ip);
+        set_be16(b, ip + 2, total);
+        set_be16(b, ip + 10, csum_finish(a->aux_count + total));
+    }
+    return forward(f, b, ip, end, v6 ? 0x86DD : 0x0800, a->target, hash, fib);
+}
+
+static inline int mpls_input(struct mg_c_frame *f, uint8_t *b, int top, int end, uint16_t vrf, fib_t *fib,
+                             counters_t *c)
+{
+    int off = top;
+    uint64_t rx = (uint64_t)f->length;
+    unsigned inherited = 0x100;
+    for (int depth = 0; depth < MAX_LABEL_DEPTH; depth++) {
+        if (off + 4 > end) return DROP(MG_TOO_SHORT);
+        uint32_t lse = be32(b, off);
+        uint32_t label = lse >> 12;
+        if (inherited <= 0xFF && label != 7) lse = (lse & ~0xFFu) | inherited;
+        uint8_t ttl = (uint8_t)lse;
+        int bottom = (lse & 0x100) != 0;
+        if (label < 16) {
+            switch (label) {
+            case 0: case 2:
+                if (ttl <= 1) return DROP(MG_TTL_EXPIRED);
+                if (!bottom) { off += 4; continue; }
+                return ip_after_pop(f, b, off + 4, end, label == 2, (uint8_t)(ttl - 1), vrf, fib, c);
+            case 1: case 13: case 14:
+                return DROP(MG_OAM);
+            case 3:
+                return DROP(MG_ILLEGAL_LABEL);
+            case 7:
+                if (bottom) return DROP(MG_BOS_MISMATCH);
+                if (off + 8 > end) return DROP(MG_TOO_SHORT);
+                if (be32(b, off + 4) & 0x100) return DROP(MG_BOS_MISMATCH);
+                off += 8;
+                continue;
+            default:
+                return DROP(MG_RESERVED_LABEL);
+            }
+        }
+        struct mg_c_ilm e = ilm(fib, label);
+        switch (e.op) {
+        case OP_DROP:
+            count(c, e.action, rx);
+            return DROP(MG_FIB_DROP);
+        case OP_POP:
+            if (ttl <= 1) return DROP(MG_TTL_EXPIRED);
+            if (bottom) return DROP(MG_BOS_MISMATCH);
+            if (off + 8 > end) return DROP(MG_TOO_SHORT);
+            count(c, e.action, rx);
+            inherited = (e.flags & FLAG_UNIFORM) ? (uint8_t)(ttl - 1) : 0x100;
+            off += 4;
+            continue;
+        case OP_SWAP:
+            if (ttl <= 1) return DROP(MG_TTL_EXPIRED);
+            count(c, e.action, rx);
+            return swap(f, b, lse, off, top, end, &fib->actions[e.action], fib);
+        case OP_POP_TO_IP:
+            if (ttl <= 1) return DROP(MG_TTL_EXPIRED);
+            if (!bottom) return DROP(MG_BOS_MISMATCH);
+            count(c, e.action, rx);
+            return pop_to_ip(f, b, ttl, off + 4, end, &fib->actions[e.action], fib, c);
+        case OP_POP_TO_VXLAN: {
+            if (ttl == 1) return DROP(MG_OAM);
+            if (ttl == 0) return DROP(MG_TTL_EXPIRED);
+            if (!bottom) return DROP(MG_BOS_MISMATCH);
+            const struct mg_c_action *a = &fib->actions[e.action];
+            int inner = off + 4;
+            if (a->flags & FLAG_CONTROL_WORD) {
+                if (inner + 4 > end) return DROP(MG_TOO_SHORT);
+                if (u8(b, inner) >> 4) return DROP(MG_BAD_CONTROL_WORD);
+                inner += 4;
+            }
+            if (end - inner < ETH) return DROP(MG_TOO_SHORT);
+            count(c, e.action, rx);
+            return vxlan_encap(f, b, inner, end, a, fib);
+        }
+        default:
+            return DROP(MG_UNKNOWN_LABEL);
+        }
+    }
+    return DROP(MG_MALFORMED);
+}
+
+static inline int ip_input(struct mg_c_frame *f, uint8_t *b, int ip, int end, int is_v6, const struct mg_c_port *port,
+                           fib_t *fib, counters_t *c)
+{
+    int ip_end;
+    if (is_v6) {
+        if (ip + 40 > end) return DROP(MG_TOO_SHORT);
+        if (u8(b, ip) >> 4 != 6) return DROP(MG_MALFORMED);
+        int pl = be16(b, ip + 4);
+        if (ip + 40 + pl > end) return DROP(MG_MALFORMED);
+        ip_end = ip + 40 + pl;
+        if (port->address_count && port_owns(fib, port, ipv6_at(b, ip + 24))) return DROP(MG_NOT_FOR_US);
+    } else {
+        if (ip + 20 > end) return DROP(MG_TOO_SHORT);
+        ip_end = checked_ipv4(b, ip, end);
+        if (ip_end < 0) return DROP(MG_MALFORMED);
+        if (port->address_count && port_owns(fib, port, ipv4_mapped(be32(b, ip + 16)))) return DROP(MG_NOT_FOR_US);
+        if (!ipv4_checksum_ok(b, ip, (u8(b, ip) & 0xF) << 2)) return DROP(MG_BAD_IP_CHECKSUM);
+    }
+    f->length = ip_end - f->offset;
+    return route(f, b, ip, ip_end, is_v6, port->vrf, 1, fib, c);
+}
+
+static inline int vxlan_input(struct mg_c_frame *f, uint8_t *b, int ip, int end, int is_v6, const struct mg_c_port *port,
+                              fib_t *fib, counters_t *c)
+{
+    int udp, ip_end;
+    struct mg_c_ipv6 source;
+    if (is_v6) {
+        if (ip + 40 > end) return DROP(MG_TOO_SHORT);
+        if (u8(b, ip) >> 4 != 6) return DROP(MG_MALFORMED);
+        int pl = be16(b, ip + 4);
+        if (ip + 40 + pl > end) return DROP(MG_MALFORMED);
+        ip_end = ip + 40 + pl;
+        if (!port_owns(fib, port, ipv6_at(b, ip + 24))) return DROP(MG_NOT_FOR_US);
+        if (u8(b, ip + 6) != 17) return DROP(MG_NOT_FOR_US);
+        udp = ip + 40;
+        source = ipv6_at(b, ip + 8);
+    } else {
+        if (ip + 20 > end) return DROP(MG_TOO_SHORT);
+        ip_end = checked_ipv4(b, ip, end);
+        if (ip_end < 0) return DROP(MG_MALFORMED);
+        if (!port_owns(fib, port, ipv4_mapped(be32(b, ip + 16)))) return DROP(MG_NOT_FOR_US);
+        if (u8(b, ip + 9) != 17) return DROP(MG_NOT_FOR_US);
+        if (be16(b, ip + 6) & 0x3FFF) return DROP(MG_UNDERLAY_FRAGMENT);
+        int hl = (u8(b, ip) & 0xF) << 2;
+        if (!ipv4_checksum_ok(b, ip, hl)) return DROP(MG_BAD_IP_CHECKSUM);
+        udp = ip + hl;
+        source = ipv4_mapped(be32(b, ip + 12));
+    }
+    if (udp + 8 > ip_end) return DROP(MG_TOO_SHORT);
+    if (be16(b, udp + 2) != port->vxlan_port) return DROP(MG_NOT_FOR_US);
+    int udp_length = be16(b, udp + 4);
+    if (udp_length < 8 || udp + udp_length > ip_end) return DROP(MG_MALFORMED);
+    int vx = udp + 8, payload_end = udp + udp_length;
+    if (vx + 8 > payload_end) return DROP(MG_TOO_SHORT);
+    if (!(u8(b, vx) & 0x08)) return DROP(MG_VXLAN_NO_I_FLAG);
+    uint32_t id;
+    if (!vni_lookup(fib, be32(b, vx + 4) >> 8, &id)) return DROP(MG_UNKNOWN_VNI);
+    const struct mg_c_action *a = &fib->actions[id];
+    int allowed = 0;
+    for (uint32_t i = a->aux, last = a->aux + a->aux_count; i < last; i++)
+        if (same_address(fib->addresses[i], source)) { allowed = 1; break; }
+    if (!allowed) return DROP(MG_VTEP_NOT_ALLOWED);
+    int inner = vx + 8;
+    if (payload_end - inner < ETH) return DROP(MG_TOO_SHORT);
+    count(c, id, (uint64_t)f->length);
+    uint32_t hash = (a->target & GROUP_BIT) ? hash_ethernet(b, inner, payload_end) : 0;
+    int payload = inner;
+    if (a->flags & FLAG_CONTROL_WORD) { payload -= 4; set_be32(b, payload, 0); }
+    int start = push_labels(b, payload, a, 0);
+    return forward(f, b, start, payload_end, 0x8847, a->target, hash, fib);
+}
+
+static inline int classify(struct mg_c_frame *f, fib_t *fib, counters_t *c)
 {
     uint8_t *b = f->buffer;
     int start = f->offset, end = start + f->length;
-    if (end - start < 14) { *drop = fib->reason[MG_C_TOO_SHORT]; return -1; }
+    if (end - start < ETH) return DROP(MG_TOO_SHORT);
     const struct mg_c_port *port = &fib->ports[f->ingress];
-    uint64_t mac = (uint64_t)be16(b + start) << 32 | be32(b + start + 2);
-    if (mac != port->mac) { *drop = fib->reason[MG_C_NOT_FOR_US]; return -1; }
-    uint16_t type = be16(b + start + 12);
-    int l3 = start + 14;
+    uint64_t mac = (uint64_t)be16(b, start) << 32 | be32(b, start + 2);
+    if (mac != port->mac) return DROP(MG_NOT_FOR_US);
+    uint16_t type = be16(b, start + 12);
+    int l3 = start + ETH;
     if (type == 0x8100) {
-        if (end - start < 18) { *drop = fib->reason[MG_C_TOO_SHORT]; return -1; }
-        type = be16(b + l3 + 2);
-        l3 += 4;
+        if (end - start < ETH + VLAN_TAG) return DROP(MG_TOO_SHORT);
+        type = be16(b, l3 + 2);
+        l3 += VLAN_TAG;
     }
-    if (type != 0x8847) { *drop = fib->reason[MG_C_UNSUPPORTED]; return -1; }
-    if (port->role != 0) { *drop = fib->reason[MG_C_MPLS_NOT_ENABLED]; return -1; }
-    if (l3 + 4 > end) { *drop = fib->reason[MG_C_TOO_SHORT]; return -1; }
-    uint32_t lse = be32(b + l3);
-    uint32_t label = lse >> 12;
-    uint8_t ttl = (uint8_t)lse;
-    if (label < 16) { *drop = fib->reason[MG_C_RESERVED_LABEL]; return -1; }
-    struct mg_c_ilm e = fib->directory[label >> 12][label & 4095];
-    if (e.op != 1) { *drop = fib->reason[e.op == 0 ? MG_C_UNKNOWN_LABEL : MG_C_UNSUPPORTED]; return -1; }
-    if (ttl <= 1) { *drop = fib->reason[MG_C_TTL_EXPIRED]; return -1; }
-    const struct mg_c_action *a = &fib->actions[e.action];
-    c->entries[e.action].packets += 1;
-    c->entries[e.action].bytes += (uint64_t)f->length;
-    int n = a->label_count;
-    uint32_t target = a->target;
-    if (n == 0 || (target & 0x80000000u)) { *drop = fib->reason[MG_C_UNSUPPORTED]; return -1; }
-    int payload = l3 + 4;
-    int labels = payload - 4 * n;
-    if (labels < 18) { *drop = fib->reason[MG_C_NO_HEADROOM]; return -1; }
-    uint32_t dynamic = ((lse >> 9) & 7) << 9 | (uint32_t)(uint8_t)(ttl - 1);
-    const uint8_t *templates = a->area;
-    for (int i = 0; i < n; i++) {
-        uint32_t t;
-        memcpy(&t, templates + 4 * i, 4);
-        set_be32(b + labels + 4 * i, t | dynamic);
+    switch (type) {
+    case 0x8847:
+        if (port->role != ROLE_CORE) return DROP(MG_MPLS_NOT_ENABLED);
+        return mpls_input(f, b, l3, end, port->vrf, fib, c);
+    case 0x0800: case 0x86DD:
+        switch (port->role) {
+        case ROLE_DC: return vxlan_input(f, b, l3, end, type == 0x86DD, port, fib, c);
+        case ROLE_VRF: return ip_input(f, b, l3, end, type == 0x86DD, port, fib, c);
+        default: return DROP(MG_NOT_FOR_US);
+        }
+    default:
+        return DROP(MG_NOT_FOR_US);
     }
-    if (lse & 0x100) b[payload - 2] |= 1;
-    const struct mg_c_nexthop *nh = &fib->next_hops[target];
-    if (end - labels > nh->mtu) { *drop = fib->reason[MG_C_MTU_EXCEEDED]; return -1; }
-    int s = labels - nh->l2_size - 2;
-    memcpy(b + s, &nh->l2[0], 8);
-    if (nh->l2_size == 16) memcpy(b + s + 8, &nh->l2[1], 8);
-    else memcpy(b + s + 8, &nh->l2[1], 4);
-    set_be16(b + labels - 2, 0x8847);
-    f->offset = s;
-    f->length = end - s;
-    return nh->port;
 }
 
 void mg_c_process(const struct mg_c_fib *fib, struct mg_c_frame *frames, int n, const struct mg_c_counters *c)
@@ -70,25 +547,23 @@ void mg_c_process(const struct mg_c_fib *fib, struct mg_c_frame *frames, int n, 
         struct mg_c_frame *f = &frames[i];
         int in = f->ingress;
         if (in >= fib->port_count) {
-            c->drops[fib->reason[MG_C_UNKNOWN_PORT]] += 1;
+            c->drops[MG_UNKNOWN_PORT] += 1;
             f->egress = 0xFFFF;
-            f->drop = fib->reason[MG_C_UNKNOWN_PORT];
+            f->drop = MG_UNKNOWN_PORT;
             continue;
         }
-        uint64_t rx = (uint64_t)f->length;
         c->ports[in].rx_packets += 1;
-        c->ports[in].rx_bytes += rx;
-        uint8_t drop = 0;
-        int out = swap_frame(fib, f, c, &drop);
-        if (out >= 0) {
-            f->egress = (uint16_t)out;
-            f->drop = 0;
-            c->ports[out].tx_packets += 1;
-            c->ports[out].tx_bytes += (uint64_t)f->length;
+        c->ports[in].rx_bytes += (uint64_t)f->length;
+        int v = classify(f, fib, c);
+        if (v >= 0) {
+            f->egress = (uint16_t)v;
+            f->drop = MG_NONE;
+            c->ports[v].tx_packets += 1;
+            c->ports[v].tx_bytes += (uint64_t)f->length;
         } else {
             f->egress = 0xFFFF;
-            f->drop = drop;
-            c->drops[drop] += 1;
+            f->drop = (uint8_t)-v;
+            c->drops[-v] += 1;
             c->ports[in].drop_packets += 1;
         }
     }
@@ -113,6 +588,24 @@ long mg_c_layout(int which)
     case 13: return offsetof(struct mg_c_frame, drop);
     case 14: return sizeof(struct mg_c_port_counters);
     case 15: return sizeof(struct mg_c_entry_counters);
+    case 16: return sizeof(struct mg_c_ipv6);
+    case 17: return sizeof(struct mg_c_vni_slot);
+    case 18: return sizeof(struct mg_c_lpm_slot);
+    case 19: return sizeof(struct mg_c_vrf);
+    case 20: return offsetof(struct mg_c_port, address_start);
+    case 21: return offsetof(struct mg_c_action, aux_count);
+    case 22: return offsetof(struct mg_c_action, vrf);
     default: return -1;
     }
+}
+
+const char *mg_c_drop_name(int r)
+{
+    static const char *const names[MG_REASONS] = {
+        "none", "tooShort", "malformed", "notForUs", "mplsNotEnabled", "unknownLabel", "illegalLabel", "reservedLabel",
+        "oam", "bosMismatch", "ttlExpired", "badControlWord", "mtuExceeded", "vxlanNoIFlag", "unknownVNI",
+        "vtepNotAllowed", "noRoute", "fibDrop", "underlayFragment", "badIPChecksum", "noHeadroom", "frameTooLong",
+        "unknownPort",
+    };
+    return r >= 0 && r < MG_REASONS ? names[r] : 0;
 }

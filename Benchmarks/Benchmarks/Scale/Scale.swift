@@ -115,7 +115,7 @@ nonisolated(unsafe) var cursor = 0
 }
 
 let benchmarks: @Sendable () -> Void = {
-    Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .mallocCountTotal], maxDuration: .seconds(2),
+    Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .mallocCountTotal], maxDuration: .milliseconds(Int(String(cString: getenv("MPLSGATE_BENCH_MS") ?? strdup("2000"))) ?? 2000),
                                            maxIterations: 200_000)
     let setup: () -> Void = { if scale == nil { scale = Scale() } }
 

@@ -461,8 +461,8 @@ public enum Pipeline {
         if ip < Ethernet.headerSize + Ethernet.vlanTagSize { return .dropped(.noHeadroom) }
         let area = UnsafeRawPointer(action) + Action.areaOffset
         // VXLAN header, then the IP header template.
-        b.copy(from: area + 40, count: VXLAN.headerSize, to: inner - VXLAN.headerSize)
-        b.copy(from: area, count: ipSize, to: ip)
+        b.copySmall(from: area + 40, count: VXLAN.headerSize, to: inner - VXLAN.headerSize)
+        b.copySmall(from: area, count: ipSize, to: ip)
         let udpLength = end - udp
         b.setBE16(udp + UDP.sourcePortOffset, VXLAN.sourcePortBase | UInt16(truncatingIfNeeded: hash) & 0x3FFF)
         b.setBE16(udp + UDP.destinationPortOffset, UInt16(truncatingIfNeeded: action.pointee.aux))

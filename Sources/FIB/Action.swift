@@ -79,7 +79,9 @@ public struct Action {
     }
 
     /// Byte offset of `area` inside the struct.
-    public static let areaOffset = MemoryLayout<Action>.offset(of: \Action.area)!
+    /// A constant the optimizer can fold (a `MemoryLayout` query here would be a runtime call per packet); a test
+    /// checks it against the layout.
+    @inlinable public static var areaOffset: Int { 32 }
 
     @inlinable public var isUniform: Bool { flags & ActionFlags.uniform != 0 }
     @inlinable public var hasControlWord: Bool { flags & ActionFlags.controlWord != 0 }

@@ -6,7 +6,7 @@ public struct PortID: Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt16
     @inlinable public init(_ rawValue: UInt16) { self.rawValue = rawValue }
     /// The sentinel carried in a frame's egress field when the frame is dropped.
-    public static let none = PortID(0xFFFF)
+    @inlinable public static var none: PortID { PortID(0xFFFF) }
     /// At most this many ports per instance.
     public static let maxCount = 256
     public var description: String { String(rawValue) }
@@ -31,5 +31,5 @@ public struct ForwardTarget: Hashable, Sendable {
     @inlinable public var isGroup: Bool { rawValue & 0x8000_0000 != 0 }
     @inlinable public var index: UInt32 { rawValue & 0x7FFF_FFFF }
     /// No target (entries whose operation does not forward).
-    public static let none = ForwardTarget(rawValue: 0x7FFF_FFFF)
+    @inlinable public static var none: ForwardTarget { ForwardTarget(rawValue: 0x7FFF_FFFF) }
 }

@@ -25,10 +25,12 @@ public struct ILMEntry: Sendable {
 ///
 /// Unused directory slots point at one shared, all-empty page so that the lookup has no nil test.
 public enum ILM {
-    public static let pageBits = 12
-    public static let pageSize = 1 << pageBits
-    public static let directorySize = 1 << (20 - pageBits)
-    public static let pageMask: UInt32 = UInt32(pageSize - 1)
+    // Computed and inlinable, not stored: a `static let` from another module is read through an addressor call
+    // (and a swift_once check) on every packet.
+    @inlinable public static var pageBits: Int { 12 }
+    @inlinable public static var pageSize: Int { 1 << pageBits }
+    @inlinable public static var directorySize: Int { 1 << (20 - pageBits) }
+    @inlinable public static var pageMask: UInt32 { UInt32(pageSize - 1) }
 
     /// The shared empty page; never freed.
     nonisolated(unsafe) public static let emptyPage: UnsafeMutablePointer<ILMEntry> = {

@@ -48,10 +48,19 @@ public struct PacketBytes {
     @inlinable @inline(__always)
     public func raw32(_ offset: Int) -> UInt32 { base.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
 
-    /// Copies `count` bytes from `source` to `offset`.
+    /// Copies a few bytes (a header template) in 8- and 4-byte words, without the call a `copyMemory` costs.
     @inlinable @inline(__always)
-    public func copy(from source: UnsafeRawPointer, count: Int, to offset: Int) {
-        (base + offset).copyMemory(from: source, byteCount: count)
+    public func copySmall(from source: UnsafeRawPointer, count: Int, to offset: Int) {
+        var i = 0
+        while i + 8 <= count {
+            base.storeBytes(of: source.loadUnaligned(fromByteOffset: i, as: UInt64.self), toByteOffset: offset + i, as: UInt64.self)
+            i &+= 8
+        }
+        if i + 4 <= count {
+            base.storeBytes(of: source.loadUnaligned(fromByteOffset: i, as: UInt32.self), toByteOffset: offset + i, as: UInt32.self)
+            i &+= 4
+        }
+        while i < count { base.storeBytes(of: source.load(fromByteOffset: i, as: UInt8.self), toByteOffset: offset + i, as: UInt8.self); i &+= 1 }
     }
 
     /// The view moved forward (positive) or back (negative) by `delta` bytes.

@@ -74,6 +74,9 @@ import Control
         #expect(MemoryLayout<LPMSlot>.stride == 8)
         #expect(MemoryLayout<VNISlot>.stride == 8)
         #expect(MemoryLayout<Frame>.size <= 24)
+        // Constants the hot path folds instead of asking MemoryLayout at run time.
+        #expect(MemoryLayout<Action>.offset(of: \Action.area) == Action.areaOffset)
+        #expect(ILM.pageSize == 4096 && ILM.directorySize == 256 && ILM.pageMask == 4095)
     }
 
     @Test func lpmMatchesLinearLongestPrefix() throws {

@@ -24,6 +24,15 @@ static inline void set_u8(uint8_t *b, int o, uint8_t v) { b[o] = v; }
 static inline void set_be16(uint8_t *b, int o, uint16_t v) { v = __builtin_bswap16(v); memcpy(b + o, &v, 2); }
 static inline void set_be32(uint8_t *b, int o, uint32_t v) { v = __builtin_bswap32(v); memcpy(b + o, &v, 4); }
 
+/* A few template bytes in 8- and 4-byte words (PacketBytes.copySmall). */
+static inline void copy_small(uint8_t *to, const uint8_t *from, int count)
+{
+    int i = 0;
+    for (; i + 8 <= count; i += 8) { uint64_t w; memcpy(&w, from + i, 8); memcpy(to + i, &w, 8); }
+    if (i + 4 <= count) { uint32_t w; memcpy(&w, from + i, 4); memcpy(to + i, &w, 4); i += 4; }
+    for (; i < count; i++) to[i] = from[i];
+}
+
 /* A verdict: the egress port (>= 0), or minus the drop reason. */
 #define DROP(r) (-(int)(r))
 
@@ -340,8 +349,8 @@ static inline int vxlan_encap(struct mg_c_frame *f, uint8_t *b, int inner, int e
     int ip_size = v6 ? 40 : 20;
     int udp = inner - 8 - 8, ip = udp - ip_size;
     if (ip < ETH + VLAN_TAG) return DROP(MG_NO_HEADROOM);
-    memcpy(b + inner - 8, a->area + 40, 8);
-    memcpy(b + ip, a->area, ip_size);
+    copy_small(b + inner - 8, a->area + 40, 8);
+    copy_small(b + ip, a->area, ip_size);
     int udp_length = end - udp;
     set_be16(b, udp, 49152 | ((uint16_t)hash & 0x3FFF));
     set_be16(b, udp + 2, (uint16_t)a->aux);

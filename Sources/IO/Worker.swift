@@ -117,7 +117,8 @@ public final class Worker: @unchecked Sendable {
         qsbr.online(slot)
         while !stop.isSet {
             loop.pointee.loops &+= 1
-            let fib = cell.load().pointee
+            // The pointer only: the snapshot struct is copied per received batch, not per spin of an idle loop.
+            let fib = cell.load()
             var received = 0
             var owed = false
             for p in 0..<portCount {
@@ -151,7 +152,7 @@ public final class Worker: @unchecked Sendable {
 
     /// One RX batch of port `p` through the pipeline and out. Returns the frames received.
     @inline(__always)
-    func receive(_ p: Int, fib: FIBSnapshot) -> Int {
+    func receive(_ p: Int, fib: UnsafeMutablePointer<FIBSnapshot>) -> Int {
         let s = sockets[p]
         var idx: UInt32 = 0
         let n = Int(mg_rx_peek(s, UInt32(Worker.batchSize), &idx))
@@ -170,7 +171,8 @@ public final class Worker: @unchecked Sendable {
 
         let tracing = trace.isArmed
         if tracing { keepHeads(n) }
-        Pipeline.process(UnsafeMutableBufferPointer(start: batch.baseAddress, count: n), fib: fib, counters: counters)
+        Pipeline.process(UnsafeMutableBufferPointer(start: batch.baseAddress, count: n), fib: fib.pointee,
+                         counters: counters)
         if tracing { record(n) }
 
         var touchedCount = 0

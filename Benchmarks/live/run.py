@@ -1,0 +1,245 @@
+#!/usr/bin/python3
+"""Live forwarding on veth: MPLSGate against a minimal C AF_XDP forwarder, alternated A/B on the same namespaces.
+
+    Benchmarks/live/run.py [--ops swap,push,...] [--sizes 64,1500] [--rounds 5] [--seconds 2]
+
+Topology (namespaces created here and always deleted):  gen:g0 <-> dut:d0 [DUT] dut:d1 <-> sink:s1
+
+- The generator (livegen.c) transmits one frame over and over out of g0 with BPF_PROG_TEST_RUN live frames, from
+  CPU 0, far faster than either DUT can take: both are measured saturated.
+- The device under test runs on CPU 1: `mplsgate run --cpus 1 --wait busy` with a one-entry FIB for the
+  operation, or xdpfwd.c (the same shared-UMEM, copy-mode, busy-polling AF_XDP structure, with the frame rewrite
+  MPLSGate makes for that input reduced to "strip N bytes, prepend these": no parsing, lookups or counters).
+- The sink s1 drops every frame in XDP; its veth counter (rx_queue_0_xdp_packets) is the forwarded count.
+- Per run: Mpps at the sink, and ns per forwarded frame on the DUT's core (CPU 1 busy time from /proc/stat over
+  the frames forwarded; that core also runs the kernel's copy-mode transmit, which is most of the cost).
+Each operation and size runs `rounds` times per DUT, alternating which DUT goes first.
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Always the release build (harness.binary would take a newer debug build).
+os.environ.setdefault("MPLSGATE_BIN_DIR", os.path.join(HERE, "..", "..", ".build", "release"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "Tests", "Integration"))
+import harness  # noqa: E402
+from harness import Netns, veth, binary, sh  # noqa: E402
+from scapy.all import Ether, IP, UDP, Raw, wrpcap, rdpcap  # noqa: E402
+from scapy.contrib.mpls import MPLS  # noqa: E402
+from scapy.layers.vxlan import VXLAN  # noqa: E402
+
+IN_MAC, OUT_MAC, NH_MAC, GEN_MAC = "02:00:00:00:01:01", "02:00:00:00:01:02", "02:00:00:00:02:02", "02:00:00:00:02:01"
+MTU = 1600
+GEN_CPU, DUT_CPU = 0, 1
+
+
+def pad(p, size):
+    return p / Raw(b"\x00" * (size - len(p))) if len(p) < size else p
+
+
+def operations(size):
+    """name -> (input port role and extras, output port role and extras, FIB document, input frame)."""
+    nh = {"name": "nh", "port": "out", "mac": NH_MAC, "mtu": MTU}
+    inner = lambda: Ether(src="02:00:00:00:0a:01", dst="02:00:00:00:0a:02") / IP(src="10.0.0.1", dst="10.0.0.2") / UDP()
+    return {
+        "swap": ({"role": "core"}, {"role": "core"},
+                 {"nextHops": [nh], "ilm": [{"label": 100, "op": "swap", "out": [200], "via": "nh"}]},
+                 pad(Ether(src=GEN_MAC, dst=IN_MAC) / MPLS(label=100, s=1, ttl=64) / IP(dst="10.0.0.2") / UDP(), size)),
+        "push": ({"role": "vrf", "vrf": "blue"}, {"role": "core"},
+                 {"nextHops": [nh], "ftn": [{"vrf": "blue", "prefix": "203.0.113.0/24", "push": [16001, 24001],
+                                             "via": "nh"}]},
+                 pad(Ether(src=GEN_MAC, dst=IN_MAC) / IP(src="198.51.100.7", dst="203.0.113.5", ttl=64) / UDP(), size)),
+        "pop": ({"role": "core"}, {"role": "vrf"},
+                {"nextHops": [nh], "ilm": [{"label": 105, "op": "popToIP", "payload": "ipv4", "via": "nh"}]},
+                pad(Ether(src=GEN_MAC, dst=IN_MAC) / MPLS(label=105, s=1, ttl=64) / IP(dst="10.0.0.2", ttl=64) / UDP(),
+                    size)),
+        "vxlan-to-mpls": ({"role": "dc", "vteps": ["192.0.2.1"]}, {"role": "core"},
+                          {"nextHops": [nh], "vni": [{"vni": 5000, "push": [16001, 1000], "via": "nh",
+                                                      "allowedVteps": ["192.0.2.2"]}]},
+                          Ether(src=GEN_MAC, dst=IN_MAC) / IP(src="192.0.2.2", dst="192.0.2.1", flags="DF")
+                          / UDP(sport=49152, dport=4789, chksum=0) / VXLAN(vni=5000)
+                          / pad(Ether(src="02:00:00:00:0a:01", dst="02:00:00:00:0a:02", type=0x0800), size - 50)),
+        "mpls-to-vxlan": ({"role": "core"}, {"role": "dc", "vteps": ["192.0.2.1"]},
+                          {"nextHops": [nh], "ilm": [{"label": 1000, "op": "popToVXLAN", "vni": 5000,
+                                                      "localVtep": "192.0.2.1", "remoteVtep": "192.0.2.2",
+                                                      "via": "nh"}]},
+                          Ether(src=GEN_MAC, dst=IN_MAC) / MPLS(label=1000, s=1, ttl=64)
+                          / pad(inner(), size - 18)),
+    }
+
+
+def write_json(path, doc):
+    import json
+    with open(path, "w") as f:
+        json.dump(doc, f)
+
+
+def rewrite_of(work, cfg, fib, frame):
+    """What MPLSGate does to this frame, as "strip N bytes, prepend P" (from `mplsgate replay`)."""
+    src, out = os.path.join(work, "in.pcap"), os.path.join(work, "out.pcap")
+    wrpcap(src, [frame])
+    sh(binary("mplsgate"), "replay", "--config", cfg, "--fib", fib, "--in", src, "--ingress", "in", "--out", out,
+       "--quiet", capture=True)
+    got = rdpcap(out)
+    if len(got) != 1:
+        raise RuntimeError("mplsgate replay did not forward the benchmark frame")
+    a, b = bytes(frame), bytes(got[0])
+    common = 0
+    while common < min(len(a), len(b)) and a[-1 - common] == b[-1 - common]:
+        common += 1
+    return len(a) - common, b[:len(b) - common].hex(), b
+
+
+def cpu_busy(cpu):
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                v = [int(x) for x in line.split()[1:]]
+                return sum(v) - v[3] - v[4], sum(v)  # busy, total (jiffies)
+    raise RuntimeError("no such CPU")
+
+
+def sink_count(sink):
+    out = sink.run("ethtool", "-S", "s1", capture=True).stdout
+    return int(re.search(r"rx_queue_0_xdp_packets: (\d+)", out).group(1))
+
+
+def measure(gen, sink, frame_hex, seconds):
+    before, (b0, t0) = sink_count(sink), cpu_busy(DUT_CPU)
+    r = gen.run("taskset", "-c", str(GEN_CPU), TOOLS["livegen"], "send", "g0", frame_hex, str(seconds),
+                capture=True, timeout=seconds + 30)
+    after, (b1, t1) = sink_count(sink), cpu_busy(DUT_CPU)
+    sent = int(r.stdout.split()[1])
+    elapsed = float(r.stdout.split()[4])
+    forwarded = after - before
+    busy_ns = (b1 - b0) * 1e9 / os.sysconf("SC_CLK_TCK")
+    return {"mpps": forwarded / elapsed / 1e6, "ns": busy_ns / forwarded if forwarded else float("inf"),
+            "offered_mpps": sent / elapsed / 1e6, "busy": (b1 - b0) / max(1, t1 - t0)}
+
+
+def retrying(start, what):
+    """The kernel releases an AF_XDP socket's (interface, queue) binding shortly after its process exits, so a bind
+    right after the other DUT stopped can fail with EBUSY for a few hundred ms: retry for up to 5 s."""
+    deadline = time.time() + 5
+    while True:
+        try:
+            return start()
+        except RuntimeError as e:
+            if "busy" not in str(e).lower() or time.time() > deadline:
+                raise RuntimeError(f"{what} did not start: {e}")
+            time.sleep(0.2)
+
+
+def start_agent(dut, cfg, fib):
+    agent = harness.Agent(dut, cfg, fib, extra=("--cpus", str(DUT_CPU), "--wait", "busy", "--force"))
+    if not agent.started():
+        raise RuntimeError("\n".join(agent.log[-10:]))
+    return agent
+
+
+def run_mplsgate(dut, cfg, fib, go):
+    agent = retrying(lambda: start_agent(dut, cfg, fib), "mplsgate")
+    try:
+        return go()
+    finally:
+        code, counters, log = agent.stop()
+        if code != 0:
+            raise RuntimeError("mplsgate exited %d: %s" % (code, "\n".join(log[-10:])))
+
+
+def start_c(dut, strip, prepend):
+    p = dut.popen("taskset", "-c", str(DUT_CPU), TOOLS["xdpfwd"], "d0", "d1", str(strip), prepend,
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = []
+    while not log or "ready" not in log[-1]:  # libbpf/libxdp print notes first
+        line = p.stderr.readline()
+        if not line:
+            p.wait(timeout=5)
+            raise RuntimeError("".join(log))
+        log.append(line)
+    return p
+
+
+def run_c(dut, strip, prepend, go):
+    p = retrying(lambda: start_c(dut, strip, prepend), "xdpfwd")
+    try:
+        return go()
+    finally:
+        p.terminate()
+        p.communicate(timeout=10)
+
+
+TOOLS = {}
+
+
+def build_tools(work):
+    TOOLS["livegen"] = os.path.join(work, "livegen")
+    TOOLS["xdpfwd"] = os.path.join(work, "xdpfwd")
+    sh("cc", "-O2", "-o", TOOLS["livegen"], os.path.join(HERE, "livegen.c"), "-lbpf")
+    sh("cc", "-O2", "-o", TOOLS["xdpfwd"], os.path.join(HERE, "xdpfwd.c"), "-lxdp", "-lbpf")
+
+
+def fmt(values):
+    return "%.3f [%.3f–%.3f]" % (statistics.median(values), min(values), max(values))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ops", default="swap,push,pop,vxlan-to-mpls,mpls-to-vxlan")
+    ap.add_argument("--sizes", default="64,1500")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    args = ap.parse_args()
+    if os.cpu_count() < 2:
+        sys.exit("run.py: needs two CPUs (generator on CPU 0, device under test on CPU 1)")
+    work = tempfile.mkdtemp(prefix="mg-live-")
+    build_tools(work)
+    mhz = [float(l.split(":")[1]) for l in open("/proc/cpuinfo") if l.startswith("cpu MHz")]
+    print(f"live benchmark: generator on CPU {GEN_CPU}, DUT on CPU {DUT_CPU} ({mhz[DUT_CPU]:.0f} MHz), "
+          f"{args.rounds} rounds × {args.seconds} s per DUT, alternating")
+    print("op, frame size: MPLSGate Mpps median [min–max] | C xdpfwd Mpps | ns/frame on the DUT core "
+          "MPLSGate vs C | MPLSGate/C ns ratio")
+    results = []
+    with Netns("lgen") as gen, Netns("ldut") as dut, Netns("lsink") as sink:
+        veth(gen, "g0", dut, "d0", mac_a=GEN_MAC, mac_b=IN_MAC, mtu=MTU)
+        veth(dut, "d1", sink, "s1", mac_a=OUT_MAC, mac_b=NH_MAC, mtu=MTU)
+        sink.run(TOOLS["livegen"], "sink", "s1")
+        # The generator's XDP_TX lands on d0, whose XDP program (either DUT's) takes it; g0 drops what comes back.
+        gen.run(TOOLS["livegen"], "sink", "g0")
+        for size in [int(s) for s in args.sizes.split(",")]:
+            for name, (in_port, out_port, fib_doc, frame) in operations(size).items():
+                if name not in args.ops.split(","):
+                    continue
+                cfg = os.path.join(work, f"{name}-config.json")
+                fib = os.path.join(work, f"{name}-fib.json")
+                write_json(cfg, {"version": 1, "ports": [
+                    dict({"name": "in", "interface": "d0", "mac": IN_MAC, "mtu": MTU}, **in_port),
+                    dict({"name": "out", "interface": "d1", "mac": OUT_MAC, "mtu": MTU}, **out_port)]})
+                write_json(fib, dict({"version": 1}, **fib_doc))
+                strip, prepend, _ = rewrite_of(work, cfg, fib, frame)
+                frame_hex = bytes(frame).hex()
+                go = lambda: measure(gen, sink, frame_hex, args.seconds)
+                mg, c = [], []
+                for r in range(args.rounds):
+                    order = [("mg", lambda: run_mplsgate(dut, cfg, fib, go)), ("c", lambda: run_c(dut, strip, prepend, go))]
+                    for who, fn in (order if r % 2 == 0 else order[::-1]):
+                        (mg if who == "mg" else c).append(fn())
+                ratio = [a["ns"] / b["ns"] for a, b in zip(mg, c)]
+                line = (f"{name}, {len(frame)} B: MPLSGate {fmt([x['mpps'] for x in mg])} | C {fmt([x['mpps'] for x in c])}"
+                        f" | ns/frame {statistics.median([x['ns'] for x in mg]):.0f} vs {statistics.median([x['ns'] for x in c]):.0f}"
+                        f" | ratio {fmt(ratio)} (offered {statistics.median([x['offered_mpps'] for x in mg + c]):.1f} Mpps,"
+                        f" DUT core busy {100 * statistics.median([x['busy'] for x in mg + c]):.0f} %)")
+                print(line, flush=True)
+                results.append((name, len(frame), mg, c))
+    sh("rm", "-rf", work)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -102,7 +102,6 @@ public final class CaptureWriter {
     private let dead: OpaquePointer
     private let dumper: OpaquePointer
     public let path: String
-    public private(set) var frames = 0
 
     public init(path: String) throws(CaptureError) {
         self.path = path
@@ -124,7 +123,6 @@ public final class CaptureWriter {
         h.len = UInt32(length)
         pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), &h,
                   bytes.assumingMemoryBound(to: UInt8.self))
-        frames += 1
     }
 
     /// Flushes and closes the file.

@@ -34,6 +34,9 @@ public final class Replayer {
     public static let bufferSize = 16384
     /// The largest captured frame replay accepts (the buffer less the headroom).
     public static let maxFrame = bufferSize - Frame.headroom
+    /// Distance between two frame buffers: not a power of two, so the batch's frame heads fall in different cache
+    /// sets (at 16 KiB apart all 64 share one L1 set, and L2 hits varied from run to run with the physical pages).
+    static let slotStride = bufferSize + 3 * 64
 
     private let fib: FIBSnapshot
     private let portNames: [String]
@@ -68,15 +71,19 @@ public final class Replayer {
 
         let counters = WorkerCounters.allocate(entryCapacity: fib.actionCount)
         var summary = ReplaySummary(counters: counters)
-        let memory = UnsafeMutableRawPointer.allocate(byteCount: Replayer.batchSize * Replayer.bufferSize, alignment: 4096)
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: Replayer.batchSize * Replayer.slotStride, alignment: 4096)
         defer { memory.deallocate() }
         let batch = UnsafeMutableBufferPointer<Frame>.allocate(capacity: Replayer.batchSize)
         defer { batch.deallocate() }
-        var timestamps = [Int64](repeating: 0, count: Replayer.batchSize)
+        // Per-batch side tables in raw memory: no uniqueness or bounds checks per frame.
+        let timestamps = UnsafeMutablePointer<Int64>.allocate(capacity: Replayer.batchSize)
+        defer { timestamps.deallocate() }
         // Input copies of dropped frames, so the drop file shows them as they arrived.
-        let dropCopy = drops != nil ? UnsafeMutableRawPointer.allocate(byteCount: Replayer.batchSize * Replayer.bufferSize, alignment: 64) : nil
+        let dropCopy = drops != nil ? UnsafeMutableRawPointer.allocate(byteCount: Replayer.batchSize * Replayer.slotStride, alignment: 64) : nil
         defer { dropCopy?.deallocate() }
-        var originalLength = [Int](repeating: 0, count: Replayer.batchSize)
+        let originalLength = UnsafeMutablePointer<Int>.allocate(capacity: Replayer.batchSize)
+        defer { originalLength.deallocate() }
+        let splitByPort = outputs.perPortDirectory != nil
         var ingressCache: [String: PortID?] = [:]
 
         var clock = timespec()
@@ -87,7 +94,7 @@ public final class Replayer {
         while !done {
             var n = 0
             while n < Replayer.batchSize {
-                let buf = memory + n * Replayer.bufferSize
+                let buf = memory + n * Replayer.slotStride
                 guard let c = try reader.next(into: buf + Frame.headroom, capacity: Replayer.maxFrame) else { done = true; break }
                 summary.framesIn += 1
                 var ingress = defaultIngress
@@ -107,7 +114,7 @@ public final class Replayer {
                                  ingress: ingress ?? PortID.none)
                 timestamps[n] = c.timestampMicros
                 if let d = dropCopy {
-                    (d + n * Replayer.bufferSize).copyMemory(from: buf + Frame.headroom, byteCount: c.length)
+                    (d + n * Replayer.slotStride).copyMemory(from: buf + Frame.headroom, byteCount: c.length)
                     originalLength[n] = c.length
                 }
                 n += 1
@@ -120,9 +127,9 @@ public final class Replayer {
                     summary.framesOut += 1
                     let p = UnsafeRawPointer(f.buffer + Int(f.offset))
                     all?.write(p, length: Int(f.length), timestampMicros: timestamps[i])
-                    perPort[Int(f.egress.rawValue)]?.write(p, length: Int(f.length), timestampMicros: timestamps[i])
+                    if splitByPort { perPort[Int(f.egress.rawValue)]?.write(p, length: Int(f.length), timestampMicros: timestamps[i]) }
                 } else if let d = dropCopy {
-                    drops?.write(d + i * Replayer.bufferSize, length: originalLength[i], timestampMicros: timestamps[i])
+                    drops?.write(d + i * Replayer.slotStride, length: originalLength[i], timestampMicros: timestamps[i])
                 }
             }
             if let progress {

@@ -61,6 +61,9 @@ if [ "${SKIP_BENCHMARKS:-0}" != 1 ]; then
   (cd Benchmarks && swift build -c release --product PipelineRatio > /dev/null \
      && MPLSGATE_SCALE_ENTRIES=20000 .build/release/PipelineRatio --rounds 1 --batches 200) \
     || { echo "benchmark: the Swift and C pipelines disagree"; exit 1; }
+  # Live A/B on veth, one short round: the generator, the C forwarder and the agent must all move frames.
+  MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Benchmarks/live/run.py --ops swap,vxlan-to-mpls --sizes 64 --rounds 1 \
+    --seconds 0.5 || { echo "benchmark: the live A/B failed"; exit 1; }
   grep -E "^(swap|VXLAN|MPLS|push|pop|PHP|ECMP|restore|ILM|VNI|FTN|keys)|Malloc \(total\)" "$bench_log" || true
   if grep -E "Malloc \(total\)" "$bench_log" | grep -vqE "│ +0 │ +0 │ +0 │"; then
     echo "benchmark: the pipeline allocated"; exit 1

@@ -118,6 +118,8 @@ def measure(gen, sink, frame_hex, seconds):
     sent = int(r.stdout.split()[1])
     elapsed = float(r.stdout.split()[4])
     forwarded = after - before
+    if forwarded == 0:
+        raise RuntimeError("the device under test forwarded nothing (offered %d frames)" % sent)
     busy_ns = (b1 - b0) * 1e9 / os.sysconf("SC_CLK_TCK")
     return {"mpps": forwarded / elapsed / 1e6, "ns": busy_ns / forwarded if forwarded else float("inf"),
             "offered_mpps": sent / elapsed / 1e6, "busy": (b1 - b0) / max(1, t1 - t0)}

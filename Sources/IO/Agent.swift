@@ -233,9 +233,16 @@ public final class Agent: @unchecked Sendable {
             var mine: [UnsafeMutablePointer<mg_xsk>] = []
             for (i, port) in ports.enumerated() {
                 var s: UnsafeMutablePointer<mg_xsk>?
-                let rc = port.interface.withCString {
-                    mg_xsk_create(&s, u, $0, UInt32(k), UInt32(options.ringSize), UInt32(options.ringSize),
-                                  options.bind.raw, 1)
+                var rc: Int32 = 0
+                // EBUSY: another AF_XDP socket holds (interface, queue). Right after the previous agent exited
+                // (a restart), the kernel releases its socket asynchronously, for up to ~1 s here: wait up to 3 s.
+                for attempt in 0..<60 {
+                    rc = port.interface.withCString {
+                        mg_xsk_create(&s, u, $0, UInt32(k), UInt32(options.ringSize), UInt32(options.ringSize),
+                                      options.bind.raw, 1)
+                    }
+                    if rc != -EBUSY || attempt == 59 { break }
+                    usleep(50_000)
                 }
                 guard rc == 0, let s else {
                     sockets.append(mine)
@@ -250,6 +257,10 @@ public final class Agent: @unchecked Sendable {
                     if rc == -ENOBUFS || rc == -ENOMEM {
                         throw AgentError("creating an AF_XDP socket on \(port.interface) failed (\(errnoText(rc))): "
                                          + "memlock limit too low? raise it or lower --frames")
+                    }
+                    if rc == -EBUSY {
+                        throw AgentError("binding AF_XDP to \(port.interface) queue \(k): another AF_XDP socket "
+                                         + "still holds it after 3 s (another program using the queue?)")
                     }
                     throw AgentError("binding AF_XDP to \(port.interface) queue \(k) failed: \(errnoText(rc))")
                 }

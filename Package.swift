@@ -17,7 +17,9 @@ let package = Package(
         // The contract between control and data plane: the immutable FIB snapshot in raw memory.
         .target(name: "FIB", dependencies: ["Wire"]),
         // process(batch, fib): parse, look up, rewrite in place, verdict per frame, counters.
-        .target(name: "Dataplane", dependencies: ["Wire", "FIB"]),
+        .target(name: "Dataplane", dependencies: ["Wire", "FIB", "CPrefetch"]),
+        // __builtin_prefetch for the pipeline's batch prefetch (header-only, inlined).
+        .systemLibrary(name: "CPrefetch", path: "CSources/CPrefetch"),
         // The control model: config and FIB intent, validation, compile into a snapshot.
         .target(name: "Control", dependencies: ["Wire", "FIB"]),
         // accept4 / SO_PEERCRED / signalfd / eventfd, hidden from Swift's Glibc module behind _GNU_SOURCE.

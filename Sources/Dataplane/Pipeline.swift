@@ -8,10 +8,30 @@ public enum Pipeline {
     public static let maxLabelDepth = 32
 
     /// Processes a batch in place. The caller reads the FIB snapshot pointer once per batch and passes it here.
+    /// With large tables, entries of frames a few places ahead are prefetched while a frame is processed
+    /// (Prefetch.swift); with small ones everything is cached and the prefetch would only cost time.
     @inlinable
     public static func process(_ batch: UnsafeMutableBufferPointer<Frame>, fib: FIBSnapshot, counters: WorkerCounters) {
+        let n = batch.count
+        if fib.actionCount < prefetchMinimumActions {
+            var i = 0
+            while i < n {
+                processFrame(&batch[i], fib: fib, counters: counters)
+                i &+= 1
+            }
+            return
+        }
+        var j = 0
+        while j < n && j < headDistance { prefetchHead(batch[j]); j &+= 1 }
+        j = 0
+        while j < n && j < entryDistance { prefetchEntry(batch[j], fib: fib); j &+= 1 }
+        j = 0
+        while j < n && j < actionDistance { prefetchAction(batch[j], fib: fib, counters: counters); j &+= 1 }
         var i = 0
-        while i < batch.count {
+        while i < n {
+            if i &+ headDistance < n { prefetchHead(batch[i &+ headDistance]) }
+            if i &+ entryDistance < n { prefetchEntry(batch[i &+ entryDistance], fib: fib) }
+            if i &+ actionDistance < n { prefetchAction(batch[i &+ actionDistance], fib: fib, counters: counters) }
             processFrame(&batch[i], fib: fib, counters: counters)
             i &+= 1
         }

@@ -307,6 +307,7 @@ public enum CPipeline {
         var fib = mg_c_fib()
         fib.directory = UnsafeRawPointer(s.ilmDirectory).assumingMemoryBound(to: UnsafeMutablePointer<mg_c_ilm>?.self)
         fib.actions = UnsafeRawPointer(s.actions).assumingMemoryBound(to: mg_c_action.self)
+        fib.action_count = s.actionCount
         fib.next_hops = UnsafeRawPointer(s.nextHops).assumingMemoryBound(to: mg_c_nexthop.self)
         fib.group_buckets = UnsafePointer(s.groupBuckets)
         fib.vni_slots = UnsafeRawPointer(s.vniSlots).assumingMemoryBound(to: mg_c_vni_slot.self)

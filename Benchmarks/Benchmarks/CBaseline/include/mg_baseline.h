@@ -36,6 +36,7 @@ enum {
 struct mg_c_fib {
     struct mg_c_ilm *const *directory;
     const struct mg_c_action *actions;
+    long action_count;
     const struct mg_c_nexthop *next_hops;
     const uint32_t *group_buckets;
     const struct mg_c_vni_slot *vni_slots;

@@ -27,11 +27,14 @@ public enum Pipeline {
         while j < n && j < entryDistance { prefetchEntry(batch[j], fib: fib); j &+= 1 }
         j = 0
         while j < n && j < actionDistance { prefetchAction(batch[j], fib: fib, counters: counters); j &+= 1 }
+        j = 0
+        while j < n && j < vtepDistance { prefetchVTEPs(batch[j], fib: fib); j &+= 1 }
         var i = 0
         while i < n {
             if i &+ headDistance < n { prefetchHead(batch[i &+ headDistance]) }
             if i &+ entryDistance < n { prefetchEntry(batch[i &+ entryDistance], fib: fib) }
             if i &+ actionDistance < n { prefetchAction(batch[i &+ actionDistance], fib: fib, counters: counters) }
+            if i &+ vtepDistance < n { prefetchVTEPs(batch[i &+ vtepDistance], fib: fib) }
             processFrame(&batch[i], fib: fib, counters: counters)
             i &+= 1
         }

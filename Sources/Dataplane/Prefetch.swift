@@ -3,10 +3,11 @@ import Wire
 import FIB
 
 /// Batch prefetch (as VPP's dual/quad loops and DPDK's examples): while frame i is processed, frame i + 12's head is
-/// prefetched, frame i + 8's ILM entry is prefetched, and frame i + 4's action and counter lines are prefetched
-/// from the entry that has arrived by then. With a 1M-entry ILM the entry, the action and the counter are three
-/// dependent DRAM misses per frame; this overlaps them across frames. Only untagged labeled frames take part (the
-/// lookups that dominate a P router); prefetches are hints: a wasted one costs a little bandwidth, never a fault.
+/// prefetched, frame i + 8's ILM entry or VNI slot, frame i + 4's action and counter lines (from the entry or slot
+/// that has arrived by then) and, for VXLAN, frame i + 2's allowed-VTEP address. With 1M entries these are three to
+/// four dependent DRAM misses per frame; this overlaps them across frames. Untagged labeled frames and untagged
+/// VXLAN over IPv4 take part (FTN tries are not prefetched); prefetches are hints: a wasted one costs a little
+/// bandwidth, never a fault.
 extension Pipeline {
     /// Prefetch only when the action table outgrows the L2 cache (16,384 × 128 B = 2 MiB): below that it measured
     /// +5 ns/packet for nothing (docs/performance.md).
@@ -14,6 +15,7 @@ extension Pipeline {
     @inlinable static var headDistance: Int { 12 }
     @inlinable static var entryDistance: Int { 8 }
     @inlinable static var actionDistance: Int { 4 }
+    @inlinable static var vtepDistance: Int { 2 }
 
     /// The ILM entry an untagged labeled frame will look up; nil for anything else. Deliberately minimal (no port,
     /// VLAN or special-label checks: the pipeline makes them); a hint may be wasted, never wrong.
@@ -31,18 +33,52 @@ extension Pipeline {
         mg_prefetch(f.buffer + Int(f.offset))
     }
 
+    /// The VNI slot an untagged VXLAN-over-IPv4 frame will probe first, and its VNI; nil for anything else.
+    @inlinable @inline(__always)
+    static func vniSlotAddress(_ f: Frame, fib: FIBSnapshot) -> (UnsafeMutablePointer<VNISlot>, UInt32)? {
+        if f.length < 50 { return nil }
+        let head = f.buffer + Int(f.offset)
+        if head.loadUnaligned(fromByteOffset: 12, as: UInt16.self) != EtherType.ipv4.bigEndian { return nil }
+        let hl = Int(head.load(fromByteOffset: 14, as: UInt8.self) & 0xF) << 2
+        if Int(f.length) < 14 &+ hl &+ 16 || head.load(fromByteOffset: 23, as: UInt8.self) != UDP.protocolNumber {
+            return nil
+        }
+        let vni = UInt32(bigEndian: head.loadUnaligned(fromByteOffset: 14 &+ hl &+ 12, as: UInt32.self)) >> 8
+        return (fib.vniSlots + Int(VNIHash.slot(vni, mask: fib.vniMask)), vni)
+    }
+
     @inlinable @inline(__always)
     static func prefetchEntry(_ f: Frame, fib: FIBSnapshot) {
-        if let e = ilmEntryAddress(f, fib: fib) { mg_prefetch(e) }
+        if let e = ilmEntryAddress(f, fib: fib) { mg_prefetch(e) } else if let (s, _) = vniSlotAddress(f, fib: fib) { mg_prefetch(s) }
+    }
+
+    /// The action a frame's entry names, once the entry has arrived; nil when it has none.
+    @inlinable @inline(__always)
+    static func actionIndex(_ f: Frame, fib: FIBSnapshot) -> Int? {
+        if let e = ilmEntryAddress(f, fib: fib) {
+            let entry = e.pointee
+            return entry.operation == .none ? nil : Int(entry.action.rawValue)
+        }
+        if let (s, vni) = vniSlotAddress(f, fib: fib) {
+            let slot = s.pointee
+            return slot.key == vni &+ 1 ? Int(slot.action.rawValue) : nil
+        }
+        return nil
     }
 
     @inlinable @inline(__always)
     static func prefetchAction(_ f: Frame, fib: FIBSnapshot, counters: WorkerCounters) {
-        guard let e = ilmEntryAddress(f, fib: fib) else { return }
-        let entry = e.pointee
-        if entry.operation == .none { return }
-        let i = Int(entry.action.rawValue)
+        guard let i = actionIndex(f, fib: fib) else { return }
         mg_prefetch(fib.actions + i)
         mg_prefetch_for_write(counters.entries + i)
+    }
+
+    /// VXLAN only: the first allowed remote VTEP of the frame's VNI entry, once its action has arrived.
+    @inlinable @inline(__always)
+    static func prefetchVTEPs(_ f: Frame, fib: FIBSnapshot) {
+        guard let (s, vni) = vniSlotAddress(f, fib: fib) else { return }
+        let slot = s.pointee
+        if slot.key != vni &+ 1 { return }
+        mg_prefetch(fib.addresses + Int(fib.actions[Int(slot.action.rawValue)].aux))
     }
 }

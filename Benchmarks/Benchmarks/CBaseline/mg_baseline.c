@@ -576,9 +576,9 @@ static inline void process_frame(fib_t *fib, struct mg_c_frame *f, counters_t *c
     }
 }
 
-/* Batch prefetch, as Dataplane/Prefetch.swift: frame heads 12 ahead, ILM entries 8 ahead, actions and counters 4
- * ahead. */
-enum { PREFETCH_MINIMUM_ACTIONS = 16384, HEAD_DISTANCE = 12, ENTRY_DISTANCE = 8, ACTION_DISTANCE = 4 };
+/* Batch prefetch, as Dataplane/Prefetch.swift: frame heads 12 ahead, ILM entries or VNI slots 8 ahead, actions and
+ * counters 4 ahead, allowed VTEPs 2 ahead; only with 16,384 actions or more. */
+enum { PREFETCH_MINIMUM_ACTIONS = 16384, HEAD_DISTANCE = 12, ENTRY_DISTANCE = 8, ACTION_DISTANCE = 4, VTEP_DISTANCE = 2 };
 
 static inline struct mg_c_ilm *ilm_entry_address(fib_t *fib, const struct mg_c_frame *f)
 {
@@ -588,20 +588,54 @@ static inline struct mg_c_ilm *ilm_entry_address(fib_t *fib, const struct mg_c_f
     uint32_t label = be32(head, 14) >> 12;
     return &fib->directory[label >> 12][label & 4095];
 }
+static inline const struct mg_c_vni_slot *vni_slot_address(fib_t *fib, const struct mg_c_frame *f, uint32_t *vni)
+{
+    if (f->length < 50) return 0;
+    const uint8_t *head = f->buffer + f->offset;
+    if (be16(head, 12) != 0x0800) return 0;
+    int hl = (head[14] & 0xF) << 2;
+    if (f->length < 14 + hl + 16 || head[23] != 17) return 0;
+    *vni = be32(head, 14 + hl + 12) >> 8;
+    return &fib->vni_slots[(*vni * 0x9E3779B1u) >> 8 & fib->vni_mask];
+}
 static inline void prefetch_head(const struct mg_c_frame *f) { __builtin_prefetch(f->buffer + f->offset, 0, 3); }
 static inline void prefetch_entry(fib_t *fib, const struct mg_c_frame *f)
 {
+    uint32_t vni;
+    const void *p = ilm_entry_address(fib, f);
+    if (!p) p = vni_slot_address(fib, f, &vni);
+    if (p) __builtin_prefetch(p, 0, 3);
+}
+static inline long action_index(fib_t *fib, const struct mg_c_frame *f)
+{
     struct mg_c_ilm *e = ilm_entry_address(fib, f);
-    if (e) __builtin_prefetch(e, 0, 3);
+    if (e) {
+        struct mg_c_ilm entry = *e;
+        return entry.op == OP_NONE ? -1 : (long)entry.action;
+    }
+    uint32_t vni;
+    const struct mg_c_vni_slot *s = vni_slot_address(fib, f, &vni);
+    if (s) {
+        struct mg_c_vni_slot slot = *s;
+        return slot.key == vni + 1 ? (long)slot.action : -1;
+    }
+    return -1;
 }
 static inline void prefetch_action(fib_t *fib, const struct mg_c_frame *f, counters_t *c)
 {
-    struct mg_c_ilm *e = ilm_entry_address(fib, f);
-    if (!e) return;
-    struct mg_c_ilm entry = *e;
-    if (entry.op == OP_NONE) return;
-    __builtin_prefetch(&fib->actions[entry.action], 0, 3);
-    __builtin_prefetch(&c->entries[entry.action], 1, 3);
+    long i = action_index(fib, f);
+    if (i < 0) return;
+    __builtin_prefetch(&fib->actions[i], 0, 3);
+    __builtin_prefetch(&c->entries[i], 1, 3);
+}
+static inline void prefetch_vteps(fib_t *fib, const struct mg_c_frame *f)
+{
+    uint32_t vni;
+    const struct mg_c_vni_slot *s = vni_slot_address(fib, f, &vni);
+    if (!s) return;
+    struct mg_c_vni_slot slot = *s;
+    if (slot.key != vni + 1) return;
+    __builtin_prefetch(&fib->addresses[fib->actions[slot.action].aux], 0, 3);
 }
 
 void mg_c_process(const struct mg_c_fib *fib, struct mg_c_frame *frames, int n, const struct mg_c_counters *c)
@@ -613,10 +647,12 @@ void mg_c_process(const struct mg_c_fib *fib, struct mg_c_frame *frames, int n, 
     for (int j = 0; j < n && j < HEAD_DISTANCE; j++) prefetch_head(&frames[j]);
     for (int j = 0; j < n && j < ENTRY_DISTANCE; j++) prefetch_entry(fib, &frames[j]);
     for (int j = 0; j < n && j < ACTION_DISTANCE; j++) prefetch_action(fib, &frames[j], c);
+    for (int j = 0; j < n && j < VTEP_DISTANCE; j++) prefetch_vteps(fib, &frames[j]);
     for (int i = 0; i < n; i++) {
         if (i + HEAD_DISTANCE < n) prefetch_head(&frames[i + HEAD_DISTANCE]);
         if (i + ENTRY_DISTANCE < n) prefetch_entry(fib, &frames[i + ENTRY_DISTANCE]);
         if (i + ACTION_DISTANCE < n) prefetch_action(fib, &frames[i + ACTION_DISTANCE], c);
+        if (i + VTEP_DISTANCE < n) prefetch_vteps(fib, &frames[i + VTEP_DISTANCE]);
         process_frame(fib, &frames[i], c);
     }
 }

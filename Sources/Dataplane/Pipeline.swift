@@ -261,6 +261,14 @@ public enum Pipeline {
         return ip + total
     }
 
+    /// Validates the IPv6 header at `ip`; returns the packet's end (payload length), or nil when malformed or short.
+    @inlinable @inline(__always)
+    static func checkedIPv6(_ b: PacketBytes, ip: Int, end: Int) -> Int? {
+        if ip + IPv6.headerSize > end || b.u8(ip) >> 4 != 6 { return nil }
+        let e = ip + IPv6.headerSize + Int(b.be16(ip + IPv6.payloadLengthOffset))
+        return e > end ? nil : e
+    }
+
     /// Pop to IP (RFC 3443): uniform writes label TTL − 1 into the IP header, pipe decrements the IP TTL.
     @inlinable @inline(__always)
     static func popToIP(_ f: inout Frame, _ b: PacketBytes, ttl: UInt8, ip: Int, end: Int,
@@ -326,11 +334,10 @@ public enum Pipeline {
                         port: UnsafeMutablePointer<PortRecord>, fib: FIBSnapshot, counters: WorkerCounters) -> Verdict {
         var ipEnd = end
         if isIPv6 {
-            if ip + IPv6.headerSize > end { return .dropped(.tooShort) }
-            if b.u8(ip) >> 4 != 6 { return .dropped(.malformed) }
-            let pl = Int(b.be16(ip + IPv6.payloadLengthOffset))
-            if ip + IPv6.headerSize + pl > end { return .dropped(.malformed) }
-            ipEnd = ip + IPv6.headerSize + pl
+            guard let e = checkedIPv6(b, ip: ip, end: end) else {
+                return .dropped(ip + IPv6.headerSize > end ? .tooShort : .malformed)
+            }
+            ipEnd = e
             if port.pointee.addressCount != 0
                 && fib.portOwns(port, IPv6Address(b, at: ip + IPv6.destinationOffset)) { return .dropped(.notForUs) }
         } else {
@@ -416,11 +423,10 @@ public enum Pipeline {
         let ipEnd: Int
         let source: IPv6Address
         if isIPv6 {
-            if ip + IPv6.headerSize > end { return .dropped(.tooShort) }
-            if b.u8(ip) >> 4 != 6 { return .dropped(.malformed) }
-            let pl = Int(b.be16(ip + IPv6.payloadLengthOffset))
-            if ip + IPv6.headerSize + pl > end { return .dropped(.malformed) }
-            ipEnd = ip + IPv6.headerSize + pl
+            guard let e = checkedIPv6(b, ip: ip, end: end) else {
+                return .dropped(ip + IPv6.headerSize > end ? .tooShort : .malformed)
+            }
+            ipEnd = e
             if !fib.portOwns(port, IPv6Address(b, at: ip + IPv6.destinationOffset)) { return .dropped(.notForUs) }
             // Extension headers are not walked: such traffic is left to the host.
             if b.u8(ip + IPv6.nextHeaderOffset) != UDP.protocolNumber { return .dropped(.notForUs) }

@@ -227,6 +227,13 @@ static inline int checked_ipv4(const uint8_t *b, int ip, int end)
     return ip + total;
 }
 
+static inline int checked_ipv6(const uint8_t *b, int ip, int end)
+{
+    if (ip + 40 > end || u8(b, ip) >> 4 != 6) return -1;
+    int e = ip + 40 + be16(b, ip + 4);
+    return e > end ? -1 : e;
+}
+
 /* uniform_ttl < 0: pipe. Returns 0 or a drop reason. */
 static inline int set_exposed_ip_ttl(uint8_t *b, int ip, int end, int is_v6, int uniform_ttl)
 {
@@ -452,11 +459,8 @@ static inline int ip_input(struct mg_c_frame *f, uint8_t *b, int ip, int end, in
 {
     int ip_end;
     if (is_v6) {
-        if (ip + 40 > end) return DROP(MG_TOO_SHORT);
-        if (u8(b, ip) >> 4 != 6) return DROP(MG_MALFORMED);
-        int pl = be16(b, ip + 4);
-        if (ip + 40 + pl > end) return DROP(MG_MALFORMED);
-        ip_end = ip + 40 + pl;
+        ip_end = checked_ipv6(b, ip, end);
+        if (ip_end < 0) return DROP(ip + 40 > end ? MG_TOO_SHORT : MG_MALFORMED);
         if (port->address_count && port_owns(fib, port, ipv6_at(b, ip + 24))) return DROP(MG_NOT_FOR_US);
     } else {
         if (ip + 20 > end) return DROP(MG_TOO_SHORT);
@@ -475,11 +479,8 @@ static inline int vxlan_input(struct mg_c_frame *f, uint8_t *b, int ip, int end,
     int udp, ip_end;
     struct mg_c_ipv6 source;
     if (is_v6) {
-        if (ip + 40 > end) return DROP(MG_TOO_SHORT);
-        if (u8(b, ip) >> 4 != 6) return DROP(MG_MALFORMED);
-        int pl = be16(b, ip + 4);
-        if (ip + 40 + pl > end) return DROP(MG_MALFORMED);
-        ip_end = ip + 40 + pl;
+        ip_end = checked_ipv6(b, ip, end);
+        if (ip_end < 0) return DROP(ip + 40 > end ? MG_TOO_SHORT : MG_MALFORMED);
         if (!port_owns(fib, port, ipv6_at(b, ip + 24))) return DROP(MG_NOT_FOR_US);
         if (u8(b, ip + 6) != 17) return DROP(MG_NOT_FOR_US);
         udp = ip + 40;

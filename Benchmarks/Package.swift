@@ -34,6 +34,7 @@ let package = Package(
         .executableTarget(
             name: "Scale",
             dependencies: [
+                "PipelineWorkloads",
                 .product(name: "MPLSGateCore", package: "MPLSGate"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],

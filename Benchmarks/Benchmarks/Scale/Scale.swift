@@ -6,6 +6,7 @@ import Wire
 import FIB
 import Dataplane
 import Control
+import PipelineWorkloads
 
 /// Lookup cost and memory with large tables: N ILM entries, N VNI entries and N IPv4 FTN prefixes (N = 1,000,000
 /// unless MPLSGATE_SCALE_ENTRIES says otherwise; scripts/test.sh's smoke pass uses a small N). Each benchmark does 64
@@ -13,7 +14,7 @@ import Control
 /// "keys only" benchmark reads the same key arrays without a lookup and is the same-run baseline to subtract.
 /// The FIBs are built through FIBEngine transactions, as the control socket builds them; build time and resident
 /// memory are printed once.
-let entries = Int(String(cString: getenv("MPLSGATE_SCALE_ENTRIES") ?? strdup("1000000"))) ?? 1_000_000
+let entries = scaleEntries
 let keysPerRun = 1 << 16
 
 func rssKiB() -> Int {
@@ -31,12 +32,6 @@ func now() -> Double {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
     return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-}
-
-/// xorshift: reproducible keys.
-struct Random {
-    var s: UInt64 = 0x9E37_79B9_7F4A_7C15
-    mutating func next() -> UInt64 { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s }
 }
 
 final class Scale: @unchecked Sendable {

@@ -358,10 +358,11 @@ public enum CPipeline {
     }
 }
 
-/// xorshift: reproducible keys.
-struct Random {
+/// xorshift: reproducible keys (also the Scale benchmark's).
+public struct Random {
     var s: UInt64 = 0x9E37_79B9_7F4A_7C15
-    mutating func next() -> UInt64 { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s }
+    public init() {}
+    public mutating func next() -> UInt64 { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s }
 }
 
 /// A file of the repository, by its path from the repository root.

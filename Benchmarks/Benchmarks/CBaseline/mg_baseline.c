@@ -591,7 +591,7 @@ static inline struct mg_c_ilm *ilm_entry_address(fib_t *fib, const struct mg_c_f
 }
 static inline const struct mg_c_vni_slot *vni_slot_address(fib_t *fib, const struct mg_c_frame *f, uint32_t *vni)
 {
-    if (f->length < 50) return 0;
+    if (f->length < 50 || f->ingress >= fib->port_count || fib->ports[f->ingress].role != ROLE_DC) return 0;
     const uint8_t *head = f->buffer + f->offset;
     if (be16(head, 12) != 0x0800) return 0;
     int hl = (head[14] & 0xF) << 2;
@@ -599,12 +599,33 @@ static inline const struct mg_c_vni_slot *vni_slot_address(fib_t *fib, const str
     *vni = be32(head, 14 + hl + 12) >> 8;
     return &fib->vni_slots[(*vni * 0x9E3779B1u) >> 8 & fib->vni_mask];
 }
+static inline int ftn_key(fib_t *fib, const struct mg_c_frame *f, uint16_t *vrf, uint32_t *address)
+{
+    if (f->length < 34 || f->ingress >= fib->port_count) return 0;
+    const struct mg_c_port *port = &fib->ports[f->ingress];
+    if (port->role != ROLE_VRF) return 0;
+    const uint8_t *head = f->buffer + f->offset;
+    if (be16(head, 12) != 0x0800) return 0;
+    *vrf = port->vrf;
+    *address = be32(head, 30);
+    return 1;
+}
+static inline const struct mg_c_lpm_slot *ftn_deep_slot(fib_t *fib, uint16_t vrf, uint32_t address)
+{
+    struct mg_c_lpm_slot s0 = fib->lpm_v4[(size_t)fib->vrfs[vrf].v4_root << 8 | address >> 24];
+    if (!s0.child) return 0;
+    struct mg_c_lpm_slot s1 = fib->lpm_v4[(size_t)s0.child << 8 | ((address >> 16) & 0xFF)];
+    if (!s1.child) return 0;
+    return &fib->lpm_v4[(size_t)s1.child << 8 | ((address >> 8) & 0xFF)];
+}
 static inline void prefetch_head(const struct mg_c_frame *f) { __builtin_prefetch(f->buffer + f->offset, 0, 3); }
 static inline void prefetch_entry(fib_t *fib, const struct mg_c_frame *f)
 {
-    uint32_t vni;
+    uint32_t vni, address;
+    uint16_t vrf;
     const void *p = ilm_entry_address(fib, f);
-    if (!p) p = vni_slot_address(fib, f, &vni);
+    if (!p && ftn_key(fib, f, &vrf, &address)) p = ftn_deep_slot(fib, vrf, address);
+    else if (!p) p = vni_slot_address(fib, f, &vni);
     if (p) __builtin_prefetch(p, 0, 3);
 }
 static inline long action_index(fib_t *fib, const struct mg_c_frame *f)
@@ -614,7 +635,12 @@ static inline long action_index(fib_t *fib, const struct mg_c_frame *f)
         struct mg_c_ilm entry = *e;
         return entry.op == OP_NONE ? -1 : (long)entry.action;
     }
-    uint32_t vni;
+    uint32_t vni, address;
+    uint16_t vrf;
+    if (ftn_key(fib, f, &vrf, &address)) {
+        uint32_t leaf = lookup_v4(fib, vrf, address);
+        return leaf ? (long)leaf - 1 : -1;
+    }
     const struct mg_c_vni_slot *s = vni_slot_address(fib, f, &vni);
     if (s) {
         struct mg_c_vni_slot slot = *s;

@@ -201,13 +201,19 @@ def main():
     if os.cpu_count() < 2:
         sys.exit("run.py: needs two CPUs (generator on CPU 0, device under test on CPU 1)")
     work = tempfile.mkdtemp(prefix="mg-live-")
+    try:
+        return run(args, work)
+    finally:
+        sh("rm", "-rf", work)
+
+
+def run(args, work):
     build_tools(work)
     mhz = [float(l.split(":")[1]) for l in open("/proc/cpuinfo") if l.startswith("cpu MHz")]
     print(f"live benchmark: generator on CPU {GEN_CPU}, DUT on CPU {DUT_CPU} ({mhz[DUT_CPU]:.0f} MHz), "
           f"{args.rounds} rounds × {args.seconds} s per DUT, alternating")
     print("op, frame size: MPLSGate Mpps median [min–max] | C xdpfwd Mpps | ns/frame on the DUT core "
           "MPLSGate vs C | MPLSGate/C ns ratio")
-    results = []
     with Netns("lgen") as gen, Netns("ldut") as dut, Netns("lsink") as sink:
         veth(gen, "g0", dut, "d0", mac_a=GEN_MAC, mac_b=IN_MAC, mtu=MTU)
         veth(dut, "d1", sink, "s1", mac_a=OUT_MAC, mac_b=NH_MAC, mtu=MTU)
@@ -238,8 +244,6 @@ def main():
                         f" | ratio {fmt(ratio)} (offered {statistics.median([x['offered_mpps'] for x in mg + c]):.1f} Mpps,"
                         f" DUT core busy {100 * statistics.median([x['busy'] for x in mg + c]):.0f} %)")
                 print(line, flush=True)
-                results.append((name, len(frame), mg, c))
-    sh("rm", "-rf", work)
     return 0
 
 

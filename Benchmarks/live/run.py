@@ -183,8 +183,8 @@ TOOLS = {}
 def build_tools(work):
     TOOLS["livegen"] = os.path.join(work, "livegen")
     TOOLS["xdpfwd"] = os.path.join(work, "xdpfwd")
-    sh("cc", "-O2", "-o", TOOLS["livegen"], os.path.join(HERE, "livegen.c"), "-lbpf")
-    sh("cc", "-O2", "-o", TOOLS["xdpfwd"], os.path.join(HERE, "xdpfwd.c"), "-lxdp", "-lbpf")
+    sh("clang", "-O2", "-o", TOOLS["livegen"], os.path.join(HERE, "livegen.c"), "-lbpf")
+    sh("clang", "-O2", "-o", TOOLS["xdpfwd"], os.path.join(HERE, "xdpfwd.c"), "-lxdp", "-lbpf")
 
 
 def fmt(values):

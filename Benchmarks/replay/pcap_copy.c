@@ -1,5 +1,5 @@
 // Same-run baseline for `mplsgate replay`: read a capture with libpcap and write every frame unchanged with
-// libpcap, no processing. Build: cc -O2 -o pcap_copy pcap_copy.c -lpcap
+// libpcap, no processing. Build: clang -O2 -o pcap_copy pcap_copy.c -lpcap
 #include <pcap/pcap.h>
 #include <stdio.h>
 

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-10000000}; rounds=${2:-5}; sink=${3:-tmpfs}
 tmp=$(mktemp -d /dev/shm/mplsgate-replay.XXXX); trap 'rm -rf "$tmp"' EXIT
-cc -O2 -o "$tmp/pcap_copy" Benchmarks/replay/pcap_copy.c -lpcap
+clang -O2 -o "$tmp/pcap_copy" Benchmarks/replay/pcap_copy.c -lpcap
 /usr/bin/python3 Benchmarks/replay/make_capture.py "$n" "$tmp/in.pcap"
 swift build -c release --product mplsgate >/dev/null
 bin="$(swift build -c release --show-bin-path)/mplsgate"

@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -263,3 +264,26 @@ def finish(subject):
     for f in FAILURES:
         print("  - " + f)
     return 1 if FAILURES else 0
+
+
+LAB_CONFIG = os.path.join(ROOT, "examples/config.json")
+
+
+def lab_veths(a, p):
+    """One veth pair per port of examples/config.json: the agent's side in `a` (the port's interface and MAC), the
+    peer `p-NAME` in `p`."""
+    for port in json.load(open(LAB_CONFIG))["ports"]:
+        veth(a, port["interface"], p, "p-" + port["name"], mac_a=port["mac"])
+
+
+def run_lab_suite(script, subject, phases):
+    """Runs each phase(a, p, tmp) in order between two fresh namespaces joined by the lab veths, then prints the
+    summary; returns the exit status (1 without root)."""
+    if os.geteuid() != 0:
+        print(f"{script} needs root (network namespaces, XDP)")
+        return 1
+    with tempfile.TemporaryDirectory(prefix="mplsgate-it-") as tmp, Netns("agent") as a, Netns("peer") as p:
+        lab_veths(a, p)
+        for phase in phases:
+            phase(a, p, tmp)
+    return finish(subject)

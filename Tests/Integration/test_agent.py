@@ -16,11 +16,10 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import check, finish, ROOT, Netns, veth, Agent, Sink, send, sh, binary  # noqa: E402
+from harness import check, run_lab_suite, ROOT, veth, Agent, Sink, send, sh, binary  # noqa: E402
 
 from scapy.all import Ether, Dot1Q, IP, IPv6, UDP, wrpcap, Raw  # noqa: E402
 
@@ -77,9 +76,13 @@ def matches(got, exp):
     return g == w
 
 
-def topology(a, p, mtu=1500):
-    for port in PORTS:
-        veth(a, port["interface"], p, "p-" + port["name"], mac_a=port["mac"], mtu=mtu)
+def config_with(tmp, name, port, key, value):
+    """examples/config.json with one field of one port changed, written to tmp/name."""
+    cfg = json.load(open(CONFIG))
+    cfg["ports"][port][key] = value
+    path = os.path.join(tmp, name)
+    json.dump(cfg, open(path, "w"))
+    return path
 
 
 def run_fixtures(a, p, tmp):
@@ -245,19 +248,11 @@ def run_lifecycle(a, p, tmp):
     check(not agent.started(timeout=10) and any("queue count mismatch" in l for l in agent.log),
           f"--workers 2 on single-queue veths fails clearly: {agent.log[-1:]}")
     # missing interface
-    cfg = json.load(open(CONFIG))
-    cfg["ports"][1]["interface"] = "mg-missing"
-    bad = os.path.join(tmp, "missing.json")
-    json.dump(cfg, open(bad, "w"))
-    agent = Agent(a, bad, FIB)
+    agent = Agent(a, config_with(tmp, "missing.json", port=1, key="interface", value="mg-missing"), FIB)
     check(not agent.started(timeout=10) and any("mg-missing (port core1) does not exist" in l for l in agent.log),
           f"a missing interface is named: {agent.log[-1:]}")
     # a config MAC that is not the interface's is called out at start
-    cfg = json.load(open(CONFIG))
-    cfg["ports"][0]["mac"] = "02:00:00:00:00:77"
-    other = os.path.join(tmp, "othermac.json")
-    json.dump(cfg, open(other, "w"))
-    agent = Agent(a, other, FIB)
+    agent = Agent(a, config_with(tmp, "othermac.json", port=0, key="mac", value="02:00:00:00:00:77"), FIB)
     check(agent.started() and any("is not mg-core0's MAC" in l for l in agent.log), "a MAC mismatch is called out")
     agent.stop()
     # a foreign XDP program is not replaced without --force
@@ -313,15 +308,7 @@ def run_lifecycle(a, p, tmp):
 
 
 def main():
-    if os.geteuid() != 0:
-        print("test_agent.py needs root (network namespaces, XDP)")
-        return 1
-    with tempfile.TemporaryDirectory(prefix="mplsgate-it-") as tmp, Netns("agent") as a, Netns("peer") as p:
-        topology(a, p)
-        run_fixtures(a, p, tmp)
-        run_host_stack_and_sequence(a, p, tmp)
-        run_lifecycle(a, p, tmp)
-    return finish("integration")
+    return run_lab_suite("test_agent.py", "integration", [run_fixtures, run_host_stack_and_sequence, run_lifecycle])
 
 
 if __name__ == "__main__":

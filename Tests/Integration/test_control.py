@@ -17,26 +17,19 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import check, finish, ROOT, Netns, veth, Agent, Sink, RPC, send, sh, binary  # noqa: E402
+from harness import check, run_lab_suite, ROOT, Agent, Sink, RPC, send, sh, binary  # noqa: E402
 
 from scapy.all import Ether, wrpcap  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "examples/config.json")
 FIB = os.path.join(ROOT, "examples/fib.json")
 CASES = json.load(open(os.path.join(ROOT, "Tests/Fixtures/cases.json")))["cases"]
-PORTS = json.load(open(CONFIG))["ports"]
 SWAP = next(c for c in CASES if c["name"] == "swap ttl 2 -> 1, tc kept")   # label 100 on core0 -> core0
 
 
-
-
-def topology(a, p):
-    for port in PORTS:
-        veth(a, port["interface"], p, "p-" + port["name"], mac_a=port["mac"])
 
 
 def ilm_swap(label, out, via):
@@ -294,15 +287,7 @@ def run_updates_under_traffic(a, p, tmp):
 
 
 def main():
-    if os.geteuid() != 0:
-        print("test_control.py needs root")
-        return 1
-    with tempfile.TemporaryDirectory(prefix="mplsgate-ctl-") as tmp, Netns("agent") as a, Netns("peer") as p:
-        topology(a, p)
-        run_bad_input(a, p, tmp)
-        run_persistence(a, p, tmp)
-        run_updates_under_traffic(a, p, tmp)
-    return finish("control-plane")
+    return run_lab_suite("test_control.py", "control-plane", [run_bad_input, run_persistence, run_updates_under_traffic])
 
 
 if __name__ == "__main__":

@@ -368,11 +368,8 @@ public struct Random {
 /// A file of the repository, by its path from the repository root.
 public func readRepoFile(_ relative: String) -> [UInt8] {
     let path = "/" + #filePath.split(separator: "/").dropLast(4).joined(separator: "/") + "/" + relative
-    guard let f = fopen(path, "rb") else { fatalError("cannot open \(path)") }
-    defer { fclose(f) }
-    var out: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 65536)
-    while true { let n = fread(&chunk, 1, chunk.count, f); out += chunk[0..<n]; if n < chunk.count { break } }
-    return out
+    guard let bytes = readWholeFile(path) else { fatalError("cannot open \(path)") }
+    return bytes
 }
 
 func hexBytes(_ s: String) -> [UInt8] {

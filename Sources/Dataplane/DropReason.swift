@@ -49,6 +49,9 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     case frameTooLong
     /// The ingress port is not in the FIB's port table.
     case unknownPort
+    /// A swap or PHP would send on a label stack with no bottom-of-stack entry (S=1) before the frame's end or
+    /// within `Pipeline.maxLabelDepth` entries: the next router would take the payload for labels.
+    case noBottomOfStack
 
     /// The name used in counters, traces and JSON.
     public var name: String {
@@ -76,6 +79,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
         case .noHeadroom: return "noHeadroom"
         case .frameTooLong: return "frameTooLong"
         case .unknownPort: return "unknownPort"
+        case .noBottomOfStack: return "noBottomOfStack"
         }
     }
 

@@ -218,7 +218,7 @@ public enum Pipeline {
             switch action.pointee.payload {
             case .mpls:
                 if lse.bottomOfStack { return .dropped(.bosMismatch) }
-                if payloadStart + 4 > end { return .dropped(.tooShort) }
+                if !stackIsTerminated(b, from: payloadStart, top: top, end: end) { return .dropped(.noBottomOfStack) }
                 if action.pointee.isUniform { b.setU8(payloadStart + 3, newTTL) }
                 etherType = EtherType.mpls
             case .ipv4, .ipv6:
@@ -232,6 +232,11 @@ public enum Pipeline {
             let hash = action.pointee.target.isGroup ? FlowHash.labelStack(b, top: top, end: end) : 0
             return forward(&f, b, payloadStart: payloadStart, end: end, etherType: etherType,
                            target: action.pointee.target, hash: hash, fib: fib)
+        }
+        // The labels below are sent on untouched: they must end (S=1) inside the frame, or the next router would
+        // read the payload as labels.
+        if !lse.bottomOfStack && !stackIsTerminated(b, from: payloadStart, top: top, end: end) {
+            return .dropped(.noBottomOfStack)
         }
         let labelsStart = payloadStart - 4 * n
         if labelsStart < Ethernet.headerSize + Ethernet.vlanTagSize { return .dropped(.noHeadroom) }
@@ -247,6 +252,19 @@ public enum Pipeline {
         if lse.bottomOfStack { b.setU8(payloadStart - 2, b.u8(payloadStart - 2) | 1) }
         return forward(&f, b, payloadStart: labelsStart, end: end, etherType: EtherType.mpls,
                        target: action.pointee.target, hash: hash, fib: fib)
+    }
+
+    /// Whether the label stack entries from `from` on reach one with S=1 before the frame's end and within
+    /// `maxLabelDepth` entries of the stack's top (`top`). Only the S bit of each entry is read.
+    @inlinable @inline(__always)
+    static func stackIsTerminated(_ b: PacketBytes, from: Int, top: Int, end: Int) -> Bool {
+        let limit = min(end, top &+ LabelStackEntry.size &* maxLabelDepth)
+        var o = from
+        while o &+ LabelStackEntry.size <= limit {
+            if b.u8(o &+ 2) & 1 != 0 { return true }
+            o &+= LabelStackEntry.size
+        }
+        return false
     }
 
     /// Validates the IPv4 header at `ip`; returns the packet's end (total length), or nil when malformed or short.

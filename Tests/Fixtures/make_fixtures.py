@@ -119,11 +119,38 @@ drop("ILM drop entry", "core0", on("core0", L(112, ttl=9, s=1) / payload), "fibD
 fwd("ECMP: swap via a group takes one of its members", "core0", on("core0", L(110, ttl=9, s=1) / payload),
     one("p1", out("p1", L(210, ttl=8, s=1) / payload)) + one("p2", out("p2", L(210, ttl=8, s=1) / payload)))
 
+# A swap sends the labels below on untouched: a stack without S=1 before the frame's end or within 32 entries
+# (Pipeline.maxLabelDepth) is dropped, never sent on for the next router to read the payload as labels.
+cut2 = bytes(L(999, ttl=9, s=1))[:2]
+drop("swap, stack cut inside the second label", "core0", on("core0", L(100, ttl=9, s=0) / Raw(cut2)), "noBottomOfStack")
+drop("swap, stack cut inside the last label", "core0",
+     on("core0", L(100, ttl=9, s=0) / L(500, ttl=9) / L(600, ttl=9) / Raw(bytes(L(700, ttl=9, s=1))[:3])), "noBottomOfStack")
+drop("swap, stack ends at the frame's end with S=0", "core0", on("core0", L(100, ttl=9, s=0) / L(500, ttl=9)), "noBottomOfStack")
+deep33 = L(100, ttl=9, s=0)
+for i in range(32):
+    deep33 = deep33 / L(500 + i, ttl=9, s=0)
+drop("swap, a 33-entry stack without S=1", "core0", on("core0", deep33 / payload), "noBottomOfStack")
+deep32_below = None
+for i in range(31):
+    l = L(500 + i, ttl=9, s=1 if i == 30 else 0)
+    deep32_below = l if deep32_below is None else deep32_below / l
+fwd("swap, a 32-entry stack with S=1 on the last entry", "core0", on("core0", L(100, ttl=9, s=0) / deep32_below / payload),
+    one("p1", out("p1", L(200, ttl=8, s=0) / deep32_below / payload)))
+drop("ECMP swap, stack cut inside the second label", "core0", on("core0", L(110, ttl=9, s=0) / Raw(cut2)), "noBottomOfStack")
+drop("ECMP swap, a 33-entry stack without S=1", "core0",
+     on("core0", L(110, ttl=9, s=0) / deep33.payload / payload), "noBottomOfStack")
+
 # ---- PHP ------------------------------------------------------------------------------------------------------------
 fwd("PHP (out [3]) with MPLS below: pop, uniform TTL to the exposed label", "core0",
     on("core0", L(102, ttl=20, s=0) / L(555, ttl=200, s=1, tc=3) / payload),
     one("p1", out("p1", L(555, ttl=19, s=1, tc=3) / payload)))
 drop("PHP expecting MPLS below, but S=1", "core0", on("core0", L(102, ttl=20, s=1) / payload), "bosMismatch")
+drop("PHP to MPLS, stack cut inside the second label", "core0", on("core0", L(102, ttl=20, s=0) / Raw(cut2)),
+     "noBottomOfStack")
+drop("PHP to MPLS, stack cut inside the last label", "core0",
+     on("core0", L(102, ttl=20, s=0) / L(555, ttl=9) / Raw(bytes(L(556, ttl=9, s=1))[:3])), "noBottomOfStack")
+drop("PHP to MPLS, a 33-entry stack without S=1", "core0",
+     on("core0", L(102, ttl=20, s=0) / deep33.payload / payload), "noBottomOfStack")
 fwd("PHP to IPv4, uniform: IP TTL = label TTL - 1", "core0", on("core0", L(103, ttl=20, s=1) / ip4(ttl=64)),
     one("ce1", out("ce1", ip4(ttl=19))))
 fwd("PHP to IPv6, pipe: hop limit - 1", "core0", on("core0", L(115, ttl=20, s=1) / ip6(hlim=64)),

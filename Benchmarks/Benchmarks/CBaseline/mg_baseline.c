@@ -299,6 +299,16 @@ static inline int ip_after_pop(struct mg_c_frame *f, uint8_t *b, int ip, int end
     return route(f, b, ip, end, is_v6, vrf, 0, fib, c);
 }
 
+/* Whether the entries from `from` on reach S=1 before the frame's end and within MAX_LABEL_DEPTH of `top`. */
+static inline int stack_is_terminated(const uint8_t *b, int from, int top, int end)
+{
+    int limit = top + 4 * MAX_LABEL_DEPTH;
+    if (end < limit) limit = end;
+    for (int o = from; o + 4 <= limit; o += 4)
+        if (u8(b, o + 2) & 1) return 1;
+    return 0;
+}
+
 static inline int swap(struct mg_c_frame *f, uint8_t *b, uint32_t lse, int off, int top, int end,
                        const struct mg_c_action *a, fib_t *fib)
 {
@@ -309,7 +319,7 @@ static inline int swap(struct mg_c_frame *f, uint8_t *b, uint32_t lse, int off, 
         uint16_t ether_type;
         if (a->payload == PAYLOAD_MPLS) {
             if (bottom) return DROP(MG_BOS_MISMATCH);
-            if (payload + 4 > end) return DROP(MG_TOO_SHORT);
+            if (!stack_is_terminated(b, payload, top, end)) return DROP(MG_NO_BOTTOM_OF_STACK);
             if (a->flags & FLAG_UNIFORM) set_u8(b, payload + 3, new_ttl);
             ether_type = 0x8847;
         } else {
@@ -322,6 +332,7 @@ static inline int swap(struct mg_c_frame *f, uint8_t *b, uint32_t lse, int off, 
         uint32_t hash = (a->target & GROUP_BIT) ? hash_label_stack(b, top, end) : 0;
         return forward(f, b, payload, end, ether_type, a->target, hash, fib);
     }
+    if (!bottom && !stack_is_terminated(b, payload, top, end)) return DROP(MG_NO_BOTTOM_OF_STACK);
     int labels = payload - 4 * n;
     if (labels < ETH + VLAN_TAG) return DROP(MG_NO_HEADROOM);
     uint32_t hash = (a->target & GROUP_BIT) ? hash_label_stack(b, top, end) : 0;
@@ -720,7 +731,7 @@ const char *mg_c_drop_name(int r)
         "none", "tooShort", "malformed", "notForUs", "mplsNotEnabled", "unknownLabel", "illegalLabel", "reservedLabel",
         "oam", "bosMismatch", "ttlExpired", "badControlWord", "mtuExceeded", "vxlanNoIFlag", "unknownVNI",
         "vtepNotAllowed", "noRoute", "fibDrop", "underlayFragment", "badIPChecksum", "noHeadroom", "frameTooLong",
-        "unknownPort",
+        "unknownPort", "noBottomOfStack",
     };
     return r >= 0 && r < MG_REASONS ? names[r] : 0;
 }

@@ -43,6 +43,8 @@ public struct Operation: Sendable {
 
     public static let all: [Operation] = [
         Operation(name: "swap", fixture: "64-byte frame", ingress: "core0", key: .label),
+        // S=0 on the swapped label: the stack below is checked for its bottom (noBottomOfStack) before it is sent on.
+        Operation(name: "swap, 2-label stack", fixture: "swap ttl 64, S=0 kept", ingress: "core0", key: .label),
         Operation(name: "push 2 (FTN, uniform)", fixture: "FTN push 2, uniform", ingress: "vrf0", key: .ipv4Destination),
         Operation(name: "push 16 (FTN, pipe)", fixture: "FTN push 16 labels, pipe", ingress: "vrf0", key: .ipv4Destination),
         Operation(name: "pop to IPv4", fixture: "pop to IPv4 pipe", ingress: "core0", key: .label),

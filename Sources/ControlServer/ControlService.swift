@@ -58,6 +58,10 @@ public final class ControlService: RPCHandler {
     var lastPortPoll = 0.0
     /// Replies waiting for the state file to reach a generation ("durable": true).
     var durableWaits: [(client: RPCClient, id: JSONValue, generation: UInt64, result: JSONValue)] = []
+    /// The state file error last reported in the log (nil: writes succeed).
+    var reportedStateError: String?
+    /// Where the service's log lines go (the agent's standard error); nil: nowhere.
+    public var log: ((String) -> Void)?
 
     public init(engine: FIBEngine, stateWriter: StateWriter?) {
         self.engine = engine
@@ -148,7 +152,7 @@ public final class ControlService: RPCHandler {
         case .failure(let f):
             client.send(RPCError.line(id: replyID, code: f.code, message: f.message, element: f.element))
         case .deferred:
-            break
+            client.deferReply()
         }
     }
 
@@ -166,20 +170,25 @@ public final class ControlService: RPCHandler {
             if let dp = dataplane { t.records += dp.takeTrace() }
             if t.records.count >= t.count || now >= t.deadline {
                 let records = Array(t.records.prefix(t.count))
-                t.client.send(JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", t.id),
-                                                        ("result", .object([("packets", .array(records))]))])))
+                t.client.sendDeferred(JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", t.id),
+                                                                ("result", .object([("packets", .array(records))]))])))
                 dataplane?.armTrace(count: 0)
                 trace = nil
             } else {
                 trace = t
             }
         }
-        if let w = stateWriter, !durableWaits.isEmpty {
-            let d = w.durableGeneration
-            durableWaits.removeAll { wait in
-                guard wait.generation <= d else { return false }
-                wait.client.send(JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", wait.id), ("result", wait.result)])))
-                return true
+        if let w = stateWriter {
+            answerDurableWaits(w)
+            let error = w.lastError
+            if error != reportedStateError {
+                if let error {
+                    log?("state file \(w.path): \(error); generation \(engine.generation) is applied but not durable "
+                         + "(retrying every \(StateWriter.retrySeconds) s)")
+                } else {
+                    log?("state file \(w.path) written again; generation \(w.durableGeneration) is durable")
+                }
+                reportedStateError = error
             }
         }
         if now - lastPortPoll >= 1, let dp = dataplane {
@@ -192,6 +201,29 @@ public final class ControlService: RPCHandler {
                 }
                 lastPortStates[p.name] = up
             }
+        }
+    }
+
+    /// Answers the durable waits the state writer has settled: written (the result), or failed (an error naming
+    /// the generation: it stays applied, and the writer keeps retrying).
+    func answerDurableWaits(_ w: StateWriter) {
+        guard !durableWaits.isEmpty else { return }
+        let durable = w.durableGeneration, failed = w.failedGeneration
+        durableWaits.removeAll { wait in
+            if wait.generation <= durable {
+                wait.client.sendDeferred(JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", wait.id),
+                                                                   ("result", wait.result)])))
+                return true
+            }
+            if wait.generation <= failed {
+                let message = "generation \(wait.generation) is applied and forwarding, but the state file could not be "
+                    + "written: \(w.lastError ?? "write failed"); the agent retries every \(StateWriter.retrySeconds) s "
+                    + "(info.stateFileError)"
+                wait.client.sendDeferred(RPCError.line(id: wait.id, code: RPCError.notDurable, message: message,
+                                                       extra: [("generation", num(wait.generation))]))
+                return true
+            }
+            return false
         }
     }
 
@@ -283,6 +315,7 @@ public final class ControlService: RPCHandler {
             f.append(("durableGeneration", num(w.durableGeneration)))
             f.append(("stateFile", .string(w.path)))
             if let e = w.lastError { f.append(("stateFileError", .string(e))) }
+            f.append(("stateFileFailures", num(w.failures)))
         }
         f += [
             ("entries", .object([("nextHops", num(c.nextHops)), ("ecmpGroups", num(c.groups)), ("ilm", num(c.ilm)),
@@ -339,13 +372,27 @@ public final class ControlService: RPCHandler {
         var changes: [FIBChange] = []
         changes.reserveCapacity(ops.count)
         for (i, v) in ops.enumerated() { changes.append(try decodeChange(v, "operations[\(i)]")) }
-        let g = try commit(changes, expected: expected, names: FIBEngine.operationName)
-        let result: JSONValue = .object([("generation", num(g)), ("applied", num(changes.count))])
-        if durable, let w = stateWriter, w.durableGeneration < g {
-            durableWaits.append((client, id, g, result))
-            return .deferred
+        // No operations, no commit: the generation stays (with durable, a barrier for the current generation).
+        let g = changes.isEmpty ? try unchanged(expected: expected)
+                                : try commit(changes, expected: expected, names: FIBEngine.operationName)
+        return awaitDurable(durable, client, id, g, .object([("generation", num(g)), ("applied", num(changes.count))]))
+    }
+
+    /// The current generation, for a call that changes nothing (after checking `expected`).
+    func unchanged(expected: UInt64?) throws(Failure) -> UInt64 {
+        if let e = expected, e != engine.generation {
+            throw Failure(RPCError.staleGeneration, "the FIB is at generation \(engine.generation), not \(e); read it again "
+                          + "and retry", element: "expectedGeneration")
         }
-        return .result(result)
+        return engine.generation
+    }
+
+    /// The reply now, or (durable) once the state file holds generation `g` or its write fails.
+    func awaitDurable(_ durable: Bool, _ client: RPCClient, _ id: JSONValue, _ g: UInt64, _ result: JSONValue) -> Outcome {
+        guard durable, let w = stateWriter, w.durableGeneration < g else { return .result(result) }
+        durableWaits.append((client, id, g, result))
+        answerDurableWaits(w)
+        return durableWaits.contains { $0.client === client } ? .deferred : .result(result)
     }
 
     /// Applies through the engine, keeping the digest, the state file and event subscribers up to date.
@@ -452,20 +499,12 @@ public final class ControlService: RPCHandler {
         for c in changes {
             switch c { case .add: added += 1; case .replace: replaced += 1; case .delete: deleted += 1 }
         }
-        let g: UInt64
-        if changes.isEmpty && s.expectedGeneration.map({ $0 == engine.generation }) ?? true {
-            // Nothing differs: still a new generation, so a controller sees its resync took effect.
-            g = try commit([], expected: s.expectedGeneration, names: { _, c in "\(c.entryKey)" })
-        } else {
-            g = try commit(changes, expected: s.expectedGeneration, names: { _, c in "\(c.entryKey)" })
-        }
+        // Nothing differs: no commit, the generation stays (the counts say the resync found the FIB as sent).
+        let g = changes.isEmpty ? try unchanged(expected: s.expectedGeneration)
+                                : try commit(changes, expected: s.expectedGeneration, names: { _, c in "\(c.entryKey)" })
         let result: JSONValue = .object([("generation", num(g)), ("added", num(added)), ("replaced", num(replaced)),
                                          ("deleted", num(deleted))])
-        if durable, let w = stateWriter, w.durableGeneration < g {
-            durableWaits.append((client, id, g, result))
-            return .deferred
-        }
-        return .result(result)
+        return awaitDurable(durable, client, id, g, result)
     }
 
     func validateDocument(_ fib: FIBSpec) throws(ValidationError) -> Bool {
@@ -552,7 +591,7 @@ public final class ControlService: RPCHandler {
         let timeout = Double(try r.optionalUInt64("timeoutMs") ?? 1000) / 1000
         guard timeout <= 60 else { throw Failure(RPCError.invalidParams, "timeoutMs must be at most 60000", element: "timeoutMs") }
         if let old = trace {
-            old.client.send(RPCError.line(id: old.id, code: RPCError.busy, message: "trace replaced by a newer request"))
+            old.client.sendDeferred(RPCError.line(id: old.id, code: RPCError.busy, message: "trace replaced by a newer request"))
         }
         _ = dp.takeTrace()
         dp.armTrace(count: count)

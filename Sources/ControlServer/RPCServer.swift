@@ -27,15 +27,25 @@ public final class RPCClient {
     public let pid: Int32
     let fd: Int32
     var input: [UInt8] = []
+    /// Bytes of `input` already handed to the handler.
+    var consumed = 0
     /// Bytes of `input` already searched for a newline (so a long message is scanned once, not once per read).
     var scanned = 0
+    /// The newline that ends the next unhandled request, once found.
+    var lineEnd: Int?
     var output: [UInt8] = []
     var outputOffset = 0
+    /// The peer sent EOF: the requests it sent are still served, then the connection closes.
+    var eof = false
+    /// After an oversized message: closes once the error is written.
     var closing = false
     /// After an oversized message: input is read and thrown away until this time, so the client can finish
     /// sending and read the error instead of getting a reset.
     var discardUntil = 0.0
     var wroteShutdown = false
+    /// A request's reply is deferred (a durable commit, a trace): the connection's next requests wait behind it,
+    /// so replies go out in request order.
+    public private(set) var awaitingReply = false
 
     init(id: Int, fd: Int32, uid: UInt32, pid: Int32) { self.id = id; self.fd = fd; self.uid = uid; self.pid = pid }
 
@@ -44,6 +54,18 @@ public final class RPCClient {
         output.append(contentsOf: line.utf8)
         output.append(0x0A)
     }
+
+    /// The request being handled will be answered later, with `sendDeferred`.
+    public func deferReply() { awaitingReply = true }
+
+    /// Queues the deferred reply; the connection's next request is served after it.
+    public func sendDeferred(_ line: String) {
+        send(line)
+        awaitingReply = false
+    }
+
+    /// Unwritten reply bytes.
+    var pendingOutput: Int { output.count - outputOffset }
 }
 
 /// Hooks for the libFuzzer target, which drives the service without a socket.
@@ -72,7 +94,12 @@ public final class RPCServer {
     public static let maxMessageBytes = 32 << 20
     /// A client that leaves more than this many response bytes unread is disconnected.
     public static let maxPendingOutputBytes = 256 << 20
+    /// No further request of a client is served while more than this many of its reply bytes are unread: a client
+    /// that pipelines requests and never reads costs one reply's memory, not one per request.
+    public static let outputHighWater = 1 << 20
     public static let maxClients = 256
+    /// Bytes read from a socket per read call.
+    static let readSize = 1 << 18
 
     public let path: String
     let listenFD: Int32
@@ -170,41 +197,96 @@ public final class RPCServer {
         while !shouldStop() { pollOnce(timeoutMs: 100) }
     }
 
+    /// One round: accept, read, serve at most one request per client (so one client's pipeline cannot delay
+    /// another's request), tick, write. A client is read only while no complete request of its is waiting, so
+    /// its input stays within one message plus one read.
     public func pollOnce(timeoutMs: Int32) {
         var fds: [pollfd] = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
         for w in watches { fds.append(pollfd(fd: w.fd, events: Int16(POLLIN), revents: 0)) }
-        let order = Array(clients.keys)
-        for fd in order {
-            let c = clients[fd]!
-            var ev = Int16(POLLIN)
-            if c.output.count > c.outputOffset { ev |= Int16(POLLOUT) }
+        var order: [Int32] = []
+        var ready = false
+        for (fd, c) in clients {
+            if canServe(c) && findLine(c) != nil { ready = true }
+            var ev: Int16 = 0
+            if c.pendingOutput > 0 { ev |= Int16(POLLOUT) }
+            if c.eof || c.closing && c.discardUntil == 0 {
+                // Nothing more to read: watch only for writability (a hang-up then shows as an error on write).
+                if ev == 0 { continue }
+            } else if findLine(c) == nil {
+                ev |= Int16(POLLIN)
+            }
+            order.append(fd)
             fds.append(pollfd(fd: fd, events: ev, revents: 0))
         }
-        let n = poll(&fds, nfds_t(fds.count), timeoutMs)
+        let n = poll(&fds, nfds_t(fds.count), ready ? 0 : timeoutMs)
         if n > 0 {
             if fds[0].revents & Int16(POLLIN) != 0 { acceptAll() }
             for (i, w) in watches.enumerated() where fds[1 + i].revents != 0 { w.onReadable() }
             for (i, fd) in order.enumerated() {
                 let r = fds[1 + watches.count + i].revents
                 guard r != 0, let c = clients[fd] else { continue }
-                if r & Int16(POLLIN | POLLHUP | POLLERR) != 0 { readFrom(c) }
+                if r & Int16(POLLIN | POLLHUP | POLLERR) != 0 && !c.eof { readFrom(c) }
             }
         }
+        serveRequests()
         handler?.tick()
         flushAll()
     }
 
-    /// Writes what each client can take now; drops clients that are gone or hoard output.
+    /// Whether the client's next request may be handled now: no reply of its is deferred and it reads its replies.
+    func canServe(_ c: RPCClient) -> Bool {
+        !c.closing && !c.awaitingReply && c.pendingOutput <= RPCServer.outputHighWater
+    }
+
+    /// Hands each client's next complete request (at most one per client) to the handler.
+    func serveRequests() {
+        for c in Array(clients.values) {
+            guard clients[c.fd] != nil, canServe(c), let nl = findLine(c) else { continue }
+            let line = c.input[c.consumed..<nl]
+            c.consumed = nl + 1
+            c.scanned = c.consumed
+            c.lineEnd = nil
+            if line.count > RPCServer.maxMessageBytes {
+                refuseOversized(c, "message of \(line.count) bytes exceeds the \(RPCServer.maxMessageBytes)-byte limit; closing")
+                continue
+            }
+            if !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { handler?.handle(line: line, from: c) }
+            guard clients[c.fd] != nil else { continue }
+            if c.pendingOutput > RPCServer.maxPendingOutputBytes { drop(c); continue }
+            if c.consumed == c.input.count || c.consumed > 1 << 20 {
+                c.input.removeFirst(c.consumed)
+                c.scanned -= c.consumed
+                c.consumed = 0
+            }
+        }
+    }
+
+    /// The index of the newline ending the client's next request, if it has arrived.
+    func findLine(_ c: RPCClient) -> Int? {
+        if let e = c.lineEnd { return e }
+        guard let nl = c.input[max(c.consumed, c.scanned)...].firstIndex(of: 0x0A) else {
+            c.scanned = c.input.count
+            return nil
+        }
+        c.lineEnd = nl
+        return nl
+    }
+
+    /// Writes what each client can take now; drops clients that are gone, hoard output, or are done.
     public func flushAll() {
         for c in Array(clients.values) {
-            if c.output.count > c.outputOffset { writeTo(c) }
-            if c.output.count - c.outputOffset > RPCServer.maxPendingOutputBytes { drop(c) ; continue }
-            if c.closing && c.output.count == c.outputOffset {
+            if c.pendingOutput > 0 { writeTo(c) }
+            guard clients[c.fd] != nil else { continue }
+            if c.pendingOutput > RPCServer.maxPendingOutputBytes { drop(c) ; continue }
+            guard c.pendingOutput == 0 else { continue }
+            if c.closing {
                 if c.discardUntil > RPCServer.monotonic() {
                     if !c.wroteShutdown { _ = Glibc.shutdown(c.fd, Int32(SHUT_WR)); c.wroteShutdown = true }
                 } else {
                     drop(c)
                 }
+            } else if c.eof && !c.awaitingReply && findLine(c) == nil {
+                drop(c)
             }
         }
     }
@@ -219,7 +301,9 @@ public final class RPCServer {
     func refuseOversized(_ c: RPCClient, _ message: String) {
         c.send(RPCError.line(id: .null, code: RPCError.invalidRequest, message: message))
         c.input = []
+        c.consumed = 0
         c.scanned = 0
+        c.lineEnd = nil
         c.closing = true
         c.discardUntil = RPCServer.monotonic() + 5
     }
@@ -249,43 +333,29 @@ public final class RPCServer {
         }
     }
 
+    /// Reads until a complete request is buffered or the socket is empty. A partial request longer than the
+    /// message limit is refused.
     func readFrom(_ c: RPCClient) {
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
+        var buf = [UInt8](repeating: 0, count: RPCServer.readSize)
+        while c.discardUntil > 0 || findLine(c) == nil {
             let n = read(c.fd, &buf, buf.count)
             if n > 0 {
                 if c.discardUntil > 0 { continue }
                 c.input.append(contentsOf: buf[0..<n])
-                if !processLines(c) { return }
+                if findLine(c) == nil && c.input.count - c.consumed > RPCServer.maxMessageBytes {
+                    refuseOversized(c, "message exceeds the \(RPCServer.maxMessageBytes)-byte limit; closing")
+                }
                 continue
             }
-            if n == 0 { c.closing = true; if c.output.count == c.outputOffset { drop(c) }; return }
+            if n == 0 {
+                c.eof = true
+                if c.closing { drop(c) }
+                return
+            }
             if errno == EAGAIN || errno == EINTR { return }
             drop(c)
             return
         }
-    }
-
-    /// Hands complete lines to the handler. Returns false when the client was dropped.
-    func processLines(_ c: RPCClient) -> Bool {
-        var start = 0
-        while let nl = c.input[max(start, c.scanned)...].firstIndex(of: 0x0A) {
-            let line = c.input[start..<nl]
-            start = nl + 1
-            c.scanned = start
-            if line.count > RPCServer.maxMessageBytes {
-                refuseOversized(c, "message of \(line.count) bytes exceeds the \(RPCServer.maxMessageBytes)-byte limit; closing")
-                return true
-            }
-            if !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { handler?.handle(line: line, from: c) }
-            if clients[c.fd] == nil { return false }
-        }
-        if start > 0 { c.input.removeFirst(start) }
-        c.scanned = c.input.count
-        if c.input.count > RPCServer.maxMessageBytes {
-            refuseOversized(c, "message exceeds the \(RPCServer.maxMessageBytes)-byte limit; closing")
-        }
-        return true
     }
 
     func writeTo(_ c: RPCClient) {
@@ -296,7 +366,11 @@ public final class RPCServer {
             drop(c)
             return
         }
-        if c.outputOffset == c.output.count { c.output.removeAll(keepingCapacity: true); c.outputOffset = 0 }
+        if c.outputOffset == c.output.count {
+            // Keep a small buffer's capacity; give a large reply's memory back.
+            if c.output.capacity > RPCServer.outputHighWater { c.output = [] } else { c.output.removeAll(keepingCapacity: true) }
+            c.outputOffset = 0
+        }
         else if c.outputOffset > 1 << 20 { c.output.removeFirst(c.outputOffset); c.outputOffset = 0 }
     }
 
@@ -332,11 +406,16 @@ public enum RPCError {
     public static let noSession = -32008
     /// The peer's uid/gid is not on the allow-list.
     public static let permissionDenied = -32009
+    /// `durable: true`: the commit is applied (and forwarding), but the state file could not be written.
+    public static let notDurable = -32010
 
-    /// One error response line.
-    public static func line(id: JSONValue, code: Int, message: String, element: String? = nil) -> String {
+    /// One error response line; `data` carries `element` and any `extra` members.
+    public static func line(id: JSONValue, code: Int, message: String, element: String? = nil,
+                            extra: [(String, JSONValue)] = []) -> String {
         var err: [(String, JSONValue)] = [("code", .number(String(code))), ("message", .string(message))]
-        if let element { err.append(("data", .object([("element", .string(element))]))) }
+        var data: [(String, JSONValue)] = element.map { [("element", .string($0))] } ?? []
+        data += extra
+        if !data.isEmpty { err.append(("data", .object(data))) }
         return JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", id), ("error", .object(err))]))
     }
 }

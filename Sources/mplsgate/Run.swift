@@ -63,12 +63,20 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
         return Set(ids.map { $0! })
     }
     let policy = PeerPolicy(uids: idList("--allow-uid"), gids: idList("--allow-gid"))
+    // One agent per state file: refused here, before any interface is touched.
+    if let statePath {
+        do {
+            if let warning = try StateFile.lock(statePath) { writeError("mplsgate: \(warning)\n") }
+        } catch { fail(error.description) }
+    }
 
     // The config, then the FIB to start from: --fib, else the state file, else empty.
     let config: InstanceConfig
     let engine: FIBEngine
     var source = "an empty FIB"
     var stateGeneration: UInt64 = 0
+    // Whether the file at the state path is a good copy: the next write may then rotate it to `.prev`.
+    var stateFileIntact = false
     do {
         config = try FIBCodec.decodeConfig(readFile(cfgPath))
         engine = try FIBEngine(config: config, maxEntries: maxEntries)
@@ -81,9 +89,11 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
             try engine.replaceAll(with: fib)
             source = fibPath
         } catch let e as ValidationError { fail("invalid FIB: \(e)") } catch { fail("invalid FIB: \(error)") }
+        stateFileIntact = statePath.map(StateFile.isIntact) ?? false
     } else if let statePath {
         let (loaded, problems) = StateFile.load(path: statePath)
         for p in problems { writeError("mplsgate: state file \(p); not used\n") }
+        stateFileIntact = loaded?.path == statePath
         if let loaded {
             do {
                 try engine.restore(loaded.fib, generation: loaded.generation)
@@ -127,11 +137,12 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
         fail(error.description)
     }
 
-    let writer = statePath.map { StateWriter(path: $0, durableGeneration: stateGeneration) }
+    let writer = statePath.map { StateWriter(path: $0, durableGeneration: stateGeneration, pathIsGood: stateFileIntact) }
     // A FIB given with --fib (or a state file from an older generation numbering) becomes the state file.
     if let writer, stateGeneration != engine.generation { writer.submit(engine.intent()) }
     let service = ControlService(engine: engine, stateWriter: writer)
     service.dataplane = view
+    service.log = { writeError("mplsgate: \($0)\n") }
     let server: RPCServer
     do { server = try RPCServer(path: socketPath, policy: policy) } catch {
         agent.stop()

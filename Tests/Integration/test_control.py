@@ -244,7 +244,159 @@ def run_persistence(a, p, tmp):
     ok = agent.started()
     check(ok and any("checksum mismatch" in l for l in agent.log) and "agent.state.prev" in agent.log[-1],
           f"a corrupt state file is reported and the previous one used: {agent.log[-2:] if agent.log else ''}")
+    # The first commit after that replaces the corrupt file and keeps the good .prev.
+    rpc = RPC(agent.socket)
+    rpc.result("apply", {"operations": [ilm_swap(100, 500, "p1")], "durable": True})
+    rpc.close()
+    check(state_file_intact(path) and state_file_intact(path + ".prev"),
+          "after a start from .prev, the first commit keeps a loadable .prev (both copies verify)")
     agent.stop()
+
+
+def state_file_intact(path):
+    """Whether `path` is a complete MPLSGate state file whose FNV-1a checksum verifies (StateFile.swift's format)."""
+    try:
+        data = open(path, "rb").read()
+    except OSError:
+        return False
+    header, _, body = data.partition(b"\n")
+    fields = header.split(b" ")
+    if len(fields) != 5 or fields[:2] != [b"MPLSGATE-STATE", b"1"] or int(fields[3]) != len(body):
+        return False
+    h = 0xCBF29CE484222325
+    for byte in body:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return "%016x" % h == fields[4].decode()
+
+
+def vm_peak_rss_mib(pid):
+    """The process's peak resident set (VmHWM), MiB."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0
+
+
+def run_hostile_clients(a, p, tmp):
+    print("hostile clients: a failing state file, reply order, pipelined dumps, two agents on one state file")
+    state_dir = os.path.join(tmp, "ro-state")
+    os.makedirs(state_dir)
+    sh("mount", "-t", "tmpfs", "-o", "size=64m", "mgtest", state_dir)
+    try:
+        failing_state_file(a, tmp, state_dir)
+    finally:
+        sh("umount", "-l", state_dir, check=False)
+
+    agent = Agent(a, CONFIG, FIB, state_dir=os.path.join(tmp, "hostile"))
+    if not check(agent.started(), "agent starts"):
+        return
+    rpc = RPC(agent.socket)
+    g = rpc.result("info")["generation"]
+    r = rpc.call("apply", {"operations": []})
+    check(r.get("result", {}).get("generation") == g and rpc.result("info")["generation"] == g,
+          f"an empty apply changes nothing and creates no generation: {r}")
+    # Two agents on one state file: the second is refused, naming the file, before it touches an interface.
+    second = Agent(a, CONFIG, None, state_dir=agent.state_dir, instance="agent")
+    refused = not second.started(timeout=10)
+    check(refused and second.proc.returncode == 1 and any("in use by another agent" in l for l in second.log),
+          f"a second agent on the same state file is refused: {second.log[-1:]}")
+    # Pipelined full-size dumps from a client that never reads: another client is served at once, and the agent
+    # holds about one reply for it, not a hundred.
+    labels = list(range(20000, 120000))
+    sess = rpc.result("resync.begin")["session"]
+    fib = json.load(open(FIB))
+    for kind in ("nextHops", "ecmpGroups", "vni", "ftn"):
+        rpc.result("resync.chunk", {"session": sess, kind: fib.get(kind, [])})
+    for i in range(0, len(labels), 25000):
+        rpc.result("resync.chunk", {"session": sess, "ilm": [{"label": l, "op": "swap", "out": [l], "via": "p1"}
+                                                             for l in labels[i:i + 25000]]})
+    rpc.result("resync.end", {"session": sess})
+    pid = rpc.result("info")["pid"]
+    rss0 = vm_peak_rss_mib(pid)
+    hog = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    hog.connect(agent.socket)
+    hog.sendall(b"".join(b'{"jsonrpc":"2.0","id":%d,"method":"dump","params":{"kind":"ilm","limit":100000}}\n' % i
+                         for i in range(100)))
+    time.sleep(0.5)
+    t0 = time.time()
+    other = RPC(agent.socket, timeout=30)
+    try:
+        other.result("info")
+        waited = time.time() - t0
+    except (socket.timeout, ConnectionError):
+        waited = float("inf")
+    other.close()
+    time.sleep(2)
+    rss1 = vm_peak_rss_mib(pid)
+    check(waited < 2, f"a client pipelining 100 full-size dumps and never reading delays another's info {waited:.2f} s (< 2)")
+    check(rss1 - rss0 < 200, f"and raises the agent's peak RSS by {rss1 - rss0:.0f} MiB ({rss0:.0f} -> {rss1:.0f}; < 200)")
+    hog.close()
+    time.sleep(0.3)
+    check(agent.proc.poll() is None and rpc.result("info")["entries"]["ilm"] == len(labels),
+          "the agent keeps serving after the hog leaves")
+    agent.stop()
+
+
+def call_or_timeout(rpc, method, params):
+    """The response, or {"error": {"message": "timed out"}} when none comes within the connection's timeout."""
+    try:
+        return rpc.call(method, params)
+    except (socket.timeout, ConnectionError):
+        return {"error": {"message": "timed out"}}
+
+
+def failing_state_file(a, tmp, state_dir):
+    """The state directory turns read-only under a running agent: durable requests get an error reply naming the
+    generation (it stays applied), in request order with the replies after them; the writer retries, and once the
+    directory is writable again the generation becomes durable by itself."""
+    agent = Agent(a, CONFIG, FIB, state_dir=state_dir)
+    if not check(agent.started(), "agent starts with its state file on a tmpfs"):
+        return
+    rpc = RPC(agent.socket, timeout=15)
+    g = rpc.result("info")["generation"]
+    deadline = time.time() + 5
+    while rpc.result("info")["durableGeneration"] < g and time.time() < deadline:
+        time.sleep(0.05)
+    sh("mount", "-o", "remount,ro", state_dir)
+    # The request from the hostile-client campaign, then info, on one connection in one write.
+    rpc.send_raw(b'{"jsonrpc":"2.0","id":"D","method":"apply","params":{"durable":true,"operations":[]}}\n'
+                 b'{"jsonrpc":"2.0","id":"I","method":"info"}\n')
+    try:
+        first, second = rpc.read_line(), rpc.read_line()
+    except (socket.timeout, ConnectionError) as e:
+        first, second = {"error": str(e)}, {}
+    check(first.get("id") == "D" and first.get("result", {}).get("generation") == g and second.get("id") == "I",
+          f"an empty durable apply of a durable generation is answered at once, before the next request: {first}")
+    rpc.send_raw(b'{"jsonrpc":"2.0","id":"C","method":"apply","params":{"durable":true,"operations":['
+                 + json.dumps(ilm_swap(100, 300, "p1")).encode() + b']}}\n'
+                 b'{"jsonrpc":"2.0","id":"I2","method":"info"}\n')
+    t0 = time.time()
+    try:
+        first, second = rpc.read_line(), rpc.read_line()
+    except (socket.timeout, ConnectionError) as e:
+        first, second = {"error": {"message": str(e)}}, {}
+    err = first.get("error") or {}
+    check(first.get("id") == "C" and err.get("code") == -32010 and (err.get("data") or {}).get("generation") == g + 1,
+          f"a durable apply whose write fails gets an error reply naming its generation in {time.time() - t0:.2f} s: {err}")
+    check(second.get("id") == "I2" and second.get("result", {}).get("generation") == g + 1
+          and "stateFileError" in second.get("result", {}) and second["result"].get("stateFileFailures", 0) >= 1,
+          "replies come in request order, and info reports the failure (the commit stays applied)")
+    r = call_or_timeout(rpc, "apply", {"durable": True, "operations": []})
+    check((r.get("error") or {}).get("code") == -32010, "an empty durable apply is a barrier: it fails while the write fails")
+    sh("mount", "-o", "remount,rw", state_dir)
+    rpc = RPC(agent.socket, timeout=15)   # a fresh connection: the old one may hold unanswered requests
+    deadline = time.time() + 5
+    info = rpc.result("info")
+    while info["durableGeneration"] < g + 1 and time.time() < deadline:
+        time.sleep(0.1)
+        info = rpc.result("info")
+    check(info["durableGeneration"] == g + 1 and "stateFileError" not in info,
+          f"the writer retries: durable generation {info['durableGeneration']} once the directory is writable again")
+    r = call_or_timeout(rpc, "apply", {"durable": True, "operations": []})
+    check(r.get("result", {}).get("generation") == g + 1, "and the barrier then succeeds")
+    rc, _, log = agent.stop()
+    check(any("not durable" in l for l in log) and any("written again" in l for l in log),
+          "the agent logs the failure and the recovery")
 
 
 def run_updates_under_traffic(a, p, tmp):
@@ -287,7 +439,8 @@ def run_updates_under_traffic(a, p, tmp):
 
 
 def main():
-    return run_lab_suite("test_control.py", "control-plane", [run_bad_input, run_persistence, run_updates_under_traffic])
+    return run_lab_suite("test_control.py", "control-plane",
+                         [run_bad_input, run_persistence, run_hostile_clients, run_updates_under_traffic])
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 # their scapy script makes, build and run every test (debug), build release once for the demos, the root
 # integration tests (network namespaces, veth, XDP, AF_XDP, the control socket, the two-data-centre interconnect),
 # the control benchmark's smoke pass, a short fuzz run, and the pipeline benchmark's smoke pass.
+# Every root test runs as a fresh machine sees it: in its own mount namespace without a bpffs
+# (scripts/restricted.sh); the live tools and an agent start also with memlock at 8 MiB and no CAP_IPC_LOCK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,16 +33,16 @@ grep -q "16001,1000" "$demo_log" || { echo "replay demo: tshark did not show the
 rm -f "$demo_log"
 
 echo "== integration: the live agent on veth pairs in network namespaces (root)"
-MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Tests/Integration/test_agent.py
+MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_agent.py
 
 echo "== integration: the control socket, persistence, and 60 s of updates under traffic (root)"
-MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Tests/Integration/test_control.py
+MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_control.py
 
 echo "== control-plane benchmark smoke pass (20,000 entries; no timing assertions)"
 MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Benchmarks/control/program.py 20000 5000
 
 echo "== the demo as a test: two Linux VXLAN data centres across PE1 - P - PE2 (root)"
-MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Tests/Integration/test_dci.py
+MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_dci.py
 demo_log=$(mktemp)
 MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Tests/Integration/dci.py > "$demo_log" 2>&1 || { tail -n 30 "$demo_log"; exit 1; }
 grep -q "share one L2 segment" "$demo_log" || { tail -n 30 "$demo_log"; echo "demo: failed"; exit 1; }
@@ -61,9 +63,12 @@ if [ "${SKIP_BENCHMARKS:-0}" != 1 ]; then
   (cd Benchmarks && swift build -c release --product PipelineRatio > /dev/null \
      && MPLSGATE_SCALE_ENTRIES=20000 .build/release/PipelineRatio --rounds 1 --batches 200) \
     || { echo "benchmark: the Swift and C pipelines disagree"; exit 1; }
-  # Live A/B on veth, one short round: the generator, the C forwarder and the agent must all move frames.
-  MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Benchmarks/live/run.py --ops swap,vxlan-to-mpls --sizes 64 --rounds 1 \
-    --seconds 0.5 || { echo "benchmark: the live A/B failed"; exit 1; }
+  # Live A/B on veth, one short round, without a bpffs: the generator, the C forwarder and the agent must all move
+  # frames. Then with memlock at 8 MiB and no CAP_IPC_LOCK: each DUT forwards or refuses naming the limit.
+  MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Benchmarks/live/run.py --ops swap,vxlan-to-mpls \
+    --sizes 64 --rounds 1 --seconds 0.5 || { echo "benchmark: the live A/B failed"; exit 1; }
+  MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh --limits /usr/bin/python3 Benchmarks/live/run.py --ops swap \
+    --sizes 64 --rounds 1 --seconds 0.5 --limits-named || { echo "benchmark: the live tools under memlock 8 MiB"; exit 1; }
   grep -E "^(swap|VXLAN|MPLS|push|pop|PHP|ECMP|restore|ILM|VNI|FTN|keys)|Malloc \(total\)" "$bench_log" || true
   if grep -E "Malloc \(total\)" "$bench_log" | grep -vqE "│ +0 │ +0 │ +0 │"; then
     echo "benchmark: the pipeline allocated"; exit 1

@@ -43,7 +43,8 @@ for _s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
 
 
 class Netns:
-    """A network namespace with loopback up, IPv6 autoconfiguration off (no stray ND/MLD frames) and bpffs."""
+    """A network namespace with loopback up and IPv6 off (no stray ND/MLD frames). No bpffs: nothing needs one, and
+    scripts/test.sh runs the tests in a mount namespace without it (docs/agent.md, "Environment")."""
 
     def __init__(self, role):
         self.name = f"mgt-{role}-{os.getpid()}-{random.randrange(1 << 24):06x}"

@@ -21,6 +21,11 @@ public struct CapturedFrame {
 public struct CaptureError: Error, CustomStringConvertible {
     public var description: String
     public init(_ d: String) { description = d }
+
+    /// "PATH: MESSAGE", unless libpcap's message already starts with the path (its open errors do).
+    static func naming(_ path: String, _ message: String) -> String {
+        message.hasPrefix(path) ? message : "\(path): \(message)"
+    }
 }
 
 /// Reads pcap (through libpcap) and pcapng (through our own reader, because libpcap does not say which interface a
@@ -52,7 +57,7 @@ public final class CaptureReader {
             isPcapNG = false
             var err = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
             guard let p = pcap_open_offline(path, &err) else {
-                throw CaptureError("\(path): \(err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })")
+                throw CaptureError(CaptureError.naming(path, err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }))
             }
             guard pcap_datalink(p) == DLT_EN10MB else {
                 pcap_close(p)
@@ -109,7 +114,7 @@ public final class CaptureWriter {
         guard let w = pcap_dump_open(d, path) else {
             let msg = String(cString: pcap_geterr(d))
             pcap_close(d)
-            throw CaptureError("\(path): \(msg)")
+            throw CaptureError(CaptureError.naming(path, msg))
         }
         dead = d
         dumper = w

@@ -23,6 +23,9 @@ public struct ReplaySummary {
     public var framesOut = 0
     public var seconds = 0.0
     public var counters: WorkerCounters
+    /// pcapng interface names that match no port's name or interface, with their frame counts, in order of first
+    /// appearance: those frames took `--ingress`, or were dropped as `unknownPort` without it.
+    public var unmatchedInterfaces: [(name: String, frames: Int)] = []
     public var mpps: Double { seconds > 0 ? Double(framesIn) / seconds / 1e6 : 0 }
 }
 
@@ -85,6 +88,8 @@ public final class Replayer {
         defer { originalLength.deallocate() }
         let splitByPort = outputs.perPortDirectory != nil
         var ingressCache: [String: PortID?] = [:]
+        var unmatched: [String: Int] = [:]
+        var unmatchedOrder: [String] = []
 
         var clock = timespec()
         clock_gettime(CLOCK_MONOTONIC, &clock)
@@ -99,12 +104,14 @@ public final class Replayer {
                 summary.framesIn += 1
                 var ingress = defaultIngress
                 if let name = c.interfaceName {
-                    if let cached = ingressCache[name] { ingress = cached ?? defaultIngress } else {
+                    let id: PortID?
+                    if let cached = ingressCache[name] { id = cached } else {
                         let found = portNames.firstIndex(of: name) ?? interfaceNames.firstIndex(where: { $0 == name })
-                        let id = found.map { PortID(UInt16($0)) }
+                        id = found.map { PortID(UInt16($0)) }
                         ingressCache[name] = id
-                        ingress = id ?? defaultIngress
+                        if id == nil { unmatchedOrder.append(name) }
                     }
+                    if let id { ingress = id } else { unmatched[name, default: 0] += 1 }
                 }
                 if c.tooLarge {
                     counters.drops[Int(DropReason.frameTooLong.rawValue)] += 1
@@ -140,6 +147,7 @@ public final class Replayer {
         }
         clock_gettime(CLOCK_MONOTONIC, &clock)
         summary.seconds = Double(clock.tv_sec) + Double(clock.tv_nsec) / 1e9 - t0
+        summary.unmatchedInterfaces = unmatchedOrder.map { ($0, unmatched[$0] ?? 0) }
         return summary
     }
 }

@@ -10,7 +10,8 @@ import Capture
 import IO
 
 /// The MPLSGate agent's command line. Subcommands: run, replay, check.
-let version = "0.1.0"
+/// One version for the binary and the control socket's `info`.
+let version = ControlService.version
 
 let usage = """
     mplsgate \(version): MPLS / VXLAN fast-path forwarder
@@ -37,6 +38,14 @@ let usage = """
       --tx-inflight N    frames one port may have in flight on TX before new ones are dropped (default 1024)
       --force            replace a foreign XDP program attached to a port's interface
       --json             print counters as JSON
+      --instance NAME    names this agent's socket and state file (default mplsgate)
+      --socket PATH      control socket (default /run/mplsgate/NAME.sock)
+      --state-file PATH  the last committed FIB, loaded at start (default /var/lib/mplsgate/NAME.state)
+      --no-state         no state file: start from --fib or empty, write nothing
+      --allow-uid LIST   more users allowed on the control socket, comma-separated uids (root and the agent's own
+                         user always are)
+      --allow-gid LIST   more groups allowed on the control socket, comma-separated gids
+      --max-entries N    ILM + VNI + FTN entries the FIB may hold (default 2000000)
 
     replay  forwards a capture offline through the forwarding pipeline, exactly as the agent forwards live.
             Each frame's ingress port is its pcapng interface name (a port name or its interface), else --ingress.
@@ -121,6 +130,7 @@ func printSummary(_ s: ReplaySummary, _ compiled: CompiledFIB, json: Bool) {
             ("mpps", .number(String(s.mpps))),
         ]
         fields.append(("drops", .object(dropped.map { ($0.name, .number(String(c.drops($0)))) })))
+        fields.append(("unmatchedInterfaces", .object(s.unmatchedInterfaces.map { ($0.name, .number(String($0.frames))) })))
         fields.append(("ports", .object(compiled.portNames.enumerated().map { i, name in
             let p = c.ports[i]
             return (name, .object([("rxPackets", .number(String(p.rxPackets))), ("txPackets", .number(String(p.txPackets))),
@@ -194,6 +204,11 @@ case "replay":
                 writeError("\rreplay: \(frames) frames, \(pct) %")
             } : nil)
         if showProgress { writeError("\r\u{1B}[K") }
+        for (name, frames) in summary.unmatchedInterfaces {
+            let fate = opts["--ingress"].map { "taken as arriving on --ingress \($0)" } ?? "dropped as unknownPort"
+            writeError("mplsgate: replay: capture interface \"\(name)\" matches no port's name or interface: \(frames) "
+                       + "frame(s) \(fate)\n")
+        }
         printSummary(summary, compiled, json: opts["--json"] != nil)
         summary.counters.deallocate()
     } catch {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ControlServer
 
 /// `mplsgate replay` end to end: the real binary, real pcap/pcapng files, outputs compared with the scapy-built
 /// expectations and judged by tshark.
@@ -176,6 +177,67 @@ import Testing
             #expect(rc == code, "\(args): \(rc) \(err)")
             #expect(err.contains(phrase), "\(args): \(err)")
         }
+    }
+
+    /// A pcapng file (section header, one interface named `interface`, one enhanced packet per frame).
+    func writePcapNG(_ frames: [[UInt8]], interface: String, to url: URL) throws {
+        var d = Data()
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+        func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+        func padded(_ b: [UInt8]) -> [UInt8] { b + [UInt8](repeating: 0, count: (4 - b.count % 4) % 4) }
+        u32(0x0A0D_0D0A); u32(28); u32(0x1A2B_3C4D); u16(1); u16(0); u32(0xFFFF_FFFF); u32(0xFFFF_FFFF); u32(28)
+        let name = padded(Array(interface.utf8))
+        let idb = UInt32(20 + 4 + name.count + 4)
+        u32(1); u32(idb); u16(1); u16(0); u32(0); u16(2); u16(UInt16(interface.utf8.count)); d.append(contentsOf: name)
+        u16(0); u16(0); u32(idb)
+        for f in frames {
+            let body = padded(f)
+            let len = UInt32(32 + body.count)
+            u32(6); u32(len); u32(0); u32(0); u32(0); u32(UInt32(f.count)); u32(UInt32(f.count)); d.append(contentsOf: body)
+            u32(len)
+        }
+        try d.write(to: url)
+    }
+
+    @Test func unmatchedInterfaceNamesAreReportedOncePerName() throws {
+        let cfg = Self.root.appendingPathComponent("examples/config.json").path
+        let fib = Self.root.appendingPathComponent("examples/fib.json").path
+        let swap = try cases().first { $0["name"] as? String == "swap ttl 2 -> 1, tc kept" }!
+        let capture = tmp.appendingPathComponent("eth9.pcapng")
+        try writePcapNG(Array(repeating: hex(swap["input"] as! String), count: 3), interface: "eth9", to: capture)
+        let (rc, json, err) = try run(Self.binary.path, ["replay", "--config", cfg, "--fib", fib, "--in", capture.path, "--json"])
+        let s = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+        #expect(rc == 0 && (s["drops"] as? [String: Any])?["unknownPort"] as? Int == 3)
+        #expect((s["unmatchedInterfaces"] as? [String: Any])?["eth9"] as? Int == 3)
+        let lines = err.split(separator: "\n").filter { $0.contains("eth9") }
+        #expect(lines.count == 1 && lines[0].contains("3 frame(s)") && lines[0].contains("unknownPort"), "\(err)")
+        let (rc2, json2, err2) = try run(Self.binary.path, ["replay", "--config", cfg, "--fib", fib, "--in", capture.path,
+                                                          "--ingress", "core0", "--json"])
+        let s2 = try JSONSerialization.jsonObject(with: Data(json2.utf8)) as! [String: Any]
+        #expect(rc2 == 0 && s2["framesOut"] as? Int == 3 && err2.contains("--ingress core0"), "\(err2)")
+    }
+
+    @Test func anUnwritableOutputNamesItsPathOnce() throws {
+        let out = "/nonexistent-dir/y.pcap"
+        let (rc, _, err) = try run(Self.binary.path, ["replay", "--config", Self.root.appendingPathComponent("examples/config.json").path,
+                                                     "--fib", Self.root.appendingPathComponent("examples/fib.json").path,
+                                                     "--in", Self.root.appendingPathComponent("examples/sample.pcapng").path,
+                                                     "--out", out])
+        #expect(rc == 1 && err.components(separatedBy: out).count == 2 && err.contains("No such file or directory"), "\(err)")
+    }
+
+    /// `mplsgate --help` names every option `run` accepts (read from Run.swift's option list), and `--version` is
+    /// the version the control socket reports.
+    @Test func helpNamesEveryRunOptionAndVersionIsInfos() throws {
+        let source = try String(contentsOf: Self.root.appendingPathComponent("Sources/mplsgate/Run.swift"), encoding: .utf8)
+        let call = source.components(separatedBy: "parseOptions(args,")[1].components(separatedBy: "])\n")[0]
+        let options = call.components(separatedBy: "\"").filter { $0.hasPrefix("--") }
+        #expect(options.count >= 19, "\(options)")
+        let (rc, help, _) = try run(Self.binary.path, ["--help"])
+        #expect(rc == 0)
+        for o in options { #expect(help.contains(o + " "), "mplsgate --help does not name \(o)") }
+        let (rc2, version, _) = try run(Self.binary.path, ["--version"])
+        #expect(rc2 == 0 && version == "mplsgate \(ControlService.version)\n", "\(version)")
     }
 
     @Test func truncatedPcapngIsAnErrorNotACrash() throws {

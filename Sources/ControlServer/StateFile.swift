@@ -121,8 +121,8 @@ public enum StateFile {
     }
 
     /// Takes the state file's lock (`PATH.lock`, flock) for this process's lifetime, so two agents never write one
-    /// state file. The lock file holds the owner's pid, for the error message. Returns a warning when the directory
-    /// cannot be written at all (then no agent can write the state file either, and the writer reports each failure).
+    /// state file. The lock file holds the owner's pid, for the error message. Returns a warning when the lock file
+    /// cannot be created (then no agent can write the state file either, and the writer reports each failure).
     public static func lock(_ path: String) throws(ServerError) -> String? {
         let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if !dir.isEmpty { RPCServer.makeDirectories(dir) }
@@ -131,12 +131,10 @@ public enum StateFile {
         // writes: the file system can still be remounted read-only under it.
         let fd = open(lockPath, O_RDONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            let e = errno
-            if e == EROFS || e == EACCES || e == EPERM {
-                return "state file lock \(lockPath): \(String(cString: strerror(e))); commits will not be durable until "
-                    + "the directory is writable"
-            }
-            throw ServerError("state file lock \(lockPath): \(String(cString: strerror(e)))")
+            // The directory cannot be written (read-only, no permission, cannot be created): neither can the state
+            // file, so no other agent can be writing it either. Forwarding goes on; each failed write is reported.
+            return "state file lock \(lockPath): \(String(cString: strerror(errno))); commits will not be durable until "
+                + "the directory is writable"
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let e = errno

@@ -238,7 +238,8 @@ def run_lifecycle(a, p, tmp):
     time.sleep(0.3)
     check(sink.result()["frames"] == 10, "--wait busy forwards")
     # a second agent on the same interfaces is refused, the first keeps running
-    second = Agent(a, CONFIG, FIB)
+    # (its own instance, so its own socket and state file: the state file's lock is test_control.py's)
+    second = Agent(a, CONFIG, FIB, instance="second")
     check(not second.started(timeout=10) and any("already served by another mplsgate" in l for l in second.log),
           f"a second agent on the same interface is refused: {second.log[-1:]}")
     check(agent.proc.poll() is None, "the first agent is unaffected")

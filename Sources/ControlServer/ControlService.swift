@@ -62,6 +62,8 @@ public final class ControlService: RPCHandler {
     var reportedStateError: String?
     /// Where the service's log lines go (the agent's standard error); nil: nowhere.
     public var log: ((String) -> Void)?
+    /// Whether the request being dispatched has an id (a notification gets no reply, so nothing is deferred for it).
+    var replying = true
 
     public init(engine: FIBEngine, stateWriter: StateWriter?) {
         self.engine = engine
@@ -144,13 +146,14 @@ public final class ControlService: RPCHandler {
             client.send(RPCError.line(id: replyID, code: RPCError.invalidParams, message: "params must be an object"))
             return
         }
+        replying = id != nil
         let outcome = dispatch(method, params, client, replyID)
         guard id != nil else { return }   // a notification: no reply
         switch outcome {
         case .result(let r):
             client.send(JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", replyID), ("result", r)])))
         case .failure(let f):
-            client.send(RPCError.line(id: replyID, code: f.code, message: f.message, element: f.element))
+            client.send(RPCError.line(id: replyID, code: f.code, message: f.message, element: f.element, extra: f.extra))
         case .deferred:
             client.deferReply()
         }
@@ -208,23 +211,27 @@ public final class ControlService: RPCHandler {
     /// the generation: it stays applied, and the writer keeps retrying).
     func answerDurableWaits(_ w: StateWriter) {
         guard !durableWaits.isEmpty else { return }
-        let durable = w.durableGeneration, failed = w.failedGeneration
+        let status = w.status
         durableWaits.removeAll { wait in
-            if wait.generation <= durable {
+            if wait.generation <= status.durable {
                 wait.client.sendDeferred(JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", wait.id),
                                                                    ("result", wait.result)])))
                 return true
             }
-            if wait.generation <= failed {
-                let message = "generation \(wait.generation) is applied and forwarding, but the state file could not be "
-                    + "written: \(w.lastError ?? "write failed"); the agent retries every \(StateWriter.retrySeconds) s "
-                    + "(info.stateFileError)"
-                wait.client.sendDeferred(RPCError.line(id: wait.id, code: RPCError.notDurable, message: message,
-                                                       extra: [("generation", num(wait.generation))]))
+            if wait.generation <= status.failed {
+                let f = notDurable(wait.generation, status.error)
+                wait.client.sendDeferred(RPCError.line(id: wait.id, code: f.code, message: f.message, extra: f.extra))
                 return true
             }
             return false
         }
+    }
+
+    /// The error for a durable request whose generation could not be written.
+    func notDurable(_ generation: UInt64, _ error: String?) -> Failure {
+        Failure(RPCError.notDurable, "generation \(generation) is applied and forwarding, but the state file could not be "
+                + "written: \(error ?? "write failed"); the agent retries every \(StateWriter.retrySeconds) s "
+                + "(info.stateFileError)", extra: [("generation", num(generation))])
     }
 
     func notify(_ params: JSONValue) {
@@ -238,7 +245,10 @@ public final class ControlService: RPCHandler {
         var code: Int
         var message: String
         var element: String?
-        init(_ code: Int, _ message: String, element: String? = nil) { self.code = code; self.message = message; self.element = element }
+        var extra: [(String, JSONValue)] = []
+        init(_ code: Int, _ message: String, element: String? = nil, extra: [(String, JSONValue)] = []) {
+            self.code = code; self.message = message; self.element = element; self.extra = extra
+        }
     }
 
     enum Outcome {
@@ -389,10 +399,12 @@ public final class ControlService: RPCHandler {
 
     /// The reply now, or (durable) once the state file holds generation `g` or its write fails.
     func awaitDurable(_ durable: Bool, _ client: RPCClient, _ id: JSONValue, _ g: UInt64, _ result: JSONValue) -> Outcome {
-        guard durable, let w = stateWriter, w.durableGeneration < g else { return .result(result) }
+        guard durable, replying, let w = stateWriter else { return .result(result) }
+        let status = w.status
+        if g <= status.durable { return .result(result) }
+        if g <= status.failed { return .failure(notDurable(g, status.error)) }
         durableWaits.append((client, id, g, result))
-        answerDurableWaits(w)
-        return durableWaits.contains { $0.client === client } ? .deferred : .result(result)
+        return .deferred
     }
 
     /// Applies through the engine, keeping the digest, the state file and event subscribers up to date.
@@ -586,6 +598,7 @@ public final class ControlService: RPCHandler {
 
     func startTrace(_ r: inout Params, _ client: RPCClient, _ id: JSONValue) throws(Failure) -> Outcome {
         guard let dp = dataplane else { throw Failure(RPCError.internalError, "no live data plane to trace") }
+        guard replying else { return .result(.null) }   // a trace nobody will read arms nothing
         let count = Int(try r.optionalUInt64("count") ?? 10)
         guard (1...1000).contains(count) else { throw Failure(RPCError.invalidParams, "count must be 1–1000", element: "count") }
         let timeout = Double(try r.optionalUInt64("timeoutMs") ?? 1000) / 1000

@@ -49,8 +49,12 @@ public final class RPCClient {
 
     init(id: Int, fd: Int32, uid: UInt32, pid: Int32) { self.id = id; self.fd = fd; self.uid = uid; self.pid = pid }
 
+    /// The peer cannot take replies any more (EPIPE): they are discarded.
+    var peerGone = false
+
     /// Queues one line (a response or a notification).
     public func send(_ line: String) {
+        if peerGone { return }
         output.append(contentsOf: line.utf8)
         output.append(0x0A)
     }
@@ -209,12 +213,10 @@ public final class RPCServer {
             if canServe(c) && findLine(c) != nil { ready = true }
             var ev: Int16 = 0
             if c.pendingOutput > 0 { ev |= Int16(POLLOUT) }
-            if c.eof || c.closing && c.discardUntil == 0 {
-                // Nothing more to read: watch only for writability (a hang-up then shows as an error on write).
-                if ev == 0 { continue }
-            } else if findLine(c) == nil {
-                ev |= Int16(POLLIN)
-            }
+            if !(c.eof || c.closing && c.discardUntil == 0) && findLine(c) == nil { ev |= Int16(POLLIN) }
+            // Nothing to read or write now (done reading, or a request already waits): not polled, so a peer's
+            // hang-up cannot make poll() return at once round after round.
+            if ev == 0 { continue }
             order.append(fd)
             fds.append(pollfd(fd: fd, events: ev, revents: 0))
         }
@@ -349,7 +351,7 @@ public final class RPCServer {
             }
             if n == 0 {
                 c.eof = true
-                if c.closing { drop(c) }
+                if c.closing && c.pendingOutput == 0 { drop(c) }   // else flushAll drops it once the error is out
                 return
             }
             if errno == EAGAIN || errno == EINTR { return }
@@ -363,6 +365,14 @@ public final class RPCServer {
             let n = c.output[c.outputOffset...].withUnsafeBytes { write(c.fd, $0.baseAddress, $0.count) }
             if n > 0 { c.outputOffset += n; continue }
             if n < 0 && (errno == EAGAIN || errno == EINTR) { break }
+            if n < 0 && (errno == EPIPE || errno == ECONNRESET) && !c.closing {
+                // The peer stopped reading: its replies go nowhere, but the requests it sent are still carried out
+                // (read until EOF, like an ordinary close).
+                c.peerGone = true
+                c.output = []
+                c.outputOffset = 0
+                return
+            }
             drop(c)
             return
         }

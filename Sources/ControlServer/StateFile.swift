@@ -226,6 +226,10 @@ public final class StateWriter: @unchecked Sendable {
     public var failedGeneration: UInt64 { shared.withLock { $0.failedGeneration } }
     /// Failed writes since start.
     public var failures: UInt64 { shared.withLock { $0.failures } }
+    /// The durable generation, the newest failed one and the last error, read together.
+    public var status: (durable: UInt64, failed: UInt64, error: String?) {
+        shared.withLock { ($0.durable, $0.failedGeneration, $0.lastError) }
+    }
 
     /// Writes what is pending and stops the thread.
     public func finish() {

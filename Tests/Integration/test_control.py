@@ -381,8 +381,15 @@ def failing_state_file(a, tmp, state_dir):
     check(second.get("id") == "I2" and second.get("result", {}).get("generation") == g + 1
           and "stateFileError" in second.get("result", {}) and second["result"].get("stateFileFailures", 0) >= 1,
           "replies come in request order, and info reports the failure (the commit stays applied)")
-    r = call_or_timeout(rpc, "apply", {"durable": True, "operations": []})
-    check((r.get("error") or {}).get("code") == -32010, "an empty durable apply is a barrier: it fails while the write fails")
+    rpc.send_raw(b'{"jsonrpc":"2.0","id":"B","method":"apply","params":{"durable":true,"operations":[]}}\n'
+                 b'{"jsonrpc":"2.0","id":"I3","method":"info"}\n')
+    try:
+        first, second = rpc.read_line(), rpc.read_line()
+    except (socket.timeout, ConnectionError) as e:
+        first, second = {"error": {"message": str(e)}}, {}
+    check(first.get("id") == "B" and (first.get("error") or {}).get("code") == -32010 and second.get("id") == "I3",
+          f"an empty durable apply is a barrier: one error reply while the write fails, then the next reply: "
+          f"{first.get('error', {}).get('code')}, next id {second.get('id')}")
     sh("mount", "-o", "remount,rw", state_dir)
     rpc = RPC(agent.socket, timeout=15)   # a fresh connection: the old one may hold unanswered requests
     deadline = time.time() + 5

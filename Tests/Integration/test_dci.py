@@ -190,12 +190,18 @@ def main():
         have = {e["label"] for e in labels}
         check(loss(out) == (600, 600) and 2002 in have and 2001 not in have,
               f"(d) make-before-break service label change: {loss(out)[1]}/600 replies; PE1 now has {sorted(have)}")
-        # (e) P's whole FIB resynced (same labels, a new generation) under a 1,000 pps ping
+        # (e) P's whole FIB resynced under a 1,000 pps ping, alternately with and without one unused entry, so every
+        # resync is a commit (a resync equal to the FIB creates no generation) while the labels in use stay
+        p_fib = d.fibs(west_service=2002)["p"]
+        variant = dict(p_fib, ilm=p_fib["ilm"] + [{"label": 99999, "op": "swap", "out": [99999], "via": "to-pe2"}])
+        fib_paths = [d.path("p-fib-variant.json"), d.path("p-fib-base.json")]
+        json.dump(variant, open(fib_paths[0], "w"))
+        json.dump(p_fib, open(fib_paths[1], "w"))
         pinger = d.ns["h1"].popen("ping", "-c", "3000", "-i", "0.001", "-W", "1", "10.0.0.2", stdout=subprocess.PIPE)
         gen = RPC(d.path("p.sock")).result("info")["generation"]
         resyncs = 0
         while pinger.poll() is None and resyncs < 20:
-            d.program(west_service=2002, only=("p",))
+            d.ctl("p", "resync", fib_paths[resyncs % 2])
             resyncs += 1
             time.sleep(0.1)
         out, _ = pinger.communicate(timeout=60)

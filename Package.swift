@@ -11,6 +11,12 @@ let package = Package(
         .executable(name: "mplsgatectl", targets: ["mplsgatectl"]),
         .library(name: "MPLSGateCore", targets: ["Wire", "FIB", "Dataplane", "Control", "ControlServer", "Capture", "IO"]),
     ],
+    dependencies: [
+        // Command lines (subcommands, help, completion) and logs of the executables only: Wire, FIB, Dataplane and
+        // the library product stay dependency-free, so the fuzz targets and Benchmarks/ do not build these.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
     targets: [
         // Header layouts, field accessors, label / VNI newtypes, checksums. Imports nothing.
         .target(name: "Wire"),
@@ -42,21 +48,32 @@ let package = Package(
         // `struct bpf_insn` collide in one Clang module graph, so pcap and AF_XDP live in separate modules, each
         // importing its shim `internal`ly.)
         .target(name: "IO", dependencies: ["CXDP", "Dataplane", "FIB", "Wire"], plugins: ["BPFObject"]),
+        // What the three command lines share: exit-status rules, --log-level and our log line format.
+        .target(name: "CLISupport", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                   .product(name: "Logging", package: "swift-log")]),
         // The agent: run (live), replay (offline), check.
-        .executableTarget(name: "mplsgate", dependencies: ["Wire", "FIB", "Dataplane", "Control", "ControlServer", "Capture", "IO", "CControlSocket"]),
+        .executableTarget(name: "mplsgate", dependencies: ["Wire", "FIB", "Dataplane", "Control", "ControlServer", "Capture", "IO",
+                                                          "CControlSocket", "CLISupport",
+                                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                          .product(name: "Logging", package: "swift-log")]),
         // libFuzzer target for the control request decoder (scripts/fuzz.sh builds it with --sanitize=fuzzer).
         .executableTarget(name: "mplsgate-fuzz-request", dependencies: ["Control", "ControlServer", "FIB", "Wire"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         // The operator's and controllers' command-line client of the control socket.
-        .executableTarget(name: "mplsgatectl", dependencies: ["ControlServer"]),
+        .executableTarget(name: "mplsgatectl", dependencies: ["ControlServer", "CLISupport",
+                                                             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                             .product(name: "Logging", package: "swift-log")]),
         // The project's traffic generator and sink (AF_PACKET) for tests and benchmarks on veth.
         .target(name: "CRawSocket", path: "CSources/CRawSocket"),
-        .executableTarget(name: "mplsgate-traffic", dependencies: ["CRawSocket", "Capture"]),
+        .executableTarget(name: "mplsgate-traffic", dependencies: ["CRawSocket", "Capture", "Control", "CLISupport",
+                                                                  .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "DataplaneTests", dependencies: ["Wire", "FIB", "Dataplane", "Control", "ControlServer"]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "ControlServer", "Wire"]),
         .testTarget(name: "ReplayTests", dependencies: ["Capture", "Dataplane", "Control", "ControlServer"]),
+        // The three command lines' exit statuses and help, and the log line format.
+        .testTarget(name: "CLITests", dependencies: ["CLISupport", "ControlServer", .product(name: "Logging", package: "swift-log")]),
         // The XDP program through BPF_PROG_TEST_RUN, the shared header's layout, QSBR (some need root).
         .testTarget(name: "IOTests", dependencies: ["IO", "CXDP", "FIB", "Control", "ControlServer", "Wire"]),
     ]

@@ -20,7 +20,7 @@ public protocol DataPlaneView: AnyObject {
 
 /// The JSON-RPC methods of the control socket (docs/control-protocol.md), run on the control thread.
 public final class ControlService: RPCHandler {
-    public static let version = "0.2.0"
+    public static let version = Release.version
     /// Operations one apply call may carry; a resync chunk may carry as many entries.
     public static let maxOperationsPerCall = 100_000
     /// A resync with no chunk for this long is abandoned.
@@ -60,8 +60,14 @@ public final class ControlService: RPCHandler {
     var durableWaits: [(client: RPCClient, id: JSONValue, generation: UInt64, result: JSONValue)] = []
     /// The state file error last reported in the log (nil: writes succeed).
     var reportedStateError: String?
-    /// Where the service's log lines go (the agent's standard error); nil: nowhere.
-    public var log: ((String) -> Void)?
+    /// One event for the agent's log: a message and its key=value metadata.
+    public struct LogEvent {
+        public var message: String
+        public var metadata: [(String, String)]
+        public var isError: Bool
+    }
+    /// Where the service's log events go (the agent's logger); nil: nowhere. Called on the control thread only.
+    public var log: ((LogEvent) -> Void)?
     /// Whether the request being dispatched has an id (a notification gets no reply, so nothing is deferred for it).
     var replying = true
 
@@ -186,10 +192,13 @@ public final class ControlService: RPCHandler {
             let error = w.lastError
             if error != reportedStateError {
                 if let error {
-                    log?("state file \(w.path): \(error); generation \(engine.generation) is applied but not durable "
-                         + "(retrying every \(StateWriter.retrySeconds) s)")
+                    log?(LogEvent(message: "state file write failed: commits are applied but not durable; retrying",
+                                  metadata: [("path", w.path), ("error", error), ("generation", "\(engine.generation)"),
+                                             ("retrySeconds", "\(StateWriter.retrySeconds)")], isError: true))
                 } else {
-                    log?("state file \(w.path) written again; generation \(w.durableGeneration) is durable")
+                    log?(LogEvent(message: "state file written again",
+                                  metadata: [("path", w.path), ("durableGeneration", "\(w.durableGeneration)")],
+                                  isError: false))
                 }
                 reportedStateError = error
             }

@@ -40,13 +40,13 @@ public enum StateFile {
         return Array(header.utf8) + body
     }
 
-    /// Loads the newest good copy; `problems` lists the files that were missing or corrupt, and why.
-    public static func load(path: String) -> (loaded: Loaded?, problems: [String]) {
-        var problems: [String] = []
+    /// Loads the newest good copy; `problems` lists the files that were corrupt or unreadable, and why.
+    public static func load(path: String) -> (loaded: Loaded?, problems: [(path: String, error: String)]) {
+        var problems: [(path: String, error: String)] = []
         for p in [path, path + ".prev"] {
             switch read(p) {
             case .success(let l): return (l, problems)
-            case .failure(let e): if !e.missing { problems.append("\(p): \(e.message)") }
+            case .failure(let e): if !e.missing { problems.append((p, e.message)) }
             }
         }
         return (nil, problems)

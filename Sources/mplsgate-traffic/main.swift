@@ -1,70 +1,33 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ArgumentParser
+import CLISupport
 import CRawSocket
 import Capture
+import Control
 
 /// mplsgate-traffic: the project's traffic generator and sink for tests and benchmarks on veth (AF_PACKET).
 /// Frames can carry a sequence trailer in their last 16 bytes: "MGSQ", stream (u32 BE), sequence (u64 BE). Every
 /// MPLSGate operation keeps the end of a frame, so the sink finds the trailer after any rewrite.
-let usage = """
-    mplsgate-traffic: traffic generator and sink for MPLSGate tests (AF_PACKET, one interface)
-
-    USAGE
-      mplsgate-traffic send --iface IF --pcap FILE [--count N] [--rate PPS] [--stream ID]
-      mplsgate-traffic sink --iface IF [--duration S] [--idle S] [--count N] [--out FILE] [--stream-only]
-
-    send   sends the frames of FILE (pcap or pcapng) in order, cycling until N frames (default: the file once),
-           at PPS frames per second (default 0: as fast as the socket takes them). --stream ID writes the
-           sequence trailer (stream ID, sequence 0, 1, ...) over the last 16 bytes of every frame.
-           Prints {"sent":…,"errors":…,"seconds":…,"pps":…}.
-    sink   receives frames arriving on IF (promiscuous) until --duration S, or --idle S after the last frame
-           (default 2), or N frames. --out writes them to a classic pcap. Prints one JSON report: frames, bytes,
-           socketDrops (frames the kernel dropped because this sink was slow), counts per (top label or
-           EtherType, destination MAC), and per stream: received, lowest/highest sequence, missing, reordered,
-           duplicates and the largest gap between consecutive deliveries (ms). --stream-only counts only frames
-           that carry a trailer. VLAN tags the kernel moved out of a frame are put back.
-    """
-
 func fail(_ message: String, code: Int32 = 1) -> Never {
     var b = Array("mplsgate-traffic: \(message)\n".utf8)
     _ = write(2, &b, b.count)
     exit(code)
 }
 
-func options(_ args: ArraySlice<String>, values: Set<String>, flags: Set<String> = []) -> [String: String] {
-    var out: [String: String] = [:]
-    var i = args.startIndex
-    while i < args.endIndex {
-        if flags.contains(args[i]) { out[args[i]] = "1"; i += 1; continue }
-        guard values.contains(args[i]) else { fail("unknown option \(args[i]) (see --help)", code: 2) }
-        guard i + 1 < args.endIndex else { fail("\(args[i]) needs a value", code: 2) }
-        out[args[i]] = args[i + 1]
-        i += 2
-    }
-    return out
-}
-
-func openSocket(_ iface: String?) -> Int32 {
-    guard let iface else { fail("--iface is required", code: 2) }
+func openSocket(_ iface: String) -> Int32 {
     let fd = mg_raw_open(iface, 1)
     if fd < 0 { fail("\(iface): \(String(cString: strerror(-fd)))") }
     return fd
 }
 
-func number(_ s: String?, _ key: String, default d: Double) -> Double {
-    guard let s else { return d }
-    guard let v = Double(s), v >= 0 else { fail("\(key) \(s): expected a non-negative number", code: 2) }
-    return v
-}
-
 let magic: [UInt8] = Array("MGSQ".utf8)
 let trailerSize = 16
 
-func send(_ args: ArraySlice<String>) {
-    let o = options(args, values: ["--iface", "--pcap", "--count", "--rate", "--stream"])
-    let fd = openSocket(o["--iface"])
-    guard let path = o["--pcap"] else { fail("--pcap is required", code: 2) }
+func send(_ o: SendCommand) {
+    let fd = openSocket(o.iface)
+    let path = o.pcap
     var templates: [[UInt8]] = []
     do {
         let r = try CaptureReader(path: path)
@@ -75,15 +38,12 @@ func send(_ args: ArraySlice<String>) {
         }
     } catch { fail(error.description) }
     guard !templates.isEmpty else { fail("\(path) holds no frames") }
-    let stream = o["--stream"].map { s -> UInt32 in
-        guard let v = UInt32(s) else { fail("--stream \(s): expected a 32-bit number", code: 2) }
-        return v
-    }
+    let stream = o.stream
     if stream != nil, let short = templates.first(where: { $0.count < 14 + trailerSize }) {
         fail("a \(short.count)-byte frame has no room for the 16-byte sequence trailer")
     }
-    let count = Int(number(o["--count"], "--count", default: Double(templates.count)))
-    let rate = number(o["--rate"], "--rate", default: 0)
+    let count = o.count ?? templates.count
+    let rate = o.rate
 
     // One buffer per template slot of a burst; the trailer is rewritten per frame.
     let burstMax = 64
@@ -160,15 +120,14 @@ struct StreamStats {
 
 nonisolated(unsafe) var stopRequested = false
 
-func sink(_ args: ArraySlice<String>) {
-    let o = options(args, values: ["--iface", "--duration", "--idle", "--count", "--out"], flags: ["--stream-only"])
-    let fd = openSocket(o["--iface"])
-    let duration = number(o["--duration"], "--duration", default: 0)
-    let idle = number(o["--idle"], "--idle", default: 2)
-    let limit = Int(number(o["--count"], "--count", default: 0))
-    let streamOnly = o["--stream-only"] != nil
+func sink(_ o: SinkCommand) {
+    let fd = openSocket(o.iface)
+    let duration = o.duration
+    let idle = o.idle
+    let limit = o.count
+    let streamOnly = o.streamOnly
     let writer: CaptureWriter?
-    do { writer = try o["--out"].map { (p: String) throws(CaptureError) -> CaptureWriter in try CaptureWriter(path: p) } } catch { fail(error.description) }
+    do { writer = try o.out.map { (p: String) throws(CaptureError) -> CaptureWriter in try CaptureWriter(path: p) } } catch { fail(error.description) }
     signal(SIGINT) { _ in stopRequested = true }
     signal(SIGTERM) { _ in stopRequested = true }
 
@@ -282,11 +241,75 @@ func key(_ p: UnsafeRawPointer, _ len: Int) -> FrameKey {
     return FrameKey(mpls: false, value: UInt32(type), mac: mac)
 }
 
-let argv = CommandLine.arguments
-guard argv.count >= 2 else { print(usage); exit(2) }
-switch argv[1] {
-case "send": send(argv.dropFirst(2))
-case "sink": sink(argv.dropFirst(2))
-case "--help", "-h", "help": print(usage)
-default: fail("unknown command \(argv[1]) (see --help)", code: 2)
+/// The traffic tool's command line: `send` and `sink`, each a type with its options.
+struct Traffic: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mplsgate-traffic",
+        abstract: "Traffic generator and sink for MPLSGate tests (AF_PACKET, one interface).",
+        discussion: "Exit status: 0 success; 1 a failure (interface, capture, socket); 2 usage error.",
+        version: "mplsgate-traffic \(Release.version)",
+        subcommands: [SendCommand.self, SinkCommand.self])
+
+    func run() throws { CommandLineRules.subcommandRequired(Traffic.self) }
 }
+
+struct SendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send",
+        abstract: "Send the frames of a capture in order, cycling until N frames.",
+        discussion: """
+            --stream ID writes the sequence trailer (stream ID, sequence 0, 1, ...) over the last 16 bytes of every \
+            frame. Prints {"sent":…,"errors":…,"seconds":…,"pps":…}.
+            """)
+    @Option(help: ArgumentHelp("The interface to send on.", valueName: "IF"))
+    var iface: String
+    @Option(help: ArgumentHelp("Frames to send, pcap or pcapng.", valueName: "FILE"))
+    var pcap: String
+    @Option(help: ArgumentHelp("Frames to send in all (default: the file once).", valueName: "N"))
+    var count: Int?
+    @Option(help: ArgumentHelp("Frames per second (0: as fast as the socket takes them).", valueName: "PPS"))
+    var rate: Double = 0
+    @Option(help: ArgumentHelp("Write the sequence trailer of this stream.", valueName: "ID"))
+    var stream: UInt32?
+
+    func validate() throws {
+        if let count, count < 0 { throw ValidationError("--count \(count): expected a non-negative number") }
+        guard rate >= 0 else { throw ValidationError("--rate \(rate): expected a non-negative number") }
+    }
+
+    func run() throws { send(self) }
+}
+
+struct SinkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sink",
+        abstract: "Receive the frames arriving on an interface (promiscuous) and report them as JSON.",
+        discussion: """
+            Stops after --duration S, or --idle S after the last frame, or N frames. The report: frames, bytes, \
+            socketDrops (frames the kernel dropped because this sink was slow), counts per (top label or EtherType, \
+            destination MAC), and per stream: received, lowest/highest sequence, missing, reordered, duplicates and \
+            the largest gap between consecutive deliveries (ms). VLAN tags the kernel moved out of a frame are put back.
+            """)
+    @Option(help: ArgumentHelp("The interface to receive on.", valueName: "IF"))
+    var iface: String
+    @Option(help: ArgumentHelp("Stop after this long (0: no limit).", valueName: "S"))
+    var duration: Double = 0
+    @Option(help: ArgumentHelp("Stop this long after the last frame.", valueName: "S"))
+    var idle: Double = 2
+    @Option(help: ArgumentHelp("Stop after N frames (0: no limit).", valueName: "N"))
+    var count = 0
+    @Option(help: ArgumentHelp("Write the frames to a classic pcap.", valueName: "FILE"))
+    var out: String?
+    @Flag(help: "Count only frames that carry a sequence trailer.")
+    var streamOnly = false
+
+    func validate() throws {
+        guard duration >= 0, idle >= 0, count >= 0 else {
+            throw ValidationError("--duration, --idle and --count take non-negative numbers")
+        }
+    }
+
+    func run() throws { sink(self) }
+}
+
+CommandLineRules.main(Traffic.self)

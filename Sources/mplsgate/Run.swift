@@ -8,65 +8,35 @@ import FIB
 import IO
 import Wire
 import CControlSocket
+import CLISupport
+import Logging
 
-/// `mplsgate run`: the live agent.
-func runCommand(_ args: ArraySlice<String>) -> Never {
-    let opts = parseOptions(args, values: ["--config", "--fib", "--workers", "--cpus", "--bind", "--xdp-mode", "--wait",
-                                           "--frames", "--ring-size", "--tx-inflight", "--instance", "--socket",
-                                           "--state-file", "--allow-uid", "--allow-gid", "--max-entries"],
-                            flags: ["--force", "--json", "--no-state"])
-    guard let cfgPath = opts["--config"] else { fail("--config is required", code: 2) }
+/// `mplsgate run`: the live agent. Logs go through swift-log (`LineLogHandler`: `mplsgate: MESSAGE key=value…` on
+/// standard error); only this thread logs: workers report through counters and events.
+func runAgent(_ o: RunCommand) -> Never {
+    let log = o.log.bootstrap(program: "mplsgate")
+    agentLog = log
+    let cfgPath = o.config
     var options = AgentOptions()
-    func intOption(_ key: String, _ range: ClosedRange<Int>) -> Int? {
-        guard let v = opts[key] else { return nil }
-        guard let n = Int(v), range.contains(n) else { fail("\(key) \(v): expected an integer in \(range)", code: 2) }
-        return n
-    }
-    if let n = intOption("--workers", 1...64) { options.workers = n }
-    if let n = intOption("--frames", 128...1 << 20) { options.framesPerPort = n }
-    if let n = intOption("--ring-size", 64...1 << 16) { options.ringSize = n }
-    if let n = intOption("--tx-inflight", 64...1 << 20) { options.txInflightCap = n }
-    let maxEntries = intOption("--max-entries", 1...16_000_000) ?? 2_000_000
-    if let v = opts["--cpus"] {
-        if v == "none" { options.cpus = [] } else {
-            let list = v.split(separator: ",").map { Int($0) }
-            guard !list.isEmpty, list.allSatisfy({ $0 != nil && $0! >= 0 }) else {
-                fail("--cpus \(v): expected a comma-separated CPU list or none", code: 2)
-            }
-            options.cpus = list.map { $0! }
-        }
-    }
-    if let v = opts["--bind"] {
-        guard let m = BindMode(rawValue: v) else { fail("--bind \(v): expected auto, copy or zerocopy", code: 2) }
-        options.bind = m
-    }
-    if let v = opts["--xdp-mode"] {
-        guard let m = XDPMode(rawValue: v) else { fail("--xdp-mode \(v): expected native or generic", code: 2) }
-        options.xdpMode = m
-    }
-    if let v = opts["--wait"] {
-        guard let m = WaitMode(rawValue: v) else { fail("--wait \(v): expected poll or busy", code: 2) }
-        options.wait = m
-    }
-    options.force = opts["--force"] != nil
-    let json = opts["--json"] != nil
-    let instance = opts["--instance"] ?? "mplsgate"
-    guard !instance.isEmpty, instance.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
-        fail("--instance \(instance): letters, digits, - and _ only", code: 2)
-    }
-    let socketPath = opts["--socket"] ?? "/run/mplsgate/\(instance).sock"
-    let statePath: String? = opts["--no-state"] != nil ? nil : (opts["--state-file"] ?? "/var/lib/mplsgate/\(instance).state")
-    func idList(_ key: String) -> Set<UInt32> {
-        guard let v = opts[key] else { return [] }
-        let ids = v.split(separator: ",").map { UInt32($0) }
-        guard ids.allSatisfy({ $0 != nil }) else { fail("\(key) \(v): expected comma-separated numeric ids", code: 2) }
-        return Set(ids.map { $0! })
-    }
-    let policy = PeerPolicy(uids: idList("--allow-uid"), gids: idList("--allow-gid"))
+    options.workers = o.workers
+    options.framesPerPort = o.frames
+    options.ringSize = o.ringSize
+    options.txInflightCap = o.txInflight
+    let maxEntries = o.maxEntries
+    if let list = o.cpuList { options.cpus = list }
+    options.bind = o.bind
+    options.xdpMode = o.xdpMode
+    options.wait = o.wait
+    options.force = o.force
+    let json = o.json
+    let instance = o.instance
+    let socketPath = o.socket ?? "/run/mplsgate/\(instance).sock"
+    let statePath: String? = o.noState ? nil : (o.stateFile ?? "/var/lib/mplsgate/\(instance).state")
+    let policy = PeerPolicy(uids: RunCommand.ids(o.allowUid) ?? [], gids: RunCommand.ids(o.allowGid) ?? [])
     // One agent per state file: refused here, before any interface is touched.
     if let statePath {
         do {
-            if let warning = try StateFile.lock(statePath) { writeError("mplsgate: \(warning)\n") }
+            if let warning = try StateFile.lock(statePath) { log.warning("\(warning)") }
         } catch { fail(error.description) }
     }
 
@@ -83,7 +53,7 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
     } catch {
         fail("invalid config: \(error)")
     }
-    if let fibPath = opts["--fib"] {
+    if let fibPath = o.fib {
         do {
             let fib = try FIBCodec.decodeFIB(readFile(fibPath))
             try engine.replaceAll(with: fib)
@@ -92,7 +62,7 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
         stateFileIntact = statePath.map(StateFile.isIntact) ?? false
     } else if let statePath {
         let (loaded, problems) = StateFile.load(path: statePath)
-        for p in problems { writeError("mplsgate: state file \(p); not used\n") }
+        for p in problems { log.warning("state file not used", metadata: ["path": "\(p.path)", "error": "\(p.error)"]) }
         stateFileIntact = loaded?.path == statePath
         if let loaded {
             do {
@@ -100,7 +70,8 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
                 source = loaded.path
                 stateGeneration = loaded.generation
             } catch {
-                writeError("mplsgate: state file \(loaded.path) does not fit this config (\(error)); starting empty\n")
+                log.warning("state file does not fit this config; starting empty",
+                            metadata: ["path": "\(loaded.path)", "error": "\(error)"])
             }
         }
     }
@@ -115,8 +86,7 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
     let agent: Agent
     do {
         if geteuid() != 0 {
-            writeError("mplsgate: not running as root: the agent needs CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF and "
-                       + "CAP_IPC_LOCK (or a high LimitMEMLOCK)\n")
+            log.notice("not running as root: the agent needs CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF and CAP_IPC_LOCK (or a high LimitMEMLOCK)")
         }
         agent = try Agent(
             ports: config.ports.map { p in
@@ -131,7 +101,7 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
     engine.publish = { _ = cell.exchange($0) }
     engine.synchronize = { qsbr.synchronize { usleep(20) } }
     engine.counterStore = view
-    for n in agent.notices { writeError("mplsgate: \(n)\n") }
+    for n in agent.notices { log.warning("\(n)") }
     do { try agent.start() } catch {
         agent.stop()
         fail(error.description)
@@ -142,7 +112,10 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
     if let writer, stateGeneration != engine.generation { writer.submit(engine.intent()) }
     let service = ControlService(engine: engine, stateWriter: writer)
     service.dataplane = view
-    service.log = { writeError("mplsgate: \($0)\n") }
+    service.log = { event in
+        let metadata = Logger.Metadata(uniqueKeysWithValues: event.metadata.map { ($0.0, .string($0.1)) })
+        log.log(level: event.isError ? .error : .notice, "\(event.message)", metadata: metadata)
+    }
     let server: RPCServer
     do { server = try RPCServer(path: socketPath, policy: policy) } catch {
         agent.stop()
@@ -154,7 +127,7 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
         while let sig = signals.next() {
             switch sig {
             case SIGUSR1: printReport(agent.report(), engine: engine, json: json)
-            case SIGHUP: writeError("mplsgate: SIGHUP ignored (FIB updates come over the control socket)\n")
+            case SIGHUP: log.notice("SIGHUP ignored (FIB updates come over the control socket)")
             default: stopping = true
             }
         }
@@ -167,9 +140,11 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
         "\(p.name)=\(p.interface)(\(p.role.name), \(agent.isZeroCopy(i) ? "zerocopy" : "copy"))"
     }.joined(separator: " ")
     let ms = String(1000 + Int(tv.tv_nsec) / 1_000_000).dropFirst()
-    writeError("mplsgate: forwarding since \(tv.tv_sec).\(ms): \(ports); generation \(engine.generation) from \(source), "
-               + "\(engine.entryCount) entries, \(options.workers) worker(s), wait \(options.wait.rawValue); "
-               + "control socket \(socketPath); state file \(statePath ?? "off"); pid \(getpid())\n")
+    // The documented start line (docs/agent.md; harness.py and operators parse it): keep it byte for byte.
+    let started = "forwarding since \(tv.tv_sec).\(ms): \(ports); generation \(engine.generation) from \(source), "
+        + "\(engine.entryCount) entries, \(options.workers) worker(s), wait \(options.wait.rawValue); "
+        + "control socket \(socketPath); state file \(statePath ?? "off"); pid \(getpid())"
+    log.info("\(started)")
 
     // Ready: the FIB is loaded, XDP is attached, the workers forward and the socket listens.
     _ = mg_sd_notify("READY=1\nSTATUS=forwarding, generation \(engine.generation)\nMAINPID=\(getpid())")
@@ -181,7 +156,7 @@ func runCommand(_ args: ArraySlice<String>) -> Never {
     let report = agent.report()
     agent.stop()
     writer?.finish()
-    writeError("mplsgate: stopped; XDP programs detached\n")
+    log.info("stopped; XDP programs detached")
     printReport(report, engine: engine, json: json)
     exit(0)
 }

@@ -8,71 +8,186 @@ import Control
 import ControlServer
 import Capture
 import IO
+import ArgumentParser
+import CLISupport
+import Logging
 
-/// The MPLSGate agent's command line. Subcommands: run, replay, check.
-/// One version for the binary and the control socket's `info`.
-let version = ControlService.version
+/// The MPLSGate agent's command line: `run`, `replay`, `check`, each a type with its options defined once (help and
+/// parsing come from the same declarations).
+struct MPLSGate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mplsgate",
+        abstract: "MPLS / VXLAN fast-path forwarder.",
+        discussion: """
+            EXIT STATUS: 0 success; 1 invalid input (config, FIB, capture) or a failed start; 2 usage error.
+            Shell completion: mplsgate --generate-completion-script bash|zsh|fish (docs/agent.md).
+            """,
+        version: "mplsgate \(ControlService.version)",
+        subcommands: [RunCommand.self, ReplayCommand.self, CheckCommand.self])
 
-let usage = """
-    mplsgate \(version): MPLS / VXLAN fast-path forwarder
-
-    USAGE
-      mplsgate run    --config CFG [--fib FIB] [options]
-      mplsgate replay --config CFG --fib FIB --in CAPTURE [options]
-      mplsgate check  --config CFG --fib FIB
-      mplsgate --help | --version
-
-    run     forwards live traffic between the config's interfaces through AF_XDP (needs root, or CAP_NET_ADMIN,
-            CAP_NET_RAW, CAP_BPF and CAP_IPC_LOCK). Starts with --fib FILE, or an empty FIB. Attaches an XDP
-            program to every port's interface; non-MPLSGate traffic (ARP, the host's own) still reaches the host.
-            SIGUSR1 prints the counters; SIGINT/SIGTERM detach the programs, print the counters and exit 0.
-      --config CFG       instance config (ports with "interface"), JSON (docs/fib-format.md)
-      --fib FIB          FIB document to start with (default: empty)
-      --workers N        worker threads; worker k serves queue k of every port (default 1)
-      --cpus LIST|none   CPUs for workers 0,1,... (default: worker k on CPU k mod CPUs); none: not pinned
-      --bind MODE        AF_XDP bind: auto (zero-copy if the driver can, else copy), copy, zerocopy (default auto)
-      --xdp-mode MODE    native or generic XDP hook (default native)
-      --wait MODE        poll (sleep in poll() when idle, default) or busy (spin)
-      --frames N         UMEM frames (4 KiB each) per port per worker (default 4096)
-      --ring-size N      entries of each fill / completion / RX / TX ring, a power of two (default 2048)
-      --tx-inflight N    frames one port may have in flight on TX before new ones are dropped (default 1024)
-      --force            replace a foreign XDP program attached to a port's interface
-      --json             print counters as JSON
-      --instance NAME    names this agent's socket and state file (default mplsgate)
-      --socket PATH      control socket (default /run/mplsgate/NAME.sock)
-      --state-file PATH  the last committed FIB, loaded at start (default /var/lib/mplsgate/NAME.state)
-      --no-state         no state file: start from --fib or empty, write nothing
-      --allow-uid LIST   more users allowed on the control socket, comma-separated uids (root and the agent's own
-                         user always are)
-      --allow-gid LIST   more groups allowed on the control socket, comma-separated gids
-      --max-entries N    ILM + VNI + FTN entries the FIB may hold (default 2000000)
-
-    replay  forwards a capture offline through the forwarding pipeline, exactly as the agent forwards live.
-            Each frame's ingress port is its pcapng interface name (a port name or its interface), else --ingress.
-      --config CFG     instance config (ports), JSON (docs/fib-format.md)
-      --fib FIB        FIB document, JSON (docs/fib-format.md)
-      --in CAPTURE     pcap or pcapng input
-      --out FILE       every forwarded frame, in input order (classic pcap)
-      --out-dir DIR    one pcap per egress port: DIR/PORT.pcap
-      --drops FILE     dropped frames as they arrived (classic pcap)
-      --ingress PORT   ingress port for frames without a known interface name (required for classic pcap)
-      --json           print the summary as one JSON object
-      --quiet          no progress display
-
-    check   validates a config and FIB and prints what they compile to; exit 0 when valid.
-
-    EXIT STATUS
-      0 success; 1 invalid input (config, FIB, capture); 2 usage error.
-    """
-
-/// Writes to standard error (fd 2) without touching the C `stderr` global.
-func writeError(_ s: String) {
-    var bytes = Array(s.utf8)
-    _ = write(2, &bytes, bytes.count)
+    func run() throws { CommandLineRules.subcommandRequired(MPLSGate.self) }
 }
 
+extension BindMode: ExpressibleByArgument {}
+extension XDPMode: ExpressibleByArgument {}
+extension WaitMode: ExpressibleByArgument {}
+
+/// `mplsgate run`: the live agent (Run.swift).
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Forward live traffic between the config's interfaces through AF_XDP.",
+        discussion: """
+            Needs root, or CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF and CAP_IPC_LOCK. Starts with --fib FILE, else the state \
+            file, else an empty FIB. Attaches an XDP program to every port's interface; non-MPLSGate traffic (ARP, the \
+            host's own) still reaches the host. SIGUSR1 prints the counters; SIGINT/SIGTERM detach the programs, print \
+            the counters and exit 0. Every option, thread and counter: docs/agent.md.
+            """)
+
+    @Option(help: ArgumentHelp("Instance config (ports with \"interface\"), JSON (docs/fib-format.md).", valueName: "CFG"))
+    var config: String
+    @Option(help: ArgumentHelp("FIB document to start with (default: the state file, else empty).", valueName: "FIB"))
+    var fib: String?
+    @Option(help: ArgumentHelp("Worker threads; worker k serves queue k of every port (1-64).", valueName: "N"))
+    var workers: Int = 1
+    @Option(help: ArgumentHelp("CPUs for workers 0,1,... (default: worker k on CPU k mod CPUs); none: not pinned.",
+                               valueName: "LIST|none"))
+    var cpus: String?
+    @Option(help: "AF_XDP bind: auto (zero-copy if the driver can, else copy), copy or zerocopy.")
+    var bind: BindMode = .auto
+    @Option(help: "XDP hook: native or generic.")
+    var xdpMode: XDPMode = .native
+    @Option(help: "poll (sleep in poll() when idle) or busy (spin).")
+    var wait: WaitMode = .poll
+    @Option(help: ArgumentHelp("UMEM frames (4 KiB each) per port per worker (128-1048576).", valueName: "N"))
+    var frames: Int = 4096
+    @Option(help: ArgumentHelp("Entries of each fill / completion / RX / TX ring, a power of two (64-65536).", valueName: "N"))
+    var ringSize: Int = 2048
+    @Option(help: ArgumentHelp("Frames one port may have in flight on TX before new ones are dropped (64-1048576).",
+                               valueName: "N"))
+    var txInflight: Int = 1024
+    @Flag(help: "Replace a foreign XDP program attached to a port's interface.")
+    var force = false
+    @Flag(help: "Print counters as JSON.")
+    var json = false
+    @Option(help: ArgumentHelp("Names this agent's socket and state file (letters, digits, - and _).", valueName: "NAME"))
+    var instance = "mplsgate"
+    @Option(help: ArgumentHelp("Control socket (default /run/mplsgate/NAME.sock).", valueName: "PATH"))
+    var socket: String?
+    @Option(help: ArgumentHelp("The last committed FIB, loaded at start (default /var/lib/mplsgate/NAME.state).",
+                               valueName: "PATH"))
+    var stateFile: String?
+    @Flag(help: "No state file: start from --fib or empty, write nothing.")
+    var noState = false
+    @Option(help: ArgumentHelp("More users allowed on the control socket, comma-separated uids (root and the agent's own user always are).",
+                               valueName: "LIST"))
+    var allowUid: String?
+    @Option(help: ArgumentHelp("More groups allowed on the control socket, comma-separated gids.", valueName: "LIST"))
+    var allowGid: String?
+    @Option(help: ArgumentHelp("ILM + VNI + FTN entries the FIB may hold (1-16000000).", valueName: "N"))
+    var maxEntries = 2_000_000
+    @OptionGroup var log: LogOptions
+
+    /// Parsed --cpus: nil (default placement), [] (not pinned) or the list.
+    var cpuList: [Int]? {
+        guard let cpus else { return nil }
+        if cpus == "none" { return [] }
+        return cpus.split(separator: ",").map { Int($0) ?? -1 }
+    }
+
+    static func ids(_ v: String?) -> Set<UInt32>? {
+        guard let v else { return [] }
+        let ids = v.split(separator: ",").map { UInt32($0) }
+        return ids.allSatisfy({ $0 != nil }) ? Set(ids.map { $0! }) : nil
+    }
+
+    func validate() throws {
+        func range(_ name: String, _ v: Int, _ r: ClosedRange<Int>) throws {
+            guard r.contains(v) else { throw ValidationError("--\(name) \(v): expected an integer in \(r)") }
+        }
+        try range("workers", workers, 1...64)
+        try range("frames", frames, 128...1 << 20)
+        try range("ring-size", ringSize, 64...1 << 16)
+        guard ringSize & (ringSize - 1) == 0 else { throw ValidationError("--ring-size \(ringSize): expected a power of two") }
+        try range("tx-inflight", txInflight, 64...1 << 20)
+        try range("max-entries", maxEntries, 1...16_000_000)
+        if let list = cpuList, list.isEmpty ? cpus != "none" : list.contains(where: { $0 < 0 }) {
+            throw ValidationError("--cpus \(cpus!): expected a comma-separated CPU list or none")
+        }
+        guard !instance.isEmpty, instance.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw ValidationError("--instance \(instance): letters, digits, - and _ only")
+        }
+        if RunCommand.ids(allowUid) == nil { throw ValidationError("--allow-uid \(allowUid!): expected comma-separated numeric ids") }
+        if RunCommand.ids(allowGid) == nil { throw ValidationError("--allow-gid \(allowGid!): expected comma-separated numeric ids") }
+        if noState && stateFile != nil { throw ValidationError("--no-state and --state-file exclude each other") }
+    }
+
+    func run() throws { runAgent(self) }
+}
+
+/// `mplsgate replay`: a capture through the pipeline, offline.
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Forward a capture offline through the forwarding pipeline, exactly as the agent forwards live.",
+        discussion: """
+            Each frame's ingress port is its pcapng interface name (a port's name or its interface), else --ingress \
+            (required for classic pcap). Frames up to 16,128 bytes are handled; larger ones are counted frameTooLong.
+            """)
+
+    @Option(help: ArgumentHelp("Instance config (ports), JSON (docs/fib-format.md).", valueName: "CFG"))
+    var config: String
+    @Option(help: ArgumentHelp("FIB document, JSON (docs/fib-format.md).", valueName: "FIB"))
+    var fib: String
+    @Option(name: .customLong("in"), help: ArgumentHelp("pcap or pcapng input.", valueName: "CAPTURE"))
+    var input: String
+    @Option(help: ArgumentHelp("Every forwarded frame, in input order (classic pcap).", valueName: "FILE"))
+    var out: String?
+    @Option(help: ArgumentHelp("One pcap per egress port: DIR/PORT.pcap.", valueName: "DIR"))
+    var outDir: String?
+    @Option(help: ArgumentHelp("Dropped frames as they arrived (classic pcap).", valueName: "FILE"))
+    var drops: String?
+    @Option(help: ArgumentHelp("Ingress port for frames without a known interface name.", valueName: "PORT"))
+    var ingress: String?
+    @Flag(help: "Print the summary as one JSON object.")
+    var json = false
+    @Flag(help: "No progress display.")
+    var quiet = false
+
+    func run() throws { replay(self) }
+}
+
+/// `mplsgate check`: validate a config and FIB.
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check", abstract: "Validate a config and FIB and print what they compile to; exit 0 when valid.")
+
+    @Option(help: ArgumentHelp("Instance config (ports), JSON (docs/fib-format.md).", valueName: "CFG"))
+    var config: String
+    @Option(help: ArgumentHelp("FIB document, JSON (docs/fib-format.md).", valueName: "FIB"))
+    var fib: String
+
+    func run() throws {
+        let (_, compiled) = load(config: config, fib: fib)
+        let s = compiled.snapshot
+        print("valid: \(compiled.portNames.count) ports, \(s.nextHopCount) next hops, \(s.groupCount) ECMP groups, "
+              + "\(compiled.actionNames.count) entries (\(s.bytesAllocated / 1024) KiB of tables)")
+        compiled.release()
+    }
+}
+
+/// Writes to standard error (fd 2) without touching the C `stderr` global.
+func writeError(_ s: String) { LineLogHandler.standardError(s) }
+
+/// The agent's logger once `run` has set it up (LogOptions.bootstrap).
+nonisolated(unsafe) var agentLog: Logger?
+
+/// Logs the error (our line format, whatever the log level) and exits with `code` (1: invalid input or a failed
+/// start; 2: a usage error found after parsing).
 func fail(_ message: String, code: Int32 = 1) -> Never {
-    writeError("mplsgate: \(message)\n")
+    if let agentLog, agentLog.logLevel <= .error { agentLog.error("\(message)") } else {
+        writeError(LineLogHandler.format(program: "mplsgate", message: message, metadata: [:]))
+    }
     exit(code)
 }
 
@@ -90,24 +205,7 @@ func readFile(_ path: String) -> [UInt8] {
     return out
 }
 
-/// Parses `--key value` and `--flag` options.
-func parseOptions(_ args: ArraySlice<String>, values: Set<String>, flags: Set<String>) -> [String: String] {
-    var out: [String: String] = [:]
-    var i = args.startIndex
-    while i < args.endIndex {
-        let a = args[i]
-        if flags.contains(a) { out[a] = "1"; i += 1; continue }
-        guard values.contains(a) else { fail("unknown option \(a) (see --help)", code: 2) }
-        guard i + 1 < args.endIndex else { fail("\(a) needs a value", code: 2) }
-        out[a] = args[i + 1]
-        i += 2
-    }
-    return out
-}
-
-func load(_ opts: [String: String]) -> (InstanceConfig, CompiledFIB) {
-    guard let cfgPath = opts["--config"] else { fail("--config is required", code: 2) }
-    guard let fibPath = opts["--fib"] else { fail("--fib is required", code: 2) }
+func load(config cfgPath: String, fib fibPath: String) -> (InstanceConfig, CompiledFIB) {
     do {
         let config = try FIBCodec.decodeConfig(readFile(cfgPath))
         let fib = try FIBCodec.decodeFIB(readFile(fibPath))
@@ -166,55 +264,36 @@ func format3(_ x: Double) -> String {
     return "\(scaled / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)"
 }
 
-let args = CommandLine.arguments
-guard args.count >= 2 else { print(usage); exit(2) }
-switch args[1] {
-case "--help", "-h", "help":
-    print(usage)
-case "--version":
-    print("mplsgate \(version)")
-case "run":
-    runCommand(args.dropFirst(2))
-case "check":
-    let opts = parseOptions(args.dropFirst(2), values: ["--config", "--fib"], flags: [])
-    let (config, compiled) = load(opts)
-    let s = compiled.snapshot
-    print("valid: \(config.ports.count) ports, \(s.nextHopCount) next hops, \(s.groupCount) ECMP groups, "
-          + "\(compiled.actionNames.count) entries (\(s.bytesAllocated / 1024) KiB of tables)")
-    compiled.release()
-case "replay":
-    let opts = parseOptions(args.dropFirst(2),
-                            values: ["--config", "--fib", "--in", "--out", "--out-dir", "--drops", "--ingress"],
-                            flags: ["--json", "--quiet"])
-    guard let input = opts["--in"] else { fail("--in is required", code: 2) }
-    let (config, compiled) = load(opts)
+/// `mplsgate replay`.
+func replay(_ o: ReplayCommand) {
+    let (config, compiled) = load(config: o.config, fib: o.fib)
     var ingress: PortID?
-    if let name = opts["--ingress"] {
+    if let name = o.ingress {
         guard let i = config.ports.firstIndex(where: { $0.name == name }) else { fail("--ingress \(name): no such port", code: 2) }
         ingress = PortID(UInt16(i))
     }
     let replayer = Replayer(fib: compiled.snapshot, portNames: config.ports.map(\.name),
                             interfaceNames: config.ports.map(\.interface), defaultIngress: ingress)
-    let showProgress = opts["--quiet"] == nil && isatty(2) != 0
+    let showProgress = !o.quiet && isatty(2) != 0
     do {
         let summary = try replayer.run(
-            input: input, outputs: ReplayOutputs(all: opts["--out"], perPortDirectory: opts["--out-dir"], drops: opts["--drops"]),
+            input: o.input, outputs: ReplayOutputs(all: o.out, perPortDirectory: o.outDir, drops: o.drops),
             progress: showProgress ? { pos, size, frames in
                 let pct = size > 0 ? Int(pos * 100 / size) : 0
                 writeError("\rreplay: \(frames) frames, \(pct) %")
             } : nil)
         if showProgress { writeError("\r\u{1B}[K") }
         for (name, frames) in summary.unmatchedInterfaces {
-            let fate = opts["--ingress"].map { "taken as arriving on --ingress \($0)" } ?? "dropped as unknownPort"
+            let fate = o.ingress.map { "taken as arriving on --ingress \($0)" } ?? "dropped as unknownPort"
             writeError("mplsgate: replay: capture interface \"\(name)\" matches no port's name or interface: \(frames) "
                        + "frame(s) \(fate)\n")
         }
-        printSummary(summary, compiled, json: opts["--json"] != nil)
+        printSummary(summary, compiled, json: o.json)
         summary.counters.deallocate()
     } catch {
         fail(error.description)
     }
     compiled.release()
-default:
-    fail("unknown command \(args[1]) (see --help)", code: 2)
 }
+
+CommandLineRules.main(MPLSGate.self)

@@ -1,79 +1,30 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ArgumentParser
+import CLISupport
 import ControlServer
+import Logging
 
 /// mplsgatectl: the operator's and scripts' client of a running agent's control socket (like vppctl / ovs-appctl).
-let usage = """
-    mplsgatectl: talk to a running mplsgate agent over its control socket
+/// Exit status: 0 success; 1 the agent refused the request; 2 usage error; 3 cannot reach the agent; 4 protocol
+/// error or timeout.
 
-    USAGE
-      mplsgatectl [--socket PATH | --instance NAME] [--json] [--timeout S] COMMAND
-
-    COMMANDS
-      info                        version, boot id, generation, digest, entry counts, ports, limits
-      show ports                  ports with link state and counters (pipeline, rings, kernel, XDP program)
-      show fib                    every next hop, group and entry
-      show labels | vni | ftn | next-hops | groups
-      show counters [ilm|vni|ftn] ports and drops; with a kind, per-entry packets and bytes
-      show drops                  drops per reason
-      trace [N] [--wait-ms MS]    the next N packets (default 10): headers in and out, and the decision
-      apply FILE                  an atomic transaction: {"operations": [...], "expectedGeneration": N}
-      resync FILE [--chunk N]     replace the whole FIB with a FIB document, in chunks of N entries (default 10000)
-      watch counters [--interval S]   port and drop counters every S seconds (default 1) until Ctrl-C
-      events                      print generation and port events until Ctrl-C
-      call METHOD [PARAMS]        any method with a JSON params object; prints the raw result
-
-    --socket PATH     the agent's socket (default /run/mplsgate/NAME.sock)
-    --instance NAME   the agent's --instance (default mplsgate)
-    --json            machine-readable output: the method's JSON result, one line
-    --timeout S       seconds to wait for a reply (default 30; 0 waits forever)
-
-    EXIT STATUS
-      0 success; 1 the agent refused the request (the message names the element); 2 usage error;
-      3 cannot reach the agent (not running, wrong socket, permission); 4 protocol error or timeout.
-    """
+/// Set once from the command's `ClientOptions` before anything talks to the agent.
+nonisolated(unsafe) var jsonOut = false
+nonisolated(unsafe) var timeout = 30.0
+nonisolated(unsafe) var log = Logger(label: "mplsgatectl")
 
 func fail(_ message: String, code: Int32) -> Never {
-    var b = Array("mplsgatectl: \(message)\n".utf8)
-    _ = write(2, &b, b.count)
+    if log.logLevel <= .error { log.error("\(message)") } else {
+        LineLogHandler.standardError(LineLogHandler.format(program: "mplsgatectl", message: message, metadata: [:]))
+    }
     exit(code)
 }
 
-// MARK: options
-
-var args = Array(CommandLine.arguments.dropFirst())
-var socketPath: String?
-var instance = "mplsgate"
-var jsonOut = false
-var timeout = 30.0
-var rest: [String] = []
-var i = 0
-while i < args.count {
-    let a = args[i]
-    func value() -> String {
-        guard i + 1 < args.count else { fail("\(a) needs a value", code: 2) }
-        i += 1
-        return args[i]
-    }
-    switch a {
-    case "--socket": socketPath = value()
-    case "--instance": instance = value()
-    case "--json": jsonOut = true
-    case "--timeout":
-        guard let t = Double(value()), t >= 0 else { fail("--timeout expects seconds", code: 2) }
-        timeout = t
-    case "--help", "-h", "help": print(usage); exit(0)
-    default: rest.append(a)
-    }
-    i += 1
-}
-guard !rest.isEmpty else { print(usage); exit(2) }
-let path = socketPath ?? "/run/mplsgate/\(instance).sock"
-
 // MARK: connection
 
-@MainActor
+
 final class Connection {
     let fd: Int32
     var buffer: [UInt8] = []
@@ -141,6 +92,7 @@ final class Connection {
     /// Sends and waits for the matching response; exits 1 on a JSON-RPC error.
     func call(_ method: String, _ params: JSONValue = .object([]), timeout: Double = timeout) -> JSONValue {
         let id = send(method, params)
+        log.debug("request", metadata: ["method": "\(method)", "id": "\(id)"])
         while true {
             guard let v = readLine(timeout: timeout) else { fail("no reply to \(method) within \(Int(timeout)) s", code: 4) }
             guard case .object(let f) = v else { continue }
@@ -156,7 +108,10 @@ final class Connection {
                 }
                 fail(msg, code: 1)
             }
-            if let r = f.first(where: { $0.0 == "result" })?.1 { return r }
+            if let r = f.first(where: { $0.0 == "result" })?.1 {
+                log.debug("reply", metadata: ["method": "\(method)", "id": "\(id)"])
+                return r
+            }
         }
     }
 }
@@ -194,7 +149,7 @@ func parseJSONFile(_ p: String) -> JSONValue {
 }
 
 /// Every entry of a kind, page by page.
-@MainActor func dumpAll(_ c: Connection, _ kind: String) -> [JSONValue] {
+func dumpAll(_ c: Connection, _ kind: String) -> [JSONValue] {
     var out: [JSONValue] = []
     var cursor: JSONValue = .number("0")
     while true {
@@ -256,53 +211,148 @@ func printDrops(_ counters: JSONValue) {
 
 // MARK: commands
 
-signal(SIGPIPE, SIG_IGN)
-let conn = Connection(path: path)
-let command = rest[0]
-let sub = rest.count > 1 ? rest[1] : ""
+/// Where the agent is and how to talk to it; every subcommand takes these.
+struct ClientOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The agent's socket (default /run/mplsgate/NAME.sock).", valueName: "PATH"))
+    var socket: String?
+    @Option(help: ArgumentHelp("The agent's --instance.", valueName: "NAME"))
+    var instance = "mplsgate"
+    @Flag(help: "Machine-readable output: the method's JSON result, one line.")
+    var json = false
+    @Option(help: ArgumentHelp("Seconds to wait for a reply (0 waits forever).", valueName: "S"))
+    var timeout: Double = 30
+    @OptionGroup var log: LogOptions
 
-@MainActor func option(_ name: String) -> String? {
-    guard let i = rest.firstIndex(of: name) else { return nil }
-    guard i + 1 < rest.count else { fail("\(name) needs a value", code: 2) }
-    return rest[i + 1]
+    func validate() throws {
+        guard timeout >= 0 else { throw ValidationError("--timeout expects seconds (0 waits forever)") }
+    }
+
+    /// Applies the options and connects (exit 3 when the agent cannot be reached).
+    func connect() -> Connection {
+        jsonOut = json
+        mplsgatectl.timeout = timeout
+        mplsgatectl.log = log.bootstrap(program: "mplsgatectl")
+        signal(SIGPIPE, SIG_IGN)
+        return Connection(path: socket ?? "/run/mplsgate/\(instance).sock")
+    }
 }
 
-switch command {
-case "info":
-    let r = conn.call("info")
-    if jsonOut { print(JSONWriter.write(r)); break }
-    for (k, v) in r.fields where k != "ports" && k != "limits" && k != "entries" { print(pad(k, 20) + v.text) }
-    print(pad("entries", 20) + (r["entries"]?.fields.map { "\($0.0) \($0.1.text)" }.joined(separator: ", ") ?? ""))
-    print(pad("limits", 20) + (r["limits"]?.fields.map { "\($0.0) \($0.1.text)" }.joined(separator: ", ") ?? ""))
-    print()
-    printPorts(r, conn.call("counters"))
+struct MPLSGateCtl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mplsgatectl",
+        abstract: "Talk to a running mplsgate agent over its control socket.",
+        discussion: """
+            Every subcommand takes --socket PATH, --instance NAME, --json, --timeout S and --log-level LEVEL, before \
+            or after its name (mplsgatectl --socket /run/mplsgate/pe1.sock show labels).
+            EXIT STATUS: 0 success; 1 the agent refused the request (the message names the element); 2 usage error; \
+            3 cannot reach the agent (not running, wrong socket, permission); 4 protocol error or timeout.
+            Shell completion: mplsgatectl --generate-completion-script bash|zsh|fish.
+            """,
+        version: "mplsgatectl \(ControlService.version)",
+        subcommands: [Info.self, Show.self, Trace.self, Apply.self, Resync.self, Watch.self, Events.self, Call.self])
 
-case "show":
-    switch sub {
-    case "ports":
-        let info = conn.call("info"), counters = conn.call("counters")
-        if jsonOut { print(JSONWriter.write(.object([("ports", info["ports"] ?? .null), ("counters", counters["ports"] ?? .null)]))); break }
-        printPorts(info, counters)
-    case "fib", "labels", "ilm", "vni", "ftn", "next-hops", "groups":
-        let kinds: [String]
-        switch sub {
-        case "fib": kinds = ["nextHop", "ecmpGroup", "ilm", "vni", "ftn"]
-        case "labels", "ilm": kinds = ["ilm"]
-        case "next-hops": kinds = ["nextHop"]
-        case "groups": kinds = ["ecmpGroup"]
-        default: kinds = [sub]
+    func run() throws { CommandLineRules.subcommandRequired(MPLSGateCtl.self) }
+}
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Version, boot id, generation, digest, entry counts, ports, limits.")
+    @OptionGroup var client: ClientOptions
+
+    func run() throws {
+        let conn = client.connect()
+        let r = conn.call("info")
+        if jsonOut { print(JSONWriter.write(r)); return }
+        for (k, v) in r.fields where k != "ports" && k != "limits" && k != "entries" { print(pad(k, 20) + v.text) }
+        print(pad("entries", 20) + (r["entries"]?.fields.map { "\($0.0) \($0.1.text)" }.joined(separator: ", ") ?? ""))
+        print(pad("limits", 20) + (r["limits"]?.fields.map { "\($0.0) \($0.1.text)" }.joined(separator: ", ") ?? ""))
+        print()
+        printPorts(r, conn.call("counters"))
+    }
+}
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ports, the FIB or a part of it, counters, drops.",
+        subcommands: [Ports.self, FIB.self, Labels.self, VNI.self, FTN.self, NextHops.self, Groups.self, Counters.self,
+                      Drops.self])
+
+    func run() throws { CommandLineRules.subcommandRequired(Show.self) }
+
+    struct Ports: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ports with link state and counters (pipeline, rings, kernel, XDP program).")
+        @OptionGroup var client: ClientOptions
+        func run() throws {
+            let conn = client.connect()
+            let info = conn.call("info"), counters = conn.call("counters")
+            if jsonOut {
+                print(JSONWriter.write(.object([("ports", info["ports"] ?? .null), ("counters", counters["ports"] ?? .null)])))
+                return
+            }
+            printPorts(info, counters)
         }
-        var doc: [(String, JSONValue)] = []
-        for k in kinds {
-            let entries = dumpAll(conn, k)
-            if jsonOut { doc.append((k, .array(entries))); continue }
-            if kinds.count > 1 { print("\(k) (\(entries.count))") }
-            for e in entries { print((kinds.count > 1 ? "  " : "") + describeEntry(k, e)) }
+    }
+
+    struct FIB: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "fib", abstract: "Every next hop, group and entry.")
+        @OptionGroup var client: ClientOptions
+        func run() throws { showEntries(client, ["nextHop", "ecmpGroup", "ilm", "vni", "ftn"]) }
+    }
+
+    struct Labels: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The ILM (incoming label map).", aliases: ["ilm"])
+        @OptionGroup var client: ClientOptions
+        func run() throws { showEntries(client, ["ilm"]) }
+    }
+
+    struct VNI: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "vni", abstract: "The VNI table (VXLAN to MPLS).")
+        @OptionGroup var client: ClientOptions
+        func run() throws { showEntries(client, ["vni"]) }
+    }
+
+    struct FTN: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ftn", abstract: "The FTN routes (IP to MPLS), per VRF.")
+        @OptionGroup var client: ClientOptions
+        func run() throws { showEntries(client, ["ftn"]) }
+    }
+
+    struct NextHops: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "next-hops", abstract: "The next hops.")
+        @OptionGroup var client: ClientOptions
+        func run() throws { showEntries(client, ["nextHop"]) }
+    }
+
+    struct Groups: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The ECMP groups.")
+        @OptionGroup var client: ClientOptions
+        func run() throws { showEntries(client, ["ecmpGroup"]) }
+    }
+
+    struct Counters: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ports and drops; with a kind, per-entry packets and bytes.")
+        @Argument(help: ArgumentHelp("ilm (or labels), vni or ftn.", valueName: "kind"))
+        var kind: String?
+        @OptionGroup var client: ClientOptions
+
+        func validate() throws {
+            if let kind, !["ilm", "labels", "vni", "ftn"].contains(kind) {
+                throw ValidationError("show counters \(kind): expected ilm, labels, vni or ftn")
+            }
         }
-        if jsonOut { print(JSONWriter.write(.object(doc))) }
-    case "counters":
-        let kind = rest.count > 2 ? rest[2] : nil
-        if let kind {
+
+        func run() throws {
+            let conn = client.connect()
+            guard let kind else {
+                let r = conn.call("counters")
+                if jsonOut { print(JSONWriter.write(r)); return }
+                printPorts(conn.call("info"), r)
+                print()
+                printDrops(r)
+                return
+            }
             let kindName = kind == "labels" ? "ilm" : kind
             var all: [JSONValue] = []
             var cursor: JSONValue = .number("0")
@@ -314,104 +364,188 @@ case "show":
                 guard let n = r["next"], n != .null else { break }
                 cursor = n
             }
-            if jsonOut { print(JSONWriter.write(.object([("generation", first["generation"] ?? .null), ("entries", .array(all))]))); break }
+            if jsonOut { print(JSONWriter.write(.object([("generation", first["generation"] ?? .null), ("entries", .array(all))]))); return }
             print(pad(kindName, 30) + lpad("packets", 14) + lpad("bytes", 16))
             for e in all { print(pad(e["key"]?.text ?? "", 30) + lpad(e["packets"]?.text ?? "", 14) + lpad(e["bytes"]?.text ?? "", 16)) }
-        } else {
-            let r = conn.call("counters")
-            if jsonOut { print(JSONWriter.write(r)); break }
-            printPorts(conn.call("info"), r)
-            print()
+        }
+    }
+
+    struct Drops: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Drops per reason.")
+        @OptionGroup var client: ClientOptions
+        func run() throws {
+            let r = client.connect().call("counters")
+            if jsonOut { print(JSONWriter.write(r["drops"] ?? .null)); return }
             printDrops(r)
         }
-    case "drops":
-        let r = conn.call("counters")
-        if jsonOut { print(JSONWriter.write(r["drops"] ?? .null)); break }
-        printDrops(r)
-    default:
-        fail("show what? ports, fib, labels, vni, ftn, next-hops, groups, counters [kind], drops", code: 2)
     }
-
-case "trace":
-    let n = Int(sub) ?? 10
-    let wait = Int(option("--wait-ms") ?? "5000") ?? 5000
-    let r = conn.call("trace", .object([("count", .number(String(n))), ("timeoutMs", .number(String(wait)))]),
-                      timeout: max(timeout, Double(wait) / 1000 + 5))
-    if jsonOut { print(JSONWriter.write(r)); break }
-    let packets = r["packets"]?.items ?? []
-    if packets.isEmpty { print("no packets within \(wait) ms") }
-    for (k, p) in packets.enumerated() {
-        print("#\(k + 1) \(p["ingress"]?.text ?? "") \(p["length"]?.text ?? "") bytes: \(JSONWriter.write(p["headers"] ?? .null))")
-        if p["decision"]?.text == "forward" {
-            print("   -> \(p["egress"]?.text ?? "") \(p["lengthOut"]?.text ?? "") bytes: \(JSONWriter.write(p["headersOut"] ?? .null))")
-        } else {
-            print("   -> drop: \(p["reason"]?.text ?? "")")
-        }
-    }
-
-case "apply":
-    guard rest.count > 1 else { fail("apply FILE", code: 2) }
-    var params = parseJSONFile(rest[1])
-    if case .array(let ops) = params { params = .object([("operations", .array(ops))]) }
-    let r = conn.call("apply", params)
-    if jsonOut { print(JSONWriter.write(r)) } else { print("applied \(r["applied"]?.text ?? "?") operations: generation \(r["generation"]?.text ?? "?")") }
-
-case "resync":
-    guard rest.count > 1 else { fail("resync FILE [--chunk N]", code: 2) }
-    let chunkSize = Int(option("--chunk") ?? "10000") ?? 10000
-    guard (1...100_000).contains(chunkSize) else { fail("--chunk must be 1–100000", code: 2) }
-    let doc = parseJSONFile(rest[1])
-    guard case .object = doc else { fail("\(rest[1]): a FIB document is a JSON object", code: 2) }
-    if let v = doc["version"], v != .number("1") { fail("\(rest[1]): schema version \(v.text) is not 1", code: 2) }
-    let begin = conn.call("resync.begin")
-    let session = begin["session"] ?? .null
-    var chunks = 0
-    for kind in ["nextHops", "ecmpGroups", "ilm", "vni", "ftn"] {
-        let all = doc[kind]?.items ?? []
-        var start = 0
-        while start < all.count {
-            let end = min(start + chunkSize, all.count)
-            _ = conn.call("resync.chunk", .object([("session", session), (kind, .array(Array(all[start..<end])))]))
-            chunks += 1
-            start = end
-        }
-    }
-    let r = conn.call("resync.end", .object([("session", session)]))
-    if jsonOut { print(JSONWriter.write(r)); break }
-    print("resync in \(chunks) chunk(s): generation \(r["generation"]?.text ?? "?"), added \(r["added"]?.text ?? "0"), "
-          + "replaced \(r["replaced"]?.text ?? "0"), deleted \(r["deleted"]?.text ?? "0")")
-
-case "watch":
-    guard sub == "counters" else { fail("watch counters [--interval S]", code: 2) }
-    let interval = Double(option("--interval") ?? "1") ?? 1
-    while true {
-        let r = conn.call("counters")
-        if jsonOut { print(JSONWriter.write(r)) } else {
-            print("\u{1B}[H\u{1B}[2J", terminator: "")
-            print("generation \(r["generation"]?.text ?? "?")")
-            printPorts(conn.call("info"), r)
-            print()
-            printDrops(r)
-        }
-        fflush(nil)
-        usleep(UInt32(interval * 1_000_000))
-    }
-
-case "events":
-    _ = conn.call("events.subscribe")
-    while true {
-        guard let v = conn.readLine(timeout: 0) else { continue }
-        if v["method"]?.text == "event" { print(JSONWriter.write(v["params"] ?? .null)); fflush(nil) }
-    }
-
-case "call":
-    guard rest.count > 1 else { fail("call METHOD [PARAMS]", code: 2) }
-    var params: JSONValue = .object([])
-    if rest.count > 2 {
-        do { params = try JSONParser.parse(rest[2]) } catch { fail("PARAMS: \(error.description)", code: 2) }
-    }
-    print(JSONWriter.write(conn.call(rest[1], params)))
-
-default:
-    fail("unknown command \(command) (see --help)", code: 2)
 }
+
+/// Prints every entry of `kinds`, page by page.
+func showEntries(_ client: ClientOptions, _ kinds: [String]) {
+    let conn = client.connect()
+    var doc: [(String, JSONValue)] = []
+    for k in kinds {
+        let entries = dumpAll(conn, k)
+        if jsonOut { doc.append((k, .array(entries))); continue }
+        if kinds.count > 1 { print("\(k) (\(entries.count))") }
+        for e in entries { print((kinds.count > 1 ? "  " : "") + describeEntry(k, e)) }
+    }
+    if jsonOut { print(JSONWriter.write(.object(doc))) }
+}
+
+struct Trace: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The next N packets: headers in and out, and the decision.")
+    @Argument(help: ArgumentHelp("Packets to record (1-1000).", valueName: "N"))
+    var count = 10
+    @Option(help: ArgumentHelp("How long to wait for them.", valueName: "MS"))
+    var waitMs = 5000
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        guard (1...1000).contains(count) else { throw ValidationError("trace \(count): expected 1-1000 packets") }
+        guard (0...60_000).contains(waitMs) else { throw ValidationError("--wait-ms \(waitMs): expected 0-60000") }
+    }
+
+    func run() throws {
+        let conn = client.connect()
+        let r = conn.call("trace", .object([("count", .number(String(count))), ("timeoutMs", .number(String(waitMs)))]),
+                          timeout: max(timeout, Double(waitMs) / 1000 + 5))
+        if jsonOut { print(JSONWriter.write(r)); return }
+        let packets = r["packets"]?.items ?? []
+        if packets.isEmpty { print("no packets within \(waitMs) ms") }
+        for (k, p) in packets.enumerated() {
+            print("#\(k + 1) \(p["ingress"]?.text ?? "") \(p["length"]?.text ?? "") bytes: \(JSONWriter.write(p["headers"] ?? .null))")
+            if p["decision"]?.text == "forward" {
+                print("   -> \(p["egress"]?.text ?? "") \(p["lengthOut"]?.text ?? "") bytes: \(JSONWriter.write(p["headersOut"] ?? .null))")
+            } else {
+                print("   -> drop: \(p["reason"]?.text ?? "")")
+            }
+        }
+    }
+}
+
+struct Apply: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "An atomic transaction from a file: {\"operations\": [...], \"expectedGeneration\": N}.")
+    @Argument(help: ArgumentHelp("The transaction, JSON (an object, or just the operations array).", valueName: "FILE"))
+    var file: String
+    @OptionGroup var client: ClientOptions
+
+    func run() throws {
+        var params = parseJSONFile(file)
+        let conn = client.connect()
+        if case .array(let ops) = params { params = .object([("operations", .array(ops))]) }
+        let r = conn.call("apply", params)
+        if jsonOut { print(JSONWriter.write(r)) } else { print("applied \(r["applied"]?.text ?? "?") operations: generation \(r["generation"]?.text ?? "?")") }
+    }
+}
+
+struct Resync: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replace the whole FIB with a FIB document, sent in chunks.")
+    @Argument(help: ArgumentHelp("The FIB document (docs/fib-format.md).", valueName: "FILE"))
+    var file: String
+    @Option(help: ArgumentHelp("Entries per chunk (1-100000).", valueName: "N"))
+    var chunk = 10_000
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        guard (1...100_000).contains(chunk) else { throw ValidationError("--chunk must be 1–100000") }
+    }
+
+    func run() throws {
+        let doc = parseJSONFile(file)
+        guard case .object = doc else { fail("\(file): a FIB document is a JSON object", code: 2) }
+        if let v = doc["version"], v != .number("1") { fail("\(file): schema version \(v.text) is not 1", code: 2) }
+        let conn = client.connect()
+        let begin = conn.call("resync.begin")
+        let session = begin["session"] ?? .null
+        var chunks = 0
+        for kind in ["nextHops", "ecmpGroups", "ilm", "vni", "ftn"] {
+            let all = doc[kind]?.items ?? []
+            var start = 0
+            while start < all.count {
+                let end = min(start + chunk, all.count)
+                _ = conn.call("resync.chunk", .object([("session", session), (kind, .array(Array(all[start..<end])))]))
+                chunks += 1
+                start = end
+            }
+        }
+        let r = conn.call("resync.end", .object([("session", session)]))
+        if jsonOut { print(JSONWriter.write(r)); return }
+        print("resync in \(chunks) chunk(s): generation \(r["generation"]?.text ?? "?"), added \(r["added"]?.text ?? "0"), "
+              + "replaced \(r["replaced"]?.text ?? "0"), deleted \(r["deleted"]?.text ?? "0")")
+    }
+}
+
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Redraw counters until Ctrl-C.", subcommands: [Counters.self])
+
+    func run() throws { CommandLineRules.subcommandRequired(Watch.self) }
+
+    struct Counters: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Port and drop counters every S seconds until Ctrl-C.")
+        @Option(help: ArgumentHelp("Seconds between redraws.", valueName: "S"))
+        var interval: Double = 1
+        @OptionGroup var client: ClientOptions
+
+        func validate() throws {
+            guard interval > 0 else { throw ValidationError("--interval \(interval): expected seconds above 0") }
+        }
+
+        func run() throws {
+            let conn = client.connect()
+            while true {
+                let r = conn.call("counters")
+                if jsonOut { print(JSONWriter.write(r)) } else {
+                    print("\u{1B}[H\u{1B}[2J", terminator: "")
+                    print("generation \(r["generation"]?.text ?? "?")")
+                    printPorts(conn.call("info"), r)
+                    print()
+                    printDrops(r)
+                }
+                fflush(nil)
+                usleep(UInt32(interval * 1_000_000))
+            }
+        }
+    }
+}
+
+struct Events: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print generation and port events until Ctrl-C.")
+    @OptionGroup var client: ClientOptions
+
+    func run() throws {
+        let conn = client.connect()
+        _ = conn.call("events.subscribe")
+        while true {
+            guard let v = conn.readLine(timeout: 0) else { continue }
+            if v["method"]?.text == "event" { print(JSONWriter.write(v["params"] ?? .null)); fflush(nil) }
+        }
+    }
+}
+
+struct Call: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Any method with a JSON params object; prints the raw result.")
+    @Argument(help: "The method (docs/control-protocol.md).")
+    var method: String
+    @Argument(help: ArgumentHelp("A JSON object.", valueName: "PARAMS"))
+    var params: String?
+    @OptionGroup var client: ClientOptions
+
+    func run() throws {
+        var p: JSONValue = .object([])
+        if let params {
+            do { p = try JSONParser.parse(params) } catch { fail("PARAMS: \(error.description)", code: 2) }
+        }
+        print(JSONWriter.write(client.connect().call(method, p)))
+    }
+}
+
+// The client's options may also come before the subcommand, as in `mplsgatectl --socket PATH info`.
+CommandLineRules.main(MPLSGateCtl.self, arguments: CommandLineRules.hoisting(
+    ["--socket": true, "--instance": true, "--json": false, "--timeout": true, "--log-level": true],
+    in: Array(CommandLine.arguments.dropFirst())))

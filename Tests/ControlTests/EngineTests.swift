@@ -172,7 +172,7 @@ import ControlServer
         fclose(f)
         let (prev, problems2) = StateFile.load(path: path)
         #expect(prev?.generation == 7 && prev?.path == path + ".prev")
-        #expect(problems2.count == 1 && problems2[0].contains("checksum"))
+        #expect(problems2.count == 1 && problems2[0].path == path && problems2[0].error.contains("checksum"))
         unlink(path); unlink(path + ".prev"); rmdir(dir)
     }
 }

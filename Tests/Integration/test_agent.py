@@ -13,6 +13,7 @@ no loss, zero-copy refusal on veth, stale-program replacement after kill -9, and
 import ipaddress
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -91,6 +92,14 @@ def run_fixtures(a, p, tmp):
     if not check(agent.started(), "agent starts: " + " | ".join(agent.log[-2:])):
         return
     check(all(f"({port['role']}, copy)" in agent.log[-1] for port in PORTS), "auto bind falls back to copy on veth")
+    # The documented start line, byte for byte (docs/agent.md; scripts parse it): the logging library must not
+    # change it.
+    state = os.path.join(agent.state_dir, "agent")
+    expected = (r"mplsgate: forwarding since \d+\.\d{3}: core0=mg-core0\(core, copy\) core1=mg-core1\(core, copy\) "
+                r"dc0=mg-dc0\(dc, copy\) vrf0=mg-vrf0\(vrf, copy\); generation 1 from " + re.escape(FIB)
+                + r", 30 entries, 1 worker\(s\), wait poll; control socket " + re.escape(state + ".sock")
+                + r"; state file " + re.escape(state + ".state") + r"; pid " + str(agent.proc.pid) + "$")
+    check(re.fullmatch(expected, agent.log[-1]) is not None, f"the start line is exactly the documented one: {agent.log[-1]}")
     sinks = {port["name"]: Sink(p, "p-" + port["name"], out=os.path.join(tmp, f"out-{port['name']}.pcap")) for port in PORTS}
     expected_out = {port["name"]: [] for port in PORTS}
     drops, redirect, passed, skipped = {}, {}, {}, 0

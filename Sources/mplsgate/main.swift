@@ -77,7 +77,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The last committed FIB, loaded at start (default /var/lib/mplsgate/NAME.state).",
                                valueName: "PATH"))
     var stateFile: String?
-    @Flag(help: "No state file: start from --fib or empty, write nothing.")
+    @Flag(help: "No state file: start from --fib or empty, write nothing (wins over --state-file).")
     var noState = false
     @Option(help: ArgumentHelp("More users allowed on the control socket, comma-separated uids (root and the agent's own user always are).",
                                valueName: "LIST"))
@@ -119,7 +119,6 @@ struct RunCommand: ParsableCommand {
         }
         if RunCommand.ids(allowUid) == nil { throw ValidationError("--allow-uid \(allowUid!): expected comma-separated numeric ids") }
         if RunCommand.ids(allowGid) == nil { throw ValidationError("--allow-gid \(allowGid!): expected comma-separated numeric ids") }
-        if noState && stateFile != nil { throw ValidationError("--no-state and --state-file exclude each other") }
     }
 
     func run() throws { runAgent(self) }

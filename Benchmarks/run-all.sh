@@ -41,8 +41,12 @@ step "scale: 1M ILM, VNI, FTN" scale.txt
 (cd Benchmarks && swift package --allow-writing-to-package-directory benchmark --target Scale --no-progress) \
   > "$out/scale.txt" 2>&1
 grep "^scale:" "$out/scale.txt" || true
-step "replay: mplsgate replay vs a libpcap copy loop" replay.txt
-Benchmarks/replay/run.sh "${replay_args[@]}" | tee "$out/replay.txt"
+step "replay: mplsgate replay vs a libpcap copy loop (null, tmpfs, tmpfs with --threads 2, pcapng)" replay.txt
+for variant in "null 1 pcap" "tmpfs 1 pcap" "tmpfs 2 pcap" "null 1 pcapng"; do
+  echo "-- outputs, threads, input: $variant"
+  # shellcheck disable=SC2086
+  Benchmarks/replay/run.sh "${replay_args[@]}" $variant
+done | tee "$out/replay.txt"
 step "live: MPLSGate vs a C AF_XDP forwarder on veth" live.txt
 /usr/bin/python3 Benchmarks/live/run.py "${live_args[@]}" | tee "$out/live.txt"
 step "control plane: entries through the socket" control.txt

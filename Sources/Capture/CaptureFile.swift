@@ -11,8 +11,9 @@ public struct CapturedFrame {
     public var originalLength: Int
     /// Capture time in microseconds since the epoch.
     public var timestampMicros: Int64
-    /// The pcapng interface the frame was captured on; nil for classic pcap.
-    public var interfaceName: String?
+    /// The pcapng interface the frame was captured on, as a file-wide index (`CaptureReader.interfaceName`); -1 for
+    /// classic pcap.
+    public var interface: Int
     /// True when the frame was larger than the buffer: nothing was copied.
     public var tooLarge: Bool
 }
@@ -28,10 +29,12 @@ public struct CaptureError: Error, CustomStringConvertible {
     }
 }
 
-/// Reads pcap (through libpcap) and pcapng (through our own reader, because libpcap does not say which interface a
-/// pcapng frame came from). The format is chosen by the file's magic number.
+/// Reads classic pcap (our block reader, `PcapBlockReader`; libpcap for the variants it does not know) and pcapng
+/// (our own reader, because libpcap does not say which interface a pcapng frame came from). The format is chosen by
+/// the file's magic number.
 public final class CaptureReader {
     private enum Source {
+        case block(PcapBlockReader)
         case pcap(OpaquePointer)
         case pcapng(PcapNGReader)
     }
@@ -53,7 +56,11 @@ public final class CaptureReader {
         if magic == 0x0A0D_0D0A {
             isPcapNG = true
             source = .pcapng(try PcapNGReader(path: path))
+        } else if let b = try PcapBlockReader(path: path) {
+            isPcapNG = false
+            source = .block(b)
         } else {
+            // Modified and other rare pcap variants: libpcap knows them.
             isPcapNG = false
             var err = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
             guard let p = pcap_open_offline(path, &err) else {
@@ -71,17 +78,27 @@ public final class CaptureReader {
         if case .pcap(let p) = source { pcap_close(p) }
     }
 
+    /// The name (pcapng if_name) of the interface with this index, if the file gave one.
+    public func interfaceName(_ index: Int) -> String? {
+        if case .pcapng(let r) = source { return r.interfaceName(index) }
+        return nil
+    }
+
     /// Bytes consumed so far (approximate for pcap), for progress.
     public var position: Int64 {
         switch source {
+        case .block(let b): return b.position
         case .pcap(let p): return Int64(ftell(pcap_file(p)))
         case .pcapng(let r): return r.position
         }
     }
 
     /// Reads the next frame into `buffer` (at most `capacity` bytes); nil at the end of the file.
+    @inline(__always)
     public func next(into buffer: UnsafeMutableRawPointer, capacity: Int) throws(CaptureError) -> CapturedFrame? {
         switch source {
+        case .block(let b):
+            return try b.next(into: buffer, capacity: capacity)
         case .pcap(let p):
             var header: UnsafeMutablePointer<pcap_pkthdr>?
             var data: UnsafePointer<UInt8>?
@@ -92,47 +109,114 @@ public final class CaptureReader {
             let len = Int(h.caplen)
             let ts = Int64(h.ts.tv_sec) * 1_000_000 + Int64(h.ts.tv_usec)
             if len > capacity {
-                return CapturedFrame(length: 0, originalLength: Int(h.len), timestampMicros: ts, interfaceName: nil, tooLarge: true)
+                return CapturedFrame(length: 0, originalLength: Int(h.len), timestampMicros: ts, interface: -1, tooLarge: true)
             }
             buffer.copyMemory(from: data!, byteCount: len)
-            return CapturedFrame(length: len, originalLength: Int(h.len), timestampMicros: ts, interfaceName: nil, tooLarge: false)
+            return CapturedFrame(length: len, originalLength: Int(h.len), timestampMicros: ts, interface: -1, tooLarge: false)
         case .pcapng(let r):
             return try r.next(into: buffer, capacity: capacity)
         }
     }
 }
 
-/// Writes classic pcap through libpcap (Ethernet link type, microsecond timestamps).
+/// Writes classic pcap (microsecond timestamps, Ethernet, snaplen 262144: the bytes libpcap's `pcap_dump` writes)
+/// through a 1 MiB buffer: one write(2) per buffer instead of a library call per frame. With a `WriteBehind`, full
+/// buffers are written by its thread while the caller goes on (`mplsgate replay --threads 2`). A failed write is
+/// kept in `error` (the first one) and ends writing; `close()` reports it.
 public final class CaptureWriter {
-    private let dead: OpaquePointer
-    private let dumper: OpaquePointer
+    public static let bufferSize = 1 << 20
     public let path: String
+    private let fd: Int32
+    private var buffer: UnsafeMutableRawPointer
+    private var used = 0
+    private let behind: WriteBehind?
+    private var failure: String?
 
-    public init(path: String) throws(CaptureError) {
+    public init(path: String, writeBehind: WriteBehind? = nil) throws(CaptureError) {
         self.path = path
-        guard let d = pcap_open_dead(DLT_EN10MB, 262_144) else { throw CaptureError("\(path): pcap_open_dead failed") }
-        guard let w = pcap_dump_open(d, path) else {
-            let msg = String(cString: pcap_geterr(d))
-            pcap_close(d)
-            throw CaptureError(CaptureError.naming(path, msg))
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CaptureError("\(path): \(String(cString: strerror(errno)))") }
+        behind = writeBehind
+        buffer = writeBehind?.take() ?? .allocate(byteCount: CaptureWriter.bufferSize, alignment: 4096)
+        let header: (UInt32, UInt16, UInt16, Int32, UInt32, UInt32, UInt32) = (0xA1B2_C3D4, 2, 4, 0, 0, 262_144, 1)
+        withUnsafeBytes(of: header) { h in
+            // The tuple's layout is its fields in order with no padding (4+2+2+4+4+4+4 = 24 bytes).
+            buffer.copyMemory(from: h.baseAddress!, byteCount: 24)
         }
-        dead = d
-        dumper = w
+        used = 24
     }
 
+    deinit {
+        if !fdClosed { _ = try? close() }
+    }
+
+    /// Appends one record.
+    @inline(__always)
     public func write(_ bytes: UnsafeRawPointer, length: Int, timestampMicros: Int64) {
-        var h = pcap_pkthdr()
-        h.ts.tv_sec = Int(timestampMicros / 1_000_000)
-        h.ts.tv_usec = Int(timestampMicros % 1_000_000)
-        h.caplen = UInt32(length)
-        h.len = UInt32(length)
-        pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), &h,
-                  bytes.assumingMemoryBound(to: UInt8.self))
+        if used + 16 + length > CaptureWriter.bufferSize {
+            flush()
+            if 16 + length > CaptureWriter.bufferSize {
+                // Larger than a buffer: a record of its own (never in replay, whose frames are ≤ 16 KiB).
+                writeRecordDirectly(bytes, length: length, timestampMicros: timestampMicros)
+                return
+            }
+        }
+        let r = buffer + used
+        r.storeBytes(of: UInt32(truncatingIfNeeded: timestampMicros / 1_000_000), toByteOffset: 0, as: UInt32.self)
+        r.storeBytes(of: UInt32(truncatingIfNeeded: timestampMicros % 1_000_000), toByteOffset: 4, as: UInt32.self)
+        r.storeBytes(of: UInt32(truncatingIfNeeded: length), toByteOffset: 8, as: UInt32.self)
+        r.storeBytes(of: UInt32(truncatingIfNeeded: length), toByteOffset: 12, as: UInt32.self)
+        (r + 16).copyMemory(from: bytes, byteCount: length)
+        used += 16 + length
     }
 
-    /// Flushes and closes the file.
-    public func close() {
-        pcap_dump_close(dumper)
-        pcap_close(dead)
+    private func writeRecordDirectly(_ bytes: UnsafeRawPointer, length: Int, timestampMicros: Int64) {
+        var header: (UInt32, UInt32, UInt32, UInt32) = (UInt32(truncatingIfNeeded: timestampMicros / 1_000_000),
+                                                        UInt32(truncatingIfNeeded: timestampMicros % 1_000_000),
+                                                        UInt32(length), UInt32(length))
+        withUnsafeBytes(of: &header) { h in writeAll(h.baseAddress!, h.count) }
+        writeAll(bytes, length)
     }
+
+    private func writeAll(_ p: UnsafeRawPointer, _ n: Int) {
+        guard failure == nil else { return }
+        var off = 0
+        while off < n {
+            let w = Glibc.write(fd, p + off, n - off)
+            if w > 0 { off += w; continue }
+            if w < 0 && errno == EINTR { continue }
+            failure = "\(path): \(String(cString: strerror(w < 0 ? errno : ENOSPC)))"
+            return
+        }
+    }
+
+    /// Writes (or hands to the write-behind thread) what is buffered.
+    public func flush() {
+        guard used > 0 else { return }
+        if let behind {
+            behind.submit(fd: fd, buffer: buffer, count: used)
+            buffer = behind.take()
+        } else {
+            writeAll(buffer, used)
+        }
+        used = 0
+    }
+
+    /// Flushes and closes the file; throws the first write error.
+    public func close() throws(CaptureError) {
+        flush()
+        if let behind {
+            behind.give(buffer)
+            behind.drain()
+            if failure == nil, let e = behind.error(fd: fd) { failure = "\(path): \(e)" }
+        } else {
+            buffer.deallocate()
+        }
+        buffer = UnsafeMutableRawPointer(bitPattern: 1)!
+        if Glibc.close(fd) != 0 && failure == nil { failure = "\(path): \(String(cString: strerror(errno)))" }
+        fdClosed = true
+        if let failure { throw CaptureError(failure) }
+    }
+
+    private var fdClosed = false
 }

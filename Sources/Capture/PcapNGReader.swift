@@ -2,71 +2,105 @@
 import Glibc
 #endif
 
-/// A streaming pcapng reader (draft-ietf-opsawg-pcapng): Section Header, Interface Description (with if_name) and
-/// Enhanced/Simple Packet Blocks; other blocks are skipped. Handles either byte order per section.
+/// A streaming pcapng reader (draft-ietf-opsawg-pcapng): Section Header, Interface Description (with if_name and
+/// if_tsresol) and Enhanced/Simple Packet Blocks; other blocks are skipped. Handles either byte order per section.
+/// Like `PcapBlockReader`, it reads the file 4 MiB at a time with read(2) and parses blocks where they lie.
+///
+/// Interfaces get a file-wide index (`interfaceName(_:)`), counted across sections, so a frame carries a number,
+/// not a string to hash.
 final class PcapNGReader {
-    private let file: UnsafeMutablePointer<FILE>
+    private let fd: Int32
     private let path: String
     private var swapped = false
-    private var interfaces: [(name: String?, linkType: UInt16, tsDivisor: Int64)] = []
+    /// The current section's interfaces: file-wide index, link type, timestamp divisor to microseconds.
+    private var section: [(index: Int, linkType: UInt16, tsDivisor: Int64)] = []
+    /// Every interface's name, by file-wide index.
+    private(set) var names: [String?] = []
     private(set) var position: Int64 = 0
-    private var block = [UInt8](repeating: 0, count: 1 << 16)
+    private var buffer: UnsafeMutableRawPointer
+    private let capacity = PcapBlockReader.blockSize
+    private var start = 0
+    private var end = 0
+    private var atEOF = false
 
     /// Largest block accepted (a frame of 256 KiB plus headers); larger ones are a format error.
     static let maxBlock = 300 * 1024
 
     init(path: String) throws(CaptureError) {
-        guard let f = fopen(path, "rb") else { throw CaptureError("\(path): \(String(cString: strerror(errno)))") }
-        file = f
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CaptureError("\(path): \(String(cString: strerror(errno)))") }
+        self.fd = fd
         self.path = path
+        buffer = .allocate(byteCount: capacity, alignment: 4096)
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
     }
 
-    deinit { fclose(file) }
+    deinit {
+        buffer.deallocate()
+        close(fd)
+    }
 
-    private func u32(_ o: Int) -> UInt32 {
-        let v = block.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: o, as: UInt32.self) }
+    @inline(__always) private func u32(_ o: Int) -> UInt32 {
+        let v = buffer.loadUnaligned(fromByteOffset: start + o, as: UInt32.self)
         return swapped ? v.byteSwapped : v
     }
 
-    private func u16(_ o: Int) -> UInt16 {
-        let v = block.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: o, as: UInt16.self) }
+    @inline(__always) private func u16(_ o: Int) -> UInt16 {
+        let v = buffer.loadUnaligned(fromByteOffset: start + o, as: UInt16.self)
         return swapped ? v.byteSwapped : v
     }
 
-    /// Reads one whole block into `block`; returns (type, total length), nil at end of file.
-    private func readBlock() throws(CaptureError) -> (UInt32, Int)? {
-        var head = [UInt8](repeating: 0, count: 8)
-        let n = fread(&head, 1, 8, file)
-        if n == 0 { return nil }
-        guard n == 8 else { throw CaptureError("\(path): truncated block header at byte \(position)") }
-        var type = head.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self) }
+    @inline(__always) private func byte(_ o: Int) -> UInt8 { buffer.load(fromByteOffset: start + o, as: UInt8.self) }
+
+    /// Makes at least `n` unconsumed bytes available; false at the end of the file before that.
+    private func fill(_ n: Int) throws(CaptureError) -> Bool {
+        if end - start >= n { return true }
+        if start > 0 {
+            buffer.copyMemory(from: buffer + start, byteCount: end - start)
+            end -= start
+            start = 0
+        }
+        while end < n && !atEOF {
+            let got = read(fd, buffer + end, capacity - end)
+            if got > 0 { end += got; continue }
+            if got == 0 { atEOF = true; break }
+            if errno == EINTR { continue }
+            throw CaptureError("\(path): \(String(cString: strerror(errno)))")
+        }
+        return end - start >= n
+    }
+
+    /// Makes the next whole block available at `start`; returns (type, total length), nil at the end of the file.
+    private func nextBlock() throws(CaptureError) -> (UInt32, Int)? {
+        guard try fill(8) else {
+            if end > start { throw CaptureError("\(path): truncated block header at byte \(position)") }
+            return nil
+        }
+        var type = buffer.loadUnaligned(fromByteOffset: start, as: UInt32.self)
         if type == 0x0A0D_0D0A {
             // Section header: the byte-order magic follows the length; read it to learn the order.
-            var magic: UInt32 = 0
-            guard fread(&magic, 1, 4, file) == 4 else { throw CaptureError("\(path): truncated section header") }
+            guard try fill(12) else { throw CaptureError("\(path): truncated section header") }
+            let magic = buffer.loadUnaligned(fromByteOffset: start + 8, as: UInt32.self)
             swapped = magic == 0x4D3C_2B1A
             guard swapped || magic == 0x1A2B_3C4D else { throw CaptureError("\(path): bad byte-order magic") }
-            fseek(file, -4, SEEK_CUR)
-            interfaces.removeAll()
+            section.removeAll()
         } else if swapped {
             type = type.byteSwapped
         }
-        var total = Int(head.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self) })
-        if swapped { total = Int(UInt32(total).byteSwapped) }
+        let total = Int(u32(4))
         guard total >= 12, total % 4 == 0, total <= PcapNGReader.maxBlock else {
             throw CaptureError("\(path): bad block length \(total) at byte \(position)")
         }
-        if block.count < total { block = [UInt8](repeating: 0, count: total) }
-        block[0..<8] = head[0..<8]
-        let rest = total - 8
-        let got = block.withUnsafeMutableBytes { fread($0.baseAddress! + 8, 1, rest, file) }
-        guard got == rest else { throw CaptureError("\(path): truncated block at byte \(position)") }
-        position += Int64(total)
+        guard try fill(total) else { throw CaptureError("\(path): truncated block at byte \(position)") }
         return (type, total)
     }
 
-    func next(into buffer: UnsafeMutableRawPointer, capacity: Int) throws(CaptureError) -> CapturedFrame? {
-        while let (type, total) = try readBlock() {
+    /// The name (if_name) of the interface with file-wide index `index`.
+    func interfaceName(_ index: Int) -> String? { index >= 0 && index < names.count ? names[index] : nil }
+
+    func next(into destination: UnsafeMutableRawPointer, capacity limit: Int) throws(CaptureError) -> CapturedFrame? {
+        while let (type, total) = try nextBlock() {
+            defer { start += total; position += Int64(total) }
             switch type {
             case 0x0000_0001:  // Interface Description Block
                 let linkType = u16(8)
@@ -77,9 +111,10 @@ final class PcapNGReader {
                     let code = u16(o), len = Int(u16(o + 2))
                     if code == 0 || o + 4 + len > total - 4 { break }
                     if code == 2 {  // if_name
-                        name = String(decoding: block[(o + 4)..<(o + 4 + len)].prefix(while: { $0 != 0 }), as: UTF8.self)
+                        let bytes = UnsafeRawBufferPointer(start: buffer + start + o + 4, count: len)
+                        name = String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
                     } else if code == 9 && len >= 1 {  // if_tsresol
-                        let r = block[o + 4]
+                        let r = byte(o + 4)
                         if r & 0x80 == 0 {
                             var units: Int64 = 1
                             for _ in 0..<Int(r) { units *= 10 }
@@ -88,29 +123,34 @@ final class PcapNGReader {
                     }
                     o += 4 + (len + 3) & ~3
                 }
-                interfaces.append((name, linkType, tsDivisor))
+                section.append((names.count, linkType, tsDivisor))
+                names.append(name)
             case 0x0000_0006:  // Enhanced Packet Block
-                let ifIndex = Int(u32(8))
-                guard ifIndex < interfaces.count else { throw CaptureError("\(path): packet names undefined interface \(ifIndex)") }
-                let iface = interfaces[ifIndex]
-                guard iface.linkType == 1 else { throw CaptureError("\(path): interface \(ifIndex) is not Ethernet") }
+                let local = Int(u32(8))
+                guard local < section.count else { throw CaptureError("\(path): packet names undefined interface \(local)") }
+                let iface = section[local]
+                guard iface.linkType == 1 else { throw CaptureError("\(path): interface \(local) is not Ethernet") }
                 let ts = (Int64(u32(12)) << 32 | Int64(u32(16))) / iface.tsDivisor
                 let caplen = Int(u32(20)), origlen = Int(u32(24))
                 guard 28 + caplen <= total - 4 else { throw CaptureError("\(path): packet block overruns its length") }
-                if caplen > capacity {
-                    return CapturedFrame(length: 0, originalLength: origlen, timestampMicros: ts, interfaceName: iface.name, tooLarge: true)
+                if caplen > limit {
+                    return CapturedFrame(length: 0, originalLength: origlen, timestampMicros: ts, interface: iface.index,
+                                         tooLarge: true)
                 }
-                block.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress! + 28, byteCount: caplen) }
-                return CapturedFrame(length: caplen, originalLength: origlen, timestampMicros: ts, interfaceName: iface.name, tooLarge: false)
+                destination.copyMemory(from: buffer + start + 28, byteCount: caplen)
+                return CapturedFrame(length: caplen, originalLength: origlen, timestampMicros: ts, interface: iface.index,
+                                     tooLarge: false)
             case 0x0000_0003:  // Simple Packet Block: interface 0, no timestamp
-                guard let iface = interfaces.first else { throw CaptureError("\(path): packet before any interface") }
+                guard let iface = section.first else { throw CaptureError("\(path): packet before any interface") }
                 let origlen = Int(u32(8))
                 let caplen = min(origlen, total - 16)
-                if caplen > capacity {
-                    return CapturedFrame(length: 0, originalLength: origlen, timestampMicros: 0, interfaceName: iface.name, tooLarge: true)
+                if caplen > limit {
+                    return CapturedFrame(length: 0, originalLength: origlen, timestampMicros: 0, interface: iface.index,
+                                         tooLarge: true)
                 }
-                block.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress! + 12, byteCount: caplen) }
-                return CapturedFrame(length: caplen, originalLength: origlen, timestampMicros: 0, interfaceName: iface.name, tooLarge: false)
+                destination.copyMemory(from: buffer + start + 12, byteCount: caplen)
+                return CapturedFrame(length: caplen, originalLength: origlen, timestampMicros: 0, interface: iface.index,
+                                     tooLarge: false)
             default:
                 continue
             }

@@ -53,23 +53,41 @@ public final class Replayer {
         self.fib = fib; self.portNames = portNames; self.interfaceNames = interfaceNames; self.defaultIngress = defaultIngress
     }
 
-    /// Replays `input`; `progress` is called now and then with (bytes read, file size, frames).
-    public func run(input: String, outputs: ReplayOutputs,
+    /// Replays `input`; `progress` is called now and then with (bytes read, file size, frames). `threads` 2 writes
+    /// the outputs on a second thread while this one reads and forwards.
+    public func run(input: String, outputs: ReplayOutputs, threads: Int = 1,
                     progress: ((Int64, Int64, Int) -> Void)? = nil) throws(CaptureError) -> ReplaySummary {
         let reader = try CaptureReader(path: input)
         if !reader.isPcapNG && defaultIngress == nil {
             throw CaptureError("\(input): classic pcap has no interface names; give --ingress PORT")
         }
-        let all = try outputs.all.map { (p: String) throws(CaptureError) -> CaptureWriter in try CaptureWriter(path: p) }
-        let drops = try outputs.drops.map { (p: String) throws(CaptureError) -> CaptureWriter in try CaptureWriter(path: p) }
+        let writers = (outputs.all == nil ? 0 : 1) + (outputs.drops == nil ? 0 : 1)
+            + (outputs.perPortDirectory == nil ? 0 : portNames.count)
+        // Each open writer holds a buffer; four more can be in flight.
+        let behind = threads > 1 && writers > 0 ? WriteBehind(buffers: writers + 4) : nil
+        defer { behind?.finish() }
+        var opened: [CaptureWriter] = []
+        func writer(_ path: String) throws(CaptureError) -> CaptureWriter {
+            let w = try CaptureWriter(path: path, writeBehind: behind)
+            opened.append(w)
+            return w
+        }
+        // Closes every output once; a write error (disk full, I/O error) fails the replay.
+        var closed = false
+        func closeAll() throws(CaptureError) {
+            guard !closed else { return }
+            closed = true
+            var first: CaptureError?
+            for w in opened { do { try w.close() } catch { first = first ?? error } }
+            if let first { throw first }
+        }
+        defer { try? closeAll() }
+        let all = try outputs.all.map { (p: String) throws(CaptureError) -> CaptureWriter in try writer(p) }
+        let drops = try outputs.drops.map { (p: String) throws(CaptureError) -> CaptureWriter in try writer(p) }
         var perPort: [CaptureWriter?] = Array(repeating: nil, count: portNames.count)
         if let dir = outputs.perPortDirectory {
             mkdir(dir, 0o755)
-            for (i, name) in portNames.enumerated() { perPort[i] = try CaptureWriter(path: "\(dir)/\(name).pcap") }
-        }
-        defer {
-            all?.close(); drops?.close()
-            for w in perPort { w?.close() }
+            for (i, name) in portNames.enumerated() { perPort[i] = try writer("\(dir)/\(name).pcap") }
         }
 
         let counters = WorkerCounters.allocate(entryCapacity: fib.actionCount)
@@ -87,9 +105,11 @@ public final class Replayer {
         let originalLength = UnsafeMutablePointer<Int>.allocate(capacity: Replayer.batchSize)
         defer { originalLength.deallocate() }
         let splitByPort = outputs.perPortDirectory != nil
-        var ingressCache: [String: PortID?] = [:]
-        var unmatched: [String: Int] = [:]
-        var unmatchedOrder: [String] = []
+        // Per capture interface (file-wide index): its port, looked up by name once (nil: no port of that name).
+        var ingressCache: [PortID?] = []
+        var resolved: [Bool] = []
+        var unmatched: [Int: Int] = [:]
+        var unmatchedOrder: [Int] = []
 
         var clock = timespec()
         clock_gettime(CLOCK_MONOTONIC, &clock)
@@ -103,15 +123,25 @@ public final class Replayer {
                 guard let c = try reader.next(into: buf + Frame.headroom, capacity: Replayer.maxFrame) else { done = true; break }
                 summary.framesIn += 1
                 var ingress = defaultIngress
-                if let name = c.interfaceName {
-                    let id: PortID?
-                    if let cached = ingressCache[name] { id = cached } else {
-                        let found = portNames.firstIndex(of: name) ?? interfaceNames.firstIndex(where: { $0 == name })
-                        id = found.map { PortID(UInt16($0)) }
-                        ingressCache[name] = id
-                        if id == nil { unmatchedOrder.append(name) }
+                let i = c.interface
+                if i >= 0 {
+                    if i >= resolved.count {
+                        ingressCache += Array(repeating: nil, count: i + 1 - resolved.count)
+                        resolved += Array(repeating: false, count: i + 1 - resolved.count)
                     }
-                    if let id { ingress = id } else { unmatched[name, default: 0] += 1 }
+                    if !resolved[i] {
+                        resolved[i] = true
+                        if let name = reader.interfaceName(i) {
+                            let found = portNames.firstIndex(of: name) ?? interfaceNames.firstIndex(where: { $0 == name })
+                            ingressCache[i] = found.map { PortID(UInt16($0)) }
+                            if ingressCache[i] == nil { unmatchedOrder.append(i) }
+                        }
+                    }
+                    if let id = ingressCache[i] {
+                        ingress = id
+                    } else if reader.interfaceName(i) != nil {
+                        unmatched[i, default: 0] += 1
+                    }
                 }
                 if c.tooLarge {
                     counters.drops[Int(DropReason.frameTooLong.rawValue)] += 1
@@ -145,9 +175,17 @@ public final class Replayer {
                 if now - lastProgress >= 0.5 { lastProgress = now; progress(reader.position, reader.fileSize, summary.framesIn) }
             }
         }
+        try closeAll()
         clock_gettime(CLOCK_MONOTONIC, &clock)
         summary.seconds = Double(clock.tv_sec) + Double(clock.tv_nsec) / 1e9 - t0
-        summary.unmatchedInterfaces = unmatchedOrder.map { ($0, unmatched[$0] ?? 0) }
+        // Interfaces of one name in several sections are reported once, with their frames added up.
+        var byName: [(name: String, frames: Int)] = []
+        for i in unmatchedOrder {
+            let name = reader.interfaceName(i) ?? ""
+            if let k = byName.firstIndex(where: { $0.name == name }) { byName[k].frames += unmatched[i] ?? 0 }
+            else { byName.append((name, unmatched[i] ?? 0)) }
+        }
+        summary.unmatchedInterfaces = byName
         return summary
     }
 }

@@ -190,7 +190,7 @@ func sink(_ o: SinkCommand) {
             }
         }
     }
-    writer?.close()
+    do { try writer?.close() } catch { fail(error.description) }
     if lastKeyRun > 0 { byKey[lastKey, default: 0] += lastKeyRun }
     let socketDrops = mg_raw_drops(fd)
     let keys = byKey.keys.map { ($0.description, byKey[$0]!) }.sorted { $0.0 < $1.0 }

@@ -152,6 +152,13 @@ struct ReplayCommand: ParsableCommand {
     var json = false
     @Flag(help: "No progress display.")
     var quiet = false
+    @Option(help: ArgumentHelp("1: read, forward and write on one thread; 2: write the outputs on a second thread.",
+                               valueName: "N"))
+    var threads = 1
+
+    func validate() throws {
+        guard (1...2).contains(threads) else { throw ValidationError("--threads \(threads): expected 1 or 2") }
+    }
 
     func run() throws { replay(self) }
 }
@@ -277,7 +284,7 @@ func replay(_ o: ReplayCommand) {
     do {
         let summary = try replayer.run(
             input: o.input, outputs: ReplayOutputs(all: o.out, perPortDirectory: o.outDir, drops: o.drops),
-            progress: showProgress ? { pos, size, frames in
+            threads: o.threads, progress: showProgress ? { pos, size, frames in
                 let pct = size > 0 ? Int(pos * 100 / size) : 0
                 writeError("\rreplay: \(frames) frames, \(pct) %")
             } : nil)

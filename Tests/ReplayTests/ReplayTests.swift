@@ -133,6 +133,60 @@ import Testing
         try d.write(to: url)
     }
 
+    /// Classic pcap in big-endian byte order with nanosecond timestamps: the block reader converts both, and the
+    /// output carries the microsecond time. A file cut inside its last record is an error naming the file.
+    @Test func bigEndianNanosecondPcapAndATruncatedOne() throws {
+        let swap = try cases().first { ($0["name"] as! String) == "swap ttl 2 -> 1, tc kept" }!
+        let input = hex(swap["input"] as! String)
+        let want = hex(((swap["expect"] as! [[String: Any]])[0])["bytes"] as! String)
+        var d = Data()
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { d.append(contentsOf: $0) } }
+        func u16(_ v: UInt16) { withUnsafeBytes(of: v.bigEndian) { d.append(contentsOf: $0) } }
+        u32(0xA1B2_3C4D); u16(2); u16(4); u32(0); u32(0); u32(65535); u32(1)
+        for i in 0..<3 { u32(100 + UInt32(i)); u32(123_456_789); u32(UInt32(input.count)); u32(UInt32(input.count)); d.append(contentsOf: input) }
+        let pcap = tmp.appendingPathComponent("be-ns.pcap")
+        try d.write(to: pcap)
+        let cfg = Self.root.appendingPathComponent("examples/config.json").path
+        let fib = Self.root.appendingPathComponent("examples/fib.json").path
+        let out = tmp.appendingPathComponent("out.pcap")
+        let (rc, _, err) = try run(Self.binary.path, ["replay", "--config", cfg, "--fib", fib, "--in", pcap.path,
+                                                      "--ingress", "core0", "--out", out.path, "--quiet"])
+        #expect(rc == 0, "\(err)")
+        #expect(try pcapFrames(out) == [want, want, want])
+        let written = try Data(contentsOf: out)
+        let usec = written[(24 + 4)..<(24 + 8)].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+        #expect(usec == 123_456, "nanoseconds become microseconds: \(usec)")
+        let cut = tmp.appendingPathComponent("cut.pcap")
+        try d.prefix(d.count - 5).write(to: cut)
+        let (rc2, _, err2) = try run(Self.binary.path, ["replay", "--config", cfg, "--fib", fib, "--in", cut.path,
+                                                        "--ingress", "core0", "--quiet"])
+        #expect(rc2 == 1 && err2.contains("cut.pcap") && err2.contains("truncated"), "\(err2)")
+    }
+
+    /// A failed write (a full disk) fails the replay naming the file; --threads 2 writes the same bytes as one thread.
+    @Test func aFullDiskIsAnErrorAndTwoThreadsWriteTheSameBytes() throws {
+        let cfg = Self.root.appendingPathComponent("examples/config.json").path
+        let fib = Self.root.appendingPathComponent("examples/fib.json").path
+        let sample = Self.root.appendingPathComponent("examples/sample.pcapng").path
+        for threads in ["1", "2"] {
+            let (rc, _, err) = try run(Self.binary.path, ["replay", "--config", cfg, "--fib", fib, "--in", sample,
+                                                          "--out", "/dev/full", "--quiet", "--threads", threads])
+            #expect(rc == 1 && err.contains("/dev/full") && err.contains("No space left"), "threads \(threads): \(err)")
+        }
+        var outputs: [Data] = []
+        for threads in ["1", "2"] {
+            let dir = tmp.appendingPathComponent("t\(threads)")
+            let (rc, _, err) = try run(Self.binary.path, ["replay", "--config", cfg, "--fib", fib, "--in", sample,
+                                                          "--out", dir.path + ".pcap", "--out-dir", dir.path,
+                                                          "--drops", dir.path + "-drops.pcap", "--quiet", "--threads", threads])
+            #expect(rc == 0, "\(err)")
+            outputs.append(try Data(contentsOf: URL(fileURLWithPath: dir.path + ".pcap"))
+                           + Data(contentsOf: URL(fileURLWithPath: dir.path + "-drops.pcap"))
+                           + Data(contentsOf: dir.appendingPathComponent("core1.pcap")))
+        }
+        #expect(outputs[0] == outputs[1] && outputs[0].count > 1000)
+    }
+
     @Test func classicPcapNeedsIngressAndUsesIt() throws {
         // A forward case of core0 in a classic pcap: refused without --ingress; forwarded byte for byte with
         // --ingress core0; dropped with --ingress dc0 (addressed to core0's MAC: notForUs), so the option really picks the port.

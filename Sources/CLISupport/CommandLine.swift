@@ -23,8 +23,9 @@ public enum CommandLineRules {
     }
 
     /// Moves options every subcommand takes (`global`: name → whether it takes a value) from before the first
-    /// subcommand name to the end, so `tool --socket P info` means `tool info --socket P` (subcommands declare them
-    /// through one `@OptionGroup`; ArgumentParser reads a subcommand's options only after its name).
+    /// subcommand name to just before the first option after it (or the end), so `tool --socket P info` means
+    /// `tool info --socket P` (subcommands declare them through one `@OptionGroup`; ArgumentParser reads a
+    /// subcommand's options only after its name). Options written later still win, and nothing moves past `--`.
     public static func hoisting(_ global: [String: Bool], in arguments: [String]) -> [String] {
         var moved: [String] = []
         var i = 0
@@ -39,7 +40,9 @@ public enum CommandLineRules {
             }
             i += 1
         }
-        return Array(arguments[i...]) + moved
+        let rest = Array(arguments[i...])
+        let at = rest.firstIndex { $0.hasPrefix("-") } ?? rest.count
+        return Array(rest[..<at]) + moved + Array(rest[at...])
     }
 
     /// Parses, then runs the chosen command; an error thrown by `run()` is printed and exits 1 (an `ExitCode`
@@ -63,9 +66,9 @@ public enum CommandLineRules {
         exit(0)
     }
 
-    /// A root command run without a subcommand: its help on standard error, exit 2.
-    public static func subcommandRequired<Root: ParsableCommand>(_ root: Root.Type) -> Never {
-        LineLogHandler.standardError(Root.helpMessage() + "\n")
+    /// A command run without one of its subcommands: its help (with the full command path) on standard error, exit 2.
+    public static func subcommandRequired<Root: ParsableCommand>(_ root: Root.Type, _ command: ParsableCommand.Type) -> Never {
+        LineLogHandler.standardError(Root.helpMessage(for: command) + "\n")
         exit(2)
     }
 }

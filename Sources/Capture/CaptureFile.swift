@@ -171,6 +171,7 @@ public final class CaptureWriter {
     }
 
     private func writeRecordDirectly(_ bytes: UnsafeRawPointer, length: Int, timestampMicros: Int64) {
+        behind?.drain()   // the queued buffers of this file go first
         var header: (UInt32, UInt32, UInt32, UInt32) = (UInt32(truncatingIfNeeded: timestampMicros / 1_000_000),
                                                         UInt32(truncatingIfNeeded: timestampMicros % 1_000_000),
                                                         UInt32(length), UInt32(length))
@@ -202,13 +203,14 @@ public final class CaptureWriter {
         used = 0
     }
 
-    /// Flushes and closes the file; throws the first write error.
+    /// Flushes and closes the file; throws the first write error. A second call does nothing.
     public func close() throws(CaptureError) {
+        guard !fdClosed else { return }
         flush()
         if let behind {
             behind.give(buffer)
             behind.drain()
-            if failure == nil, let e = behind.error(fd: fd) { failure = "\(path): \(e)" }
+            if let e = behind.error(fd: fd), failure == nil { failure = "\(path): \(e)" }
         } else {
             buffer.deallocate()
         }

@@ -28,6 +28,8 @@ final class PcapBlockReader {
     private var start = 0
     private var end = 0
     private var atEOF = false
+    /// The file's size at open, to tell a record cut by the end of the file from a skipped one.
+    private let fileSize: Int64
     /// Bytes of the file consumed so far.
     private(set) var position: Int64 = 24
 
@@ -52,6 +54,8 @@ final class PcapBlockReader {
             close(fd)
             throw CaptureError("\(path): link type \(linkType & 0xFFFF) is not Ethernet")
         }
+        var st = stat()
+        fileSize = fstat(fd, &st) == 0 ? Int64(st.st_size) : Int64.max
         self.fd = fd
         self.path = path
         capacity = PcapBlockReader.blockSize
@@ -69,9 +73,19 @@ final class PcapBlockReader {
         return swapped ? v.byteSwapped : v
     }
 
-    /// Makes at least `n` unconsumed bytes available (n ≤ capacity); false at the end of the file before that.
+    /// Makes at least `n` unconsumed bytes available (growing the buffer for a record larger than it); false at the
+    /// end of the file before that.
     private func fill(_ n: Int) throws(CaptureError) -> Bool {
         if end - start >= n { return true }
+        if n > capacity {
+            let bigger = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 4096)
+            bigger.copyMemory(from: buffer + start, byteCount: end - start)
+            buffer.deallocate()
+            buffer = bigger
+            end -= start
+            start = 0
+            capacity = n
+        }
         if start > 0 {
             (buffer).copyMemory(from: buffer + start, byteCount: end - start)
             end -= start
@@ -87,13 +101,15 @@ final class PcapBlockReader {
         return end - start >= n
     }
 
-    /// Skips `n` bytes, partly buffered and the rest with lseek.
+    /// Skips `n` bytes, partly buffered and the rest with lseek; a skip past the end of the file is a truncation.
     private func skip(_ n: Int) throws(CaptureError) {
         let buffered = min(n, end - start)
         start += buffered
         if n > buffered {
-            guard lseek(fd, off_t(n - buffered), SEEK_CUR) >= 0 else {
-                throw CaptureError("\(path): \(String(cString: strerror(errno)))")
+            let offset = lseek(fd, off_t(n - buffered), SEEK_CUR)
+            guard offset >= 0 else { throw CaptureError("\(path): \(String(cString: strerror(errno)))") }
+            guard Int64(offset) <= fileSize else {
+                throw CaptureError("\(path): truncated: the last record ends \(Int64(offset) - fileSize) bytes after the file")
             }
         }
     }

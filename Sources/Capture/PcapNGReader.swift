@@ -103,6 +103,7 @@ final class PcapNGReader {
             defer { start += total; position += Int64(total) }
             switch type {
             case 0x0000_0001:  // Interface Description Block
+                guard total >= 20 else { throw CaptureError("\(path): interface block of \(total) bytes at byte \(position)") }
                 let linkType = u16(8)
                 var name: String?
                 var tsDivisor: Int64 = 1  // microseconds by default (if_tsresol 6)
@@ -115,6 +116,10 @@ final class PcapNGReader {
                         name = String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
                     } else if code == 9 && len >= 1 {  // if_tsresol
                         let r = byte(o + 4)
+                        // Powers of ten up to 10^18 fit an Int64; finer resolutions are not real captures.
+                        guard r & 0x80 != 0 || r <= 18 else {
+                            throw CaptureError("\(path): interface timestamp resolution 10^-\(r) s is not supported")
+                        }
                         if r & 0x80 == 0 {
                             var units: Int64 = 1
                             for _ in 0..<Int(r) { units *= 10 }
@@ -126,6 +131,7 @@ final class PcapNGReader {
                 section.append((names.count, linkType, tsDivisor))
                 names.append(name)
             case 0x0000_0006:  // Enhanced Packet Block
+                guard total >= 32 else { throw CaptureError("\(path): packet block of \(total) bytes at byte \(position)") }
                 let local = Int(u32(8))
                 guard local < section.count else { throw CaptureError("\(path): packet names undefined interface \(local)") }
                 let iface = section[local]
@@ -141,6 +147,7 @@ final class PcapNGReader {
                 return CapturedFrame(length: caplen, originalLength: origlen, timestampMicros: ts, interface: iface.index,
                                      tooLarge: false)
             case 0x0000_0003:  // Simple Packet Block: interface 0, no timestamp
+                guard total >= 16 else { throw CaptureError("\(path): packet block of \(total) bytes at byte \(position)") }
                 guard let iface = section.first else { throw CaptureError("\(path): packet before any interface") }
                 let origlen = Int(u32(8))
                 let caplen = min(origlen, total - 16)

@@ -175,7 +175,10 @@ public final class Replayer {
                 if now - lastProgress >= 0.5 { lastProgress = now; progress(reader.position, reader.fileSize, summary.framesIn) }
             }
         }
-        try closeAll()
+        do { try closeAll() } catch {
+            counters.deallocate()
+            throw error
+        }
         clock_gettime(CLOCK_MONOTONIC, &clock)
         summary.seconds = Double(clock.tv_sec) + Double(clock.tv_nsec) / 1e9 - t0
         // Interfaces of one name in several sections are reported once, with their frames added up.

@@ -32,7 +32,7 @@ public final class WriteBehind: @unchecked Sendable {
         }, box)
     }
 
-    /// Stops the thread after the queued writes and frees the pool.
+    /// Stops the thread after the queued writes and frees the pool. Every writer using it must be closed first.
     public func finish() {
         pthread_mutex_lock(&mutex)
         stopping = true

@@ -250,7 +250,7 @@ struct Traffic: ParsableCommand {
         version: "mplsgate-traffic \(Release.version)",
         subcommands: [SendCommand.self, SinkCommand.self])
 
-    func run() throws { CommandLineRules.subcommandRequired(Traffic.self) }
+    func run() throws { CommandLineRules.subcommandRequired(Traffic.self, Traffic.self) }
 }
 
 struct SendCommand: ParsableCommand {

@@ -25,7 +25,7 @@ struct MPLSGate: ParsableCommand {
         version: "mplsgate \(ControlService.version)",
         subcommands: [RunCommand.self, ReplayCommand.self, CheckCommand.self])
 
-    func run() throws { CommandLineRules.subcommandRequired(MPLSGate.self) }
+    func run() throws { CommandLineRules.subcommandRequired(MPLSGate.self, MPLSGate.self) }
 }
 
 extension BindMode: ExpressibleByArgument {}

@@ -13,7 +13,8 @@ import Logging
 /// Set once from the command's `ClientOptions` before anything talks to the agent.
 nonisolated(unsafe) var jsonOut = false
 nonisolated(unsafe) var timeout = 30.0
-nonisolated(unsafe) var log = Logger(label: "mplsgatectl")
+/// Our line format from the start, so errors before `ClientOptions.connect()` (a bad file) read like the rest.
+nonisolated(unsafe) var log = Logger(label: "mplsgatectl") { LineLogHandler(program: $0, level: .info) }
 
 func fail(_ message: String, code: Int32) -> Never {
     if log.logLevel <= .error { log.error("\(message)") } else {
@@ -251,7 +252,7 @@ struct MPLSGateCtl: ParsableCommand {
         version: "mplsgatectl \(ControlService.version)",
         subcommands: [Info.self, Show.self, Trace.self, Apply.self, Resync.self, Watch.self, Events.self, Call.self])
 
-    func run() throws { CommandLineRules.subcommandRequired(MPLSGateCtl.self) }
+    func run() throws { CommandLineRules.subcommandRequired(MPLSGateCtl.self, MPLSGateCtl.self) }
 }
 
 struct Info: ParsableCommand {
@@ -277,7 +278,7 @@ struct Show: ParsableCommand {
         subcommands: [Ports.self, FIB.self, Labels.self, VNI.self, FTN.self, NextHops.self, Groups.self, Counters.self,
                       Drops.self])
 
-    func run() throws { CommandLineRules.subcommandRequired(Show.self) }
+    func run() throws { CommandLineRules.subcommandRequired(MPLSGateCtl.self, Show.self) }
 
     struct Ports: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -483,7 +484,7 @@ struct Resync: ParsableCommand {
 struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Redraw counters until Ctrl-C.", subcommands: [Counters.self])
 
-    func run() throws { CommandLineRules.subcommandRequired(Watch.self) }
+    func run() throws { CommandLineRules.subcommandRequired(MPLSGateCtl.self, Watch.self) }
 
     struct Counters: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Port and drop counters every S seconds until Ctrl-C.")

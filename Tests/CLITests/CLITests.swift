@@ -93,6 +93,21 @@ import ControlServer
         for o in documented { #expect(help.contains(o), "mplsgate run --help does not name \(o)") }
     }
 
+    /// An error found before connecting (a missing file) is one line in our format, with the documented status.
+    @Test func errorsBeforeConnectingUseTheLineFormat() throws {
+        let r = try run("mplsgatectl", ["apply", "/nonexistent/change.json"])
+        #expect(r.status == 2 && r.err == "mplsgatectl: /nonexistent/change.json: No such file or directory\n", "\(r.err)")
+    }
+
+    @Test func optionsBeforeTheSubcommandMoveBehindItsWords() {
+        let global = ["--socket": true, "--json": false, "--timeout": true]
+        #expect(CommandLineRules.hoisting(global, in: ["--socket", "A", "show", "labels", "--socket", "B"])
+                == ["show", "labels", "--socket", "A", "--socket", "B"], "a later value still wins")
+        #expect(CommandLineRules.hoisting(global, in: ["--json", "--timeout=3", "call", "info", "--", "-x"])
+                == ["call", "info", "--json", "--timeout=3", "--", "-x"], "nothing moves past --")
+        #expect(CommandLineRules.hoisting(global, in: ["info"]) == ["info"])
+    }
+
     @Test func logLinesAreProgramMessageAndSortedQuotedMetadata() {
         let start = "forwarding since 1795635202.812: west=eth1(core, copy); generation 1 from /x.json, 2 entries"
         #expect(LineLogHandler.format(program: "mplsgate", message: start, metadata: [:]) == "mplsgate: " + start + "\n")

@@ -163,6 +163,31 @@ import Testing
         #expect(rc2 == 1 && err2.contains("cut.pcap") && err2.contains("truncated"), "\(err2)")
     }
 
+    /// Malformed captures are errors naming the file, never a crash or a quiet end: a classic record larger than a
+    /// frame buffer cut by the end of the file, a pcapng packet block shorter than its fixed fields.
+    @Test func malformedCapturesAreErrors() throws {
+        let cfg = Self.root.appendingPathComponent("examples/config.json").path
+        let fib = Self.root.appendingPathComponent("examples/fib.json").path
+        var d = Data()
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+        func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+        u32(0xA1B2_C3D4); u16(2); u16(4); u32(0); u32(0); u32(65535); u32(1)
+        u32(1); u32(0); u32(20000); u32(20000); d.append(Data(count: 100))
+        let big = tmp.appendingPathComponent("big-cut.pcap")
+        try d.write(to: big)
+        let (rc, _, err) = try run(Self.binary.path, ["replay", "--config", cfg, "--fib", fib, "--in", big.path,
+                                                      "--ingress", "core0", "--quiet"])
+        #expect(rc == 1 && err.contains("big-cut.pcap") && err.contains("truncated"), "\(err)")
+        d = Data()
+        u32(0x0A0D_0D0A); u32(28); u32(0x1A2B_3C4D); u16(1); u16(0); u32(0xFFFF_FFFF); u32(0xFFFF_FFFF); u32(28)
+        u32(1); u32(20); u16(1); u16(0); u32(0); u32(20)
+        u32(6); u32(24); u32(0); u32(0); u32(0); u32(24)
+        let short = tmp.appendingPathComponent("short.pcapng")
+        try d.write(to: short)
+        let (rc2, _, err2) = try run(Self.binary.path, ["replay", "--config", cfg, "--fib", fib, "--in", short.path, "--quiet"])
+        #expect(rc2 == 1 && err2.contains("short.pcapng") && err2.contains("packet block of 24 bytes"), "\(err2)")
+    }
+
     /// A failed write (a full disk) fails the replay naming the file; --threads 2 writes the same bytes as one thread.
     @Test func aFullDiskIsAnErrorAndTwoThreadsWriteTheSameBytes() throws {
         let cfg = Self.root.appendingPathComponent("examples/config.json").path

@@ -4,83 +4,50 @@ import Glibc
 
 /// A streaming pcapng reader (draft-ietf-opsawg-pcapng): Section Header, Interface Description (with if_name and
 /// if_tsresol) and Enhanced/Simple Packet Blocks; other blocks are skipped. Handles either byte order per section.
-/// Like `PcapBlockReader`, it reads the file 4 MiB at a time with read(2) and parses blocks where they lie.
+/// Like `PcapBlockReader`, it reads the file 4 MiB at a time (`FileBlocks`) and parses blocks where they lie.
 ///
 /// Interfaces get a file-wide index (`interfaceName(_:)`), counted across sections, so a frame carries a number,
 /// not a string to hash.
 final class PcapNGReader {
-    private let fd: Int32
-    private let path: String
+    private let file: FileBlocks
+    private var path: String { file.path }
     private var swapped = false
     /// The current section's interfaces: file-wide index, link type, timestamp divisor to microseconds.
     private var section: [(index: Int, linkType: UInt16, tsDivisor: Int64)] = []
     /// Every interface's name, by file-wide index.
     private(set) var names: [String?] = []
     private(set) var position: Int64 = 0
-    private var buffer: UnsafeMutableRawPointer
-    private let capacity = PcapBlockReader.blockSize
-    private var start = 0
-    private var end = 0
-    private var atEOF = false
 
     /// Largest block accepted (a frame of 256 KiB plus headers); larger ones are a format error.
     static let maxBlock = 300 * 1024
 
     init(path: String) throws(CaptureError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CaptureError("\(path): \(String(cString: strerror(errno)))") }
-        self.fd = fd
-        self.path = path
-        buffer = .allocate(byteCount: capacity, alignment: 4096)
-        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
-    }
-
-    deinit {
-        buffer.deallocate()
-        close(fd)
+        file = try FileBlocks(path: path)
     }
 
     @inline(__always) private func u32(_ o: Int) -> UInt32 {
-        let v = buffer.loadUnaligned(fromByteOffset: start + o, as: UInt32.self)
+        let v = file.buffer.loadUnaligned(fromByteOffset: file.start + o, as: UInt32.self)
         return swapped ? v.byteSwapped : v
     }
 
     @inline(__always) private func u16(_ o: Int) -> UInt16 {
-        let v = buffer.loadUnaligned(fromByteOffset: start + o, as: UInt16.self)
+        let v = file.buffer.loadUnaligned(fromByteOffset: file.start + o, as: UInt16.self)
         return swapped ? v.byteSwapped : v
     }
 
-    @inline(__always) private func byte(_ o: Int) -> UInt8 { buffer.load(fromByteOffset: start + o, as: UInt8.self) }
-
-    /// Makes at least `n` unconsumed bytes available; false at the end of the file before that.
-    private func fill(_ n: Int) throws(CaptureError) -> Bool {
-        if end - start >= n { return true }
-        if start > 0 {
-            buffer.copyMemory(from: buffer + start, byteCount: end - start)
-            end -= start
-            start = 0
-        }
-        while end < n && !atEOF {
-            let got = read(fd, buffer + end, capacity - end)
-            if got > 0 { end += got; continue }
-            if got == 0 { atEOF = true; break }
-            if errno == EINTR { continue }
-            throw CaptureError("\(path): \(String(cString: strerror(errno)))")
-        }
-        return end - start >= n
-    }
+    @inline(__always) private func byte(_ o: Int) -> UInt8 { file.buffer.load(fromByteOffset: file.start + o, as: UInt8.self) }
 
     /// Makes the next whole block available at `start`; returns (type, total length), nil at the end of the file.
     private func nextBlock() throws(CaptureError) -> (UInt32, Int)? {
-        guard try fill(8) else {
-            if end > start { throw CaptureError("\(path): truncated block header at byte \(position)") }
+        guard try file.fill(8) else {
+            if file.available > 0 { throw CaptureError("\(path): truncated block header at byte \(position)") }
             return nil
         }
-        var type = buffer.loadUnaligned(fromByteOffset: start, as: UInt32.self)
+        var type = file.buffer.loadUnaligned(fromByteOffset: file.start, as: UInt32.self)
         if type == 0x0A0D_0D0A {
             // Section header: the byte-order magic follows the length; read it to learn the order.
-            guard try fill(12) else { throw CaptureError("\(path): truncated section header") }
-            let magic = buffer.loadUnaligned(fromByteOffset: start + 8, as: UInt32.self)
+            guard try file.fill(12) else { throw CaptureError("\(path): truncated section header") }
+            let magic = file.buffer.loadUnaligned(fromByteOffset: file.start + 8, as: UInt32.self)
             swapped = magic == 0x4D3C_2B1A
             guard swapped || magic == 0x1A2B_3C4D else { throw CaptureError("\(path): bad byte-order magic") }
             section.removeAll()
@@ -91,7 +58,7 @@ final class PcapNGReader {
         guard total >= 12, total % 4 == 0, total <= PcapNGReader.maxBlock else {
             throw CaptureError("\(path): bad block length \(total) at byte \(position)")
         }
-        guard try fill(total) else { throw CaptureError("\(path): truncated block at byte \(position)") }
+        guard try file.fill(total) else { throw CaptureError("\(path): truncated block at byte \(position)") }
         return (type, total)
     }
 
@@ -100,7 +67,7 @@ final class PcapNGReader {
 
     func next(into destination: UnsafeMutableRawPointer, capacity limit: Int) throws(CaptureError) -> CapturedFrame? {
         while let (type, total) = try nextBlock() {
-            defer { start += total; position += Int64(total) }
+            defer { file.start += total; position += Int64(total) }
             switch type {
             case 0x0000_0001:  // Interface Description Block
                 guard total >= 20 else { throw CaptureError("\(path): interface block of \(total) bytes at byte \(position)") }
@@ -112,7 +79,7 @@ final class PcapNGReader {
                     let code = u16(o), len = Int(u16(o + 2))
                     if code == 0 || o + 4 + len > total - 4 { break }
                     if code == 2 {  // if_name
-                        let bytes = UnsafeRawBufferPointer(start: buffer + start + o + 4, count: len)
+                        let bytes = UnsafeRawBufferPointer(start: file.buffer + file.start + o + 4, count: len)
                         name = String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
                     } else if code == 9 && len >= 1 {  // if_tsresol
                         let r = byte(o + 4)
@@ -143,7 +110,7 @@ final class PcapNGReader {
                     return CapturedFrame(length: 0, originalLength: origlen, timestampMicros: ts, interface: iface.index,
                                          tooLarge: true)
                 }
-                destination.copyMemory(from: buffer + start + 28, byteCount: caplen)
+                destination.copyMemory(from: file.buffer + file.start + 28, byteCount: caplen)
                 return CapturedFrame(length: caplen, originalLength: origlen, timestampMicros: ts, interface: iface.index,
                                      tooLarge: false)
             case 0x0000_0003:  // Simple Packet Block: interface 0, no timestamp
@@ -155,7 +122,7 @@ final class PcapNGReader {
                     return CapturedFrame(length: 0, originalLength: origlen, timestampMicros: 0, interface: iface.index,
                                          tooLarge: true)
                 }
-                destination.copyMemory(from: buffer + start + 12, byteCount: caplen)
+                destination.copyMemory(from: file.buffer + file.start + 12, byteCount: caplen)
                 return CapturedFrame(length: caplen, originalLength: origlen, timestampMicros: 0, interface: iface.index,
                                      tooLarge: false)
             default:

@@ -19,7 +19,9 @@ public enum FIBCompiler {
     public static func compile(config: InstanceConfig, fib: FIBSpec, maxEntries: Int = 2_000_000) throws(ValidationError) -> CompiledFIB {
         let engine = try FIBEngine(config: config, maxEntries: max(maxEntries, fib.ilm.count + fib.vni.count + fib.ftn.count))
         try validateDocument(fib, config: config)
-        var changes: [FIBChange] = fib.nextHops.map { .add(.nextHop($0)) } + fib.ecmpGroups.map { .add(.ecmpGroup($0)) }
+        let (early, late) = FIBEngine.nextHopPhases(fib)
+        var changes: [FIBChange] = early.map { .add(.nextHop($0)) } + fib.ecmpGroups.map { .add(.ecmpGroup($0)) }
+            + late.map { .replace(.nextHop($0)) }
         changes += fib.ilm.sorted { $0.label < $1.label }.map { .add(.ilm($0)) }
         changes += fib.vni.map { .add(.vni($0)) }
         changes += fib.ftn.map { .add(.ftn($0)) }
@@ -30,17 +32,25 @@ public enum FIBCompiler {
         return CompiledFIB(engine: engine, actionNames: engine.slotNames(), portNames: config.ports.map(\.name))
     }
 
-    /// A push action: templates carry label and S (bottom); pipe mode also TC and TTL.
-    static func pushAction(_ labels: [UInt32], mode: TTLMode, tc: UInt8, ttl: UInt8) -> Action {
+    /// A push action: templates carry label and S (bottom); pipe mode also TC and TTL. `backup` labels, pushed
+    /// instead while the next hop is down, follow the primary ones.
+    static func pushAction(_ labels: [UInt32], mode: TTLMode, tc: UInt8, ttl: UInt8, backup: [UInt32]? = nil) -> Action {
         var a = Action()
         a.labelCount = UInt8(labels.count)
         a.tc = tc; a.ttl = ttl
         if mode == .uniform { a.flags |= ActionFlags.uniform }
-        for (i, l) in labels.enumerated() {
-            var bits = l << 12
-            if i == labels.count - 1 { bits |= 0x100 }
-            if mode == .pipe { bits |= UInt32(tc & 7) << 9 | UInt32(ttl) }
-            a.setLabelTemplate(i, bits)
+        func templates(_ stack: [UInt32], at base: Int) {
+            for (i, l) in stack.enumerated() {
+                var bits = l << 12
+                if i == stack.count - 1 { bits |= 0x100 }
+                if mode == .pipe { bits |= UInt32(tc & 7) << 9 | UInt32(ttl) }
+                a.setLabelTemplate(base + i, bits)
+            }
+        }
+        templates(labels, at: 0)
+        if let backup {
+            templates(backup, at: labels.count)
+            a.backupLabelCount = UInt32(backup.count)
         }
         return a
     }

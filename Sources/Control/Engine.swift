@@ -218,14 +218,20 @@ public final class FIBEngine: @unchecked Sendable {
         var out: [FIBChange] = []
         let newNH = Dictionary(fib.nextHops.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let newGroups = Dictionary(fib.ecmpGroups.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        for nh in fib.nextHops {
-            if let old = nextHops[nh.name] { if old != nh { out.append(.replace(.nextHop(nh))) } } else { out.append(.add(.nextHop(nh))) }
+        // Next hops first (those whose backup is a group without it yet), then groups over them, then the group
+        // backups (FIBEngine.nextHopPhases).
+        let (early, late) = FIBEngine.nextHopPhases(fib)
+        for nh in early {
+            if let old = nextHops[nh.name] {
+                if old != nh && old != newNH[nh.name] { out.append(.replace(.nextHop(nh))) }
+            } else { out.append(.add(.nextHop(nh))) }
         }
         // A group whose members change may reference next hops added above; groups that will be deleted are
         // deleted after the entries that use them.
         for g in fib.ecmpGroups {
             if let old = groups[g.name] { if old != g { out.append(.replace(.ecmpGroup(g))) } } else { out.append(.add(.ecmpGroup(g))) }
         }
+        for nh in late where nextHops[nh.name] != nh { out.append(.replace(.nextHop(nh))) }
         var seenILM = Set<UInt32>(), seenVNI = Set<UInt32>(), seenFTN = Set<String>()
         for e in fib.ilm {
             seenILM.insert(e.label)
@@ -242,9 +248,32 @@ public final class FIBEngine: @unchecked Sendable {
         for l in ilm.keys where !seenILM.contains(l) { out.append(.delete(.ilm(l))) }
         for v in vni.keys where !seenVNI.contains(v) { out.append(.delete(.vni(v))) }
         for k in ftn.keys where !seenFTN.contains(k) { out.append(.delete(.ftn(k))) }
+        // Next hops with a backup go before the backups they name.
+        for n in nextHops.keys where newNH[n] == nil && nextHops[n]!.backup != nil { out.append(.delete(.nextHop(n))) }
         for g in groups.keys where newGroups[g] == nil { out.append(.delete(.ecmpGroup(g))) }
-        for n in nextHops.keys where newNH[n] == nil { out.append(.delete(.nextHop(n))) }
+        for n in nextHops.keys where newNH[n] == nil && nextHops[n]!.backup == nil { out.append(.delete(.nextHop(n))) }
         return out
+    }
+
+    /// Next hops in an order each can be validated in: `early` has every next hop, those without a backup first, then
+    /// those whose backup is a next hop, then those whose backup is a group with the backup left out (the group may
+    /// list them as members, so it comes after them); `late` has those last ones again, whole, to replace after the
+    /// groups. One transaction either way, so the intermediate state is never published.
+    public static func nextHopPhases(_ fib: FIBSpec) -> (early: [NextHopSpec], late: [NextHopSpec]) {
+        let groupNames = Set(fib.ecmpGroups.map(\.name))
+        var none: [NextHopSpec] = [], viaNextHop: [NextHopSpec] = [], viaGroup: [NextHopSpec] = [], late: [NextHopSpec] = []
+        for nh in fib.nextHops {
+            guard let b = nh.backup else { none.append(nh); continue }
+            if groupNames.contains(b) {
+                var stripped = nh
+                stripped.backup = nil
+                viaGroup.append(stripped)
+                late.append(nh)
+            } else {
+                viaNextHop.append(nh)
+            }
+        }
+        return (none + viaNextHop + viaGroup, late)
     }
 
     /// The FIB as a document (for the state file and dumps): entries sorted by key.
@@ -303,6 +332,9 @@ public final class FIBEngine: @unchecked Sendable {
         return (base.packets &+ now.packets, base.bytes &+ now.bytes)
     }
 
+    /// The liveness slot of a next hop (`FIBSnapshot.liveness`), nil when there is none of that name.
+    public func nextHopSlot(named name: String) -> UInt32? { nextHopSlot[name] }
+
     /// Names of the entries by action slot (for replay's per-slot counters).
     public func slotNames() -> [String] {
         var names = [String](repeating: "", count: Int(tables.actionHighWater))
@@ -335,6 +367,14 @@ public final class FIBEngine: @unchecked Sendable {
         func nextHop(_ n: String) -> NextHopSpec? { nextHops[n] ?? engine.nextHops[n] }
         func group(_ n: String) -> ECMPGroupSpec? { groups[n] ?? engine.groups[n] }
         func resolves(_ n: String) -> Bool { nextHop(n) != nil || group(n) != nil }
+        /// nil: no next hop of that name; else its backup (nil: none).
+        func backupOf(_ n: String) -> String?? { nextHop(n).map { $0.backup } }
+        /// Whether some next hop (after the changes staged so far) names `n` as its backup.
+        func usedAsBackup(_ n: String) -> Bool {
+            for (name, spec) in nextHops where spec?.backup == n { _ = name; return true }
+            for (name, spec) in engine.nextHops where nextHops[name] == nil && spec.backup == n { return true }
+            return false
+        }
         func refs(_ n: String) -> Int { (engine.refs[n] ?? 0) + (refDelta[n] ?? 0) }
         func exists(_ k: EntryKey) -> Bool {
             switch k {
@@ -358,7 +398,7 @@ public final class FIBEngine: @unchecked Sendable {
 
         static func references(_ e: FIBEntry) -> [String] {
             switch e {
-            case .nextHop: return []
+            case .nextHop(let nh): return nh.backup.map { [$0] } ?? []
             case .ecmpGroup(let g): return g.members
             case .ilm(let s):
                 switch s.operation {
@@ -424,12 +464,13 @@ public final class FIBEngine: @unchecked Sendable {
                 case .nextHop(let nh):
                     if nh.name.isEmpty { throw ValidationError(el, "name must not be empty") }
                     try checkNextHop(nh, el, ports: engine.portNames)
+                    try checkBackup(nh, el, resolves: resolves, backupOf: backupOf, usedAsBackup: usedAsBackup)
                 case .ecmpGroup(let g):
                     if g.name.isEmpty { throw ValidationError(el, "name must not be empty") }
                     try checkGroup(g, el) { nextHop($0) != nil }
-                case .ilm(let s): try checkILM(s, el, resolves: resolves, vrfs: engine.vrfSet)
-                case .vni(let s): try checkVNI(s, el, resolves: resolves)
-                case .ftn(let s): try checkFTN(s, el, resolves: resolves, vrfs: engine.vrfSet)
+                case .ilm(let s): try checkILM(s, el, resolves: resolves, vrfs: engine.vrfSet, backupOf: backupOf)
+                case .vni(let s): try checkVNI(s, el, resolves: resolves, backupOf: backupOf)
+                case .ftn(let s): try checkFTN(s, el, resolves: resolves, vrfs: engine.vrfSet, backupOf: backupOf)
                 }
             } catch {
                 throw TransactionError(.invalid, error.element, error.message)
@@ -511,7 +552,7 @@ public final class FIBEngine: @unchecked Sendable {
             for v in vni.keys.sorted() {
                 var inst = vni[v]!
                 let e = inst.spec
-                var a = FIBCompiler.pushAction(e.push, mode: .pipe, tc: e.tc, ttl: e.ttl)
+                var a = FIBCompiler.pushAction(e.push, mode: .pipe, tc: e.tc, ttl: e.ttl, backup: e.backupPush)
                 a.operation = .vxlanToMPLS
                 a.target = target(e.via)
                 if e.controlWord { a.flags |= ActionFlags.controlWord }
@@ -537,7 +578,7 @@ public final class FIBEngine: @unchecked Sendable {
                 retiredCarry.append((old.action, carryKey(.ftn(k), spec != nil)))
             }
             if let s = spec {
-                var a = FIBCompiler.pushAction(s.push, mode: s.ttlMode, tc: s.tc, ttl: s.ttl)
+                var a = FIBCompiler.pushAction(s.push, mode: s.ttlMode, tc: s.tc, ttl: s.ttl, backup: s.backupPush)
                 a.operation = .push
                 a.target = target(s.via)
                 ftn[k] = Installed(spec: s, action: tables.addAction(a))
@@ -582,16 +623,19 @@ public final class FIBEngine: @unchecked Sendable {
         for (name, spec) in nextHops {
             let pi = config.ports.firstIndex { $0.name == spec.port }!
             let port = config.ports[pi]
-            records[Int(nextHopSlot[name]!)] = NextHopRecord(port: PortID(UInt16(pi)), destination: spec.mac,
-                                                             source: spec.sourceMAC ?? port.mac, vlan: spec.vlan ?? 0,
-                                                             mtu: UInt16(spec.mtu ?? port.mtu))
+            var r = NextHopRecord(port: PortID(UInt16(pi)), destination: spec.mac, source: spec.sourceMAC ?? port.mac,
+                                  vlan: spec.vlan ?? 0, mtu: UInt16(spec.mtu ?? port.mtu))
+            if let b = spec.backup { r.backup = target(b) }
+            records[Int(nextHopSlot[name]!)] = r
         }
         tables.replaceNextHops(records)
-        var buckets = [UInt32](repeating: 0, count: Int(groupSlotCount) * ECMP.bucketCount)
+        // Every group's buckets, then every group's second choices (FIBSnapshot.groupBuckets).
+        let half = Int(groupSlotCount) * ECMP.bucketCount
+        var buckets = [UInt32](repeating: 0, count: 2 * half)
         for (name, g) in groups {
-            let b = ECMP.buckets(members: g.members.map { nextHopSlot[$0]! }, memberKeys: g.members)
+            let b = ECMP.bucketsWithSecondChoice(members: g.members.map { nextHopSlot[$0]! }, memberKeys: g.members)
             let base = Int(groupSlot[name]!) * ECMP.bucketCount
-            for i in 0..<ECMP.bucketCount { buckets[base + i] = b[i] }
+            for i in 0..<ECMP.bucketCount { buckets[base + i] = b.primary[i]; buckets[half + base + i] = b.second[i] }
         }
         tables.replaceGroups(buckets)
     }
@@ -619,6 +663,10 @@ public final class FIBEngine: @unchecked Sendable {
                 a.labelCount = UInt8(out.count)
                 // Label and S=0; TC, TTL and the S of the last label come from the packet.
                 for (i, l) in out.enumerated() { a.setLabelTemplate(i, l << 12) }
+                if let b = e.backupOut {
+                    for (i, l) in b.enumerated() { a.setLabelTemplate(out.count + i, l << 12) }
+                    a.backupLabelCount = UInt32(b.count)
+                }
             }
         case .pop(let mode):
             a.operation = .pop

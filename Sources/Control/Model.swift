@@ -62,8 +62,12 @@ public struct NextHopSpec: Sendable, Equatable {
     public var vlan: UInt16?
     /// Bytes allowed after the Ethernet header; the port's MTU when nil.
     public var mtu: Int?
-    public init(name: String, port: String, mac: MACAddress, sourceMAC: MACAddress? = nil, vlan: UInt16? = nil, mtu: Int? = nil) {
+    /// The next hop or ECMP group used while this one is down (link protection); it may not have a backup itself.
+    public var backup: String?
+    public init(name: String, port: String, mac: MACAddress, sourceMAC: MACAddress? = nil, vlan: UInt16? = nil, mtu: Int? = nil,
+                backup: String? = nil) {
         self.name = name; self.port = port; self.mac = mac; self.sourceMAC = sourceMAC; self.vlan = vlan; self.mtu = mtu
+        self.backup = backup
     }
 }
 
@@ -109,7 +113,12 @@ public struct PseudowireEgress: Sendable, Equatable {
 public struct ILMEntrySpec: Sendable, Equatable {
     public var label: UInt32
     public var operation: ILMOperationSpec
-    public init(label: UInt32, operation: ILMOperationSpec) { self.label = label; self.operation = operation }
+    /// swap: the labels written instead of `out` while the entry's next hop is on its backup (the primary
+    /// neighbour's labels mean nothing to the backup's).
+    public var backupOut: [UInt32]?
+    public init(label: UInt32, operation: ILMOperationSpec, backupOut: [UInt32]? = nil) {
+        self.label = label; self.operation = operation; self.backupOut = backupOut
+    }
 }
 
 /// VXLAN → MPLS: a VNI's pseudowire into the core.
@@ -123,10 +132,12 @@ public struct VNIEntrySpec: Sendable, Equatable {
     public var allowedVTEPs: [IPAddress]
     public var tc: UInt8
     public var ttl: UInt8
+    /// The labels pushed instead of `push` while the next hop is on its backup.
+    public var backupPush: [UInt32]?
     public init(vni: UInt32, push: [UInt32], controlWord: Bool, via: String, allowedVTEPs: [IPAddress],
-                tc: UInt8 = 0, ttl: UInt8 = 255) {
+                tc: UInt8 = 0, ttl: UInt8 = 255, backupPush: [UInt32]? = nil) {
         self.vni = vni; self.push = push; self.controlWord = controlWord; self.via = via
-        self.allowedVTEPs = allowedVTEPs; self.tc = tc; self.ttl = ttl
+        self.allowedVTEPs = allowedVTEPs; self.tc = tc; self.ttl = ttl; self.backupPush = backupPush
     }
 }
 
@@ -141,10 +152,12 @@ public struct FTNEntrySpec: Sendable, Equatable {
     /// Pipe mode TC and TTL of pushed labels.
     public var tc: UInt8
     public var ttl: UInt8
+    /// The labels pushed instead of `push` while the next hop is on its backup.
+    public var backupPush: [UInt32]?
     public init(vrf: String = "default", prefix: IPAddress, length: Int, push: [UInt32], via: String,
-                ttlMode: TTLMode = .uniform, tc: UInt8 = 0, ttl: UInt8 = 255) {
+                ttlMode: TTLMode = .uniform, tc: UInt8 = 0, ttl: UInt8 = 255, backupPush: [UInt32]? = nil) {
         self.vrf = vrf; self.prefix = prefix; self.length = length; self.push = push; self.via = via
-        self.ttlMode = ttlMode; self.tc = tc; self.ttl = ttl
+        self.ttlMode = ttlMode; self.tc = tc; self.ttl = ttl; self.backupPush = backupPush
     }
 
     /// "vrf:prefix/length", the entry's key.

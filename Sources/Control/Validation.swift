@@ -41,6 +41,21 @@ func checkNextHop(_ nh: NextHopSpec, _ el: String, ports: Set<String>) throws(Va
     if let m = nh.mtu, !(68...65535).contains(m) { throw ValidationError(el, "mtu \(m) outside 68–65535") }
 }
 
+/// Checks a next hop's backup: it exists, is not the next hop itself, and has no backup of its own; and a next
+/// hop that is another's backup gets none.
+func checkBackup(_ nh: NextHopSpec, _ el: String, resolves: (String) -> Bool, backupOf: (String) -> String??,
+                 usedAsBackup: (String) -> Bool) throws(ValidationError) {
+    guard let b = nh.backup else { return }
+    guard b != nh.name else { throw ValidationError(el, "a next hop cannot be its own backup") }
+    guard resolves(b) else { throw ValidationError(el, "backup \"\(b)\" names no next hop or ECMP group") }
+    if case .some(.some(let bb)) = backupOf(b) {
+        throw ValidationError(el, "backup \"\(b)\" has a backup of its own (\"\(bb)\"); a backup has none")
+    }
+    if usedAsBackup(nh.name) {
+        throw ValidationError(el, "\"\(nh.name)\" is another next hop's backup, so it cannot have one")
+    }
+}
+
 /// Checks a group's members: at least one, each an existing next hop, no duplicates.
 func checkGroup(_ g: ECMPGroupSpec, _ el: String, isNextHop: (String) -> Bool) throws(ValidationError) {
     guard !g.members.isEmpty else { throw ValidationError(el, "a group needs at least one member") }
@@ -55,8 +70,23 @@ func checkVia(_ via: String, _ el: String, _ resolves: (String) -> Bool) throws(
     if !resolves(via) { throw ValidationError(el, "via \"\(via)\" names no next hop or ECMP group") }
 }
 
-/// Checks one ILM entry; `resolves` says whether a `via` name exists.
-func checkILM(_ e: ILMEntrySpec, _ el: String, resolves: (String) -> Bool, vrfs: Set<String>) throws(ValidationError) {
+/// Labels written while the entry's next hop is on its backup: only with a next hop that has a backup (a group
+/// protects itself bucket by bucket), at most 8, and with the primary's at most 24 (`Action.area`).
+func checkBackupLabels(_ backup: [UInt32]?, primary: Int, via: String, _ el: String, field: String,
+                       backupOf: (String) -> String??) throws(ValidationError) {
+    guard let backup else { return }
+    guard let b = backupOf(via) else { throw ValidationError(el, "\(field) needs via to name a next hop, not a group") }
+    guard b != nil else { throw ValidationError(el, "\(field) is used only while via's backup is; next hop \"\(via)\" has none") }
+    try checkStack(backup, "\(el).\(field)", allowEmpty: false)
+    if backup.count > 8 || primary + backup.count > 24 {
+        throw ValidationError("\(el).\(field)", "\(backup.count) labels; at most 8, and 24 with the primary's \(primary)")
+    }
+}
+
+/// Checks one ILM entry; `resolves` says whether a `via` name exists; `backupOf(name)` is nil for no next hop of
+/// that name, else the next hop's backup.
+func checkILM(_ e: ILMEntrySpec, _ el: String, resolves: (String) -> Bool, vrfs: Set<String>,
+              backupOf: (String) -> String?? = { _ in nil }) throws(ValidationError) {
     if e.label > MPLSLabel.maxValue { throw ValidationError(el, "label \(e.label) above \(MPLSLabel.maxValue)") }
     if e.label < 16 { throw ValidationError(el, "incoming label \(e.label) is reserved (0–15 are never ILM keys)") }
     switch e.operation {
@@ -64,10 +94,16 @@ func checkILM(_ e: ILMEntrySpec, _ el: String, resolves: (String) -> Bool, vrfs:
         try checkVia(via, el, resolves)
         if out == [3] {
             if payload == nil { throw ValidationError(el, "PHP (out [3]) needs payload: mpls, ipv4 or ipv6") }
+            if e.backupOut != nil { throw ValidationError(el, "backupOut is for swaps that write labels, not PHP") }
         } else {
             try checkStack(out, "\(el).out", allowEmpty: false)
+            try checkBackupLabels(e.backupOut, primary: out.count, via: via, el, field: "backupOut", backupOf: backupOf)
         }
-    case .pop:
+    case .pop, .popToIP, .popToVXLAN, .drop:
+        if e.backupOut != nil { throw ValidationError(el, "backupOut is for swap entries") }
+    }
+    switch e.operation {
+    case .swap, .pop:
         break
     case .popToIP(_, let via, let vrf, _):
         switch (via, vrf) {
@@ -89,17 +125,23 @@ func checkILM(_ e: ILMEntrySpec, _ el: String, resolves: (String) -> Bool, vrfs:
     }
 }
 
-func checkVNI(_ e: VNIEntrySpec, _ el: String, resolves: (String) -> Bool) throws(ValidationError) {
+func checkVNI(_ e: VNIEntrySpec, _ el: String, resolves: (String) -> Bool,
+              backupOf: (String) -> String?? = { _ in nil }) throws(ValidationError) {
     if e.vni > VNI.maxValue { throw ValidationError(el, "vni \(e.vni) above \(VNI.maxValue)") }
     try checkStack(e.push, "\(el).push", allowEmpty: false)
     if let last = e.push.last, last < 16 { throw ValidationError("\(el).push", "the bottom label is the service label and must be ≥ 16") }
     try checkVia(e.via, el, resolves)
+    try checkBackupLabels(e.backupPush, primary: e.push.count, via: e.via, el, field: "backupPush", backupOf: backupOf)
+    if let b = e.backupPush, let last = b.last, last < 16 {
+        throw ValidationError("\(el).backupPush", "the bottom label is the service label and must be ≥ 16")
+    }
     if e.allowedVTEPs.isEmpty { throw ValidationError(el, "allowedVTEPs needs at least one remote VTEP") }
     if e.tc > 7 { throw ValidationError(el, "tc \(e.tc) above 7") }
     if e.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
 }
 
-func checkFTN(_ e: FTNEntrySpec, _ el: String, resolves: (String) -> Bool, vrfs: Set<String>) throws(ValidationError) {
+func checkFTN(_ e: FTNEntrySpec, _ el: String, resolves: (String) -> Bool, vrfs: Set<String>,
+              backupOf: (String) -> String?? = { _ in nil }) throws(ValidationError) {
     if !vrfs.contains(e.vrf) { throw ValidationError(el, "vrf \"\(e.vrf)\" is not named by any port") }
     let maxLength: Int
     switch e.prefix { case .v4: maxLength = 32; case .v6: maxLength = 128 }
@@ -107,6 +149,7 @@ func checkFTN(_ e: FTNEntrySpec, _ el: String, resolves: (String) -> Bool, vrfs:
     guard hostBitsAreZero(e.prefix, e.length) else { throw ValidationError(el, "address has bits set beyond the prefix length") }
     try checkStack(e.push, "\(el).push", allowEmpty: true)
     try checkVia(e.via, el, resolves)
+    try checkBackupLabels(e.backupPush, primary: e.push.count, via: e.via, el, field: "backupPush", backupOf: backupOf)
     if e.tc > 7 { throw ValidationError(el, "tc \(e.tc) above 7") }
     if e.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
 }
@@ -133,22 +176,28 @@ public func validateDocument(_ fib: FIBSpec, config: InstanceConfig) throws(Vali
         try checkGroup(g, el) { nextHops.contains($0) }
     }
     let resolves: (String) -> Bool = { nextHops.contains($0) || groups.contains($0) }
+    let backups = Dictionary(fib.nextHops.map { ($0.name, $0.backup) }, uniquingKeysWith: { a, _ in a })
+    for (i, nh) in fib.nextHops.enumerated() {
+        try checkBackup(nh, "nextHops[\(i)] (\(nh.name))", resolves: resolves, backupOf: { backups[$0] },
+                        usedAsBackup: { n in fib.nextHops.contains { $0.backup == n } })
+    }
+    let backupOf: (String) -> String?? = { backups[$0] }
     var labels = Set<UInt32>()
     for (i, e) in fib.ilm.enumerated() {
         let el = "ilm[\(i)] (label \(e.label))"
-        try checkILM(e, el, resolves: resolves, vrfs: vrfs)
+        try checkILM(e, el, resolves: resolves, vrfs: vrfs, backupOf: backupOf)
         guard labels.insert(e.label).inserted else { throw ValidationError(el, "duplicate label") }
     }
     var vnis = Set<UInt32>()
     for (i, e) in fib.vni.enumerated() {
         let el = "vni[\(i)] (vni \(e.vni))"
-        try checkVNI(e, el, resolves: resolves)
+        try checkVNI(e, el, resolves: resolves, backupOf: backupOf)
         guard vnis.insert(e.vni).inserted else { throw ValidationError(el, "duplicate vni") }
     }
     var prefixes = Set<String>()
     for (i, e) in fib.ftn.enumerated() {
         let el = "ftn[\(i)] (\(e.key))"
-        try checkFTN(e, el, resolves: resolves, vrfs: vrfs)
+        try checkFTN(e, el, resolves: resolves, vrfs: vrfs, backupOf: backupOf)
         guard prefixes.insert(e.key).inserted else { throw ValidationError(el, "duplicate prefix") }
     }
 }

@@ -88,7 +88,8 @@ public enum FIBCodec {
             name: name, port: try r.string("port"), mac: try mac(try r.string("mac"), "\(el).mac"),
             sourceMAC: try src.map { (s: String) throws(ValidationError) -> MACAddress in try mac(s, "\(el).sourceMac") },
             vlan: try r.optionalInteger("vlan", in: 1...Int64(Ethernet.maxVLAN)).map { UInt16($0) },
-            mtu: try r.optionalInteger("mtu", in: 68...65535).map { Int($0) })
+            mtu: try r.optionalInteger("mtu", in: 68...65535).map { Int($0) },
+            backup: try r.optionalString("backup"))
         try r.rejectUnknownKeys()
         return nh
     }
@@ -127,8 +128,11 @@ public enum FIBCodec {
         default:
             throw ValidationError("\(el).op", "\"\(opText)\" is not swap, pop, popToIP, popToVXLAN or drop")
         }
+        let backupOut = try r.arrayIfPresent("backupOut").map { (a: [JSONValue]) throws(ValidationError) -> [UInt32] in
+            try labels(a, "\(el).backupOut")
+        }
         try r.rejectUnknownKeys()
-        return ILMEntrySpec(label: label, operation: op)
+        return ILMEntrySpec(label: label, operation: op, backupOut: backupOut)
     }
 
     public static func decodeVNI(_ v: JSONValue, _ path: String) throws(ValidationError) -> VNIEntrySpec {
@@ -142,9 +146,16 @@ public enum FIBCodec {
             controlWord: try r.optionalBool("controlWord") ?? false, via: try r.string("via"),
             allowedVTEPs: try addresses(try r.array("allowedVteps"), "\(el).allowedVteps"),
             tc: UInt8(try r.optionalInteger("tc", in: 0...7) ?? 0),
-            ttl: UInt8(try r.optionalInteger("ttl", in: 1...255) ?? 255))
+            ttl: UInt8(try r.optionalInteger("ttl", in: 1...255) ?? 255),
+            backupPush: try backupPush(&r, el))
         try r.rejectUnknownKeys()
         return e
+    }
+
+    static func backupPush(_ r: inout ObjectReader, _ el: String) throws(ValidationError) -> [UInt32]? {
+        try r.arrayIfPresent("backupPush").map { (a: [JSONValue]) throws(ValidationError) -> [UInt32] in
+            try labels(a, "\(el).backupPush")
+        }
     }
 
     public static func decodeFTN(_ v: JSONValue, _ path: String) throws(ValidationError) -> FTNEntrySpec {
@@ -158,7 +169,8 @@ public enum FIBCodec {
             push: try labels(try r.optionalArray("push"), "\(el).push"), via: try r.string("via"),
             ttlMode: try ttlMode(&r, el, l2: false),
             tc: UInt8(try r.optionalInteger("tc", in: 0...7) ?? 0),
-            ttl: UInt8(try r.optionalInteger("ttl", in: 1...255) ?? 255))
+            ttl: UInt8(try r.optionalInteger("ttl", in: 1...255) ?? 255),
+            backupPush: try backupPush(&r, el))
         try r.rejectUnknownKeys()
         return e
     }
@@ -228,6 +240,7 @@ extension FIBCodec {
         if let s = nh.sourceMAC { f.append(("sourceMac", .string(s.description))) }
         if let v = nh.vlan { f.append(("vlan", num(v))) }
         if let m = nh.mtu { f.append(("mtu", num(m))) }
+        if let b = nh.backup { f.append(("backup", .string(b))) }
         return .object(f)
     }
 
@@ -262,18 +275,25 @@ extension FIBCodec {
         case .drop:
             f.append(("op", .string("drop")))
         }
+        if let b = e.backupOut { f.append(("backupOut", labelArray(b))) }
         return .object(f)
     }
 
     public static func encode(_ e: VNIEntrySpec) -> JSONValue {
-        .object([("vni", num(e.vni)), ("push", labelArray(e.push)), ("controlWord", .bool(e.controlWord)),
-                 ("via", .string(e.via)), ("allowedVteps", .array(e.allowedVTEPs.map { .string($0.description) })),
-                 ("tc", num(e.tc)), ("ttl", num(e.ttl))])
+        var f: [(String, JSONValue)] = [
+            ("vni", num(e.vni)), ("push", labelArray(e.push)), ("controlWord", .bool(e.controlWord)),
+            ("via", .string(e.via)), ("allowedVteps", .array(e.allowedVTEPs.map { .string($0.description) })),
+            ("tc", num(e.tc)), ("ttl", num(e.ttl))]
+        if let b = e.backupPush { f.append(("backupPush", labelArray(b))) }
+        return .object(f)
     }
 
     public static func encode(_ e: FTNEntrySpec) -> JSONValue {
-        .object([("vrf", .string(e.vrf)), ("prefix", .string("\(e.prefix)/\(e.length)")), ("push", labelArray(e.push)),
-                 ("via", .string(e.via)), ("ttlMode", .string(e.ttlMode.rawValue)), ("tc", num(e.tc)), ("ttl", num(e.ttl))])
+        var f: [(String, JSONValue)] = [
+            ("vrf", .string(e.vrf)), ("prefix", .string("\(e.prefix)/\(e.length)")), ("push", labelArray(e.push)),
+            ("via", .string(e.via)), ("ttlMode", .string(e.ttlMode.rawValue)), ("tc", num(e.tc)), ("ttl", num(e.ttl))]
+        if let b = e.backupPush { f.append(("backupPush", labelArray(b))) }
+        return .object(f)
     }
 
     public static func encode(_ e: FIBEntry) -> JSONValue {

@@ -54,6 +54,12 @@ struct ObjectReader {
         return a
     }
 
+    /// The array under `key`, or nil when the key is absent (an empty array stays empty).
+    mutating func arrayIfPresent(_ key: String) throws(ValidationError) -> [JSONValue]? {
+        guard value(key) != nil else { return nil }
+        return try array(key)
+    }
+
     mutating func optionalArray(_ key: String) throws(ValidationError) -> [JSONValue] {
         guard let v = value(key), v != .null else { return [] }
         guard case .array(let a) = v else { throw ValidationError("\(path).\(key)", "expected an array, got \(v.typeName)") }

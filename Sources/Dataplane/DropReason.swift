@@ -52,6 +52,8 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     /// A swap or PHP would send on a label stack with no bottom-of-stack entry (S=1) before the frame's end or
     /// within `Pipeline.maxLabelDepth` entries: the next router would take the payload for labels.
     case noBottomOfStack
+    /// The next hop is down and has no usable backup (link events: `docs/deployment.md`, protection).
+    case nextHopDown
 
     /// The name used in counters, traces and JSON.
     public var name: String {
@@ -80,6 +82,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
         case .frameTooLong: return "frameTooLong"
         case .unknownPort: return "unknownPort"
         case .noBottomOfStack: return "noBottomOfStack"
+        case .nextHopDown: return "nextHopDown"
         }
     }
 

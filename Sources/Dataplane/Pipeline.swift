@@ -238,14 +238,15 @@ public enum Pipeline {
         if !lse.bottomOfStack && !stackIsTerminated(b, from: payloadStart, top: top, end: end) {
             return .dropped(.noBottomOfStack)
         }
-        let labelsStart = payloadStart - 4 * n
+        // While the next hop is down, the labels its backup path understands (backupOut).
+        let (count, templates) = labelsFor(action, fib: fib)
+        let labelsStart = payloadStart - 4 * count
         if labelsStart < Ethernet.headerSize + Ethernet.vlanTagSize { return .dropped(.noHeadroom) }
         // Hash before the rewrite: the received stack decides the member.
         let hash = action.pointee.target.isGroup ? FlowHash.labelStack(b, top: top, end: end) : 0
         let dynamic = UInt32(lse.tc) << 9 | UInt32(newTTL)
-        let templates = UnsafeRawPointer(action) + Action.areaOffset
         var i = 0
-        while i < n {
+        while i < count {
             b.setBE32(labelsStart + 4 * i, templates.load(fromByteOffset: 4 * i, as: UInt32.self) | dynamic)
             i &+= 1
         }
@@ -409,20 +410,32 @@ public enum Pipeline {
         }
         // Uniform: labels take the IP TTL (already decremented) and TC from the DSCP's top three bits (RFC 3270).
         let dynamic: UInt32 = action.pointee.isUniform ? UInt32(tc) << 9 | UInt32(newTTL) : 0
-        let start = pushLabels(b, payloadStart: ip, action: action, dynamic: dynamic)
+        let start = pushLabels(b, payloadStart: ip, action: action, dynamic: dynamic, fib: fib)
         if start < Ethernet.headerSize + Ethernet.vlanTagSize { return .dropped(.noHeadroom) }
         return forward(&f, b, payloadStart: start, end: end, etherType: EtherType.mpls,
                        target: action.pointee.target, hash: hash, fib: fib)
     }
 
-    /// Writes the action's labels in front of `payloadStart`; returns the new start. Templates carry label, S and
-    /// (pipe) TC/TTL; `dynamic` ORs in per-packet TC/TTL for uniform mode.
+    /// The label templates to write: the primary ones, or the backup ones while the action's next hop is down
+    /// and it has some (one byte load of the liveness array, only for actions with backup labels).
     @inlinable @inline(__always)
-    static func pushLabels(_ b: PacketBytes, payloadStart: Int, action: UnsafeMutablePointer<Action>, dynamic: UInt32) -> Int {
+    static func labelsFor(_ action: UnsafeMutablePointer<Action>, fib: FIBSnapshot) -> (count: Int, templates: UnsafeRawPointer) {
+        let area = UnsafeRawPointer(action) + Action.areaOffset
         let n = Int(action.pointee.labelCount)
+        if action.pointee.backupLabelCount != 0 && fib.isDown(action.pointee.target) {
+            return (Int(action.pointee.backupLabelCount), area + 4 * n)
+        }
+        return (n, area)
+    }
+
+    /// Writes the action's labels (`labelsFor`) in front of `payloadStart`; returns the new start. Templates carry
+    /// label, S and (pipe) TC/TTL; `dynamic` ORs in per-packet TC/TTL for uniform mode.
+    @inlinable @inline(__always)
+    static func pushLabels(_ b: PacketBytes, payloadStart: Int, action: UnsafeMutablePointer<Action>, dynamic: UInt32,
+                           fib: FIBSnapshot) -> Int {
+        let (n, templates) = labelsFor(action, fib: fib)
         let start = payloadStart - 4 * n
         if start < Ethernet.headerSize + Ethernet.vlanTagSize { return start }
-        let templates = UnsafeRawPointer(action) + Action.areaOffset
         var i = 0
         while i < n {
             b.setBE32(start + 4 * i, templates.load(fromByteOffset: 4 * i, as: UInt32.self) | dynamic)
@@ -490,7 +503,7 @@ public enum Pipeline {
             payloadStart &-= ControlWord.size
             b.setBE32(payloadStart, 0)
         }
-        let start = pushLabels(b, payloadStart: payloadStart, action: action, dynamic: 0)
+        let start = pushLabels(b, payloadStart: payloadStart, action: action, dynamic: 0, fib: fib)
         return forward(&f, b, payloadStart: start, end: payloadEnd, etherType: EtherType.mpls,
                        target: action.pointee.target, hash: hash, fib: fib)
     }
@@ -530,12 +543,13 @@ public enum Pipeline {
 
     // MARK: Output
 
-    /// Resolves the target, checks the MTU (bytes after the Ethernet header) and writes the next hop's Ethernet
+    /// Resolves the target as it is now (liveness: a down next hop's backup, a group bucket's second choice),
+    /// checks the MTU (bytes after the Ethernet header, detour labels included) and writes the next hop's Ethernet
     /// header in front of `payloadStart`.
     @inlinable @inline(__always)
     static func forward(_ f: inout Frame, _ b: PacketBytes, payloadStart: Int, end: Int, etherType: UInt16,
                         target: ForwardTarget, hash: UInt32, fib: FIBSnapshot) -> Verdict {
-        let nh = fib.resolve(target, hash: hash)
+        guard let nh = fib.resolveLive(target, hash: hash) else { return .dropped(.nextHopDown) }
         if end - payloadStart > Int(nh.pointee.mtu) { return .dropped(.mtuExceeded) }
         let start = nh.pointee.writeHeader(b, payloadOffset: payloadStart, etherType: etherType)
         f.offset = Int32(start)

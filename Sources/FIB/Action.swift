@@ -46,7 +46,8 @@ public enum ActionFlags {
 ///
 /// `area` holds, by operation:
 /// - swap / push / vxlanToMPLS: up to 16 label stack entries as host-order templates (label, S bit, and for pipe mode
-///   TC and TTL); the data plane ORs in the per-packet TC/TTL and stores them in network order.
+///   TC and TTL); the data plane ORs in the per-packet TC/TTL and stores them in network order. The backup labels
+///   (`backupLabelCount`, at most 8, 24 in all) follow the primary ones.
 /// - popToVXLAN: the outer IP header in network order with length and checksum zero (20 or 40 bytes) at 0, then the
 ///   8-byte VXLAN header at 40.
 @frozen
@@ -67,7 +68,9 @@ public struct Action {
     public var aux: UInt32
     /// vxlanToMPLS: number of allowed remote VTEPs; popToVXLAN: the outer IPv4 header's partial checksum.
     public var auxCount: UInt32
-    public var reserved: UInt32 = 0
+    /// Labels written instead of the first `labelCount` while the target next hop is down (`backupOut`,
+    /// `backupPush`): the templates in `area` after the primary ones. 0: none.
+    public var backupLabelCount: UInt32 = 0
     public var reserved2: UInt64 = 0
     public var area: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
                       UInt64, UInt64, UInt64, UInt64)

@@ -13,9 +13,12 @@ public struct FIBSnapshot: @unchecked Sendable {
     public let actionCount: Int
     public let nextHops: UnsafeMutablePointer<NextHopRecord>
     public let nextHopCount: Int
-    /// `groupCount × ECMP.bucketCount` next-hop indices.
+    /// `groupCount × ECMP.bucketCount` next-hop indices, then as many second choices (the member each bucket
+    /// moves to while its own is down).
     public let groupBuckets: UnsafeMutablePointer<UInt32>
     public let groupCount: Int
+    /// Next-hop liveness (`Liveness`), shared by every snapshot: not part of the generation.
+    public let liveness: UnsafeMutablePointer<UInt8>
     public let vniSlots: UnsafeMutablePointer<VNISlot>
     public let vniMask: UInt32
     public let lpmV4: UnsafeMutablePointer<LPMSlot>
@@ -33,7 +36,7 @@ public struct FIBSnapshot: @unchecked Sendable {
     init(generation: UInt64, ilmDirectory: UnsafeMutablePointer<UnsafeMutablePointer<ILMEntry>>,
          actions: UnsafeMutablePointer<Action>, actionCount: Int,
          nextHops: UnsafeMutablePointer<NextHopRecord>, nextHopCount: Int,
-         groupBuckets: UnsafeMutablePointer<UInt32>, groupCount: Int,
+         groupBuckets: UnsafeMutablePointer<UInt32>, groupCount: Int, liveness: UnsafeMutablePointer<UInt8>,
          vniSlots: UnsafeMutablePointer<VNISlot>, vniMask: UInt32,
          lpmV4: UnsafeMutablePointer<LPMSlot>, lpmV6: UnsafeMutablePointer<LPMSlot>,
          vrfs: UnsafeMutablePointer<VRFRecord>, vrfCount: Int,
@@ -42,7 +45,7 @@ public struct FIBSnapshot: @unchecked Sendable {
         self.generation = generation; self.ilmDirectory = ilmDirectory
         self.actions = actions; self.actionCount = actionCount
         self.nextHops = nextHops; self.nextHopCount = nextHopCount
-        self.groupBuckets = groupBuckets; self.groupCount = groupCount
+        self.groupBuckets = groupBuckets; self.groupCount = groupCount; self.liveness = liveness
         self.vniSlots = vniSlots; self.vniMask = vniMask
         self.lpmV4 = lpmV4; self.lpmV6 = lpmV6; self.vrfs = vrfs; self.vrfCount = vrfCount
         self.ports = ports; self.portCount = portCount
@@ -103,7 +106,7 @@ public struct FIBSnapshot: @unchecked Sendable {
         return best
     }
 
-    /// The next hop a target resolves to for a flow hash.
+    /// The next hop a target resolves to for a flow hash, ignoring liveness (the group's bucket member).
     @inlinable @inline(__always)
     public func resolve(_ target: ForwardTarget, hash: UInt32) -> UnsafeMutablePointer<NextHopRecord> {
         if target.isGroup {
@@ -111,6 +114,45 @@ public struct FIBSnapshot: @unchecked Sendable {
             return nextHops + Int(nh)
         }
         return nextHops + Int(target.index)
+    }
+
+    /// The next hop a target resolves to now: its own while up (one byte load); else a group bucket's second
+    /// choice, else the next hop's backup (a next hop, or a group's bucket or second choice). nil when nothing
+    /// usable is left. A backup's own backup is never followed.
+    @inlinable @inline(__always)
+    public func resolveLive(_ target: ForwardTarget, hash: UInt32) -> UnsafeMutablePointer<NextHopRecord>? {
+        var slot: Int
+        let bucket = Int(hash & ECMP.bucketMask)
+        if target.isGroup {
+            let b = Int(target.index) &* ECMP.bucketCount &+ bucket
+            slot = Int(groupBuckets[b])
+            if liveness[slot] == Liveness.up { return nextHops + slot }
+            let second = Int(groupBuckets[groupCount &* ECMP.bucketCount &+ b])
+            if liveness[second] == Liveness.up { return nextHops + second }
+        } else {
+            slot = Int(target.index)
+            if liveness[slot] == Liveness.up { return nextHops + slot }
+        }
+        return resolveBackup(nextHops[slot].backup, bucket: bucket)
+    }
+
+    /// The backup's next hop (a group's bucket member, else its second choice) when up.
+    @inlinable @inline(never)
+    func resolveBackup(_ backup: ForwardTarget, bucket: Int) -> UnsafeMutablePointer<NextHopRecord>? {
+        if backup == .none { return nil }
+        var slot = Int(backup.index)
+        if backup.isGroup {
+            let b = slot &* ECMP.bucketCount &+ bucket
+            slot = Int(groupBuckets[b])
+            if liveness[slot] != Liveness.up { slot = Int(groupBuckets[groupCount &* ECMP.bucketCount &+ b]) }
+        }
+        return liveness[slot] == Liveness.up ? nextHops + slot : nil
+    }
+
+    /// Whether a next-hop target is down now (so entries with backup labels write those).
+    @inlinable @inline(__always)
+    public func isDown(_ target: ForwardTarget) -> Bool {
+        !target.isGroup && liveness[Int(target.index)] != Liveness.up
     }
 
     /// True when `address` is in the port's address list.
@@ -125,13 +167,14 @@ public struct FIBSnapshot: @unchecked Sendable {
         return false
     }
 
-    /// Frees every table. Only the owner calls this, once no worker can still read the snapshot.
+    /// Frees every table of a `FIBSnapshotBuilder` snapshot (FIBTables frees its own). Only the owner calls this,
+    /// once no worker can still read the snapshot.
     public func deallocate() {
         for i in 0..<ILM.directorySize where ilmDirectory[i] != ILM.emptyPage {
             ilmDirectory[i].deallocate()
         }
         ilmDirectory.deallocate()
-        actions.deallocate(); nextHops.deallocate(); groupBuckets.deallocate(); vniSlots.deallocate()
+        actions.deallocate(); nextHops.deallocate(); groupBuckets.deallocate(); vniSlots.deallocate(); liveness.deallocate()
         lpmV4.deallocate(); lpmV6.deallocate(); vrfs.deallocate(); ports.deallocate(); addresses.deallocate()
     }
 }

@@ -7,6 +7,7 @@ public struct FIBSnapshotBuilder {
     private var actions: [Action] = []
     private var nextHops: [NextHopRecord] = []
     private var groupBuckets: [UInt32] = []
+    private var groupSecond: [UInt32] = []
     private var vnis: [(vni: UInt32, action: ActionID)] = []
     private var routes: [(vrf: UInt16, v6: Bool, bytes: [UInt8], length: Int, action: ActionID)] = []
     private var vrfCount = 0
@@ -41,7 +42,9 @@ public struct FIBSnapshotBuilder {
     /// Adds an ECMP group over `members` (next-hop indices) named by `memberKeys`. Each bucket goes to the member with
     /// the highest rendezvous score for (bucket, member key), so a member's buckets do not depend on the others.
     public mutating func addGroup(members: [UInt32], memberKeys: [String]) -> UInt32 {
-        groupBuckets += ECMP.buckets(members: members, memberKeys: memberKeys)
+        let b = ECMP.bucketsWithSecondChoice(members: members, memberKeys: memberKeys)
+        groupBuckets += b.primary
+        groupSecond += b.second
         return UInt32(groupBuckets.count / ECMP.bucketCount - 1)
     }
 
@@ -84,11 +87,14 @@ public struct FIBSnapshotBuilder {
         }, vrfCount: vrfCount)
         var a = actions
         if a.isEmpty { a.append(Action()) }
+        // Its own liveness array, every next hop up (FIBTables shares one across its snapshots).
+        let liveness = copy([UInt8](repeating: Liveness.up, count: Liveness.capacity))
         return FIBSnapshot(
             generation: generation, ilmDirectory: dir,
             actions: copy(a), actionCount: actions.count,
             nextHops: copy(nextHops), nextHopCount: nextHops.count,
-            groupBuckets: copy(groupBuckets), groupCount: groupBuckets.count / ECMP.bucketCount,
+            groupBuckets: copy(groupBuckets + groupSecond), groupCount: groupBuckets.count / ECMP.bucketCount,
+            liveness: liveness,
             vniSlots: copy(slots), vniMask: mask,
             lpmV4: copy(v4), lpmV6: copy(v6),
             vrfs: copy(vrfRecords), vrfCount: vrfRecords.count,
@@ -104,19 +110,33 @@ extension ECMP {
     /// member with the highest rendezvous score for (bucket, member key), so a member's buckets do not depend on the
     /// others and removing one moves only its share.
     public static func buckets(members: [UInt32], memberKeys: [String]) -> [UInt32] {
+        bucketsWithSecondChoice(members: members, memberKeys: memberKeys).primary
+    }
+
+    /// Each bucket's member (the highest rendezvous score) and its second choice (the next highest; the member
+    /// itself in a one-member group): while a member is down its buckets move to their second choices, so only its
+    /// flows move and each moved flow has one place to go.
+    public static func bucketsWithSecondChoice(members: [UInt32], memberKeys: [String]) -> (primary: [UInt32], second: [UInt32]) {
         precondition(!members.isEmpty && members.count == memberKeys.count)
         let keyHashes = memberKeys.map(FIBSnapshotBuilder.stableHash)
         var out = [UInt32](repeating: 0, count: bucketCount)
+        var second = [UInt32](repeating: 0, count: bucketCount)
         for bucket in 0..<bucketCount {
-            var best = 0
-            var bestScore: UInt64 = 0
+            var best = 0, next = 0
+            var bestScore: UInt64 = 0, nextScore: UInt64 = 0
             for m in 0..<members.count {
                 let score = FIBSnapshotBuilder.mix64(keyHashes[m] ^ UInt64(bucket) &* 0x9E37_79B9_7F4A_7C15)
-                if m == 0 || score > bestScore { best = m; bestScore = score }
+                if m == 0 || score > bestScore {
+                    if m > 0 { next = best; nextScore = bestScore }
+                    best = m; bestScore = score
+                } else if m == 1 || best == next || score > nextScore {
+                    next = m; nextScore = score
+                }
             }
             out[bucket] = members[best]
+            second[bucket] = members[next]
         }
-        return out
+        return (out, second)
     }
 }
 

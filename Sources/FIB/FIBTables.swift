@@ -25,6 +25,8 @@ public final class FIBTables: @unchecked Sendable {
     private var directory: UnsafeMutablePointer<UnsafeMutablePointer<ILMEntry>>
     private var nextHops: (UnsafeMutablePointer<NextHopRecord>, Int)
     private var groupBuckets: (UnsafeMutablePointer<UInt32>, Int)
+    /// Next-hop liveness, one byte per next-hop slot for the tables' lifetime (not copied per commit).
+    public let liveness: UnsafeMutablePointer<UInt8>
     private var vni: (UnsafeMutablePointer<VNISlot>, UInt32)
     private var lpm: (v4: UnsafeMutablePointer<LPMSlot>, v6: UnsafeMutablePointer<LPMSlot>,
                       vrfs: UnsafeMutablePointer<VRFRecord>, vrfCount: Int)
@@ -67,6 +69,8 @@ public final class FIBTables: @unchecked Sendable {
         }
         nextHops = array([NextHopRecord]())
         groupBuckets = array([UInt32]())
+        liveness = .allocate(capacity: Liveness.capacity)
+        liveness.initialize(repeating: Liveness.up, count: Liveness.capacity)
         let emptyVNI = UnsafeMutablePointer<VNISlot>.allocate(capacity: 16)
         emptyVNI.initialize(repeating: VNISlot(key: 0, action: ActionID(0)), count: 16)
         vni = (emptyVNI, 15)
@@ -89,7 +93,7 @@ public final class FIBTables: @unchecked Sendable {
         released = true
         for i in 0..<ILM.directorySize where directory[i] != ILM.emptyPage { directory[i].deallocate() }
         directory.deallocate()
-        nextHops.0.deallocate(); groupBuckets.0.deallocate(); vni.0.deallocate()
+        nextHops.0.deallocate(); groupBuckets.0.deallocate(); vni.0.deallocate(); liveness.deallocate()
         lpm.v4.deallocate(); lpm.v6.deallocate(); lpm.vrfs.deallocate()
         ports.0.deallocate(); addresses.0.deallocate()
         LargeTable.release(UnsafeMutableRawPointer(actions), bytes: maxActions * MemoryLayout<Action>.stride)
@@ -147,7 +151,7 @@ public final class FIBTables: @unchecked Sendable {
         nextHops = copyOut(records)
     }
 
-    /// `buckets`: groupCount × ECMP.bucketCount next-hop indices.
+    /// `buckets`: groupCount × ECMP.bucketCount next-hop indices, then as many second choices.
     public func replaceGroups(_ buckets: [UInt32]) {
         pending.pointers.append(UnsafeMutableRawPointer(groupBuckets.0))
         groupBuckets = copyOut(buckets)
@@ -225,7 +229,7 @@ public final class FIBTables: @unchecked Sendable {
             generation: generation, ilmDirectory: directory,
             actions: actions, actionCount: Int(actionHighWater),
             nextHops: nextHops.0, nextHopCount: nextHops.1,
-            groupBuckets: groupBuckets.0, groupCount: groupBuckets.1 / ECMP.bucketCount,
+            groupBuckets: groupBuckets.0, groupCount: groupBuckets.1 / (2 * ECMP.bucketCount), liveness: liveness,
             vniSlots: vni.0, vniMask: vni.1,
             lpmV4: lpm.v4, lpmV6: lpm.v6, vrfs: lpm.vrfs, vrfCount: lpm.vrfCount,
             ports: ports.0, portCount: ports.1,

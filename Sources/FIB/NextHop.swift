@@ -12,7 +12,10 @@ public struct NextHopRecord {
     /// Largest allowed number of bytes after the Ethernet header.
     public var mtu: UInt16
     public var reserved: UInt16 = 0
-    public var reserved2: UInt64 = 0
+    /// Where to send while this next hop is down (`FIBSnapshot.liveness`): a next hop or a group; `.none` when
+    /// it has no backup.
+    public var backup: ForwardTarget = .none
+    public var reserved2: UInt32 = 0
 
     /// Builds the record; `vlan` 0 means untagged.
     public init(port: PortID, destination: MACAddress, source: MACAddress, vlan: UInt16, mtu: UInt16) {
@@ -56,4 +59,14 @@ public struct NextHopRecord {
 public enum ECMP {
     public static let bucketCount = 4096
     public static let bucketMask: UInt32 = 4095
+}
+
+/// Next-hop liveness: one byte per next-hop slot, outside the FIB generation (DESIGN §7). Written only by the
+/// protection thread, read by workers when they resolve a next hop: 0 = up, anything else = down (its traffic
+/// takes the backup, or is dropped as `nextHopDown` when there is none or it is down too).
+public enum Liveness {
+    /// Next-hop slots the liveness array covers.
+    public static let capacity = 1 << 16
+    public static let up: UInt8 = 0
+    public static let down: UInt8 = 1
 }

@@ -18,6 +18,34 @@ import ControlServer
         try FIBCompiler.compile(config: cfg, fib: fib).release()
     }
 
+    /// Backups (link protection): they exist, are not the next hop itself, have no backup of their own, and a
+    /// backup's own next hop gets none; backup labels only where a backup can use them.
+    @Test(arguments: [
+        (#"{"name":"q","port":"core0","mac":"02:aa:00:00:00:09","backup":"q"}"#, "", "nextHops[1] (q)", "its own backup"),
+        (#"{"name":"q","port":"core0","mac":"02:aa:00:00:00:09","backup":"nowhere"}"#, "", "nextHops[1] (q)", "nowhere"),
+        (#"{"name":"q","port":"core0","mac":"02:aa:00:00:00:09","backup":"r"},{"name":"r","port":"core0","mac":"02:aa:00:00:00:0a","backup":"p1"}"#,
+         "", "nextHops[1] (q)", "backup of its own"),
+        (#"{"name":"q","port":"core0","mac":"02:aa:00:00:00:09","backup":"p1"}"#,
+         #","ilm":[{"label":16,"op":"swap","out":[20],"via":"p1","backupOut":[30]}]"#, "ilm[0] (label 16)", "has none"),
+        (#"{"name":"q","port":"core0","mac":"02:aa:00:00:00:09","backup":"p1"}"#,
+         #","ilm":[{"label":16,"op":"swap","out":[3],"payload":"mpls","via":"q","backupOut":[30]}]"#, "ilm[0] (label 16)", "not PHP"),
+        (#"{"name":"q","port":"core0","mac":"02:aa:00:00:00:09","backup":"p1"}"#,
+         #","ilm":[{"label":16,"op":"pop","backupOut":[30]}]"#, "ilm[0] (label 16)", "swap entries"),
+        (#"{"name":"q","port":"core0","mac":"02:aa:00:00:00:09","backup":"p1"}"#,
+         #","ilm":[{"label":16,"op":"swap","out":[20],"via":"q","backupOut":[30,31,32,33,34,35,36,37,38]}]"#,
+         "ilm[0] (label 16).backupOut", "at most 8"),
+    ])
+    func backupsAreChecked(_ nextHop: String, _ rest: String, _ element: String, _ phrase: String) throws {
+        let cfg = try FIBCodec.decodeConfig(Array(Self.config.utf8))
+        let doc = #"{"version":1,"nextHops":[\#(Self.nh),\#(nextHop)]\#(rest)}"#
+        do {
+            try FIBCompiler.compile(config: cfg, fib: try FIBCodec.decodeFIB(Array(doc.utf8))).release()
+            Issue.record("accepted: \(doc)")
+        } catch {
+            #expect(error.element == element && error.description.contains(phrase), "\(doc) → \(error)")
+        }
+    }
+
     @Test func validFIBCompiles() throws {
         try compile(#""ilm":[{"label":16,"op":"swap","out":[0],"via":"p1"},{"label":1048575,"op":"swap","out":[3],"payload":"ipv4","via":"p1"}]"#)
     }

@@ -8,7 +8,7 @@ import Dataplane
 @Suite struct FixtureTests {
     @Test("fixture", arguments: Lab.cases)
     func fixture(_ c: Lab.Case) {
-        let (egress, drop, out) = Lab.run(c.input, port: Lab.port(c.port))
+        let (egress, drop, out) = Lab.run(c.input, port: Lab.port(c.port), down: c.down)
         if let reason = c.drop {
             #expect(drop.name == reason, "\(c.name)")
             #expect(egress == .none)

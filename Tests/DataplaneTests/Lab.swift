@@ -28,6 +28,8 @@ enum Lab {
         var drop: String?
         var expect: [Expectation]
         var truncate: Int?
+        /// Next hops down while the case runs (liveness).
+        var down: [String]
         var description: String { name }
     }
 
@@ -51,12 +53,23 @@ enum Lab {
                      Expectation(port: e["port"] as! String, bytes: hex(e["bytes"] as! String),
                                  mask: (e["mask"] as! [[Int]]).map { ($0[0], $0[1]) })
                  },
-                 truncate: c["truncate"] as? Int)
+                 truncate: c["truncate"] as? Int, down: c["down"] as? [String] ?? [])
         }
     }()
 
+    /// Runs one frame with the `down` next hops down, on a FIB of its own (cases run in parallel, and liveness is
+    /// state beside the FIB, shared by its snapshots).
+    static func run(_ input: [UInt8], port: PortID, down: [String]) -> (PortID, DropReason, [UInt8]) {
+        if down.isEmpty { return run(input, port: port) }
+        let own = try! FIBCompiler.compile(config: config, fib: try! FIBCodec.decodeFIB(bytes("examples/fib.json")))
+        defer { own.release() }
+        for name in down { own.snapshot.liveness[Int(own.engine.nextHopSlot(named: name)!)] = Liveness.down }
+        return run(input, port: port, fib: own.snapshot)
+    }
+
     /// Runs one frame through the pipeline; returns (egress, drop reason, output bytes).
-    static func run(_ input: [UInt8], port: PortID, counters: WorkerCounters? = nil) -> (PortID, DropReason, [UInt8]) {
+    static func run(_ input: [UInt8], port: PortID, counters: WorkerCounters? = nil,
+                    fib: FIBSnapshot = Lab.fib) -> (PortID, DropReason, [UInt8]) {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: Frame.headroom + 16384, alignment: 64)
         defer { buffer.deallocate() }
         input.withUnsafeBytes { if let b = $0.baseAddress { (buffer + Frame.headroom).copyMemory(from: b, byteCount: input.count) } }

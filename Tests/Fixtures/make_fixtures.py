@@ -75,6 +75,11 @@ def drop(name, port, inp, reason):
     cases.append({"name": name, "port": port, "input": bytes(inp).hex(), "verdict": "drop", "reason": reason})
 
 
+def down(names):
+    """Marks the case just added as run with these next hops down (liveness; replay and the live test skip it)."""
+    cases[-1]["down"] = names
+
+
 ETH = 14
 MPLS_T = 0x8847
 
@@ -327,6 +332,39 @@ drop("empty frame", "core0", b"", "tooShort")
 drop("13-byte frame", "core0", bytes(on("core0", Raw(b"")))[:13], "tooShort")
 drop("Ethernet header only, MPLS type", "core0", bytes(Ether(dst=MAC["core0"], src=PEER, type=0x8847)), "tooShort")
 
+# ---- protection: next hops down (liveness), backups, group second choices ------------------------------------------
+# examples/fib.json: p1 (core0) has backup p2 (core1); small (core0) has backup the group core-ecmp [p1, p2]; p3 has
+# none. ILM 100 writes backupOut [250] while p1 is down; VNI 5000 and FTN 203.0.113.0/24 push their backupPush.
+fwd("protection: swap while its next hop is down takes the backup with backupOut", "core0",
+    on("core0", L(100, ttl=9, s=1, tc=4) / payload), one("p2", out("p2", L(250, ttl=8, s=1, tc=4) / payload)))
+down(["p1"])
+drop("protection: primary and backup both down", "core0", on("core0", L(100, ttl=9, s=1) / payload), "nextHopDown")
+down(["p1", "p2"])
+drop("protection: a down next hop without a backup", "core0", on("core0", L(109, ttl=5, s=1) / payload), "nextHopDown")
+down(["p3"])
+fwd("protection: ECMP member down, its flows go to the second choice", "core0", on("core0", L(110, ttl=9, s=1) / payload),
+    one("p2", out("p2", L(210, ttl=8, s=1) / payload)))
+down(["p1"])
+fwd("protection: PHP to MPLS while its next hop is down (no backup labels: the label below goes on)", "core0",
+    on("core0", L(102, ttl=20, s=0) / L(555, ttl=200, s=1, tc=3) / payload),
+    one("p2", out("p2", L(555, ttl=19, s=1, tc=3) / payload)))
+down(["p1"])
+fwd("protection: a next hop whose backup is a group", "core0",
+    on("core0", L(111, ttl=9, s=1) / ip4(proto=253, payload=Raw(b"m" * 40))),
+    one("p1", out("p1", L(211, ttl=8, s=1) / ip4(proto=253, payload=Raw(b"m" * 40))))
+    + one("p2", out("p2", L(211, ttl=8, s=1) / ip4(proto=253, payload=Raw(b"m" * 40)))))
+down(["small"])
+fwd("protection: a backup group's down member is replaced by its second choice", "core0",
+    on("core0", L(111, ttl=9, s=1) / ip4(proto=253, payload=Raw(b"m" * 40))),
+    one("p2", out("p2", L(211, ttl=8, s=1) / ip4(proto=253, payload=Raw(b"m" * 40)))))
+down(["small", "p1"])
+fwd("protection: VXLAN -> MPLS while the next hop is down pushes backupPush", "dc0", vx_in(5000),
+    one("p2", out("p2", L(16501, ttl=255) / L(1000, ttl=255, s=1) / inner)))
+down(["p1"])
+fwd("protection: FTN push while the next hop is down pushes backupPush", "vrf0", on("vrf0", ip4(ttl=64, tos=0xB8)),
+    one("p2", out("p2", L(16601, ttl=63, tc=5) / L(24001, ttl=63, s=1, tc=5) / ip4(ttl=63, tos=0xB8))))
+down(["p1"])
+
 os.makedirs(os.path.join(ROOT, "Tests", "Fixtures"), exist_ok=True)
 with open(os.path.join(ROOT, "Tests", "Fixtures", "cases.json"), "w") as f:
     json.dump({"generatedBy": "Tests/Fixtures/make_fixtures.py (scapy)", "cases": cases}, f, indent=1)
@@ -344,7 +382,7 @@ shb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + opt(4, b"ma
 idbs = b"".join(block(1, struct.pack("<HHI", 1, 0, 65535) + opt(2, p.encode()) + opt(0, b"")) for p in ports)
 epbs = b""
 t = 1_764_000_000 * 1_000_000
-for i, c in enumerate(cases):
+for i, c in enumerate(c for c in cases if "down" not in c):
     data = bytes.fromhex(c["input"])
     ts = t + i * 1000
     epbs += block(6, struct.pack("<IIIII", ports.index(c["port"]), ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)) + data)

@@ -52,9 +52,10 @@ import Testing
         return frames
     }
 
+    /// The fixtures the sample capture holds: all but those that need next hops down (replay has no liveness).
     func cases() throws -> [[String: Any]] {
         let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.root.appendingPathComponent("Tests/Fixtures/cases.json"))) as! [String: Any]
-        return doc["cases"] as! [[String: Any]]
+        return (doc["cases"] as! [[String: Any]]).filter { $0["down"] == nil }
     }
 
     func hex(_ s: String) -> [UInt8] {

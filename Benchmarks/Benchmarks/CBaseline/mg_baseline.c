@@ -171,10 +171,45 @@ static inline uint32_t lookup_v6(fib_t *fib, uint16_t vrf, struct mg_c_ipv6 a)
     }
     return best;
 }
+#define NO_TARGET 0x7FFFFFFFu
+/* FIBSnapshot.resolveBackup: the backup's member (or second choice) when up, else 0. */
+static __attribute__((noinline)) const struct mg_c_nexthop *resolve_backup(fib_t *fib, uint32_t backup, uint32_t bucket)
+{
+    if (backup == NO_TARGET) return 0;
+    size_t slot = backup & 0x7FFFFFFF;
+    if (backup & GROUP_BIT) {
+        size_t b = slot * 4096 + bucket;
+        slot = fib->group_buckets[b];
+        if (fib->liveness[slot]) slot = fib->group_buckets[(size_t)fib->group_count * 4096 + b];
+    }
+    return fib->liveness[slot] ? 0 : &fib->next_hops[slot];
+}
+/* FIBSnapshot.resolveLive: the target's next hop while up, else a bucket's second choice, else the backup. */
 static inline const struct mg_c_nexthop *resolve(fib_t *fib, uint32_t target, uint32_t hash)
 {
-    if (target & GROUP_BIT) return &fib->next_hops[fib->group_buckets[(size_t)(target & 0x7FFFFFFF) * 4096 + (hash & 4095)]];
-    return &fib->next_hops[target & 0x7FFFFFFF];
+    uint32_t bucket = hash & 4095;
+    size_t slot;
+    if (target & GROUP_BIT) {
+        size_t b = (size_t)(target & 0x7FFFFFFF) * 4096 + bucket;
+        slot = fib->group_buckets[b];
+        if (!fib->liveness[slot]) return &fib->next_hops[slot];
+        size_t second = fib->group_buckets[(size_t)fib->group_count * 4096 + b];
+        if (!fib->liveness[second]) return &fib->next_hops[second];
+    } else {
+        slot = target & 0x7FFFFFFF;
+        if (!fib->liveness[slot]) return &fib->next_hops[slot];
+    }
+    return resolve_backup(fib, fib->next_hops[slot].backup, bucket);
+}
+/* Pipeline.labelsFor: the backup labels while the action's next hop is down. */
+static inline int labels_for(fib_t *fib, const struct mg_c_action *a, const uint8_t **templates)
+{
+    if (a->backup_label_count && !(a->target & GROUP_BIT) && fib->liveness[a->target & 0x7FFFFFFF]) {
+        *templates = a->area + 4 * a->label_count;
+        return (int)a->backup_label_count;
+    }
+    *templates = a->area;
+    return a->label_count;
 }
 static inline int port_owns(fib_t *fib, const struct mg_c_port *p, struct mg_c_ipv6 a)
 {
@@ -193,6 +228,7 @@ static inline int forward(struct mg_c_frame *f, uint8_t *b, int payload, int end
                           uint32_t hash, fib_t *fib)
 {
     const struct mg_c_nexthop *nh = resolve(fib, target, hash);
+    if (!nh) return DROP(MG_NEXT_HOP_DOWN);
     if (end - payload > nh->mtu) return DROP(MG_MTU_EXCEEDED);
     int start = payload - nh->l2_size - 2;
     memcpy(b + start, &nh->l2[0], 8);
@@ -204,13 +240,14 @@ static inline int forward(struct mg_c_frame *f, uint8_t *b, int payload, int end
     return nh->port;
 }
 
-static inline int push_labels(uint8_t *b, int payload, const struct mg_c_action *a, uint32_t dynamic)
+static inline int push_labels(uint8_t *b, int payload, const struct mg_c_action *a, uint32_t dynamic, fib_t *fib)
 {
-    int n = a->label_count, start = payload - 4 * n;
+    const uint8_t *templates;
+    int n = labels_for(fib, a, &templates), start = payload - 4 * n;
     if (start < ETH + VLAN_TAG) return start;
     for (int i = 0; i < n; i++) {
         uint32_t t;
-        memcpy(&t, a->area + 4 * i, 4);
+        memcpy(&t, templates + 4 * i, 4);
         set_be32(b, start + 4 * i, t | dynamic);
     }
     return start;
@@ -286,7 +323,7 @@ static inline int route(struct mg_c_frame *f, uint8_t *b, int ip, int end, int i
     if (a->label_count == 0)
         return forward(f, b, ip, end, is_v6 ? 0x86DD : 0x0800, a->target, hash, fib);
     uint32_t dynamic = (a->flags & FLAG_UNIFORM) ? (uint32_t)tc << 9 | new_ttl : 0;
-    int start = push_labels(b, ip, a, dynamic);
+    int start = push_labels(b, ip, a, dynamic, fib);
     if (start < ETH + VLAN_TAG) return DROP(MG_NO_HEADROOM);
     return forward(f, b, start, end, 0x8847, a->target, hash, fib);
 }
@@ -333,13 +370,15 @@ static inline int swap(struct mg_c_frame *f, uint8_t *b, uint32_t lse, int off, 
         return forward(f, b, payload, end, ether_type, a->target, hash, fib);
     }
     if (!bottom && !stack_is_terminated(b, payload, top, end)) return DROP(MG_NO_BOTTOM_OF_STACK);
-    int labels = payload - 4 * n;
+    const uint8_t *templates;
+    int count = labels_for(fib, a, &templates);
+    int labels = payload - 4 * count;
     if (labels < ETH + VLAN_TAG) return DROP(MG_NO_HEADROOM);
     uint32_t hash = (a->target & GROUP_BIT) ? hash_label_stack(b, top, end) : 0;
     uint32_t dynamic = ((lse >> 9) & 7) << 9 | new_ttl;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < count; i++) {
         uint32_t t;
-        memcpy(&t, a->area + 4 * i, 4);
+        memcpy(&t, templates + 4 * i, 4);
         set_be32(b, labels + 4 * i, t | dynamic);
     }
     if (bottom) set_u8(b, payload - 2, u8(b, payload - 2) | 1);
@@ -528,7 +567,7 @@ static inline int vxlan_input(struct mg_c_frame *f, uint8_t *b, int ip, int end,
     uint32_t hash = (a->target & GROUP_BIT) ? hash_ethernet(b, inner, payload_end) : 0;
     int payload = inner;
     if (a->flags & FLAG_CONTROL_WORD) { payload -= 4; set_be32(b, payload, 0); }
-    int start = push_labels(b, payload, a, 0);
+    int start = push_labels(b, payload, a, 0, fib);
     return forward(f, b, start, payload_end, 0x8847, a->target, hash, fib);
 }
 
@@ -721,6 +760,8 @@ long mg_c_layout(int which)
     case 20: return offsetof(struct mg_c_port, address_start);
     case 21: return offsetof(struct mg_c_action, aux_count);
     case 22: return offsetof(struct mg_c_action, vrf);
+    case 23: return offsetof(struct mg_c_nexthop, backup);
+    case 24: return offsetof(struct mg_c_action, backup_label_count);
     default: return -1;
     }
 }
@@ -731,7 +772,7 @@ const char *mg_c_drop_name(int r)
         "none", "tooShort", "malformed", "notForUs", "mplsNotEnabled", "unknownLabel", "illegalLabel", "reservedLabel",
         "oam", "bosMismatch", "ttlExpired", "badControlWord", "mtuExceeded", "vxlanNoIFlag", "unknownVNI",
         "vtepNotAllowed", "noRoute", "fibDrop", "underlayFragment", "badIPChecksum", "noHeadroom", "frameTooLong",
-        "unknownPort", "noBottomOfStack",
+        "unknownPort", "noBottomOfStack", "nextHopDown",
     };
     return r >= 0 && r < MG_REASONS ? names[r] : 0;
 }

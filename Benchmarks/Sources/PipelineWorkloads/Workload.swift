@@ -312,6 +312,8 @@ public enum CPipeline {
         fib.action_count = s.actionCount
         fib.next_hops = UnsafeRawPointer(s.nextHops).assumingMemoryBound(to: mg_c_nexthop.self)
         fib.group_buckets = UnsafePointer(s.groupBuckets)
+        fib.group_count = s.groupCount
+        fib.liveness = UnsafePointer(s.liveness)
         fib.vni_slots = UnsafeRawPointer(s.vniSlots).assumingMemoryBound(to: mg_c_vni_slot.self)
         fib.vni_mask = s.vniMask
         fib.lpm_v4 = UnsafeRawPointer(s.lpmV4).assumingMemoryBound(to: mg_c_lpm_slot.self)
@@ -351,6 +353,8 @@ public enum CPipeline {
         same(MemoryLayout<PortRecord>.offset(of: \PortRecord.addressStart)!, 20, "PortRecord.addressStart")
         same(MemoryLayout<Action>.offset(of: \Action.auxCount)!, 21, "Action.auxCount")
         same(MemoryLayout<Action>.offset(of: \Action.vrf)!, 22, "Action.vrf")
+        same(MemoryLayout<NextHopRecord>.offset(of: \NextHopRecord.backup)!, 23, "NextHopRecord.backup")
+        same(MemoryLayout<Action>.offset(of: \Action.backupLabelCount)!, 24, "Action.backupLabelCount")
         for r in DropReason.allCases {
             let c = mg_c_drop_name(Int32(r.rawValue)).map { String(cString: $0) }
             precondition(c == r.name, "C drop reason \(r.rawValue) is \(c ?? "missing"), Swift's is \(r.name)")

@@ -11,11 +11,11 @@ struct mg_c_ilm { uint32_t action; uint8_t op, flags, payload, reserved; };
 struct mg_c_action {
     uint8_t op, flags, label_count, payload, tc, ttl;
     uint16_t vrf;
-    uint32_t target, aux, aux_count, reserved;
+    uint32_t target, aux, aux_count, backup_label_count;
     uint64_t reserved2;
     uint8_t area[96];
 };
-struct mg_c_nexthop { uint64_t l2[2]; uint16_t port, l2_size, mtu, reserved; uint64_t reserved2; };
+struct mg_c_nexthop { uint64_t l2[2]; uint16_t port, l2_size, mtu, reserved; uint32_t backup, reserved2; };
 struct mg_c_port { uint64_t mac; uint8_t role, reserved; uint16_t vrf, vxlan_port, address_count; uint32_t address_start; };
 struct mg_c_ipv6 { uint64_t high, low; };
 struct mg_c_vni_slot { uint32_t key, action; };
@@ -30,7 +30,7 @@ enum {
     MG_NONE, MG_TOO_SHORT, MG_MALFORMED, MG_NOT_FOR_US, MG_MPLS_NOT_ENABLED, MG_UNKNOWN_LABEL, MG_ILLEGAL_LABEL,
     MG_RESERVED_LABEL, MG_OAM, MG_BOS_MISMATCH, MG_TTL_EXPIRED, MG_BAD_CONTROL_WORD, MG_MTU_EXCEEDED,
     MG_VXLAN_NO_I_FLAG, MG_UNKNOWN_VNI, MG_VTEP_NOT_ALLOWED, MG_NO_ROUTE, MG_FIB_DROP, MG_UNDERLAY_FRAGMENT,
-    MG_BAD_IP_CHECKSUM, MG_NO_HEADROOM, MG_FRAME_TOO_LONG, MG_UNKNOWN_PORT, MG_NO_BOTTOM_OF_STACK, MG_REASONS
+    MG_BAD_IP_CHECKSUM, MG_NO_HEADROOM, MG_FRAME_TOO_LONG, MG_UNKNOWN_PORT, MG_NO_BOTTOM_OF_STACK, MG_NEXT_HOP_DOWN, MG_REASONS
 };
 
 struct mg_c_fib {
@@ -38,7 +38,9 @@ struct mg_c_fib {
     const struct mg_c_action *actions;
     long action_count;
     const struct mg_c_nexthop *next_hops;
-    const uint32_t *group_buckets;
+    const uint32_t *group_buckets;  /* group_count x 4096 members, then as many second choices */
+    long group_count;
+    const uint8_t *liveness;        /* per next-hop slot: 0 up */
     const struct mg_c_vni_slot *vni_slots;
     uint32_t vni_mask;
     const struct mg_c_lpm_slot *lpm_v4, *lpm_v6;

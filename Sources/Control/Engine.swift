@@ -332,6 +332,15 @@ public final class FIBEngine: @unchecked Sendable {
         return (base.packets &+ now.packets, base.bytes &+ now.bytes)
     }
 
+    /// Every next hop with its liveness slot, port, backup and whether a group lists it (for the protection thread).
+    public func nextHopTable() -> [(name: String, slot: UInt32, port: String, backup: String?, inGroup: Bool)] {
+        let members = Set(groups.values.flatMap(\.members))
+        return nextHops.keys.sorted().map { n in
+            let s = nextHops[n]!
+            return (n, nextHopSlot[n]!, s.port, s.backup, members.contains(n))
+        }
+    }
+
     /// The liveness slot of a next hop (`FIBSnapshot.liveness`), nil when there is none of that name.
     public func nextHopSlot(named name: String) -> UInt32? { nextHopSlot[name] }
 

@@ -16,6 +16,12 @@ public protocol DataPlaneView: AnyObject {
     func armTrace(count: Int)
     /// The records taken so far, oldest first, each a JSON object; removes them.
     func takeTrace() -> [JSONValue]
+    /// A commit changed the FIB (the protection thread learns the next hops).
+    func fibCommitted()
+    /// Port and next-hop switches since the last call, each an event's params object (`type` port or nextHop).
+    func protectionEvents() -> [JSONValue]
+    /// The `nextHops` method's result: every next hop's state now.
+    func nextHopStates() -> JSONValue
 }
 
 /// The JSON-RPC methods of the control socket (docs/control-protocol.md), run on the control thread.
@@ -54,8 +60,6 @@ public final class ControlService: RPCHandler {
     }
     var trace: PendingTrace?
     var subscribers: [Int: RPCClient] = [:]
-    var lastPortStates: [String: Bool] = [:]
-    var lastPortPoll = 0.0
     /// Replies waiting for the state file to reach a generation ("durable": true).
     var durableWaits: [(client: RPCClient, id: JSONValue, generation: UInt64, result: JSONValue)] = []
     /// The state file error last reported in the log (nil: writes succeed).
@@ -203,15 +207,17 @@ public final class ControlService: RPCHandler {
                 reportedStateError = error
             }
         }
-        if now - lastPortPoll >= 1, let dp = dataplane {
-            lastPortPoll = now
-            for p in dp.portStates() {
-                guard let up = p.up else { continue }
-                if let before = lastPortStates[p.name], before != up {
-                    notify(.object([("type", .string("port")), ("port", .string(p.name)), ("interface", .string(p.interface)),
-                                    ("state", .string(up ? "up" : "down"))]))
+        if let dp = dataplane {
+            // Link events and next-hop switches, as the protection thread made them (milliseconds, not polling).
+            for e in dp.protectionEvents() {
+                notify(e)
+                if case .object(let f) = e {
+                    let text = f.filter { $0.0 != "type" }.map { ($0.0, $0.1.plainText) }
+                    let kind = f.first { $0.0 == "type" }?.1.plainText ?? "event"
+                    let state = f.first { $0.0 == "state" }?.1.plainText ?? ""
+                    log?(LogEvent(message: kind == "port" ? "port \(state)" : "next hop \(state)", metadata: text,
+                                  isError: state == "down"))
                 }
-                lastPortStates[p.name] = up
             }
         }
     }
@@ -285,12 +291,15 @@ public final class ControlService: RPCHandler {
             case "dump": out = .result(try dump(&r))
             case "counters": out = .result(try counters(&r))
             case "trace": out = try startTrace(&r, client, id)
+            case "nextHops":
+                guard let dp = dataplane else { throw Failure(RPCError.internalError, "no live data plane: next hops have no state") }
+                out = .result(dp.nextHopStates())
             case "events.subscribe":
                 subscribers[client.id] = client
                 out = .result(.object([("subscribed", .bool(true)), ("generation", num(engine.generation))]))
             default:
                 throw Failure(RPCError.methodNotFound, "method \"\(method)\" does not exist (info, apply, resync.begin, "
-                              + "resync.chunk, resync.end, resync.abort, dump, counters, trace, events.subscribe)")
+                              + "resync.chunk, resync.end, resync.abort, dump, counters, nextHops, trace, events.subscribe)")
             }
             return out
         } catch {
@@ -304,7 +313,7 @@ public final class ControlService: RPCHandler {
         "resync.chunk": ["session", "nextHops", "ecmpGroups", "ilm", "vni", "ftn"],
         "resync.end": ["session", "durable"], "resync.abort": ["session"],
         "dump": ["kind", "cursor", "limit"], "counters": ["kind", "cursor", "limit"],
-        "trace": ["count", "timeoutMs"], "events.subscribe": [],
+        "trace": ["count", "timeoutMs"], "events.subscribe": [], "nextHops": [],
     ]
 
     func num<T: BinaryInteger>(_ v: T) -> JSONValue { .number(String(v)) }
@@ -432,6 +441,7 @@ public final class ControlService: RPCHandler {
             if let e = engine.entry(k) { digest &+= ControlService.hash(e) }
         }
         sortedKeys.removeAll()
+        dataplane?.fibCommitted()
         stateWriter?.submit(engine.intent())
         notify(.object([("type", .string("generation")), ("generation", num(g)), ("digest", .string(digestText))]))
         return g
@@ -619,6 +629,19 @@ public final class ControlService: RPCHandler {
         dp.armTrace(count: count)
         trace = PendingTrace(client: client, id: id, count: count, deadline: ControlService.now() + timeout)
         return .deferred
+    }
+}
+
+extension JSONValue {
+    /// A scalar as log text (strings unquoted); containers as JSON.
+    var plainText: String {
+        switch self {
+        case .string(let s): return s
+        case .number(let n): return n
+        case .bool(let b): return b ? "true" : "false"
+        case .null: return "null"
+        default: return JSONWriter.write(self)
+        }
     }
 }
 

@@ -115,6 +115,8 @@ public final class Agent: @unchecked Sendable {
     private let entryCapacity: Int
     /// "Trace the next N packets" (armed by the control thread).
     public let trace = TraceBuffer()
+    /// Per port, 1 while its link is up (the protection thread writes it, workers read it).
+    public let portLive: UnsafeMutablePointer<UInt8>
     /// Messages worth logging at start (replaced stale programs, unserved queues).
     public private(set) var notices: [String] = []
 
@@ -128,6 +130,8 @@ public final class Agent: @unchecked Sendable {
         self.cell = cell
         self.qsbr = qsbr
         self.entryCapacity = entryCapacity
+        portLive = .allocate(capacity: max(config.count, 1))
+        portLive.initialize(repeating: 1, count: max(config.count, 1))
         guard qsbr.slots.count == options.workers else { throw AgentError("one quiescent-state slot per worker is needed") }
         guard options.workers >= 1 else { throw AgentError("--workers must be at least 1") }
         guard options.ringSize >= 64 && options.ringSize & (options.ringSize - 1) == 0 else {
@@ -273,7 +277,7 @@ public final class Agent: @unchecked Sendable {
             workers.append(Worker(index: k, cpu: cpu, umem: u, sockets: mine, fillSize: UInt32(options.ringSize),
                                   inflightCap: UInt32(options.txInflightCap), waitMode: options.wait,
                                   entryCapacity: entryCapacity, cell: cell, qsbr: qsbr,
-                                  stop: stopFlag, trace: trace))
+                                  stop: stopFlag, trace: trace, portLive: portLive))
         }
     }
 

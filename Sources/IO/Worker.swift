@@ -51,6 +51,13 @@ public final class Worker: @unchecked Sendable {
     let pending: UnsafeMutablePointer<UInt32>
     /// Ports whose TX ring has frames the kernel has not taken yet (a kick is owed).
     let kickOwed: UnsafeMutablePointer<Bool>
+    /// Per port, 1 while its link is up: written by the protection thread. A down port is not kicked (sendto
+    /// would fail on every loop); the pipeline already sends it nothing new (next-hop liveness).
+    let portLive: UnsafeMutablePointer<UInt8>
+    /// The worker's last view of `portLive`, to count stranded frames once per fall.
+    let wasLive: UnsafeMutablePointer<UInt8>
+    /// Per port: no kick before this CLOCK_MONOTONIC ns (the kernel said ENETDOWN before the protection thread did).
+    let kickAfter: UnsafeMutablePointer<UInt64>
     let touched: UnsafeMutablePointer<Int>
     let pollFDs: UnsafeMutablePointer<pollfd>
 
@@ -71,7 +78,7 @@ public final class Worker: @unchecked Sendable {
 
     init(index: Int, cpu: Int?, umem: UnsafeMutablePointer<mg_umem>, sockets: [UnsafeMutablePointer<mg_xsk>],
          fillSize: UInt32, inflightCap: UInt32, waitMode: WaitMode, entryCapacity: Int, cell: SnapshotCell,
-         qsbr: QuiescentState, stop: StopFlag, trace: TraceBuffer) {
+         qsbr: QuiescentState, stop: StopFlag, trace: TraceBuffer, portLive: UnsafeMutablePointer<UInt8>) {
         self.index = index; self.cpu = cpu; self.umem = umem
         area = umem.pointee.area
         chunkMask = UInt64(umem.pointee.chunk_size) - 1
@@ -87,6 +94,9 @@ public final class Worker: @unchecked Sendable {
         inflight = .allocate(capacity: portCount); inflight.initialize(repeating: 0, count: portCount)
         pending = .allocate(capacity: portCount); pending.initialize(repeating: 0, count: portCount)
         kickOwed = .allocate(capacity: portCount); kickOwed.initialize(repeating: false, count: portCount)
+        self.portLive = portLive
+        wasLive = .allocate(capacity: portCount); wasLive.initialize(repeating: 1, count: portCount)
+        kickAfter = .allocate(capacity: portCount); kickAfter.initialize(repeating: 0, count: portCount)
         touched = .allocate(capacity: portCount); touched.initialize(repeating: 0, count: portCount)
         pollFDs = .allocate(capacity: portCount)
         for (i, s) in sockets.enumerated() { pollFDs[i] = pollfd(fd: s.pointee.fd, events: Int16(POLLIN), revents: 0) }
@@ -102,6 +112,7 @@ public final class Worker: @unchecked Sendable {
 
     deinit {
         sockets.deallocate(); pool.deallocate(); inflight.deallocate(); pending.deallocate(); kickOwed.deallocate()
+        wasLive.deallocate(); kickAfter.deallocate()
         touched.deallocate(); pollFDs.deallocate(); counters.deallocate(); io.deallocate(); loop.deallocate()
         batch.deallocate(); traceScratch.deallocate(); traceLengths.deallocate()
     }
@@ -124,8 +135,10 @@ public final class Worker: @unchecked Sendable {
             for p in 0..<portCount {
                 reapCompletions(p)
                 received &+= receive(p, fib: fib)
-                if kickOwed[p] { kick(p) }
-                owed = owed || kickOwed[p]
+                let live = portLive[p]
+                if live != wasLive[p] { portChanged(p, live: live) }
+                if kickOwed[p] && live != 0 && (kickAfter[p] == 0 || kickable(p)) { kick(p) }
+                owed = owed || (kickOwed[p] && live != 0)
             }
             qsbr.quiescent(slot)
             if received == 0 && !owed { idle() }
@@ -275,6 +288,23 @@ public final class Worker: @unchecked Sendable {
         io[p].completions &+= UInt64(n)
     }
 
+    /// Whether a port the kernel reported down may be kicked again (the wait is over).
+    @inline(never)
+    func kickable(_ p: Int) -> Bool {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        if UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec) < kickAfter[p] { return false }
+        kickAfter[p] = 0
+        return true
+    }
+
+    /// A port went down or came back: count the frames it holds that cannot be withdrawn.
+    @inline(never)
+    func portChanged(_ p: Int, live: UInt8) {
+        wasLive[p] = live
+        if live == 0 { io[p].txStranded &+= UInt64(inflight[p] &+ pending[p]) }
+    }
+
     /// Asks the kernel to send what is on port `p`'s TX ring. Copy mode sends inside sendto, a budget of frames
     /// per call: repeat while it says "again", a few times; what is left is owed to the next loop.
     @inline(__always)
@@ -292,6 +322,15 @@ public final class Worker: @unchecked Sendable {
                 io[p].sendtoRetry &+= 1
                 reapCompletions(p)
                 continue
+            }
+            if rc == -ENETDOWN {
+                // The device went down before the protection thread's store reached us: the frames stay on the
+                // ring; wait 5 ms instead of kicking every loop.
+                io[p].sendtoPortDown &+= 1
+                var t = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &t)
+                kickAfter[p] = UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec) &+ 5_000_000
+                break
             }
             io[p].sendtoErrors &+= 1
             break

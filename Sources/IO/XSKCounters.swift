@@ -27,6 +27,12 @@ public struct XSKCounters: Sendable {
     public var fillPoolEmpty: UInt64 = 0
     /// recvfrom() wake-ups of RX because the fill ring asked for one (need_wakeup, busy-poll mode).
     public var rxWakeups: UInt64 = 0
+    /// Frames on the TX ring (or awaiting completion) when the port went down: AF_XDP cannot take them back; the
+    /// kernel sends or completes them once the port is up again.
+    public var txStranded: UInt64 = 0
+    /// sendto() that found the device down (ENETDOWN) before the protection thread said so: the frames stay on the
+    /// ring, and the port is not kicked again for a few milliseconds.
+    public var sendtoPortDown: UInt64 = 0
     public init() {}
 
     public static func += (a: inout XSKCounters, b: XSKCounters) {
@@ -34,7 +40,7 @@ public struct XSKCounters: Sendable {
         a.txBatches &+= b.txBatches; a.txRingFull &+= b.txRingFull; a.txInflightCap &+= b.txInflightCap
         a.sendtoCalls &+= b.sendtoCalls; a.sendtoRetry &+= b.sendtoRetry; a.sendtoErrors &+= b.sendtoErrors
         a.completions &+= b.completions; a.filled &+= b.filled; a.fillPoolEmpty &+= b.fillPoolEmpty
-        a.rxWakeups &+= b.rxWakeups
+        a.rxWakeups &+= b.rxWakeups; a.txStranded &+= b.txStranded; a.sendtoPortDown &+= b.sendtoPortDown
     }
 }
 

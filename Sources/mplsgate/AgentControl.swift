@@ -13,15 +13,61 @@ import Wire
 final class AgentControl: DataPlaneView, EntryCounterStore {
     let agent: Agent
     let portNames: [String]
+    let engine: FIBEngine
+    let protection: Protection
 
-    init(agent: Agent, portNames: [String]) { self.agent = agent; self.portNames = portNames }
+    init(agent: Agent, portNames: [String], engine: FIBEngine, protection: Protection) {
+        self.agent = agent; self.portNames = portNames; self.engine = engine; self.protection = protection
+    }
+
+    /// The protection thread's view of the next hops: slot, port, and whether traffic has somewhere to go while
+    /// one is down (a backup, or a group that lists it).
+    func fibCommitted() {
+        protection.update(engine.nextHopTable().compactMap { n in
+            guard let port = portNames.firstIndex(of: n.port) else { return nil }
+            return Protection.NextHop(name: n.name, slot: n.slot, port: port, isProtected: n.backup != nil || n.inGroup)
+        })
+    }
+
+    func protectionEvents() -> [JSONValue] {
+        protection.takeEvents().map { e in
+            var f: [(String, JSONValue)] = [("type", .string(e.kind.rawValue))]
+            f.append((e.kind == .port ? "port" : "nextHop", .string(e.name)))
+            if e.kind == .port, let i = portNames.firstIndex(of: e.name) { f.append(("interface", .string(agent.ports[i].interface))) }
+            f.append(("state", .string(e.state)))
+            f.append(("reason", .string(e.reason)))
+            if e.receivedNs > 0 {
+                // CLOCK_MONOTONIC: when the kernel's message was read, and when the new state was stored.
+                f.append(("netlinkReceivedNs", .number(String(e.receivedNs))))
+                f.append(("storedNs", .number(String(e.storedNs))))
+                f.append(("switchMicroseconds", .number(String((e.storedNs &- e.receivedNs) / 1000))))
+            }
+            return .object(f)
+        }
+    }
+
+    func nextHopStates() -> JSONValue {
+        let table = Dictionary(engine.nextHopTable().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let list: [JSONValue] = protection.statuses().map { s in
+            var f: [(String, JSONValue)] = [("name", .string(s.name)), ("port", .string(portNames[s.port])),
+                                             ("state", .string(s.state))]
+            if let b = table[s.name]?.backup { f.append(("backup", .string(b))) }
+            f.append(("sinceSeconds", .number(String(format1(s.sinceSeconds)))))
+            f.append(("downs", .number(String(s.downs))))
+            f.append(("reverts", .number(String(s.reverts))))
+            if let r = s.revertInSeconds { f.append(("revertInSeconds", .number(format1(r)))) }
+            return .object(f)
+        }
+        return .object([("holdDownSeconds", .number(format1(Double(protection.holdDownNs) / 1e9))),
+                        ("nextHops", .array(list))])
+    }
 
     func read(slot: Int) -> (packets: UInt64, bytes: UInt64) { agent.entryCounters(slot: slot) }
     func reset(slot: Int) { agent.resetEntryCounters(slot: slot) }
 
     func portStates() -> [(name: String, interface: String, role: String, up: Bool?, mode: String)] {
         agent.ports.enumerated().map { i, p in
-            (p.name, p.interface, p.role.name, agent.linkUp(i), agent.isZeroCopy(i) ? "zerocopy" : "copy")
+            (p.name, p.interface, p.role.name, protection.portIsUp(i), agent.isZeroCopy(i) ? "zerocopy" : "copy")
         }
     }
 
@@ -70,7 +116,8 @@ func portsJSON(_ r: AgentReport) -> JSONValue {
                 ("sendtoCalls", n(p.rings.sendtoCalls)), ("sendtoRetry", n(p.rings.sendtoRetry)),
                 ("sendtoErrors", n(p.rings.sendtoErrors)), ("completions", n(p.rings.completions)),
                 ("filled", n(p.rings.filled)), ("fillPoolEmpty", n(p.rings.fillPoolEmpty)),
-                ("rxWakeups", n(p.rings.rxWakeups)),
+                ("rxWakeups", n(p.rings.rxWakeups)), ("txStranded", n(p.rings.txStranded)),
+                ("sendtoPortDown", n(p.rings.sendtoPortDown)),
             ])),
             ("kernel", .object([
                 ("rxDropped", n(p.kernel.rxDropped)), ("rxInvalidDescs", n(p.kernel.rxInvalidDescs)),
@@ -146,4 +193,10 @@ enum TraceDecoder {
             }
         }
     }
+}
+
+/// One decimal, for seconds in JSON.
+func format1(_ x: Double) -> String {
+    let tenths = Int((x * 10).rounded())
+    return "\(tenths / 10).\(abs(tenths % 10))"
 }

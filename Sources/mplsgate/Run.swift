@@ -97,12 +97,25 @@ func runAgent(_ o: RunCommand) -> Never {
     } catch {
         fail(error.description)
     }
-    let view = AgentControl(agent: agent, portNames: config.ports.map(\.name))
+    // Link protection: port state from rtnetlink into next-hop liveness (Protection.swift).
+    let protection: Protection
+    do {
+        protection = try Protection(portNames: config.ports.map(\.name), interfaces: agent.ports.map(\.interface),
+                                    liveness: engine.tables.liveness, portLive: agent.portLive,
+                                    holdDownSeconds: o.holdDown)
+    } catch {
+        fail(error.description)
+    }
+    let view = AgentControl(agent: agent, portNames: config.ports.map(\.name), engine: engine, protection: protection)
+    view.fibCommitted()
     engine.publish = { _ = cell.exchange($0) }
     engine.synchronize = { qsbr.synchronize { usleep(20) } }
     engine.counterStore = view
     for n in agent.notices { log.warning("\(n)") }
-    do { try agent.start() } catch {
+    do {
+        try agent.start()
+        try protection.start()
+    } catch {
         agent.stop()
         fail(error.description)
     }
@@ -154,6 +167,7 @@ func runAgent(_ o: RunCommand) -> Never {
 
     server.shutdown()
     let report = agent.report()
+    protection.stop()
     agent.stop()
     writer?.finish()
     log.info("stopped; XDP programs detached")

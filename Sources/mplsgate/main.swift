@@ -86,6 +86,9 @@ struct RunCommand: ParsableCommand {
     var allowGid: String?
     @Option(help: ArgumentHelp("ILM + VNI + FTN entries the FIB may hold (1-16000000).", valueName: "N"))
     var maxEntries = 2_000_000
+    @Option(help: ArgumentHelp("Seconds a protected next hop stays on its backup after its link comes back (each flap restarts it); 0: not revertive.",
+                               valueName: "S"))
+    var holdDown: Double = 2
     @OptionGroup var log: LogOptions
 
     /// Parsed --cpus: nil (default placement), [] (not pinned) or the list.
@@ -111,6 +114,7 @@ struct RunCommand: ParsableCommand {
         guard ringSize & (ringSize - 1) == 0 else { throw ValidationError("--ring-size \(ringSize): expected a power of two") }
         try range("tx-inflight", txInflight, 64...1 << 20)
         try range("max-entries", maxEntries, 1...16_000_000)
+        guard holdDown >= 0 && holdDown <= 3600 else { throw ValidationError("--hold-down \(holdDown): expected 0-3600 seconds") }
         if let list = cpuList, list.isEmpty ? cpus != "none" : list.contains(where: { $0 < 0 }) {
             throw ValidationError("--cpus \(cpus!): expected a comma-separated CPU list or none")
         }

@@ -185,6 +185,7 @@ func describeEntry(_ kind: String, _ e: JSONValue) -> String {
     case "nextHop":
         return pad(e["name"]?.text ?? "", 16) + pad(e["port"]?.text ?? "", 10) + (e["mac"]?.text ?? "")
             + (e["vlan"].map { " vlan " + $0.text } ?? "") + (e["mtu"].map { " mtu " + $0.text } ?? "")
+            + (e["backup"].map { " backup " + $0.text } ?? "")
     case "ecmpGroup":
         return pad(e["name"]?.text ?? "", 16) + (e["members"]?.items.map(\.text).joined(separator: " ") ?? "")
     default:
@@ -320,9 +321,27 @@ struct Show: ParsableCommand {
     }
 
     struct NextHops: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "next-hops", abstract: "The next hops.")
+        static let configuration = CommandConfiguration(
+            commandName: "next-hops",
+            abstract: "The next hops and which path each uses now: up, backup (its backup or group carries it), down.")
         @OptionGroup var client: ClientOptions
-        func run() throws { showEntries(client, ["nextHop"]) }
+        func run() throws {
+            let conn = client.connect()
+            let states = conn.call("nextHops")
+            if jsonOut { print(JSONWriter.write(states)); return }
+            let config = Dictionary(dumpAll(conn, "nextHop").map { ($0["name"]?.text ?? "", $0) }, uniquingKeysWith: { a, _ in a })
+            print(pad("next hop", 16) + pad("port", 10) + pad("mac", 19) + pad("backup", 14) + pad("state", 8)
+                  + lpad("since s", 9) + lpad("downs", 7) + lpad("reverts", 9))
+            for h in states["nextHops"]?.items ?? [] {
+                let name = h["name"]?.text ?? ""
+                let revert = h["revertInSeconds"].map { " (revert in \($0.text) s)" } ?? ""
+                print(pad(name, 16) + pad(h["port"]?.text ?? "", 10) + pad(config[name]?["mac"]?.text ?? "", 19)
+                      + pad(h["backup"]?.text ?? "-", 14) + pad(h["state"]?.text ?? "", 8)
+                      + lpad(h["sinceSeconds"]?.text ?? "", 9) + lpad(h["downs"]?.text ?? "", 7)
+                      + lpad(h["reverts"]?.text ?? "", 9) + revert)
+            }
+            print("hold-down \(states["holdDownSeconds"]?.text ?? "?") s")
+        }
     }
 
     struct Groups: ParsableCommand {

@@ -10,6 +10,7 @@
 #   replay.txt    10M 64-byte frames through `mplsgate replay` next to a libpcap copy loop (pinned)
 #   live.txt      MPLSGate against a minimal C AF_XDP forwarder on veth, A/B (generator CPU 0, DUT CPU 1)
 #   control.txt   1M ILM entries through the control socket
+#   protection.txt  link-protection switch time with the lab FIB and with 1M entries on the protected next hop
 # --quick: 20,000-entry tables, 1 round each, short runs: checks that everything works, not the figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,10 +23,10 @@ mkdir -p "$out"
 if [ $quick = 1 ]; then
   export MPLSGATE_SCALE_ENTRIES=20000 MPLSGATE_BENCH_MS=50
   ratio_args=(--rounds 1 --batches 500); replay_args=(1000000 1); live_args=(--rounds 1 --seconds 0.5)
-  control_args=(20000 5000)
+  control_args=(20000 5000); protection_entries=20000
 else
   ratio_args=(--rounds 9 --batches 5000); replay_args=(10000000 7); live_args=(--rounds 5 --seconds 2)
-  control_args=(1000000 10000)
+  control_args=(1000000 10000); protection_entries=1000000
 fi
 
 step() { echo "== $1 (log: $out/$2)"; }
@@ -49,6 +50,8 @@ for variant in "null 1 pcap" "tmpfs 1 pcap" "tmpfs 2 pcap" "null 1 pcapng"; do
 done | tee "$out/replay.txt"
 step "live: MPLSGate vs a C AF_XDP forwarder on veth" live.txt
 /usr/bin/python3 Benchmarks/live/run.py "${live_args[@]}" | tee "$out/live.txt"
+step "link protection: switch time with the lab FIB and with 1M entries" protection.txt
+/usr/bin/python3 Benchmarks/protection/run.py --entries "${protection_entries}" --rounds 3 | tee "$out/protection.txt"
 step "control plane: entries through the socket" control.txt
 Benchmarks/control/run.sh "${control_args[@]}" | tee "$out/control.txt"
 if grep -E "Malloc \(total\)" "$out/pipeline.txt" "$out/scale.txt" | grep -vqE "│ +0 │ +0 │ +0 │"; then

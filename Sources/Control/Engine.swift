@@ -218,12 +218,21 @@ public final class FIBEngine: @unchecked Sendable {
         var out: [FIBChange] = []
         let newNH = Dictionary(fib.nextHops.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let newGroups = Dictionary(fib.ecmpGroups.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        // Backups that go away or change are dropped first (the same transaction puts the new ones in), so no check
+        // sees a stale backup role and a next hop and a group that name each other can both be deleted.
+        for (n, old) in nextHops where old.backup != nil && newNH[n]?.backup != old.backup {
+            var stripped = old
+            stripped.backup = nil
+            out.append(.replace(.nextHop(stripped)))
+        }
         // Next hops first (those whose backup is a group without it yet), then groups over them, then the group
         // backups (FIBEngine.nextHopPhases).
         let (early, late) = FIBEngine.nextHopPhases(fib)
         for nh in early {
             if let old = nextHops[nh.name] {
-                if old != nh && old != newNH[nh.name] { out.append(.replace(.nextHop(nh))) }
+                // Unchanged ones stay; a stripped one (phase above) gets its new spec here or in `late`.
+                let stripped = old.backup != nil && newNH[nh.name]?.backup != old.backup
+                if (old != nh && old != newNH[nh.name]) || (stripped && nh.backup != nil) { out.append(.replace(.nextHop(nh))) }
             } else { out.append(.add(.nextHop(nh))) }
         }
         // A group whose members change may reference next hops added above; groups that will be deleted are
@@ -231,7 +240,9 @@ public final class FIBEngine: @unchecked Sendable {
         for g in fib.ecmpGroups {
             if let old = groups[g.name] { if old != g { out.append(.replace(.ecmpGroup(g))) } } else { out.append(.add(.ecmpGroup(g))) }
         }
-        for nh in late where nextHops[nh.name] != nh { out.append(.replace(.nextHop(nh))) }
+        for nh in late where nextHops[nh.name] != nh || nextHops[nh.name]?.backup != newNH[nh.name]?.backup {
+            out.append(.replace(.nextHop(nh)))
+        }
         var seenILM = Set<UInt32>(), seenVNI = Set<UInt32>(), seenFTN = Set<String>()
         for e in fib.ilm {
             seenILM.insert(e.label)
@@ -248,10 +259,9 @@ public final class FIBEngine: @unchecked Sendable {
         for l in ilm.keys where !seenILM.contains(l) { out.append(.delete(.ilm(l))) }
         for v in vni.keys where !seenVNI.contains(v) { out.append(.delete(.vni(v))) }
         for k in ftn.keys where !seenFTN.contains(k) { out.append(.delete(.ftn(k))) }
-        // Next hops with a backup go before the backups they name.
-        for n in nextHops.keys where newNH[n] == nil && nextHops[n]!.backup != nil { out.append(.delete(.nextHop(n))) }
+        // Deleted next hops lost their backups above: groups go first, then the next hops.
         for g in groups.keys where newGroups[g] == nil { out.append(.delete(.ecmpGroup(g))) }
-        for n in nextHops.keys where newNH[n] == nil && nextHops[n]!.backup == nil { out.append(.delete(.nextHop(n))) }
+        for n in nextHops.keys where newNH[n] == nil { out.append(.delete(.nextHop(n))) }
         return out
     }
 
@@ -368,6 +378,7 @@ public final class FIBEngine: @unchecked Sendable {
         /// Keys deleted at some point of the transaction: their counters restart even if they are added again.
         var deleted = Set<EntryKey>()
         var entryDelta = 0
+        var nextHopDelta = 0
 
         init(engine: FIBEngine) { self.engine = engine }
 
@@ -425,12 +436,16 @@ public final class FIBEngine: @unchecked Sendable {
             switch c {
             case .add(let e):
                 if exists(e.key) { throw TransactionError(.exists, el, "already exists; use replace") }
+                if case .nextHop = e, engine.nextHops.count + nextHopDelta >= Liveness.capacity {
+                    throw TransactionError(.tooLarge, el, "at most \(Liveness.capacity) next hops")
+                }
                 if case .nextHop(let nh) = e, group(nh.name) != nil { throw TransactionError(.exists, el, "an ECMP group has this name") }
                 if case .ecmpGroup(let g) = e, nextHop(g.name) != nil { throw TransactionError(.exists, el, "a next hop has this name") }
                 try check(e, el)
                 set(e.key, e)
                 for r in Overlay.references(e) { refDelta[r, default: 0] += 1 }
                 if isEntry(e.key) { entryDelta += 1 }
+                if case .nextHop = e { nextHopDelta += 1 }
             case .replace(let e):
                 guard let old = current(e.key) else { throw TransactionError(.notFound, el, "does not exist; use add") }
                 try check(e, el)
@@ -449,6 +464,7 @@ public final class FIBEngine: @unchecked Sendable {
                 set(k, nil)
                 deleted.insert(k)
                 if isEntry(k) { entryDelta -= 1 }
+                if case .nextHop = k { nextHopDelta -= 1 }
             }
             order.append(c.key)
         }
@@ -771,6 +787,8 @@ public struct ContentHash {
             h.byte(1); h.string(n.name); h.string(n.port); h.u64(n.mac.value)
             h.optional(n.sourceMAC) { $0.u64($1.value) }; h.optional(n.vlan) { $0.u32(UInt32($1)) }
             h.optional(n.mtu) { $0.u64(UInt64($1)) }
+            // Hashed only when present, so digests of FIBs without backups are what they were.
+            if let b = n.backup { h.byte(0xB0); h.string(b) }
         case .ecmpGroup(let g):
             h.byte(2); h.string(g.name); h.u32(UInt32(g.members.count)); for m in g.members { h.string(m) }
         case .ilm(let i):
@@ -787,12 +805,15 @@ public struct ContentHash {
                 h.string(pw.via); h.u32(UInt32(pw.udpPort)); h.byte(pw.ttl)
             case .drop: h.byte(5)
             }
+            if let b = i.backupOut { h.byte(0xB0); h.labels(b) }
         case .vni(let v):
             h.byte(4); h.u32(v.vni); h.labels(v.push); h.byte(v.controlWord ? 1 : 0); h.string(v.via)
             h.u32(UInt32(v.allowedVTEPs.count)); for a in v.allowedVTEPs { h.address(a) }; h.byte(v.tc); h.byte(v.ttl)
+            if let b = v.backupPush { h.byte(0xB0); h.labels(b) }
         case .ftn(let f):
             h.byte(5); h.string(f.vrf); h.address(f.prefix); h.u32(UInt32(f.length)); h.labels(f.push); h.string(f.via)
             h.string(f.ttlMode.rawValue); h.byte(f.tc); h.byte(f.ttl)
+            if let b = f.backupPush { h.byte(0xB0); h.labels(b) }
         }
         return h.value
     }

@@ -66,17 +66,21 @@ func checkGroup(_ g: ECMPGroupSpec, _ el: String, isNextHop: (String) -> Bool) t
     }
 }
 
+/// Whether `via` names a next hop (backupOf answers nil only for names that are not next hops).
+func resolvesToNextHop(_ via: String, _ backupOf: (String) -> String??) -> Bool { backupOf(via) != nil }
+
 func checkVia(_ via: String, _ el: String, _ resolves: (String) -> Bool) throws(ValidationError) {
     if !resolves(via) { throw ValidationError(el, "via \"\(via)\" names no next hop or ECMP group") }
 }
 
-/// Labels written while the entry's next hop is on its backup: only with a next hop that has a backup (a group
-/// protects itself bucket by bucket), at most 8, and with the primary's at most 24 (`Action.area`).
+/// Labels written while the entry's next hop is down: only with a next hop (a group protects itself bucket by
+/// bucket), at most 8, and with the primary's at most 24 (`Action.area`). A next hop without a backup never uses
+/// them; they are kept, not refused, so that removing a backup never makes a stored FIB invalid.
 func checkBackupLabels(_ backup: [UInt32]?, primary: Int, via: String, _ el: String, field: String,
                        backupOf: (String) -> String??) throws(ValidationError) {
     guard let backup else { return }
-    guard let b = backupOf(via) else { throw ValidationError(el, "\(field) needs via to name a next hop, not a group") }
-    guard b != nil else { throw ValidationError(el, "\(field) is used only while via's backup is; next hop \"\(via)\" has none") }
+    if primary == 0 { throw ValidationError(el, "\(field) needs labels in push: a plain IP route has none to replace") }
+    if !resolvesToNextHop(via, backupOf) { throw ValidationError(el, "\(field) needs via to name a next hop, not a group") }
     try checkStack(backup, "\(el).\(field)", allowEmpty: false)
     if backup.count > 8 || primary + backup.count > 24 {
         throw ValidationError("\(el).\(field)", "\(backup.count) labels; at most 8, and 24 with the primary's \(primary)")

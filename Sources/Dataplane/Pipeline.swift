@@ -543,13 +543,26 @@ public enum Pipeline {
 
     // MARK: Output
 
+    /// The flow hash for a next hop that fell back to a group backup (its own target needed none): the label stack
+    /// as written, or the IP 5-tuple. Off the fast path (only while a next hop is down).
+    @inlinable @inline(never)
+    static func backupFlowHash(_ b: PacketBytes, payloadStart: Int, end: Int, etherType: UInt16) -> UInt32 {
+        switch etherType {
+        case EtherType.mpls: return FlowHash.labelStack(b, top: payloadStart, end: end)
+        case EtherType.ipv4: return FlowHash.finish(FlowHash.ipv4(b, ip: payloadStart, end: end, into: FlowHash.seed))
+        default: return FlowHash.finish(FlowHash.ipv6(b, ip: payloadStart, end: end, into: FlowHash.seed))
+        }
+    }
+
     /// Resolves the target as it is now (liveness: a down next hop's backup, a group bucket's second choice),
     /// checks the MTU (bytes after the Ethernet header, detour labels included) and writes the next hop's Ethernet
     /// header in front of `payloadStart`.
     @inlinable @inline(__always)
     static func forward(_ f: inout Frame, _ b: PacketBytes, payloadStart: Int, end: Int, etherType: UInt16,
                         target: ForwardTarget, hash: UInt32, fib: FIBSnapshot) -> Verdict {
-        guard let nh = fib.resolveLive(target, hash: hash) else { return .dropped(.nextHopDown) }
+        guard let nh = fib.resolveLive(target, hash: hash, flowHash: {
+            backupFlowHash(b, payloadStart: payloadStart, end: end, etherType: etherType)
+        }) else { return .dropped(.nextHopDown) }
         if end - payloadStart > Int(nh.pointee.mtu) { return .dropped(.mtuExceeded) }
         let start = nh.pointee.writeHeader(b, payloadOffset: payloadStart, etherType: etherType)
         f.offset = Int32(start)

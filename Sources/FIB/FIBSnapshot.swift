@@ -119,10 +119,13 @@ public struct FIBSnapshot: @unchecked Sendable {
     /// The next hop a target resolves to now: its own while up (one byte load); else a group bucket's second
     /// choice, else the next hop's backup (a next hop, or a group's bucket or second choice). nil when nothing
     /// usable is left. A backup's own backup is never followed.
+    /// `flowHash` is asked only when a next hop (its own target carries no flow hash) falls back to a group backup,
+    /// so the backup group still spreads flows.
     @inlinable @inline(__always)
-    public func resolveLive(_ target: ForwardTarget, hash: UInt32) -> UnsafeMutablePointer<NextHopRecord>? {
+    public func resolveLive(_ target: ForwardTarget, hash: UInt32,
+                            flowHash: () -> UInt32) -> UnsafeMutablePointer<NextHopRecord>? {
         var slot: Int
-        let bucket = Int(hash & ECMP.bucketMask)
+        var bucket = Int(hash & ECMP.bucketMask)
         if target.isGroup {
             let b = Int(target.index) &* ECMP.bucketCount &+ bucket
             slot = Int(groupBuckets[b])
@@ -132,6 +135,7 @@ public struct FIBSnapshot: @unchecked Sendable {
         } else {
             slot = Int(target.index)
             if liveness[slot] == Liveness.up { return nextHops + slot }
+            if nextHops[slot].backup.isGroup { bucket = Int(flowHash() & ECMP.bucketMask) }
         }
         return resolveBackup(nextHops[slot].backup, bucket: bucket)
     }

@@ -329,6 +329,12 @@ public final class Protection: @unchecked Sendable {
         hops = table.map { hop in
             if var t = old[hop.name], t.hop.port == hop.port {
                 t.hop = hop
+                if t.down && portUp[hop.port] {
+                    // Still down on a port that is up: unprotected now, it comes back at once; protected, it waits
+                    // for the hold-down (a pending one is kept).
+                    if !hop.isProtected { t.down = false; t.changedAt = now; t.revertAt = nil }
+                    else if t.revertAt == nil && holdDownNs > 0 { t.revertAt = now + holdDownNs }
+                }
                 return t
             }
             let down = !portUp[hop.port]

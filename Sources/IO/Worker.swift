@@ -138,7 +138,8 @@ public final class Worker: @unchecked Sendable {
                 let live = portLive[p]
                 if live != wasLive[p] { portChanged(p, live: live) }
                 if kickOwed[p] && live != 0 && (kickAfter[p] == 0 || kickable(p)) { kick(p) }
-                owed = owed || (kickOwed[p] && live != 0)
+                // A port resting after ENETDOWN does not keep the worker awake.
+                owed = owed || (kickOwed[p] && live != 0 && kickAfter[p] == 0)
             }
             qsbr.quiescent(slot)
             if received == 0 && !owed { idle() }

@@ -26,6 +26,44 @@ import ControlServer
         return e
     }
 
+    /// Resyncs that move, drop or cross backups: every order the diff produces validates, in one commit.
+    @Test func resyncsReorderBackupsAndGroups() throws {
+        let e = try engine()
+        defer { e.release() }
+        func spec(_ n: String, _ port: String, _ backup: String? = nil) -> NextHopSpec {
+            NextHopSpec(name: n, port: port, mac: MACAddress(value: 0x02AA_0000_0009), backup: backup)
+        }
+        // A next hop whose backup is a group that lists it.
+        var fib = FIBSpec(nextHops: [spec("a", "core0", "g"), spec("b", "core1")],
+                          ecmpGroups: [ECMPGroupSpec(name: "g", members: ["a", "b"])], ilm: [], vni: [], ftn: [])
+        try e.replaceAll(with: fib)
+        // ... and both deleted together.
+        fib = FIBSpec(nextHops: [spec("b", "core1")], ecmpGroups: [], ilm: [], vni: [], ftn: [])
+        try e.replaceAll(with: fib)
+        #expect(e.keys(of: "nextHop").count == 1 && e.keys(of: "ecmpGroup").isEmpty)
+        // x is a's backup... then a gets a backup of its own while x goes: no stale backup role.
+        fib = FIBSpec(nextHops: [spec("x", "core0"), spec("a", "core0", "x"), spec("b", "core1")],
+                      ecmpGroups: [], ilm: [], vni: [], ftn: [])
+        try e.replaceAll(with: fib)
+        fib = FIBSpec(nextHops: [spec("x", "core0", "b"), spec("a", "core0"), spec("b", "core1")],
+                      ecmpGroups: [], ilm: [], vni: [], ftn: [])
+        try e.replaceAll(with: fib)
+        guard case .nextHop(let x)? = e.entry(.nextHop("x")) else { Issue.record("x is gone"); return }
+        #expect(x.backup == "b")
+    }
+
+    /// A backup is content: adding one changes the digest (controllers compare it to decide on a resync).
+    @Test func backupsAreInTheDigest() {
+        let plain = NextHopSpec(name: "a", port: "core0", mac: MACAddress(value: 1))
+        var protected = plain
+        protected.backup = "b"
+        #expect(ContentHash.of(.nextHop(plain)) != ContentHash.of(.nextHop(protected)))
+        var entry = Self.swap(100, 200)
+        let before = ContentHash.of(.ilm(entry))
+        entry.backupOut = [300]
+        #expect(ContentHash.of(.ilm(entry)) != before)
+    }
+
     @Test func aOneEntryCommitCopiesOnePage() throws {
         let e = try engine()
         defer { e.release() }

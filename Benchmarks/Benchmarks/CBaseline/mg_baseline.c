@@ -184,8 +184,16 @@ static __attribute__((noinline)) const struct mg_c_nexthop *resolve_backup(fib_t
     }
     return fib->liveness[slot] ? 0 : &fib->next_hops[slot];
 }
+/* Pipeline.backupFlowHash: a next hop falling back to a group backup hashes the frame as written. */
+static __attribute__((noinline)) uint32_t backup_flow_hash(const uint8_t *b, int payload, int end, uint16_t ether_type)
+{
+    if (ether_type == 0x8847) return hash_label_stack(b, payload, end);
+    if (ether_type == 0x0800) return finish(hash_ipv4(b, payload, end, SEED));
+    return finish(hash_ipv6(b, payload, end, SEED));
+}
 /* FIBSnapshot.resolveLive: the target's next hop while up, else a bucket's second choice, else the backup. */
-static inline const struct mg_c_nexthop *resolve(fib_t *fib, uint32_t target, uint32_t hash)
+static inline const struct mg_c_nexthop *resolve(fib_t *fib, uint32_t target, uint32_t hash, const uint8_t *frame,
+                                                 int payload, int end, uint16_t ether_type)
 {
     uint32_t bucket = hash & 4095;
     size_t slot;
@@ -198,6 +206,8 @@ static inline const struct mg_c_nexthop *resolve(fib_t *fib, uint32_t target, ui
     } else {
         slot = target & 0x7FFFFFFF;
         if (!fib->liveness[slot]) return &fib->next_hops[slot];
+        if (fib->next_hops[slot].backup & GROUP_BIT && fib->next_hops[slot].backup != NO_TARGET)
+            bucket = backup_flow_hash(frame, payload, end, ether_type) & 4095;
     }
     return resolve_backup(fib, fib->next_hops[slot].backup, bucket);
 }
@@ -227,7 +237,7 @@ static inline void count(counters_t *c, uint32_t action, uint64_t bytes)
 static inline int forward(struct mg_c_frame *f, uint8_t *b, int payload, int end, uint16_t ether_type, uint32_t target,
                           uint32_t hash, fib_t *fib)
 {
-    const struct mg_c_nexthop *nh = resolve(fib, target, hash);
+    const struct mg_c_nexthop *nh = resolve(fib, target, hash, b, payload, end, ether_type);
     if (!nh) return DROP(MG_NEXT_HOP_DOWN);
     if (end - payload > nh->mtu) return DROP(MG_MTU_EXCEEDED);
     int start = payload - nh->l2_size - 2;

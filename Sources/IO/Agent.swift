@@ -357,20 +357,6 @@ public final class Agent: @unchecked Sendable {
         for w in workers where slot < w.counters.entryCapacity { w.counters.entries[slot] = EntryCounters() }
     }
 
-    /// Link state of a port's interface (sysfs operstate), nil when unknown.
-    public func linkUp(_ i: Int) -> Bool? {
-        guard let f = fopen("/sys/class/net/\(ports[i].interface)/operstate", "r") else { return nil }
-        defer { fclose(f) }
-        var buf = [CChar](repeating: 0, count: 32)
-        guard fgets(&buf, 32, f) != nil else { return nil }
-        let s = String(decoding: buf.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        switch s {
-        case "up": return true
-        case "down", "lowerlayerdown", "notpresent": return false
-        default: return nil
-        }
-    }
-
     /// Receive queues of an interface (sysfs).
     static func rxQueueCount(_ ifname: String) -> Int {
         guard let d = opendir("/sys/class/net/\(ifname)/queues") else { return 1 }

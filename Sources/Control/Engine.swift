@@ -391,9 +391,8 @@ public final class FIBEngine: @unchecked Sendable {
         func backupOf(_ n: String) -> String?? { nextHop(n).map { $0.backup } }
         /// Whether some next hop (after the changes staged so far) names `n` as its backup.
         func usedAsBackup(_ n: String) -> Bool {
-            for (name, spec) in nextHops where spec?.backup == n { _ = name; return true }
-            for (name, spec) in engine.nextHops where nextHops[name] == nil && spec.backup == n { return true }
-            return false
+            nextHops.values.contains { $0?.backup == n }
+                || engine.nextHops.contains { nextHops[$0.key] == nil && $0.value.backup == n }
         }
         func refs(_ n: String) -> Int { (engine.refs[n] ?? 0) + (refDelta[n] ?? 0) }
         func exists(_ k: EntryKey) -> Bool {

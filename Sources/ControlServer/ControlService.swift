@@ -633,8 +633,8 @@ public final class ControlService: RPCHandler {
 }
 
 extension JSONValue {
-    /// A scalar as log text (strings unquoted); containers as JSON.
-    var plainText: String {
+    /// A scalar as text (strings unquoted); containers as JSON. For logs and tables.
+    public var plainText: String {
         switch self {
         case .string(let s): return s
         case .number(let n): return n

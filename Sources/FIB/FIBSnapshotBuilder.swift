@@ -106,16 +106,11 @@ public struct FIBSnapshotBuilder {
 }
 
 extension ECMP {
-    /// The bucket array of a group over `members` (next-hop indices) named by `memberKeys`: each bucket goes to the
+    /// The bucket arrays of a group over `members` (next-hop indices) named by `memberKeys`: each bucket goes to the
     /// member with the highest rendezvous score for (bucket, member key), so a member's buckets do not depend on the
-    /// others and removing one moves only its share.
-    public static func buckets(members: [UInt32], memberKeys: [String]) -> [UInt32] {
-        bucketsWithSecondChoice(members: members, memberKeys: memberKeys).primary
-    }
-
-    /// Each bucket's member (the highest rendezvous score) and its second choice (the next highest; the member
-    /// itself in a one-member group): while a member is down its buckets move to their second choices, so only its
-    /// flows move and each moved flow has one place to go.
+    /// others and removing one moves only its share; its second choice is the next highest (the member itself in a
+    /// one-member group): while a member is down its buckets move to their second choices, so only its flows move
+    /// and each moved flow has one place to go.
     public static func bucketsWithSecondChoice(members: [UInt32], memberKeys: [String]) -> (primary: [UInt32], second: [UInt32]) {
         precondition(!members.isEmpty && members.count == memberKeys.count)
         let keyHashes = memberKeys.map(FIBSnapshotBuilder.stableHash)

@@ -123,7 +123,7 @@ public final class Protection: @unchecked Sendable {
         }
         wakeFD = pipeFDs[0]
         wakeWriteFD = pipeFDs[1]
-        portUp = interfaces.map { Protection.operstateUp($0) }
+        portUp = interfaces.map { Protection.linkIsUp($0) }
         pthread_mutex_init(&mutex, nil)
         for (i, up) in portUp.enumerated() { portLive[i] = up ? 1 : 0 }
     }
@@ -136,7 +136,7 @@ public final class Protection: @unchecked Sendable {
 
     /// The port's state now (start, and after a lost netlink message): administratively up with carrier. Not
     /// operstate: the kernel's linkwatch updates that up to a second late, carrier is set at once.
-    static func operstateUp(_ interface: String) -> Bool {
+    static func linkIsUp(_ interface: String) -> Bool {
         func read(_ file: String) -> String? {
             guard let f = fopen("/sys/class/net/\(interface)/\(file)", "r") else { return nil }
             defer { fclose(f) }
@@ -241,7 +241,7 @@ public final class Protection: @unchecked Sendable {
             if n < 0 {
                 if errno == ENOBUFS {
                     // Messages were lost: read every port's state again.
-                    for i in 0..<portUp.count { setPort(i, up: Protection.operstateUp(interfaces[i]), received: received,
+                    for i in 0..<portUp.count { setPort(i, up: Protection.linkIsUp(interfaces[i]), received: received,
                                                         reason: "state re-read after lost link messages", into: &out) }
                     continue
                 }

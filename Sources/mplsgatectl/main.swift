@@ -124,15 +124,8 @@ extension JSONValue {
         if case .object(let f) = self { return f.first { $0.0 == k }?.1 }
         return nil
     }
-    var text: String {
-        switch self {
-        case .string(let s): return s
-        case .number(let n): return n
-        case .bool(let b): return b ? "true" : "false"
-        case .null: return "-"
-        default: return JSONWriter.write(self)
-        }
-    }
+    /// As `plainText`, with "-" for null (table cells).
+    var text: String { self == .null ? "-" : plainText }
     var items: [JSONValue] { if case .array(let a) = self { return a }; return [] }
     var fields: [(String, JSONValue)] { if case .object(let f) = self { return f }; return [] }
 }

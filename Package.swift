@@ -9,7 +9,7 @@ let package = Package(
         .executable(name: "mplsgate", targets: ["mplsgate"]),
         .executable(name: "mplsgate-traffic", targets: ["mplsgate-traffic"]),
         .executable(name: "mplsgatectl", targets: ["mplsgatectl"]),
-        .library(name: "MPLSGateCore", targets: ["Wire", "FIB", "Dataplane", "Control", "ControlServer", "Capture", "IO"]),
+        .library(name: "MPLSGateCore", targets: ["Wire", "BFD", "FIB", "Dataplane", "Control", "ControlServer", "Capture", "IO"]),
     ],
     dependencies: [
         // Command lines (subcommands, help, completion) and logs of the executables only: Wire, FIB, Dataplane and
@@ -26,6 +26,9 @@ let package = Package(
         .target(name: "Dataplane", dependencies: ["Wire", "FIB", "CPrefetch"]),
         // __builtin_prefetch for the pipeline's batch prefetch (header-only, inlined).
         .systemLibrary(name: "CPrefetch", path: "CSources/CPrefetch"),
+        // BFD (RFC 5880/5881): control packets, the session state machine and their frames; pure logic the
+        // protection thread runs.
+        .target(name: "BFD", dependencies: ["Wire"]),
         // The control model: config and FIB intent, validation, compile into a snapshot.
         .target(name: "Control", dependencies: ["Wire", "FIB"]),
         // accept4 / SO_PEERCRED / signalfd / eventfd, hidden from Swift's Glibc module behind _GNU_SOURCE.
@@ -69,6 +72,7 @@ let package = Package(
                                                                   .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "BFDTests", dependencies: ["BFD", "Wire"]),
         .testTarget(name: "DataplaneTests", dependencies: ["Wire", "FIB", "Dataplane", "Control", "ControlServer"]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "ControlServer", "Wire"]),
         .testTarget(name: "ReplayTests", dependencies: ["Capture", "Dataplane", "Control", "ControlServer"]),

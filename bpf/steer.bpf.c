@@ -6,6 +6,8 @@
  *               mplsNotEnabled: the guard is counted). 0x8848 (upstream-assigned) is never steered.
  *   dc ports:   IPv4/IPv6 UDP to the configured VXLAN port, addressed to one of our VTEP addresses.
  *   vrf ports:  unicast IPv4/IPv6 not addressed to the host (its addresses are in the config map).
+ *   core ports: BFD control (RFC 5881: UDP to 3784) addressed to one of the port's addresses, for the agent's BFD
+ *               sessions in the forwarding path; the TTL-255 check is the agent's (counted there).
  *
  * One copy of the program is loaded per port; its "mg_port" map holds that port's config. */
 #include <linux/bpf.h>
@@ -88,6 +90,39 @@ static __always_inline int v6_is_ours(const struct mg_port_config *cfg, const st
     return 0;
 }
 
+/* Core ports: BFD control packets to one of the port's addresses; everything else (ARP, ND, the host's IP) passes. */
+static __always_inline int core_ip(struct xdp_md *ctx, const struct mg_port_config *cfg, __be16 proto, void *l3,
+                                   void *end)
+{
+    if (proto == bpf_htons(ETH_P_IP)) {
+        struct iphdr *ip = l3;
+        if ((void *)(ip + 1) > end)
+            return pass();
+        if (ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(0x3FFF)) || ip->ihl < 5)
+            return pass();
+        struct udphdr *udp = (void *)ip + ip->ihl * 4;
+        if ((void *)(udp + 1) > end)
+            return pass();
+        if (udp->dest != bpf_htons(MG_BFD_PORT) || !v4_is_ours(cfg, ip->daddr))
+            return pass();
+        return steer(ctx);
+    }
+    if (proto == bpf_htons(ETH_P_IPV6)) {
+        struct ipv6hdr *ip6 = l3;
+        if ((void *)(ip6 + 1) > end)
+            return pass();
+        if (ip6->nexthdr != IPPROTO_UDP)
+            return pass();
+        struct udphdr *udp = (void *)(ip6 + 1);
+        if ((void *)(udp + 1) > end)
+            return pass();
+        if (udp->dest != bpf_htons(MG_BFD_PORT) || !v6_is_ours(cfg, &ip6->daddr))
+            return pass();
+        return steer(ctx);
+    }
+    return pass();
+}
+
 SEC("xdp")
 int mplsgate_steer(struct xdp_md *ctx)
 {
@@ -115,12 +150,12 @@ int mplsgate_steer(struct xdp_md *ctx)
      * (mplsNotEnabled), so a tenant's attempt to inject labels is visible instead of silently passed. */
     if (proto == bpf_htons(ETH_P_MPLS_UC))
         return steer(ctx);
-    if (cfg->role == MG_ROLE_CORE)
-        return pass();
 
-    /* dc and vrf ports: IP only. Multicast and broadcast frames are the host's (ND, DHCP, routing protocols). */
+    /* IP only. Multicast and broadcast frames are the host's (ND, DHCP, routing protocols). */
     if (eth->h_dest[0] & 1)
         return pass();
+    if (cfg->role == MG_ROLE_CORE)
+        return core_ip(ctx, cfg, proto, l3, end);
     if (proto == bpf_htons(ETH_P_IP)) {
         struct iphdr *ip = l3;
         if ((void *)(ip + 1) > end)

@@ -343,11 +343,11 @@ public final class FIBEngine: @unchecked Sendable {
     }
 
     /// Every next hop with its liveness slot, port, backup and whether a group lists it (for the protection thread).
-    public func nextHopTable() -> [(name: String, slot: UInt32, port: String, backup: String?, inGroup: Bool)] {
+    public func nextHopTable() -> [(name: String, slot: UInt32, port: String, backup: String?, inGroup: Bool, spec: NextHopSpec)] {
         let members = Set(groups.values.flatMap(\.members))
         return nextHops.keys.sorted().map { n in
             let s = nextHops[n]!
-            return (n, nextHopSlot[n]!, s.port, s.backup, members.contains(n))
+            return (n, nextHopSlot[n]!, s.port, s.backup, members.contains(n), s)
         }
     }
 
@@ -488,6 +488,7 @@ public final class FIBEngine: @unchecked Sendable {
                 case .nextHop(let nh):
                     if nh.name.isEmpty { throw ValidationError(el, "name must not be empty") }
                     try checkNextHop(nh, el, ports: engine.portNames)
+                    try checkBFD(nh, el, config: engine.config)
                     try checkBackup(nh, el, resolves: resolves, backupOf: backupOf, usedAsBackup: usedAsBackup)
                 case .ecmpGroup(let g):
                     if g.name.isEmpty { throw ValidationError(el, "name must not be empty") }

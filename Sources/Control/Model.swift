@@ -64,10 +64,33 @@ public struct NextHopSpec: Sendable, Equatable {
     public var mtu: Int?
     /// The next hop or ECMP group used while this one is down (link protection); it may not have a backup itself.
     public var backup: String?
+    /// A BFD session to the neighbour that keeps this next hop up (core ports only).
+    public var bfd: BFDSpec?
     public init(name: String, port: String, mac: MACAddress, sourceMAC: MACAddress? = nil, vlan: UInt16? = nil, mtu: Int? = nil,
-                backup: String? = nil) {
+                backup: String? = nil, bfd: BFDSpec? = nil) {
         self.name = name; self.port = port; self.mac = mac; self.sourceMAC = sourceMAC; self.vlan = vlan; self.mtu = mtu
-        self.backup = backup
+        self.backup = backup; self.bfd = bfd
+    }
+}
+
+/// Single-hop BFD to a next hop's neighbour (RFC 5880, 5881): the next hop is usable only while the session is up
+/// (or the peer has it administratively down). Next hops naming the same port, local and peer address share one
+/// session, which runs at the shortest intervals and smallest multiplier among them.
+public struct BFDSpec: Sendable, Equatable {
+    /// The neighbour's address on the link (IPv4, or IPv6 link-local).
+    public var peer: IPAddress
+    /// Our address on the port; one of the port's `addresses` in the config. Nil: the port's first address of the
+    /// peer's family.
+    public var local: IPAddress?
+    /// Desired minimum transmit interval once up, ms.
+    public var minTxMs: Int
+    /// Required minimum receive interval, ms.
+    public var minRxMs: Int
+    /// Detection multiplier.
+    public var multiplier: Int
+    public static let intervalRange = 10...60_000
+    public init(peer: IPAddress, local: IPAddress? = nil, minTxMs: Int = 300, minRxMs: Int = 300, multiplier: Int = 3) {
+        self.peer = peer; self.local = local; self.minTxMs = minTxMs; self.minRxMs = minRxMs; self.multiplier = multiplier
     }
 }
 

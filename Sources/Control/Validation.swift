@@ -41,6 +41,45 @@ func checkNextHop(_ nh: NextHopSpec, _ el: String, ports: Set<String>) throws(Va
     if let m = nh.mtu, !(68...65535).contains(m) { throw ValidationError(el, "mtu \(m) outside 68–65535") }
 }
 
+/// Checks a next hop's BFD session against the config: a core port, peer and local of one family, the local
+/// address one of the port's.
+func checkBFD(_ nh: NextHopSpec, _ el: String, config: InstanceConfig) throws(ValidationError) {
+    guard let b = nh.bfd else { return }
+    let e = "\(el).bfd"
+    guard let port = config.ports.first(where: { $0.name == nh.port }) else { return }
+    guard port.role == .core else {
+        throw ValidationError(e, "BFD runs on core ports only; port \(port.name) is a \(port.role.name) port")
+    }
+    if !BFDSpec.intervalRange.contains(b.minTxMs) || !BFDSpec.intervalRange.contains(b.minRxMs) {
+        throw ValidationError(e, "intervals must lie in \(BFDSpec.intervalRange.lowerBound)–\(BFDSpec.intervalRange.upperBound) ms")
+    }
+    if !(1...255).contains(b.multiplier) { throw ValidationError(e, "multiplier must lie in 1–255") }
+    let unicast: Bool
+    switch b.peer {
+    case .v4(let a): unicast = a.value != 0 && a.value >> 28 < 14 && a.value >> 24 != 127
+    case .v6(let a): unicast = a.high >> 56 != 0xFF && !(a.high == 0 && a.low <= 1)
+    }
+    guard unicast else { throw ValidationError(e, "peer \(b.peer) is not a unicast address of a neighbour") }
+    guard let local = bfdLocal(b, port: port) else {
+        throw ValidationError(e, "port \(port.name) has no \(b.peer.isIPv4 ? "IPv4" : "IPv6") address in the config's "
+                              + "\"addresses\" to send BFD from; add one (the address configured on \(port.interface ?? port.name))")
+    }
+    guard local.isIPv4 == b.peer.isIPv4 else { throw ValidationError(e, "local \(local) and peer \(b.peer) are of different families") }
+    guard port.addresses.contains(local) else {
+        throw ValidationError(e, "local \(local) is not one of port \(port.name)'s addresses in the config")
+    }
+    guard local != b.peer else { throw ValidationError(e, "peer and local are the same address") }
+}
+
+/// The address a BFD session sends from: the one given, else the port's first address of the peer's family.
+public func bfdLocal(_ b: BFDSpec, port: PortConfig) -> IPAddress? {
+    b.local ?? port.addresses.first { $0.isIPv4 == b.peer.isIPv4 }
+}
+
+extension IPAddress {
+    var isIPv4: Bool { if case .v4 = self { return true } else { return false } }
+}
+
 /// Checks a next hop's backup: it exists, is not the next hop itself, and has no backup of its own; and a next
 /// hop that is another's backup gets none.
 func checkBackup(_ nh: NextHopSpec, _ el: String, resolves: (String) -> Bool, backupOf: (String) -> String??,
@@ -172,6 +211,7 @@ public func validateDocument(_ fib: FIBSpec, config: InstanceConfig) throws(Vali
         guard !nh.name.isEmpty else { throw ValidationError("nextHops[\(i)]", "name must not be empty") }
         guard nextHops.insert(nh.name).inserted else { throw ValidationError(el, "duplicate name") }
         try checkNextHop(nh, el, ports: portNames)
+        try checkBFD(nh, el, config: config)
     }
     for (i, g) in fib.ecmpGroups.enumerated() {
         let el = "ecmpGroups[\(i)] (\(g.name))"

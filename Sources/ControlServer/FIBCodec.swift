@@ -89,9 +89,24 @@ public enum FIBCodec {
             sourceMAC: try src.map { (s: String) throws(ValidationError) -> MACAddress in try mac(s, "\(el).sourceMac") },
             vlan: try r.optionalInteger("vlan", in: 1...Int64(Ethernet.maxVLAN)).map { UInt16($0) },
             mtu: try r.optionalInteger("mtu", in: 68...65535).map { Int($0) },
-            backup: try r.optionalString("backup"))
+            backup: try r.optionalString("backup"),
+            bfd: try r.value("bfd").map { (v: JSONValue) throws(ValidationError) -> BFDSpec in try decodeBFD(v, "\(el).bfd") })
         try r.rejectUnknownKeys()
         return nh
+    }
+
+    static func decodeBFD(_ v: JSONValue, _ path: String) throws(ValidationError) -> BFDSpec {
+        var r = try ObjectReader(v, path: path)
+        let range = Int64(BFDSpec.intervalRange.lowerBound)...Int64(BFDSpec.intervalRange.upperBound)
+        let local = try r.optionalString("local")
+        let spec = BFDSpec(
+            peer: try address(try r.string("peer"), "\(path).peer"),
+            local: try local.map { (s: String) throws(ValidationError) -> IPAddress in try address(s, "\(path).local") },
+            minTxMs: Int(try r.optionalInteger("minTxMs", in: range) ?? 300),
+            minRxMs: Int(try r.optionalInteger("minRxMs", in: range) ?? 300),
+            multiplier: Int(try r.optionalInteger("multiplier", in: 1...255) ?? 3))
+        try r.rejectUnknownKeys()
+        return spec
     }
 
     public static func decodeILM(_ v: JSONValue, _ path: String) throws(ValidationError) -> ILMEntrySpec {
@@ -241,6 +256,12 @@ extension FIBCodec {
         if let v = nh.vlan { f.append(("vlan", num(v))) }
         if let m = nh.mtu { f.append(("mtu", num(m))) }
         if let b = nh.backup { f.append(("backup", .string(b))) }
+        if let b = nh.bfd {
+            var o: [(String, JSONValue)] = [("peer", .string(b.peer.description))]
+            if let l = b.local { o.append(("local", .string(l.description))) }
+            o += [("minTxMs", num(b.minTxMs)), ("minRxMs", num(b.minRxMs)), ("multiplier", num(b.multiplier))]
+            f.append(("bfd", .object(o)))
+        }
         return .object(f)
     }
 

@@ -54,6 +54,10 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     case noBottomOfStack
     /// The next hop is down and has no usable backup (link events: `docs/deployment.md`, protection).
     case nextHopDown
+    /// Not a drop of traffic: a BFD control packet (UDP 3784) on a core port, which the live agent hands to its
+    /// protection thread (`docs/deployment.md`, BFD). Counted here so that rx = tx + drops holds per port; replay,
+    /// which runs no BFD, counts it the same way.
+    case control
 
     /// The name used in counters, traces and JSON.
     public var name: String {
@@ -83,6 +87,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
         case .unknownPort: return "unknownPort"
         case .noBottomOfStack: return "noBottomOfStack"
         case .nextHopDown: return "nextHopDown"
+        case .control: return "control"
         }
     }
 

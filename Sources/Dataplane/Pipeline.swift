@@ -105,11 +105,34 @@ public enum Pipeline {
                 return ipInput(&f, b, ip: l3, end: end, isIPv6: type == EtherType.ipv6, port: port, fib: fib,
                                counters: counters)
             case .core:
-                return .dropped(.notForUs)
+                return controlInput(b, ip: l3, end: end, isIPv6: type == EtherType.ipv6)
             }
         default:
             return .dropped(.notForUs)
         }
+    }
+
+    /// IP on a core port: a BFD control packet (UDP to 3784, RFC 5881) is `control` (the live agent's protection
+    /// thread checks the rest); anything else is the host's.
+    @inline(never) @usableFromInline
+    static func controlInput(_ b: PacketBytes, ip: Int, end: Int, isIPv6: Bool) -> Verdict {
+        var udp: Int
+        if isIPv6 {
+            if end - ip < IPv6.headerSize + UDP.headerSize || b.u8(ip + IPv6.nextHeaderOffset) != UDP.protocolNumber {
+                return .dropped(.notForUs)
+            }
+            udp = ip + IPv6.headerSize
+        } else {
+            if end - ip < IPv4.minHeaderSize { return .dropped(.notForUs) }
+            let ihl = Int(b.u8(ip) & 0x0F) << 2
+            if ihl < IPv4.minHeaderSize || b.u8(ip + IPv4.protocolOffset) != UDP.protocolNumber
+                || b.be16(ip + IPv4.flagsFragmentOffset) & IPv4.fragmentMask != 0 {
+                return .dropped(.notForUs)
+            }
+            udp = ip + ihl
+            if end - udp < UDP.headerSize { return .dropped(.notForUs) }
+        }
+        return b.be16(udp + UDP.destinationPortOffset) == 3784 ? .dropped(.control) : .dropped(.notForUs)
     }
 
     // MARK: MPLS

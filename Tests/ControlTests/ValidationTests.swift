@@ -47,6 +47,55 @@ import ControlServer
         }
     }
 
+    /// BFD on a next hop: core ports only, addresses of one family, the local one the port's; the document and the
+    /// apply paths refuse alike, and a good one round-trips through the codec.
+    static let bfdConfig = """
+        {"version":1,"ports":[{"name":"core0","mac":"02:00:00:00:00:01","role":"core","addresses":["10.1.0.1","fe80::1"]},
+          {"name":"core1","mac":"02:00:00:00:00:02","role":"core"},
+          {"name":"dc0","mac":"02:00:00:00:00:03","role":"dc","vteps":["192.0.2.1"]}]}
+        """
+    @Test(arguments: [
+        (#""port":"dc0","bfd":{"peer":"10.1.0.2"}"#, "core ports only"),
+        (#""port":"core1","bfd":{"peer":"10.1.0.2"}"#, "no IPv4 address"),
+        (#""port":"core0","bfd":{"peer":"10.1.0.2","local":"10.1.0.9"}"#, "not one of port core0's addresses"),
+        (#""port":"core0","bfd":{"peer":"10.1.0.2","local":"fe80::1"}"#, "different families"),
+        (#""port":"core0","bfd":{"peer":"10.1.0.1"}"#, "the same address"),
+        (#""port":"core0","bfd":{"peer":"224.0.0.5"}"#, "not a unicast"),
+        (#""port":"core0","bfd":{"peer":"ff02::5"}"#, "not a unicast"),
+        (#""port":"core0","bfd":{"peer":"10.1.0.2","minTxMs":5}"#, "minTxMs"),
+        (#""port":"core0","bfd":{"peer":"10.1.0.2","multiplier":0}"#, "multiplier"),
+        (#""port":"core0","bfd":{"peer":"10.1.0.2","echo":true}"#, "echo"),
+        (#""port":"core0","bfd":{"local":"10.1.0.1"}"#, "peer"),
+    ])
+    func bfdIsChecked(_ fields: String, _ phrase: String) throws {
+        let cfg = try FIBCodec.decodeConfig(Array(Self.bfdConfig.utf8))
+        let nh = #"{"name":"q","mac":"02:aa:00:00:00:09",\#(fields)}"#
+        do {
+            let fib = try FIBCodec.decodeFIB(Array(#"{"version":1,"nextHops":[\#(nh)]}"#.utf8))
+            try FIBCompiler.compile(config: cfg, fib: fib).release()
+            Issue.record("accepted: \(nh)")
+        } catch {
+            #expect(error.element.hasPrefix("nextHops[0] (q)") && error.description.contains(phrase), "\(nh) → \(error)")
+        }
+        // The same next hop through an apply transaction.
+        let engine = try FIBEngine(config: cfg)
+        if let op = try? FIBCodec.decodeNextHop(try JSONParser.parse(Array(nh.utf8)), "q") {
+            #expect(throws: (any Error).self, "apply accepted \(nh)") { try engine.apply([.add(.nextHop(op))]) }
+        }
+    }
+
+    @Test func bfdRoundTripsWithDefaults() throws {
+        let cfg = try FIBCodec.decodeConfig(Array(Self.bfdConfig.utf8))
+        let doc = #"{"version":1,"nextHops":[{"name":"q","port":"core0","mac":"02:aa:00:00:00:09","bfd":{"peer":"fe80::2"}}]}"#
+        let fib = try FIBCodec.decodeFIB(Array(doc.utf8))
+        let b = try #require(fib.nextHops[0].bfd)
+        #expect(b.peer == IPAddress("fe80::2") && b.local == nil && b.minTxMs == 300 && b.minRxMs == 300 && b.multiplier == 3)
+        #expect(bfdLocal(b, port: cfg.ports[0]) == IPAddress("fe80::1"))
+        let again = try FIBCodec.decodeFIB(Array(JSONWriter.write(FIBCodec.encode(fib)).utf8))
+        #expect(again == fib)
+        try FIBCompiler.compile(config: cfg, fib: fib).release()
+    }
+
     @Test func validFIBCompiles() throws {
         try compile(#""ilm":[{"label":16,"op":"swap","out":[0],"via":"p1"},{"label":1048575,"op":"swap","out":[3],"payload":"ipv4","via":"p1"}]"#)
     }

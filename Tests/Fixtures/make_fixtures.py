@@ -9,6 +9,7 @@ import json, os, struct, sys
 from scapy.all import Ether, Dot1Q, IP, IPv6, UDP, TCP, ICMP, Raw, ARP, IPOption_RR, Padding
 from scapy.contrib.mpls import MPLS
 from scapy.layers.vxlan import VXLAN
+from scapy.contrib.bfd import BFD
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -216,6 +217,15 @@ for port in ("dc0", "vrf0"):
     drop(f"labeled frame on {port} (MPLS not enabled)", port, on(port, L(100, ttl=9, s=1) / payload), "mplsNotEnabled")
 drop("ARP on a core port is for the host", "core0", on("core0", ARP(pdst="192.0.2.1")), "notForUs")
 drop("IPv4 on a core port is for the host", "core0", on("core0", ip4()), "notForUs")
+# BFD (RFC 5881) to core0's addresses (examples/config.json): control, for the agent's protection thread.
+drop("BFD: IPv4 control packet on a core port", "core0",
+     on("core0", IP(src="10.255.0.2", dst="10.255.0.1", ttl=255, tos=0xC0) / UDP(sport=49152, dport=3784)
+        / BFD(sta=1, detect_mult=3, my_discriminator=7, your_discriminator=0)), "control")
+drop("BFD: IPv6 link-local control packet on a core port, VLAN tagged", "core0",
+     on("core0", IPv6(src="fe80::2", dst="fe80::1", hlim=255) / UDP(sport=49153, dport=3784)
+        / BFD(sta=3, detect_mult=3, my_discriminator=7, your_discriminator=9), vlan=7), "control")
+drop("UDP to another port on a core port is for the host", "core0",
+     on("core0", IP(src="10.255.0.2", dst="10.255.0.1", ttl=255) / UDP(sport=49152, dport=3785) / payload), "notForUs")
 drop("0x8848 (upstream-assigned) is not looked up", "core0", Ether(dst=MAC["core0"], src=PEER, type=0x8848) / L(100, ttl=9, s=1) / payload, "notForUs")
 drop("frame to another MAC", "core0", Ether(dst="02:00:00:00:00:77", src=PEER) / L(100, ttl=9, s=1) / payload, "notForUs")
 

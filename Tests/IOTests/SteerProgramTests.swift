@@ -70,6 +70,26 @@ struct SteerProgramTests {
         ])
     }
 
+    /// Core ports with addresses: BFD control (UDP 3784) to one of them is steered for the agent's sessions; other
+    /// UDP, other addresses, fragments and multicast stay the host's.
+    @Test func corePortSteersBFDToItsAddresses() throws {
+        let ll: [UInt8] = [0xfe, 0x80] + [UInt8](repeating: 0, count: 13) + [1]
+        let prog = try SteerProgram(role: .core, addresses: [.v4(IPv4Address(value: 0x0A01_0001)),
+                                                             .v6(IPv6Address(high: 0xfe80_0000_0000_0000, low: 1))])
+        let bfd = Self.udp(dport: 3784)
+        try check(prog, [
+            ("bfd v4 to our address", Self.ether(0x0800) + Self.ipv4(dst: [10, 1, 0, 1], proto: 17, payload: bfd), .steered),
+            ("bfd v6 link-local to our address", Self.ether(0x86DD) + Self.ipv6(dst: ll, next: 17, payload: bfd), .steered),
+            ("bfd under 802.1Q", Self.ether(0x0800, vlan: 9) + Self.ipv4(dst: [10, 1, 0, 1], proto: 17, payload: bfd), .steered),
+            ("bfd to another address", Self.ether(0x0800) + Self.ipv4(dst: [10, 1, 0, 2], proto: 17, payload: bfd), .passed),
+            ("multihop bfd (4784)", Self.ether(0x0800) + Self.ipv4(dst: [10, 1, 0, 1], proto: 17, payload: Self.udp(dport: 4784)), .passed),
+            ("fragment", Self.ether(0x0800) + Self.ipv4(dst: [10, 1, 0, 1], proto: 17, frag: 0x2000, payload: bfd), .passed),
+            ("broadcast mac", Self.ether(0x0800, dst: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff]) + Self.ipv4(dst: [10, 1, 0, 1], proto: 17, payload: bfd), .passed),
+            ("mpls still", Self.ether(0x8847) + [0, 6, 0x41, 0x40], .steered),
+            ("truncated udp", [UInt8]((Self.ether(0x0800) + Self.ipv4(dst: [10, 1, 0, 1], proto: 17, payload: bfd)).prefix(36)), .passed),
+        ])
+    }
+
     @Test func dcPortSteersVXLANToOurVTEPs() throws {
         let prog = try SteerProgram(role: .dc, vxlanPort: 4789,
                                     addresses: [.v4(IPv4Address(value: 0xC000_0201)), .v6(IPv6Address(high: 0x2001_0db8_0000_0000, low: 1))])

@@ -44,9 +44,19 @@ def steered(port, frame):
         payload = payload.payload
     if etype == 0x8847:
         return True       # every role: core forwards, dc/vrf count it as a guard drop
-    if role == "core":
-        return False
     if frame[0] & 1:
+        return False
+    if role == "core":
+        # BFD control (UDP to 3784) addressed to one of the port's addresses; the rest is the host's.
+        ours = [ipaddress.ip_address(a) for a in port.get("addresses", [])]
+        if etype == 0x0800 and len(bytes(payload)) >= 20:
+            ip = IP(bytes(payload))
+            return (ip.proto == 17 and ip.frag == 0 and ip.flags.MF == 0 and ip.ihl >= 5
+                    and len(bytes(payload)) >= ip.ihl * 4 + 8 and UDP(bytes(payload)[ip.ihl * 4:]).dport == 3784
+                    and ipaddress.ip_address(ip.dst) in ours)
+        if etype == 0x86DD and len(bytes(payload)) >= 48:
+            ip6 = IPv6(bytes(payload))
+            return ip6.nh == 17 and UDP(bytes(payload)[40:]).dport == 3784 and ipaddress.ip_address(ip6.dst) in ours
         return False
     if etype == 0x0800 and len(bytes(payload)) >= 20:
         ip = IP(bytes(payload))

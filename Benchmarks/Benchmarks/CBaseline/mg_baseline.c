@@ -604,11 +604,28 @@ static inline int classify(struct mg_c_frame *f, fib_t *fib, counters_t *c)
         switch (port->role) {
         case ROLE_DC: return vxlan_input(f, b, l3, end, type == 0x86DD, port, fib, c);
         case ROLE_VRF: return ip_input(f, b, l3, end, type == 0x86DD, port, fib, c);
-        default: return DROP(MG_NOT_FOR_US);
+        default: return control_input(b, l3, end, type == 0x86DD);
         }
     default:
         return DROP(MG_NOT_FOR_US);
     }
+}
+
+/* IP on a core port, as Pipeline.controlInput: BFD (UDP to 3784) is control, the rest the host's. */
+static int control_input(const uint8_t *b, int ip, int end, int is6)
+{
+    int udp;
+    if (is6) {
+        if (end - ip < 48 || u8(b, ip + 6) != 17) return DROP(MG_NOT_FOR_US);
+        udp = ip + 40;
+    } else {
+        if (end - ip < 20) return DROP(MG_NOT_FOR_US);
+        int ihl = (u8(b, ip) & 0x0F) << 2;
+        if (ihl < 20 || u8(b, ip + 9) != 17 || (be16(b, ip + 6) & 0x3FFF)) return DROP(MG_NOT_FOR_US);
+        udp = ip + ihl;
+        if (end - udp < 8) return DROP(MG_NOT_FOR_US);
+    }
+    return be16(b, udp + 2) == 3784 ? DROP(MG_CONTROL) : DROP(MG_NOT_FOR_US);
 }
 
 /* One frame, as Pipeline.processFrame. */
@@ -782,7 +799,7 @@ const char *mg_c_drop_name(int r)
         "none", "tooShort", "malformed", "notForUs", "mplsNotEnabled", "unknownLabel", "illegalLabel", "reservedLabel",
         "oam", "bosMismatch", "ttlExpired", "badControlWord", "mtuExceeded", "vxlanNoIFlag", "unknownVNI",
         "vtepNotAllowed", "noRoute", "fibDrop", "underlayFragment", "badIPChecksum", "noHeadroom", "frameTooLong",
-        "unknownPort", "noBottomOfStack", "nextHopDown",
+        "unknownPort", "noBottomOfStack", "nextHopDown", "control",
     };
     return r >= 0 && r < MG_REASONS ? names[r] : 0;
 }

@@ -16,6 +16,8 @@
 
 /* Queues per device the XSKMAP can hold. */
 #define MG_MAX_QUEUES 64
+/* BFD control packets (RFC 5881): steered on core ports when addressed to one of the port's addresses. */
+#define MG_BFD_PORT 3784
 
 /* The one entry of the program's "mg_port" array map: what this port steers to AF_XDP. */
 struct mg_port_config {

@@ -50,12 +50,12 @@ let package = Package(
         // Live frame I/O: the XDP steering program, AF_XDP ports, workers, the agent. (libpcap's and the kernel's
         // `struct bpf_insn` collide in one Clang module graph, so pcap and AF_XDP live in separate modules, each
         // importing its shim `internal`ly.)
-        .target(name: "IO", dependencies: ["CXDP", "Dataplane", "FIB", "Wire"], plugins: ["BPFObject"]),
+        .target(name: "IO", dependencies: ["CXDP", "CControlSocket", "Dataplane", "FIB", "Wire", "BFD"], plugins: ["BPFObject"]),
         // What the three command lines share: exit-status rules, --log-level and our log line format.
         .target(name: "CLISupport", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                    .product(name: "Logging", package: "swift-log")]),
         // The agent: run (live), replay (offline), check.
-        .executableTarget(name: "mplsgate", dependencies: ["Wire", "FIB", "Dataplane", "Control", "ControlServer", "Capture", "IO",
+        .executableTarget(name: "mplsgate", dependencies: ["Wire", "BFD", "FIB", "Dataplane", "Control", "ControlServer", "Capture", "IO",
                                                           "CControlSocket", "CLISupport",
                                                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                           .product(name: "Logging", package: "swift-log")]),

@@ -19,6 +19,7 @@ PACKAGES=(
   jq               # scripts: reading JSON summaries
   iputils-ping     # integration tests: the host stack stays reachable while the agent forwards
   libcap2-bin      # integration tests: capsh drops capabilities to check the memlock error
+  frr              # integration tests: FRR's bfdd and zebra, the BFD interop peer
 )
 
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -59,6 +60,7 @@ need "AF_XDP sockets in the kernel (CONFIG_XDP_SOCKETS)" "use a kernel built wit
 try: socket.socket(44, socket.SOCK_RAW).close()
 except PermissionError: pass  # present, but needs CAP_NET_RAW"
 need "unshare, prlimit (the restricted test runs)" "apt-get install util-linux" sh -c "command -v unshare && command -v prlimit"
+need "FRR's bfdd (the BFD interop test)" "apt-get install frr" test -x /usr/lib/frr/bfdd
 need "capsh (the restricted test runs drop capabilities)" "apt-get install libcap2-bin" command -v capsh
 if [ "$(id -u)" -eq 0 ]; then
   ns="mgsetup-$$"

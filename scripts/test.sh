@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command (and CI's): set up this machine, check that the committed fixtures are exactly what
 # their scapy script makes, build and run every test (debug), build release once for the demos, the root
-# integration tests (network namespaces, veth, XDP, AF_XDP, the control socket, the two-data-centre interconnect),
+# integration tests (network namespaces, veth, XDP, AF_XDP, the control socket, link protection, BFD with FRR, the
+# two-data-centre interconnect),
 # the control benchmark's smoke pass, a short fuzz run, and the pipeline benchmark's smoke pass.
 # Every root test runs as a fresh machine sees it: in its own mount namespace without a bpffs
 # (scripts/restricted.sh); the live tools and an agent start also with memlock at 8 MiB and no CAP_IPC_LOCK.
@@ -40,6 +41,9 @@ MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integra
 
 echo "== integration: link protection (link events, backups, revert, flaps) under 10,000 frames/s each way (root)"
 MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_protection.py
+
+echo "== integration: BFD in the forwarding path, silent failures under 10,000 frames/s, interop with FRR (root)"
+MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_bfd.py
 
 echo "== control-plane benchmark smoke pass (20,000 entries; no timing assertions)"
 MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Benchmarks/control/program.py 20000 5000

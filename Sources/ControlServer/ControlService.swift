@@ -22,6 +22,8 @@ public protocol DataPlaneView: AnyObject {
     func protectionEvents() -> [JSONValue]
     /// The `nextHops` method's result: every next hop's state now.
     func nextHopStates() -> JSONValue
+    /// The `bfd` method's result: every BFD session's state, timers and counters.
+    func bfdSessions() -> JSONValue
 }
 
 /// The JSON-RPC methods of the control socket (docs/control-protocol.md), run on the control thread.
@@ -215,8 +217,8 @@ public final class ControlService: RPCHandler {
                     let text = f.filter { $0.0 != "type" }.map { ($0.0, $0.1.plainText) }
                     let kind = f.first { $0.0 == "type" }?.1.plainText ?? "event"
                     let state = f.first { $0.0 == "state" }?.1.plainText ?? ""
-                    log?(LogEvent(message: kind == "port" ? "port \(state)" : "next hop \(state)", metadata: text,
-                                  isError: state == "down"))
+                    let what = kind == "port" ? "port" : kind == "bfd" ? "BFD session" : "next hop"
+                    log?(LogEvent(message: "\(what) \(state)", metadata: text, isError: state == "down"))
                 }
             }
         }
@@ -294,12 +296,15 @@ public final class ControlService: RPCHandler {
             case "nextHops":
                 guard let dp = dataplane else { throw Failure(RPCError.internalError, "no live data plane: next hops have no state") }
                 out = .result(dp.nextHopStates())
+            case "bfd":
+                guard let dp = dataplane else { throw Failure(RPCError.internalError, "no live data plane: no BFD sessions") }
+                out = .result(dp.bfdSessions())
             case "events.subscribe":
                 subscribers[client.id] = client
                 out = .result(.object([("subscribed", .bool(true)), ("generation", num(engine.generation))]))
             default:
                 throw Failure(RPCError.methodNotFound, "method \"\(method)\" does not exist (info, apply, resync.begin, "
-                              + "resync.chunk, resync.end, resync.abort, dump, counters, nextHops, trace, events.subscribe)")
+                              + "resync.chunk, resync.end, resync.abort, dump, counters, nextHops, bfd, trace, events.subscribe)")
             }
             return out
         } catch {
@@ -313,7 +318,7 @@ public final class ControlService: RPCHandler {
         "resync.chunk": ["session", "nextHops", "ecmpGroups", "ilm", "vni", "ftn"],
         "resync.end": ["session", "durable"], "resync.abort": ["session"],
         "dump": ["kind", "cursor", "limit"], "counters": ["kind", "cursor", "limit"],
-        "trace": ["count", "timeoutMs"], "events.subscribe": [], "nextHops": [],
+        "trace": ["count", "timeoutMs"], "events.subscribe": [], "nextHops": [], "bfd": [],
     ]
 
     func num<T: BinaryInteger>(_ v: T) -> JSONValue { .number(String(v)) }

@@ -50,7 +50,7 @@ public struct AgentPortConfig: Sendable {
     public var mac: MACAddress
     /// dc ports: the VXLAN UDP port steered.
     public var vxlanPort: UInt16
-    /// Addresses the XDP program matches: dc ports' VTEPs, vrf ports' host addresses.
+    /// Addresses the XDP program matches: dc ports' VTEPs, vrf ports' host addresses, core ports' BFD addresses.
     public var match: [IPAddress]
     public init(name: String, interface: String?, role: PortRole, mac: MACAddress, vxlanPort: UInt16, match: [IPAddress]) {
         self.name = name; self.interface = interface; self.role = role; self.mac = mac; self.vxlanPort = vxlanPort
@@ -117,6 +117,10 @@ public final class Agent: @unchecked Sendable {
     public let trace = TraceBuffer()
     /// Per port, 1 while its link is up (the protection thread writes it, workers read it).
     public let portLive: UnsafeMutablePointer<UInt8>
+    /// Per worker: BFD frames to and from the protection thread.
+    public private(set) var channels: [WorkerChannel] = []
+    /// Wakes the protection thread when a worker punted a BFD frame.
+    public let controlWake: WakeEvent
     /// Messages worth logging at start (replaced stale programs, unserved queues).
     public private(set) var notices: [String] = []
 
@@ -132,6 +136,8 @@ public final class Agent: @unchecked Sendable {
         self.entryCapacity = entryCapacity
         portLive = .allocate(capacity: max(config.count, 1))
         portLive.initialize(repeating: 1, count: max(config.count, 1))
+        controlWake = try WakeEvent()
+        for _ in 0..<max(options.workers, 1) { channels.append(try WorkerChannel()) }
         guard qsbr.slots.count == options.workers else { throw AgentError("one quiescent-state slot per worker is needed") }
         guard options.workers >= 1 else { throw AgentError("--workers must be at least 1") }
         guard options.ringSize >= 64 && options.ringSize & (options.ringSize - 1) == 0 else {
@@ -277,7 +283,8 @@ public final class Agent: @unchecked Sendable {
             workers.append(Worker(index: k, cpu: cpu, umem: u, sockets: mine, fillSize: UInt32(options.ringSize),
                                   inflightCap: UInt32(options.txInflightCap), waitMode: options.wait,
                                   entryCapacity: entryCapacity, cell: cell, qsbr: qsbr,
-                                  stop: stopFlag, trace: trace, portLive: portLive))
+                                  stop: stopFlag, trace: trace, portLive: portLive, channel: channels[k],
+                                  controlWake: controlWake))
         }
     }
 

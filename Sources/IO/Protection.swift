@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import FIB
+import BFD
+import Wire
 
 /// Link protection without the controller (DESIGN §7): the protection thread hears port state from rtnetlink
 /// (RTNLGRP_LINK) and turns it into next-hop liveness, the one byte per next hop that workers read when they
@@ -14,8 +16,11 @@ import FIB
 /// - A port coming back brings a protected next hop (one with a backup, or a group member) back after the
 ///   hold-down (each flap restarts it; 0 = not revertive: it stays on the backup until a commit replaces it);
 ///   an unprotected one at once.
-/// - A failure that gives no carrier event at this host (the middle of a link, a hung neighbour) is not seen here:
-///   that is BFD's job.
+/// - A failure that gives no carrier event at this host (the middle of a link, a hung neighbour) is BFD's job: the
+///   same thread runs the BFD sessions of next hops that ask for one (`BFDRunner`), with packets received and sent
+///   by the workers, so a session proves the forwarding path. A next hop with BFD is up only while its session is
+///   Up, or Down because the peer said AdminDown (not a path failure, RFC 5882 §3.2); it comes back like a port
+///   does (protected: after the hold-down, except the session's first Up; unprotected: at once).
 public final class Protection: @unchecked Sendable {
     /// A next hop as the control side compiled it.
     public struct NextHop: Sendable, Equatable {
@@ -24,15 +29,51 @@ public final class Protection: @unchecked Sendable {
         public var port: Int
         /// Has a backup or is a group member: traffic has somewhere to go while it is down.
         public var isProtected: Bool
-        public init(name: String, slot: UInt32, port: Int, isProtected: Bool) {
-            self.name = name; self.slot = slot; self.port = port; self.isProtected = isProtected
+        public var bfd: BFDSessionConfig?
+        public init(name: String, slot: UInt32, port: Int, isProtected: Bool, bfd: BFDSessionConfig? = nil) {
+            self.name = name; self.slot = slot; self.port = port; self.isProtected = isProtected; self.bfd = bfd
         }
+    }
+
+    /// A next hop's BFD session: addresses, the frames' Ethernet header, timers.
+    public struct BFDSessionConfig: Sendable, Equatable {
+        public var local: IPAddress
+        public var peer: IPAddress
+        public var sourceMAC: MACAddress
+        public var destinationMAC: MACAddress
+        public var vlan: UInt16?
+        public var timers: BFDTimers
+        public init(local: IPAddress, peer: IPAddress, sourceMAC: MACAddress, destinationMAC: MACAddress, vlan: UInt16?,
+                    timers: BFDTimers) {
+            self.local = local; self.peer = peer; self.sourceMAC = sourceMAC; self.destinationMAC = destinationMAC
+            self.vlan = vlan; self.timers = timers
+        }
+    }
+
+    /// A BFD session for `show bfd`.
+    public struct BFDStatus: Sendable {
+        public var port: Int
+        public var local: IPAddress
+        public var peer: IPAddress
+        public var sourcePort: UInt16
+        public var worker: Int
+        public var nextHops: [String]
+        public var session: BFDSession
+        public var sinceSeconds: Double
+        public var badTTL: UInt64
+        public var txRingFull: UInt64
+    }
+
+    /// Discards of received BFD frames that belong to no session (by reason).
+    public struct BFDDiscards: Sendable {
+        public var byReason: [String: UInt64] = [:]
+        public var noSession: UInt64 = 0
     }
 
     /// One switch: a port or next hop changing state, with when the kernel's message was read and when the new
     /// state was stored (CLOCK_MONOTONIC ns; 0 when not from a netlink message).
     public struct Event: Sendable {
-        public enum Kind: String, Sendable { case port, nextHop }
+        public enum Kind: String, Sendable { case port, nextHop, bfd }
         public var kind: Kind
         public var name: String
         /// port: up / down; next hop: up, backup (down, traffic on its backup or group), down (nothing left).
@@ -40,6 +81,8 @@ public final class Protection: @unchecked Sendable {
         public var reason: String
         public var receivedNs: UInt64
         public var storedNs: UInt64
+        /// What the change came from: a netlink message, a BFD session (a packet or its detection time), or a timer.
+        public var byBFD = false
     }
 
     /// A next hop's state for `show next-hops`.
@@ -58,6 +101,7 @@ public final class Protection: @unchecked Sendable {
     private struct Tracked {
         var hop: NextHop
         var down: Bool
+        var bfdKey: BFDRunner.Key?
         var revertAt: UInt64?
         var changedAt: UInt64
         var downs: UInt64 = 0
@@ -82,7 +126,14 @@ public final class Protection: @unchecked Sendable {
     private var pendingTable: [NextHop]?
     private var events: [Event] = []
     private var status: [Status] = []
+    private var bfdStatus: [BFDStatus] = []
+    private var bfdDiscards = BFDDiscards()
     private var stopping = false
+    private var sayGoodbye = false
+
+    private let bfd: BFDRunner
+    private let controlWake: WakeEvent
+    private let channels: [WorkerChannel]
 
     // The protection thread's own.
     private var portUp: [Bool]
@@ -91,7 +142,11 @@ public final class Protection: @unchecked Sendable {
     /// Opens the rtnetlink socket (in the agent's network namespace) and reads each port's state now. `portLive`
     /// has one byte per port.
     public init(portNames: [String], interfaces: [String], liveness: UnsafeMutablePointer<UInt8>,
-                portLive: UnsafeMutablePointer<UInt8>, holdDownSeconds: Double) throws(AgentError) {
+                portLive: UnsafeMutablePointer<UInt8>, holdDownSeconds: Double, channels: [WorkerChannel],
+                controlWake: WakeEvent) throws(AgentError) {
+        self.channels = channels
+        self.controlWake = controlWake
+        bfd = BFDRunner(channels: channels)
         self.liveness = liveness
         self.portLive = portLive
         self.portNames = portNames
@@ -159,14 +214,20 @@ public final class Protection: @unchecked Sendable {
         thread = try NativeThread(name: "protection") { [self] in self.loop() }
     }
 
-    /// Stops the thread (the liveness bytes stay as they are).
-    public func stop() {
+    /// Stops the thread (the liveness bytes stay as they are). With `goodbye`, every BFD session first sends
+    /// state Down with diagnostic 4 (Forwarding Plane Reset; never AdminDown, which would tell the peer to keep
+    /// using us), and this waits up to 200 ms for the workers to take those frames (so stop the workers after).
+    public func stop(goodbye: Bool = false) {
         pthread_mutex_lock(&mutex)
         stopping = true
+        sayGoodbye = goodbye
         pthread_mutex_unlock(&mutex)
         wake()
         thread?.join()
         thread = nil
+        if goodbye {
+            for _ in 0..<200 where !channels.allSatisfy({ $0.outgoing.isEmpty }) { usleep(1000) }
+        }
     }
 
     /// The next hops after a commit (control thread). The thread recomputes every slot's liveness from the port
@@ -202,19 +263,27 @@ public final class Protection: @unchecked Sendable {
     /// Whether port `i` is up (control thread).
     public func portIsUp(_ i: Int) -> Bool { portLive[i] != 0 }
 
+    /// Every BFD session now, and the discards that found no session (control thread).
+    public func bfdSessions() -> (sessions: [BFDStatus], discards: BFDDiscards) {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return (bfdStatus, bfdDiscards)
+    }
+
     // MARK: the thread
 
     private func loop() {
-        var fds = [pollfd(fd: netlinkFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        var fds = [pollfd(fd: netlinkFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: controlWake.fd, events: Int16(POLLIN), revents: 0)]
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let now = Protection.now()
-            var timeout: Int32 = 1000
-            if let next = hops.compactMap(\.revertAt).min() {
-                timeout = next <= now ? 0 : Int32(min(1000, (next - now) / 1_000_000 + 1))
-            }
-            fds[0].revents = 0; fds[1].revents = 0
-            _ = poll(&fds, 2, timeout)
+            var next = hops.compactMap(\.revertAt).min() ?? UInt64.max
+            if let b = bfd.nextDeadline { next = min(next, b) }
+            // ms resolution, rounded up: a BFD packet is never early, at most 1 ms late.
+            let timeout: Int32 = next == .max ? 1000 : next <= now ? 0 : Int32(min(1000, (next - now + 999_999) / 1_000_000))
+            fds[0].revents = 0; fds[1].revents = 0; fds[2].revents = 0
+            _ = poll(&fds, 3, timeout)
             let received = Protection.now()
             var newEvents: [Event] = []
             if fds[1].revents != 0 {
@@ -224,11 +293,17 @@ public final class Protection: @unchecked Sendable {
                 let table = pendingTable
                 pendingTable = nil
                 let stop = stopping
+                let goodbye = sayGoodbye
                 pthread_mutex_unlock(&mutex)
-                if stop { return }
+                if stop {
+                    if goodbye { bfd.goodbye(now: received) }
+                    return
+                }
                 if let table { adopt(table, now: received, into: &newEvents) }
             }
+            if fds[2].revents != 0 { controlWake.drain() }
             if fds[0].revents != 0 { readLinks(&buffer, received: received, into: &newEvents) }
+            if !bfd.isEmpty { bfdChanges(bfd.run(now: Protection.now()), into: &newEvents) }
             revertDue(now: Protection.now(), into: &newEvents)
             publish(newEvents)
         }
@@ -277,7 +352,7 @@ public final class Protection: @unchecked Sendable {
         portUp[p] = up
         if up {
             portLive[p] = 1
-            for i in hops.indices where hops[i].hop.port == p && hops[i].down {
+            for i in hops.indices where hops[i].hop.port == p && hops[i].down && !bfdHolds(hops[i]) {
                 if hops[i].hop.isProtected {
                     // Back after the hold-down; each flap starts it again. 0: not revertive.
                     hops[i].revertAt = holdDownNs > 0 ? received + holdDownNs : nil
@@ -297,7 +372,7 @@ public final class Protection: @unchecked Sendable {
                          receivedNs: received, storedNs: Protection.now()))
     }
 
-    private func set(_ i: Int, down: Bool, received: UInt64, reason: String, into out: inout [Event]) {
+    private func set(_ i: Int, down: Bool, received: UInt64, reason: String, byBFD: Bool = false, into out: inout [Event]) {
         let slot = Int(hops[i].hop.slot)
         guard slot < Liveness.capacity else { return }
         liveness[slot] = down ? Liveness.down : Liveness.up
@@ -306,7 +381,7 @@ public final class Protection: @unchecked Sendable {
         hops[i].changedAt = stored
         if down { hops[i].downs &+= 1 } else if hops[i].hop.isProtected { hops[i].reverts &+= 1 }
         out.append(Event(kind: .nextHop, name: hops[i].hop.name, state: stateName(hops[i]), reason: reason,
-                         receivedNs: received, storedNs: stored))
+                         receivedNs: received, storedNs: stored, byBFD: byBFD))
     }
 
     private func stateName(_ t: Tracked) -> String { t.down ? (t.hop.isProtected ? "backup" : "down") : "up" }
@@ -315,7 +390,7 @@ public final class Protection: @unchecked Sendable {
         for i in hops.indices {
             guard let at = hops[i].revertAt, at <= now else { continue }
             hops[i].revertAt = nil
-            if portUp[hops[i].hop.port] {
+            if !shouldBeDown(hops[i]) {
                 set(i, down: false, received: 0, reason: "hold-down of \(Double(holdDownNs) / 1e9) s over", into: &out)
             }
         }
@@ -324,12 +399,37 @@ public final class Protection: @unchecked Sendable {
     /// Takes a new next-hop table: kept next hops keep their state, counters and timers; every slot's byte is
     /// written from its port's state.
     private func adopt(_ table: [NextHop], now: UInt64, into out: inout [Event]) {
+        // BFD sessions first: a next hop's state below depends on its session's.
+        var requests: [BFDRunner.Key: BFDRunner.Request] = [:]
+        var users: [BFDRunner.Key: [String]] = [:]
+        var order: [BFDRunner.Key] = []
+        for hop in table {
+            guard let b = hop.bfd else { continue }
+            let key = BFDRunner.Key(port: hop.port, local: b.local, peer: b.peer)
+            users[key, default: []].append(hop.name)
+            if var r = requests[key] {
+                // Shared by several next hops: the fastest timers asked for.
+                r.timers.desiredMinTxUs = min(r.timers.desiredMinTxUs, b.timers.desiredMinTxUs)
+                r.timers.requiredMinRxUs = min(r.timers.requiredMinRxUs, b.timers.requiredMinRxUs)
+                r.timers.multiplier = min(r.timers.multiplier, b.timers.multiplier)
+                requests[key] = r
+            } else {
+                order.append(key)
+                requests[key] = BFDRunner.Request(key: key, sourceMAC: b.sourceMAC, destinationMAC: b.destinationMAC,
+                                                  vlan: b.vlan, timers: b.timers)
+            }
+        }
+        bfd.adopt(order.map { requests[$0]! }, nextHops: users, now: now)
         var old: [String: Tracked] = [:]
         for t in hops { old[t.hop.name] = t }
         hops = table.map { hop in
+            let key = hop.bfd.map { BFDRunner.Key(port: hop.port, local: $0.local, peer: $0.peer) }
             if var t = old[hop.name], t.hop.port == hop.port {
                 t.hop = hop
-                if t.down && portUp[hop.port] {
+                t.bfdKey = key
+                if !t.down && shouldBeDown(t) {
+                    t.down = true; t.changedAt = now; t.downs &+= 1; t.revertAt = nil
+                } else if t.down && !shouldBeDown(t) {
                     // Still down on a port that is up: unprotected now, it comes back at once; protected, it waits
                     // for the hold-down (a pending one is kept).
                     if !hop.isProtected { t.down = false; t.changedAt = now; t.revertAt = nil }
@@ -337,11 +437,49 @@ public final class Protection: @unchecked Sendable {
                 }
                 return t
             }
-            let down = !portUp[hop.port]
-            return Tracked(hop: hop, down: down, revertAt: nil, changedAt: now)
+            var t = Tracked(hop: hop, down: false, bfdKey: key, revertAt: nil, changedAt: now)
+            t.down = shouldBeDown(t)
+            return t
         }
         for t in hops where Int(t.hop.slot) < Liveness.capacity {
             liveness[Int(t.hop.slot)] = t.down ? Liveness.down : Liveness.up
+        }
+    }
+
+    /// Whether a next hop's BFD session keeps it down: it has one, and the session is neither Up nor Down by the
+    /// peer's AdminDown.
+    private func bfdHolds(_ t: Tracked) -> Bool {
+        guard let k = t.bfdKey else { return false }
+        guard let s = bfd.entry(k)?.session else { return true }
+        return s.state != .up && !s.downByRemoteAdminDown
+    }
+
+    private func shouldBeDown(_ t: Tracked) -> Bool { !portUp[t.hop.port] || bfdHolds(t) }
+
+    /// BFD state changes: an event each, and their next hops follow.
+    private func bfdChanges(_ changes: [BFDRunner.Change], into out: inout [Event]) {
+        let now = Protection.now()
+        for c in changes {
+            let t = c.transition
+            let what = t.byRemoteAdminDown ? "peer AdminDown (not a path failure)" : t.diagnostic.description
+            let name = "\(portNames[c.key.port]) \(c.key.local)->\(c.key.peer)"
+            out.append(Event(kind: .bfd, name: name, state: t.to.description, reason: "\(t.from) -> \(t.to): \(what)",
+                             receivedNs: now, storedNs: now, byBFD: true))
+            let reason = "BFD \(c.key.peer) \(t.to): \(what)"
+            for i in hops.indices where hops[i].bfdKey == c.key {
+                if !hops[i].down && shouldBeDown(hops[i]) {
+                    hops[i].revertAt = nil
+                    set(i, down: true, received: now, reason: reason, byBFD: true, into: &out)
+                } else if hops[i].down && !shouldBeDown(hops[i]) {
+                    // A session's first Up brings its next hops in at once; later ones wait the hold-down, as a
+                    // port coming back does (protected next hops only).
+                    if hops[i].hop.isProtected && c.session.ups > 1 {
+                        hops[i].revertAt = holdDownNs > 0 ? now + holdDownNs : nil
+                    } else {
+                        set(i, down: false, received: now, reason: reason, byBFD: true, into: &out)
+                    }
+                }
+            }
         }
     }
 
@@ -352,9 +490,19 @@ public final class Protection: @unchecked Sendable {
                    downs: t.downs, reverts: t.reverts,
                    revertInSeconds: t.revertAt.map { Double($0 > now ? $0 - now : 0) / 1e9 })
         }
+        let sessions = bfd.entries.map { e in
+            BFDStatus(port: e.key.port, local: e.key.local, peer: e.key.peer, sourcePort: e.path.sourcePort,
+                      worker: e.worker, nextHops: e.nextHops, session: e.session,
+                      sinceSeconds: Double(now &- e.session.lastChangeNs) / 1e9, badTTL: e.badTTL, txRingFull: e.txRingFull)
+        }
+        var discards = BFDDiscards()
+        for (r, n) in bfd.rejects { discards.byReason[r.rawValue] = n }
+        discards.noSession = bfd.noSession
         pthread_mutex_lock(&mutex)
         events += new
         status = list
+        bfdStatus = sessions
+        bfdDiscards = discards
         pthread_mutex_unlock(&mutex)
     }
 }

@@ -75,10 +75,14 @@ public final class Worker: @unchecked Sendable {
     let qsbr: QuiescentState
     let slot: QuiescentState.Slot
     let stop: StopFlag
+    /// BFD frames to and from the protection thread (`PacketRing.swift`), and what wakes it.
+    let channel: WorkerChannel
+    let controlWake: WakeEvent
 
     init(index: Int, cpu: Int?, umem: UnsafeMutablePointer<mg_umem>, sockets: [UnsafeMutablePointer<mg_xsk>],
          fillSize: UInt32, inflightCap: UInt32, waitMode: WaitMode, entryCapacity: Int, cell: SnapshotCell,
-         qsbr: QuiescentState, stop: StopFlag, trace: TraceBuffer, portLive: UnsafeMutablePointer<UInt8>) {
+         qsbr: QuiescentState, stop: StopFlag, trace: TraceBuffer, portLive: UnsafeMutablePointer<UInt8>,
+         channel: WorkerChannel, controlWake: WakeEvent) {
         self.index = index; self.cpu = cpu; self.umem = umem
         area = umem.pointee.area
         chunkMask = UInt64(umem.pointee.chunk_size) - 1
@@ -98,8 +102,12 @@ public final class Worker: @unchecked Sendable {
         wasLive = .allocate(capacity: portCount); wasLive.initialize(repeating: 1, count: portCount)
         kickAfter = .allocate(capacity: portCount); kickAfter.initialize(repeating: 0, count: portCount)
         touched = .allocate(capacity: portCount); touched.initialize(repeating: 0, count: portCount)
-        pollFDs = .allocate(capacity: portCount)
+        // One fd per port, then the channel's wake-up.
+        pollFDs = .allocate(capacity: portCount + 1)
         for (i, s) in sockets.enumerated() { pollFDs[i] = pollfd(fd: s.pointee.fd, events: Int16(POLLIN), revents: 0) }
+        pollFDs[portCount] = pollfd(fd: channel.wake.fd, events: Int16(POLLIN), revents: 0)
+        self.channel = channel
+        self.controlWake = controlWake
         counters = WorkerCounters.allocate(entryCapacity: entryCapacity)
         io = .allocate(capacity: portCount); io.initialize(repeating: XSKCounters(), count: portCount)
         loop = .allocate(capacity: 1); loop.initialize(to: WorkerLoopCounters())
@@ -128,6 +136,8 @@ public final class Worker: @unchecked Sendable {
         qsbr.online(slot)
         while !stop.isSet {
             loop.pointee.loops &+= 1
+            // BFD frames the protection thread asked this worker to send (one acquire load when there are none).
+            if !channel.outgoing.isEmpty { sendControl() }
             // The pointer only: the snapshot struct is copied per received batch, not per spin of an idle loop.
             let fib = cell.load()
             var received = 0
@@ -158,8 +168,11 @@ public final class Worker: @unchecked Sendable {
         case .poll:
             qsbr.offline(slot)
             loop.pointee.polls &+= 1
-            let n = poll(pollFDs, nfds_t(portCount), 100)
-            if n > 0 { loop.pointee.pollWakeups &+= 1 }
+            let n = poll(pollFDs, nfds_t(portCount + 1), channel.pollTimeoutMs.load(ordering: .relaxed))
+            if n > 0 {
+                loop.pointee.pollWakeups &+= 1
+                if pollFDs[portCount].revents != 0 { channel.wake.drain() }
+            }
             qsbr.online(slot)
         }
     }
@@ -190,10 +203,15 @@ public final class Worker: @unchecked Sendable {
         if tracing { record(n) }
 
         var touchedCount = 0
+        var punted = false
         for i in 0..<n {
             let f = batch[i]
             let base = UInt64(UInt(bitPattern: f.buffer - area))
-            guard f.isForwarded else { release(base); continue }
+            guard f.isForwarded else {
+                if f.drop == .control { punted = punt(f) || punted }
+                release(base)
+                continue
+            }
             let e = Int(f.egress.rawValue)
             if inflight[e] &+ pending[e] >= inflightCap { io[e].txInflightCap &+= 1; release(base); continue }
             let out = sockets[e]
@@ -214,7 +232,47 @@ public final class Worker: @unchecked Sendable {
             kick(e)
         }
         refill(p, want: fillSize)
+        if punted { controlWake.signal() }
         return n
+    }
+
+    /// Hands a BFD frame to the protection thread (a copy: the frame goes back to the pool).
+    @inline(never)
+    func punt(_ f: Frame) -> Bool {
+        let p = Int(f.ingress.rawValue)
+        if channel.punted.push(port: p, bytes: f.buffer + Int(f.offset), count: Int(f.length)) {
+            io[p].controlRx &+= 1
+            return true
+        }
+        io[p].controlRxDropped &+= 1
+        return false
+    }
+
+    /// Sends the BFD frames the protection thread queued: each copied into a frame of the pool behind the
+    /// headroom, onto the port's TX ring (this worker is its only producer), and kicked.
+    @inline(never)
+    func sendControl() {
+        while channel.outgoing.pop({ p, bytes in sendControlFrame(p, bytes) }) {}
+    }
+
+    private func sendControlFrame(_ p: Int, _ bytes: UnsafeRawBufferPointer) {
+        guard p < portCount else { return }
+        guard portLive[p] != 0, poolCount > 0, inflight[p] < inflightCap,
+              bytes.count <= Int(chunkMask) + 1 - Frame.headroom else {
+            io[p].controlTxDropped &+= 1
+            return
+        }
+        let s = sockets[p]
+        var tx: UInt32 = 0
+        if mg_tx_reserve(s, 1, &tx) == 0 { io[p].controlTxDropped &+= 1; return }
+        poolCount &-= 1
+        let addr = pool[poolCount] &+ UInt64(Frame.headroom)
+        (area + Int(addr)).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        mg_tx_set(s, tx, addr, UInt32(bytes.count))
+        mg_tx_submit(s, 1)
+        inflight[p] &+= 1
+        io[p].controlTx &+= 1
+        kick(p)
     }
 
     /// Copies each frame's first bytes before the pipeline rewrites them (only while a trace is armed).

@@ -33,6 +33,14 @@ public struct XSKCounters: Sendable {
     /// sendto() that found the device down (ENETDOWN) before the protection thread said so: the frames stay on the
     /// ring, and the port is not kicked again for a few milliseconds.
     public var sendtoPortDown: UInt64 = 0
+    /// BFD frames received on this port and handed to the protection thread.
+    public var controlRx: UInt64 = 0
+    /// BFD frames received but not handed on (the protection thread's ring was full, or the frame too long).
+    public var controlRxDropped: UInt64 = 0
+    /// BFD frames the protection thread asked for and put on this port's TX ring.
+    public var controlTx: UInt64 = 0
+    /// BFD frames not sent: the port was down, or no frame, ring slot or in-flight room was free.
+    public var controlTxDropped: UInt64 = 0
     public init() {}
 
     public static func += (a: inout XSKCounters, b: XSKCounters) {
@@ -41,6 +49,8 @@ public struct XSKCounters: Sendable {
         a.sendtoCalls &+= b.sendtoCalls; a.sendtoRetry &+= b.sendtoRetry; a.sendtoErrors &+= b.sendtoErrors
         a.completions &+= b.completions; a.filled &+= b.filled; a.fillPoolEmpty &+= b.fillPoolEmpty
         a.rxWakeups &+= b.rxWakeups; a.txStranded &+= b.txStranded; a.sendtoPortDown &+= b.sendtoPortDown
+        a.controlRx &+= b.controlRx; a.controlRxDropped &+= b.controlRxDropped; a.controlTx &+= b.controlTx
+        a.controlTxDropped &+= b.controlTxDropped
     }
 }
 

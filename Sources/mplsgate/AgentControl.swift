@@ -7,6 +7,7 @@ import Dataplane
 import FIB
 import IO
 import Wire
+import BFD
 
 /// The running agent as the control service sees it: port states and counters, drops, trace, and the per-slot
 /// entry counters the engine folds across replaces.
@@ -25,20 +26,64 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
     func fibCommitted() {
         protection.update(engine.nextHopTable().compactMap { n in
             guard let port = portNames.firstIndex(of: n.port) else { return nil }
-            return Protection.NextHop(name: n.name, slot: n.slot, port: port, isProtected: n.backup != nil || n.inGroup)
+            let portConfig = engine.config.ports[port]
+            let bfd = n.spec.bfd.flatMap { b -> Protection.BFDSessionConfig? in
+                guard let local = bfdLocal(b, port: portConfig) else { return nil }
+                return Protection.BFDSessionConfig(
+                    local: local, peer: b.peer, sourceMAC: n.spec.sourceMAC ?? portConfig.mac, destinationMAC: n.spec.mac,
+                    vlan: n.spec.vlan,
+                    timers: BFDTimers(desiredMinTxUs: UInt32(b.minTxMs) * 1000, requiredMinRxUs: UInt32(b.minRxMs) * 1000,
+                                      multiplier: UInt8(b.multiplier)))
+            }
+            return Protection.NextHop(name: n.name, slot: n.slot, port: port, isProtected: n.backup != nil || n.inGroup,
+                                      bfd: bfd)
         })
+    }
+
+    func bfdSessions() -> JSONValue {
+        func n<T: BinaryInteger>(_ v: T) -> JSONValue { .number(String(v)) }
+        func ms(_ us: UInt64) -> JSONValue { .number(format1(Double(us) / 1000)) }
+        let (sessions, discards) = protection.bfdSessions()
+        let list: [JSONValue] = sessions.map { s in
+            let x = s.session
+            return .object([
+                ("port", .string(portNames[s.port])), ("interface", .string(agent.ports[s.port].interface)),
+                ("local", .string(s.local.description)), ("peer", .string(s.peer.description)),
+                ("sourcePort", n(s.sourcePort)), ("worker", n(s.worker)),
+                ("nextHops", .array(s.nextHops.map { .string($0) })),
+                ("state", .string(x.state.description)), ("remoteState", .string(x.remoteState.description)),
+                ("diagnostic", .string(x.diagnostic.description)), ("remoteDiagnostic", .string(x.remoteDiagnostic.description)),
+                ("localDiscriminator", n(x.localDiscriminator)), ("remoteDiscriminator", n(x.remoteDiscriminator)),
+                ("sinceSeconds", .number(format1(s.sinceSeconds))),
+                ("configured", .object([("minTxMs", ms(UInt64(x.timers.desiredMinTxUs))),
+                                        ("minRxMs", ms(UInt64(x.timers.requiredMinRxUs))),
+                                        ("multiplier", n(x.timers.multiplier))])),
+                ("remote", .object([("minTxMs", ms(UInt64(x.remoteDesiredMinTxUs))), ("minRxMs", ms(UInt64(x.remoteMinRxUs))),
+                                    ("multiplier", n(x.remoteMultiplier))])),
+                // What runs now: the TX interval (before jitter) and the detection time, after Poll/Final.
+                ("negotiated", .object([("txIntervalMs", ms(UInt64(x.transmitIntervalUs))),
+                                        ("detectionTimeMs", ms(x.detectionTimeUs)), ("polling", .bool(x.polling))])),
+                ("counters", .object([("packetsIn", n(x.packetsIn)), ("packetsOut", n(x.packetsOut)), ("ups", n(x.ups)),
+                                      ("downs", n(x.downs)), ("pollsCompleted", n(x.pollsCompleted)),
+                                      ("badTTL", n(s.badTTL)), ("txRingFull", n(s.txRingFull))])),
+            ])
+        }
+        let rejected: [(String, JSONValue)] = discards.byReason.sorted { $0.key < $1.key }.map { ($0.key, n($0.value)) }
+        return .object([("sessions", .array(list)),
+                        ("discarded", .object([("noSession", n(discards.noSession))] + rejected))])
     }
 
     func protectionEvents() -> [JSONValue] {
         protection.takeEvents().map { e in
             var f: [(String, JSONValue)] = [("type", .string(e.kind.rawValue))]
-            f.append((e.kind == .port ? "port" : "nextHop", .string(e.name)))
+            f.append((e.kind == .port ? "port" : e.kind == .bfd ? "session" : "nextHop", .string(e.name)))
             if e.kind == .port, let i = portNames.firstIndex(of: e.name) { f.append(("interface", .string(agent.ports[i].interface))) }
             f.append(("state", .string(e.state)))
             f.append(("reason", .string(e.reason)))
-            if e.receivedNs > 0 {
-                // CLOCK_MONOTONIC: when the kernel's message was read, and when the new state was stored.
-                f.append(("netlinkReceivedNs", .number(String(e.receivedNs))))
+            if e.receivedNs > 0 && e.kind != .bfd {
+                // CLOCK_MONOTONIC: when the kernel's message was read (or BFD detected the change), and when the new
+                // state was stored.
+                f.append((e.byBFD ? "bfdDetectedNs" : "netlinkReceivedNs", .number(String(e.receivedNs))))
                 f.append(("storedNs", .number(String(e.storedNs))))
                 f.append(("switchMicroseconds", .number(String((e.storedNs &- e.receivedNs) / 1000))))
             }
@@ -118,6 +163,8 @@ func portsJSON(_ r: AgentReport) -> JSONValue {
                 ("filled", n(p.rings.filled)), ("fillPoolEmpty", n(p.rings.fillPoolEmpty)),
                 ("rxWakeups", n(p.rings.rxWakeups)), ("txStranded", n(p.rings.txStranded)),
                 ("sendtoPortDown", n(p.rings.sendtoPortDown)),
+                ("controlRx", n(p.rings.controlRx)), ("controlRxDropped", n(p.rings.controlRxDropped)),
+                ("controlTx", n(p.rings.controlTx)), ("controlTxDropped", n(p.rings.controlTxDropped)),
             ])),
             ("kernel", .object([
                 ("rxDropped", n(p.kernel.rxDropped)), ("rxInvalidDescs", n(p.kernel.rxInvalidDescs)),

@@ -91,7 +91,7 @@ func runAgent(_ o: RunCommand) -> Never {
         agent = try Agent(
             ports: config.ports.map { p in
                 AgentPortConfig(name: p.name, interface: p.interface, role: p.role, mac: p.mac, vxlanPort: p.vxlanPort,
-                                match: p.role == .dc ? p.vteps : p.role == .vrf ? p.addresses : [])
+                                match: p.role == .dc ? p.vteps : p.addresses)
             },
             cell: cell, qsbr: qsbr, entryCapacity: engine.tables.maxActions, options: options)
     } catch {
@@ -102,7 +102,8 @@ func runAgent(_ o: RunCommand) -> Never {
     do {
         protection = try Protection(portNames: config.ports.map(\.name), interfaces: agent.ports.map(\.interface),
                                     liveness: engine.tables.liveness, portLive: agent.portLive,
-                                    holdDownSeconds: o.holdDown)
+                                    holdDownSeconds: o.holdDown, channels: agent.channels,
+                                    controlWake: agent.controlWake)
     } catch {
         fail(error.description)
     }
@@ -166,8 +167,9 @@ func runAgent(_ o: RunCommand) -> Never {
     _ = mg_sd_notify("STOPPING=1")
 
     server.shutdown()
+    // BFD sessions say Down (Forwarding Plane Reset) through the workers, then the workers stop.
+    protection.stop(goodbye: true)
     let report = agent.report()
-    protection.stop()
     agent.stop()
     writer?.finish()
     log.info("stopped; XDP programs detached")

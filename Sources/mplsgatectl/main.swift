@@ -269,8 +269,8 @@ struct Info: ParsableCommand {
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Ports, the FIB or a part of it, counters, drops.",
-        subcommands: [Ports.self, FIB.self, Labels.self, VNI.self, FTN.self, NextHops.self, Groups.self, Counters.self,
-                      Drops.self])
+        subcommands: [Ports.self, FIB.self, Labels.self, VNI.self, FTN.self, NextHops.self, BFD.self, Groups.self,
+                      Counters.self, Drops.self])
 
     func run() throws { CommandLineRules.subcommandRequired(MPLSGateCtl.self, Show.self) }
 
@@ -334,6 +334,37 @@ struct Show: ParsableCommand {
                       + lpad(h["reverts"]?.text ?? "", 9) + revert)
             }
             print("hold-down \(states["holdDownSeconds"]?.text ?? "?") s")
+        }
+    }
+
+    struct BFD: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "bfd",
+            abstract: "BFD sessions: state, the peer's state, diagnostics, negotiated timers and counters.")
+        @OptionGroup var client: ClientOptions
+        func run() throws {
+            let conn = client.connect()
+            let r = conn.call("bfd")
+            if jsonOut { print(JSONWriter.write(r)); return }
+            print(pad("port", 8) + pad("peer", 26) + pad("local", 26) + pad("state", 7) + pad("remote", 10)
+                  + lpad("tx ms", 7) + lpad("detect ms", 10) + lpad("in", 9) + lpad("out", 9) + lpad("downs", 6)
+                  + "  diagnostic / next hops")
+            for s in r["sessions"]?.items ?? [] {
+                let neg = s["negotiated"]
+                let c = s["counters"]
+                let diag = s["diagnostic"]?.text ?? ""
+                let remoteDiag = s["remoteDiagnostic"]?.text ?? ""
+                let hops = (s["nextHops"]?.items ?? []).map(\.text).joined(separator: ",")
+                print(pad(s["port"]?.text ?? "", 8) + pad(s["peer"]?.text ?? "", 26) + pad(s["local"]?.text ?? "", 26)
+                      + pad(s["state"]?.text ?? "", 7) + pad(s["remoteState"]?.text ?? "", 10)
+                      + lpad(neg?["txIntervalMs"]?.text ?? "", 7) + lpad(neg?["detectionTimeMs"]?.text ?? "", 10)
+                      + lpad(c?["packetsIn"]?.text ?? "", 9) + lpad(c?["packetsOut"]?.text ?? "", 9)
+                      + lpad(c?["downs"]?.text ?? "", 6)
+                      + "  \(diag)\(remoteDiag == "none" ? "" : " (peer: \(remoteDiag))") / \(hops)")
+            }
+            if let d = r["discarded"], case .object(let f) = d, f.contains(where: { $0.1.text != "0" }) {
+                print("discarded: " + f.filter { $0.1.text != "0" }.map { "\($0.0) \($0.1.text)" }.joined(separator: ", "))
+            }
         }
     }
 

@@ -75,6 +75,8 @@ public enum BFDFrame {
         public var ttl: UInt8
         public var sourcePort: UInt16
         public var payload: ArraySlice<UInt8>
+        /// The 802.1Q VLAN the frame came on, if tagged.
+        public var vlan: UInt16?
     }
 
     /// Parses a frame the pipeline punted (Ethernet, one optional 802.1Q tag, IPv4 or IPv6, UDP to 3784), checks
@@ -86,8 +88,10 @@ public enum BFDFrame {
         guard f.count >= 14 else { return .failure(.tooShort) }
         var type = be16(12)
         var ip = 14
+        var vlan: UInt16?
         if type == EtherType.vlan {
             guard f.count >= 18 else { return .failure(.tooShort) }
+            vlan = be16(14) & 0x0FFF
             type = be16(16)
             ip = 18
         }
@@ -138,7 +142,7 @@ public enum BFDFrame {
             }
         }
         return .success(Received(source: source, destination: destination, ttl: ttl, sourcePort: be16(udp),
-                                 payload: f[(udp + UDP.headerSize)..<(udp + udpLength)]))
+                                 payload: f[(udp + UDP.headerSize)..<(udp + udpLength)], vlan: vlan))
     }
 
     private static func checksum(_ bytes: ArraySlice<UInt8>, initial: UInt32) -> UInt16 {

@@ -63,6 +63,7 @@ public struct BFDSession: Sendable {
     public private(set) var downs: UInt64 = 0
     public private(set) var pollsCompleted: UInt64 = 0
     public private(set) var lastChangeNs: UInt64
+    private var lastRxNs: UInt64 = 0
 
     public init(localDiscriminator: UInt32, timers: BFDTimers, now: UInt64, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
         precondition(localDiscriminator != 0, "a local discriminator is never 0")
@@ -97,6 +98,7 @@ public struct BFDSession: Sendable {
     /// A packet received for this session (already checked by `BFDControlPacket.decode` and demultiplexed).
     public mutating func receive(_ p: BFDControlPacket, now: UInt64) -> Transition? {
         packetsIn &+= 1
+        lastRxNs = now
         remoteDiscriminator = p.myDiscriminator
         remoteState = p.state
         remoteDiagnostic = p.diagnostic
@@ -121,7 +123,11 @@ public struct BFDSession: Sendable {
         if state == .adminDown { return nil }
         let old = state
         if p.state == .adminDown {
-            if state != .down { return change(to: .down, diagnostic: .neighborSignaledSessionDown, now: now, admin: true) }
+            // Only a session that was Up is "down by the peer's choice" (RFC 5882 §3.2); from Init the path was never
+            // proven.
+            if state != .down {
+                return change(to: .down, diagnostic: .neighborSignaledSessionDown, now: now, admin: state == .up)
+            }
             return nil
         }
         switch state {
@@ -180,6 +186,23 @@ public struct BFDSession: Sendable {
         guard t != timers else { return }
         timers = t
         advertise(tx: state == .up ? t.desiredMinTxUs : max(t.desiredMinTxUs, 1_000_000), rx: t.requiredMinRxUs, now: now)
+    }
+
+    /// Takes the session out of service by configuration (RFC 5880 §6.8.16): AdminDown with diagnostic 7, still
+    /// sent at the slow rate so the peer learns it was on purpose, not a failure.
+    public mutating func disable(now: UInt64) {
+        guard state != .adminDown else { return }
+        _ = change(to: .down, diagnostic: .administrativelyDown, now: now)
+        state = .adminDown
+        detectAt = nil
+    }
+
+    /// Back in service after `disable`: Down, starting over.
+    public mutating func enable(now: UInt64) {
+        guard state == .adminDown else { return }
+        state = .down
+        diagnostic = .none
+        lastChangeNs = now
     }
 
     /// The last word before the forwarding plane stops (SIGTERM): state Down with diagnostic 4 (Forwarding Plane
@@ -241,7 +264,11 @@ public struct BFDSession: Sendable {
         if state == .up {
             // Safe at once: sending faster, or detecting more slowly. The rest waits for the Final.
             if tx < effectiveTxUs { effectiveTxUs = tx }
-            if rx > effectiveRxUs { effectiveRxUs = rx }
+            if rx > effectiveRxUs {
+                effectiveRxUs = rx
+                // The longer detection time counts from the last packet, not from the next one.
+                if detectAt != nil, detectionTimeUs > 0 { detectAt = max(detectAt!, lastRxNs &+ detectionTimeUs &* 1000) }
+            }
             polling = true
             // The Poll goes out with the next packet, brought forward to the (possibly shorter) interval.
             let soonest = now &+ UInt64(jittered(transmitIntervalUs)) &* 1000

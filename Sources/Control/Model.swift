@@ -23,6 +23,9 @@ public struct PortConfig: Sendable, Equatable {
     public var vteps: [IPAddress]
     /// The host's own addresses on this port (IP to these is left to the host).
     public var addresses: [IPAddress]
+    /// core ports: the addresses MPLSGate's BFD sessions use; BFD control packets to them are taken from the host
+    /// (an opt-in, so a host's own bfdd on other addresses keeps its packets).
+    public var bfdAddresses: [IPAddress] = []
     /// dc ports: the VXLAN UDP port accepted.
     public var vxlanPort: UInt16
     /// Default MTU of next hops on this port (bytes after the Ethernet header).
@@ -79,7 +82,7 @@ public struct NextHopSpec: Sendable, Equatable {
 public struct BFDSpec: Sendable, Equatable {
     /// The neighbour's address on the link (IPv4, or IPv6 link-local).
     public var peer: IPAddress
-    /// Our address on the port; one of the port's `addresses` in the config. Nil: the port's first address of the
+    /// Our address on the port; one of the port's `bfdAddresses` in the config. Nil: the port's first of the
     /// peer's family.
     public var local: IPAddress?
     /// Desired minimum transmit interval once up, ms.

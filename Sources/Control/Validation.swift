@@ -17,6 +17,10 @@ public func validate(_ config: InstanceConfig) throws(ValidationError) {
         if p.role == .dc && p.vteps.isEmpty { throw ValidationError(el, "a dc port needs at least one VTEP address") }
         if p.role != .dc && !p.vteps.isEmpty { throw ValidationError(el, "only dc ports have VTEP addresses") }
         if p.vxlanPort == 0 { throw ValidationError(el, "vxlanPort must not be 0") }
+        if p.role != .core && !p.bfdAddresses.isEmpty { throw ValidationError(el, "only core ports have BFD addresses") }
+        if p.bfdAddresses.filter(\.isIPv4).count > 16 || p.bfdAddresses.filter({ !$0.isIPv4 }).count > 16 {
+            throw ValidationError("\(el).bfdAddresses", "at most 16 IPv4 and 16 IPv6 addresses")
+        }
     }
 }
 
@@ -42,7 +46,7 @@ func checkNextHop(_ nh: NextHopSpec, _ el: String, ports: Set<String>) throws(Va
 }
 
 /// Checks a next hop's BFD session against the config: a core port, peer and local of one family, the local
-/// address one of the port's.
+/// address one of the port's `bfdAddresses`.
 func checkBFD(_ nh: NextHopSpec, _ el: String, config: InstanceConfig) throws(ValidationError) {
     guard let b = nh.bfd else { return }
     let e = "\(el).bfd"
@@ -62,18 +66,18 @@ func checkBFD(_ nh: NextHopSpec, _ el: String, config: InstanceConfig) throws(Va
     guard unicast else { throw ValidationError(e, "peer \(b.peer) is not a unicast address of a neighbour") }
     guard let local = bfdLocal(b, port: port) else {
         throw ValidationError(e, "port \(port.name) has no \(b.peer.isIPv4 ? "IPv4" : "IPv6") address in the config's "
-                              + "\"addresses\" to send BFD from; add one (the address configured on \(port.interface ?? port.name))")
+                              + "\"bfdAddresses\" to send BFD from; add one")
     }
     guard local.isIPv4 == b.peer.isIPv4 else { throw ValidationError(e, "local \(local) and peer \(b.peer) are of different families") }
-    guard port.addresses.contains(local) else {
-        throw ValidationError(e, "local \(local) is not one of port \(port.name)'s addresses in the config")
+    guard port.bfdAddresses.contains(local) else {
+        throw ValidationError(e, "local \(local) is not one of port \(port.name)'s bfdAddresses in the config")
     }
     guard local != b.peer else { throw ValidationError(e, "peer and local are the same address") }
 }
 
 /// The address a BFD session sends from: the one given, else the port's first address of the peer's family.
 public func bfdLocal(_ b: BFDSpec, port: PortConfig) -> IPAddress? {
-    b.local ?? port.addresses.first { $0.isIPv4 == b.peer.isIPv4 }
+    b.local ?? port.bfdAddresses.first { $0.isIPv4 == b.peer.isIPv4 }
 }
 
 extension IPAddress {

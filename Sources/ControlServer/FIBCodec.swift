@@ -40,13 +40,14 @@ public enum FIBCodec {
         guard let role = PortRole.allCases.first(where: { $0.name == roleText }) else {
             throw ValidationError("\(el).role", "\"\(roleText)\" is not core, dc or vrf")
         }
-        let p = PortConfig(
+        var p = PortConfig(
             name: name, interface: try r.optionalString("interface"), mac: try mac(try r.string("mac"), "\(el).mac"),
             role: role, vrf: try r.optionalString("vrf") ?? "default",
             vteps: try addresses(r.optionalArray("vteps"), "\(el).vteps"),
             addresses: try addresses(r.optionalArray("addresses"), "\(el).addresses"),
             vxlanPort: UInt16(try r.optionalInteger("vxlanPort", in: 1...65535) ?? Int64(VXLAN.defaultUDPPort)),
             mtu: Int(try r.optionalInteger("mtu", in: 68...65535) ?? 1500))
+        p.bfdAddresses = try addresses(r.optionalArray("bfdAddresses"), "\(el).bfdAddresses")
         try r.rejectUnknownKeys()
         return p
     }

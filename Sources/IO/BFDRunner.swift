@@ -12,6 +12,7 @@ final class BFDRunner {
     /// What identifies a session on this host.
     struct Key: Hashable, Sendable {
         var port: Int
+        var vlan: UInt16?
         var local: IPAddress
         var peer: IPAddress
     }
@@ -33,6 +34,8 @@ final class BFDRunner {
         var nextHops: [String]
         var badTTL: UInt64 = 0
         var txRingFull: UInt64 = 0
+        /// Set once no next hop asks for the session: it says AdminDown until then, and is removed after.
+        var retireAt: UInt64?
     }
 
     /// One state change, for Protection (next-hop liveness) and the event log.
@@ -66,16 +69,19 @@ final class BFDRunner {
     func entry(_ key: Key) -> Entry? { index[key].map { entries[$0] } }
 
     /// Takes the sessions the next hops ask for now: kept ones keep their state and discriminators (new timers
-    /// start a Poll Sequence while Up), new ones start Down, others stop (silently: the peer sees its detection
-    /// time expire, as for any session removed by configuration without AdminDown).
+    /// start a Poll Sequence while Up), new ones start Down. One no next hop asks for any more goes AdminDown
+    /// (diagnostic 7) and keeps saying so for a few seconds before it is removed (RFC 5880 §6.8.16), so the peer
+    /// takes it for a decision, not a failure.
     func adopt(_ requests: [Request], nextHops: [Key: [String]], now: UInt64) {
         var old: [Key: Entry] = [:]
         for e in entries { old[e.key] = e }
         var kept: [Entry] = []
-        usedPorts = Set(requests.compactMap { old[$0.key]?.path.sourcePort })
+        let wanted = Set(requests.map(\.key))
+        usedPorts = Set(entries.map(\.path.sourcePort))
         for (n, r) in requests.enumerated() {
             if var e = old[r.key] {
                 e.path.sourceMAC = r.sourceMAC; e.path.destinationMAC = r.destinationMAC; e.path.vlan = r.vlan
+                if e.retireAt != nil { e.retireAt = nil; e.session.enable(now: now) }
                 e.session.reconfigure(r.timers, now: now)
                 e.nextHops = nextHops[r.key] ?? []
                 kept.append(e)
@@ -89,15 +95,27 @@ final class BFDRunner {
                               session: BFDSession(localDiscriminator: d, timers: r.timers, now: now, seed: UInt64(d) &* 31 &+ UInt64(n)),
                               worker: n % max(channels.count, 1), nextHops: nextHops[r.key] ?? []))
         }
+        for var e in entries where !wanted.contains(e.key) {
+            if e.retireAt == nil {
+                e.session.disable(now: now)
+                e.retireAt = now + 3 * max(UInt64(e.session.detectionTimeUs) * 1000, 1_000_000_000)
+                e.nextHops = []
+            }
+            kept.append(e)
+        }
         entries = kept
+        reindex()
+        let smallest = entries.filter { $0.retireAt == nil }.map { Int($0.session.timers.desiredMinTxUs / 1000) }.min() ?? 100
+        for c in channels { c.pollTimeoutMs.store(Int32(max(1, min(100, smallest))), ordering: .relaxed) }
+    }
+
+    private func reindex() {
         index = [:]
         byDiscriminator = [:]
         for (i, e) in entries.enumerated() {
             index[e.key] = i
             byDiscriminator[e.session.localDiscriminator] = i
         }
-        let smallest = entries.map { Int($0.session.timers.desiredMinTxUs / 1000) }.min() ?? 100
-        for c in channels { c.pollTimeoutMs.store(Int32(max(1, min(100, smallest))), ordering: .relaxed) }
     }
 
     private func freeSourcePort() -> UInt16 {
@@ -115,13 +133,21 @@ final class BFDRunner {
     }
 
     /// The earliest time a session needs the thread (nil: none).
-    var nextDeadline: UInt64? { entries.map(\.session.nextDeadline).min() }
+    var nextDeadline: UInt64? {
+        let d = entries.map(\.session.nextDeadline).min()
+        let r = entries.compactMap(\.retireAt).min()
+        switch (d, r) { case let (a?, b?): return min(a, b); default: return d ?? r }
+    }
 
     /// Reads every punted frame, checks its detection timers and sends what is due. Returns the state changes.
     func run(now: UInt64) -> [Change] {
         var changes: [Change] = []
         for c in channels {
             while c.punted.pop({ port, bytes in receive(port: port, bytes: bytes, now: now, into: &changes) }) {}
+        }
+        if entries.contains(where: { $0.retireAt.map { $0 <= now } ?? false }) {
+            entries.removeAll { $0.retireAt.map { $0 <= now } ?? false }
+            reindex()
         }
         for i in entries.indices {
             if let t = entries[i].session.expire(now: now) {
@@ -134,7 +160,8 @@ final class BFDRunner {
 
     /// The last packets before the forwarding plane stops: every session says Down, Forwarding Plane Reset.
     func goodbye(now: UInt64) {
-        for i in entries.indices where entries[i].session.state != .down || entries[i].session.remoteDiscriminator != 0 {
+        for i in entries.indices where entries[i].retireAt == nil
+            && (entries[i].session.state != .down || entries[i].session.remoteDiscriminator != 0) {
             let p = entries[i].session.goodbye(now: now)
             send(i, p)
         }
@@ -164,7 +191,7 @@ final class BFDRunner {
             found = byDiscriminator[packet.yourDiscriminator]
             if found == nil { rejects[.unknownYourDiscriminator, default: 0] &+= 1; return }
         } else {
-            found = index[Key(port: port, local: datagram.destination, peer: datagram.source)]
+            found = index[Key(port: port, vlan: datagram.vlan, local: datagram.destination, peer: datagram.source)]
         }
         guard let i = found, entries[i].key.port == port, entries[i].key.peer == datagram.source else {
             noSession &+= 1

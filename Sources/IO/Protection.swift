@@ -102,6 +102,8 @@ public final class Protection: @unchecked Sendable {
         var hop: NextHop
         var down: Bool
         var bfdKey: BFDRunner.Key?
+        /// Its BFD session has been Up since this next hop asked for it (later returns wait the hold-down).
+        var bfdWasUp = false
         var revertAt: UInt64?
         var changedAt: UInt64
         var downs: UInt64 = 0
@@ -227,6 +229,8 @@ public final class Protection: @unchecked Sendable {
         thread = nil
         if goodbye {
             for _ in 0..<200 where !channels.allSatisfy({ $0.outgoing.isEmpty }) { usleep(1000) }
+            // Taken off the rings is not yet sent in zero-copy mode: give the NIC a moment.
+            usleep(5000)
         }
     }
 
@@ -405,7 +409,7 @@ public final class Protection: @unchecked Sendable {
         var order: [BFDRunner.Key] = []
         for hop in table {
             guard let b = hop.bfd else { continue }
-            let key = BFDRunner.Key(port: hop.port, local: b.local, peer: b.peer)
+            let key = BFDRunner.Key(port: hop.port, vlan: b.vlan, local: b.local, peer: b.peer)
             users[key, default: []].append(hop.name)
             if var r = requests[key] {
                 // Shared by several next hops: the fastest timers asked for.
@@ -423,12 +427,17 @@ public final class Protection: @unchecked Sendable {
         var old: [String: Tracked] = [:]
         for t in hops { old[t.hop.name] = t }
         hops = table.map { hop in
-            let key = hop.bfd.map { BFDRunner.Key(port: hop.port, local: $0.local, peer: $0.peer) }
+            let key = hop.bfd.map { BFDRunner.Key(port: hop.port, vlan: $0.vlan, local: $0.local, peer: $0.peer) }
             if var t = old[hop.name], t.hop.port == hop.port {
                 t.hop = hop
+                if t.bfdKey != key { t.bfdWasUp = false }
                 t.bfdKey = key
                 if !t.down && shouldBeDown(t) {
+                    // BFD added to a next hop in use: down until its session comes up.
                     t.down = true; t.changedAt = now; t.downs &+= 1; t.revertAt = nil
+                    out.append(Event(kind: .nextHop, name: hop.name, state: stateName(t),
+                                     reason: "BFD session to \(hop.bfd.map { "\($0.peer)" } ?? "?") not up yet",
+                                     receivedNs: 0, storedNs: now, byBFD: true))
                 } else if t.down && !shouldBeDown(t) {
                     // Still down on a port that is up: unprotected now, it comes back at once; protected, it waits
                     // for the hold-down (a pending one is kept).
@@ -471,14 +480,15 @@ public final class Protection: @unchecked Sendable {
                     hops[i].revertAt = nil
                     set(i, down: true, received: now, reason: reason, byBFD: true, into: &out)
                 } else if hops[i].down && !shouldBeDown(hops[i]) {
-                    // A session's first Up brings its next hops in at once; later ones wait the hold-down, as a
-                    // port coming back does (protected next hops only).
-                    if hops[i].hop.isProtected && c.session.ups > 1 {
+                    // The first Up since a next hop asked for the session brings it in at once; later ones wait
+                    // the hold-down, as a port coming back does (protected next hops only).
+                    if hops[i].hop.isProtected && hops[i].bfdWasUp {
                         hops[i].revertAt = holdDownNs > 0 ? now + holdDownNs : nil
                     } else {
                         set(i, down: false, received: now, reason: reason, byBFD: true, into: &out)
                     }
                 }
+                if t.to == .up { hops[i].bfdWasUp = true }
             }
         }
     }

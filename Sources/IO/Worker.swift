@@ -39,6 +39,9 @@ public final class Worker: @unchecked Sendable {
     let portCount: Int
     let fillSize: UInt32
     let inflightCap: UInt32
+    /// Forwarded frames stop at this many in flight per port; the rest of `inflightCap` is kept for BFD, so an
+    /// overloaded port still carries the frames that say it is alive.
+    let dataInflightCap: UInt32
     let waitMode: WaitMode
     let isCopyMode: Bool
 
@@ -90,6 +93,7 @@ public final class Worker: @unchecked Sendable {
         self.sockets = .allocate(capacity: portCount)
         self.sockets.initialize(from: sockets, count: portCount)
         self.fillSize = fillSize; self.inflightCap = inflightCap; self.waitMode = waitMode
+        dataInflightCap = inflightCap > 32 ? inflightCap - 8 : inflightCap
         isCopyMode = sockets.contains { $0.pointee.zerocopy == 0 }
         let frames = Int(umem.pointee.frame_count)
         pool = .allocate(capacity: frames)
@@ -213,7 +217,7 @@ public final class Worker: @unchecked Sendable {
                 continue
             }
             let e = Int(f.egress.rawValue)
-            if inflight[e] &+ pending[e] >= inflightCap { io[e].txInflightCap &+= 1; release(base); continue }
+            if inflight[e] &+ pending[e] >= dataInflightCap { io[e].txInflightCap &+= 1; release(base); continue }
             let out = sockets[e]
             var tx: UInt32 = 0
             if mg_tx_reserve(out, 1, &tx) == 0 { io[e].txRingFull &+= 1; release(base); continue }
@@ -257,6 +261,7 @@ public final class Worker: @unchecked Sendable {
 
     private func sendControlFrame(_ p: Int, _ bytes: UnsafeRawBufferPointer) {
         guard p < portCount else { return }
+        reapCompletions(p)
         guard portLive[p] != 0, poolCount > 0, inflight[p] < inflightCap,
               bytes.count <= Int(chunkMask) + 1 - Frame.headroom else {
             io[p].controlTxDropped &+= 1

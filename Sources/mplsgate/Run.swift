@@ -91,7 +91,7 @@ func runAgent(_ o: RunCommand) -> Never {
         agent = try Agent(
             ports: config.ports.map { p in
                 AgentPortConfig(name: p.name, interface: p.interface, role: p.role, mac: p.mac, vxlanPort: p.vxlanPort,
-                                match: p.role == .dc ? p.vteps : p.addresses)
+                                match: p.role == .dc ? p.vteps : p.role == .core ? p.bfdAddresses : p.addresses)
             },
             cell: cell, qsbr: qsbr, entryCapacity: engine.tables.maxActions, options: options)
     } catch {

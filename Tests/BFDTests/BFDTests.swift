@@ -223,3 +223,33 @@ let fast = BFDTimers(desiredMinTxUs: 100_000, requiredMinRxUs: 100_000, multipli
         }
     }
 }
+
+@Suite struct BFDSessionLifecycleTests {
+    /// RFC 5882 §3.2 covers a session that was Up: AdminDown during Init proves nothing, so it is a plain Down.
+    @Test func adminDownBeforeUpIsNotExempt() {
+        var s = BFDSession(localDiscriminator: 5, timers: fast, now: 0, seed: 3)
+        var p = BFDControlPacket()
+        p.state = .down
+        p.myDiscriminator = 9
+        #expect(s.receive(p, now: 1_000)?.to == .initializing)
+        p.state = .adminDown
+        p.yourDiscriminator = 5
+        let t = s.receive(p, now: 2_000)
+        #expect(t?.to == .down && t?.byRemoteAdminDown == false && !s.downByRemoteAdminDown)
+    }
+
+    /// Taken out of service: AdminDown, diagnostic 7, still sent (slowly); back in service: Down, starting over.
+    @Test func disableSaysAdminDownAndEnableStartsOver() {
+        var pair = Pair(a: fast, b: fast)
+        pair.run(ms: 4000)
+        pair.a.disable(now: pair.now)
+        let p = pair.a.packetDue(now: pair.now + 2_000_000_000)
+        #expect(p?.state == .adminDown && p?.diagnostic == .administrativelyDown)
+        let t = pair.b.receive(p!, now: pair.now)
+        #expect(t?.to == .down && t?.byRemoteAdminDown == true)
+        pair.a.enable(now: pair.now)
+        #expect(pair.a.state == .down)
+        pair.run(ms: 4000)
+        #expect(pair.a.state == .up && pair.b.state == .up)
+    }
+}

@@ -50,14 +50,14 @@ import ControlServer
     /// BFD on a next hop: core ports only, addresses of one family, the local one the port's; the document and the
     /// apply paths refuse alike, and a good one round-trips through the codec.
     static let bfdConfig = """
-        {"version":1,"ports":[{"name":"core0","mac":"02:00:00:00:00:01","role":"core","addresses":["10.1.0.1","fe80::1"]},
+        {"version":1,"ports":[{"name":"core0","mac":"02:00:00:00:00:01","role":"core","bfdAddresses":["10.1.0.1","fe80::1"]},
           {"name":"core1","mac":"02:00:00:00:00:02","role":"core"},
           {"name":"dc0","mac":"02:00:00:00:00:03","role":"dc","vteps":["192.0.2.1"]}]}
         """
     @Test(arguments: [
         (#""port":"dc0","bfd":{"peer":"10.1.0.2"}"#, "core ports only"),
         (#""port":"core1","bfd":{"peer":"10.1.0.2"}"#, "no IPv4 address"),
-        (#""port":"core0","bfd":{"peer":"10.1.0.2","local":"10.1.0.9"}"#, "not one of port core0's addresses"),
+        (#""port":"core0","bfd":{"peer":"10.1.0.2","local":"10.1.0.9"}"#, "not one of port core0's bfdAddresses"),
         (#""port":"core0","bfd":{"peer":"10.1.0.2","local":"fe80::1"}"#, "different families"),
         (#""port":"core0","bfd":{"peer":"10.1.0.1"}"#, "the same address"),
         (#""port":"core0","bfd":{"peer":"224.0.0.5"}"#, "not a unicast"),

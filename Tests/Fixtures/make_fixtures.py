@@ -217,7 +217,7 @@ for port in ("dc0", "vrf0"):
     drop(f"labeled frame on {port} (MPLS not enabled)", port, on(port, L(100, ttl=9, s=1) / payload), "mplsNotEnabled")
 drop("ARP on a core port is for the host", "core0", on("core0", ARP(pdst="192.0.2.1")), "notForUs")
 drop("IPv4 on a core port is for the host", "core0", on("core0", ip4()), "notForUs")
-# BFD (RFC 5881) to core0's addresses (examples/config.json): control, for the agent's protection thread.
+# BFD (RFC 5881) to core0's bfdAddresses (examples/config.json): control, for the agent's protection thread.
 drop("BFD: IPv4 control packet on a core port", "core0",
      on("core0", IP(src="10.255.0.2", dst="10.255.0.1", ttl=255, tos=0xC0) / UDP(sport=49152, dport=3784)
         / BFD(sta=1, detect_mult=3, my_discriminator=7, your_discriminator=0)), "control")

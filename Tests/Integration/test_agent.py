@@ -48,7 +48,7 @@ def steered(port, frame):
         return False
     if role == "core":
         # BFD control (UDP to 3784) addressed to one of the port's addresses; the rest is the host's.
-        ours = [ipaddress.ip_address(a) for a in port.get("addresses", [])]
+        ours = [ipaddress.ip_address(a) for a in port.get("bfdAddresses", [])]
         if etype == 0x0800 and len(bytes(payload)) >= 20:
             ip = IP(bytes(payload))
             return (ip.proto == 17 and ip.frag == 0 and ip.flags.MF == 0 and ip.ihl >= 5

@@ -87,7 +87,7 @@ class Lab(tp.Lab):
             for p, i in PORTS[name]:
                 port = {"name": p, "interface": i, "mac": MAC[i], "role": "core"}
                 if i in ADDR:
-                    port["addresses"] = [ADDR[i]]
+                    port["bfdAddresses"] = [ADDR[i]]
                 ports.append(port)
             json.dump({"version": 1, "ports": ports}, open(cfg, "w"))
             path = os.path.join(tmp, f"{name}-fib.json")
@@ -327,6 +327,22 @@ def case_d(lab, tmp):
           "(d) AdminDown is not a path failure: the next hop to FRR stays up (RFC 5882 §3.2)")
     frr.configure("no shutdown")
     check(lab.settled(names=("pe1",), timeout=15), "(d) no shutdown: up again")
+
+    # A commit that removes the next hop takes its session out of service: AdminDown (diagnostic 7), which FRR
+    # shows as the peer's administrative down, not a failure; adding it back brings the session up again.
+    spec = next(n for n in json.load(open(os.path.join(tmp, "pe1-fib.json")))["nextHops"] if n["name"] == "to-frr")
+    lab.rpc["pe1"].result("apply", {"operations": [{"op": "delete", "kind": "nextHop", "key": "to-frr"}]})
+    deadline = time.time() + 3
+    while time.time() < deadline:
+        peer = frr.peer()
+        if peer.get("status") == "down":
+            break
+        time.sleep(0.05)
+    check(peer.get("status") == "down" and peer.get("remote-diagnostic") == "administratively down",
+          f"(d) next hop deleted: FRR's session {peer.get('status')}, remote diagnostic '{peer.get('remote-diagnostic')}'")
+    lab.rpc["pe1"].result("apply", {"operations": [{"op": "add", "kind": "nextHop", "entry": spec}]})
+    check(lab.settled(names=("pe1",), timeout=15) and frr.peer().get("status") == "up",
+          "(d) next hop added back: the session is up again on both sides")
 
     # Stopping the agent: FRR sees Down, Forwarding Plane Reset, at once (not a detection timeout).
     t0 = time.monotonic()

@@ -581,6 +581,23 @@ static inline int vxlan_input(struct mg_c_frame *f, uint8_t *b, int ip, int end,
     return forward(f, b, start, payload_end, 0x8847, a->target, hash, fib);
 }
 
+/* IP on a core port, as Pipeline.controlInput: BFD (UDP to 3784) is control, the rest the host's. */
+static int control_input(const uint8_t *b, int ip, int end, int is6)
+{
+    int udp;
+    if (is6) {
+        if (end - ip < 48 || u8(b, ip + 6) != 17) return DROP(MG_NOT_FOR_US);
+        udp = ip + 40;
+    } else {
+        if (end - ip < 20) return DROP(MG_NOT_FOR_US);
+        int ihl = (u8(b, ip) & 0x0F) << 2;
+        if (ihl < 20 || u8(b, ip + 9) != 17 || (be16(b, ip + 6) & 0x3FFF)) return DROP(MG_NOT_FOR_US);
+        udp = ip + ihl;
+        if (end - udp < 8) return DROP(MG_NOT_FOR_US);
+    }
+    return be16(b, udp + 2) == 3784 ? DROP(MG_CONTROL) : DROP(MG_NOT_FOR_US);
+}
+
 static inline int classify(struct mg_c_frame *f, fib_t *fib, counters_t *c)
 {
     uint8_t *b = f->buffer;
@@ -609,23 +626,6 @@ static inline int classify(struct mg_c_frame *f, fib_t *fib, counters_t *c)
     default:
         return DROP(MG_NOT_FOR_US);
     }
-}
-
-/* IP on a core port, as Pipeline.controlInput: BFD (UDP to 3784) is control, the rest the host's. */
-static int control_input(const uint8_t *b, int ip, int end, int is6)
-{
-    int udp;
-    if (is6) {
-        if (end - ip < 48 || u8(b, ip + 6) != 17) return DROP(MG_NOT_FOR_US);
-        udp = ip + 40;
-    } else {
-        if (end - ip < 20) return DROP(MG_NOT_FOR_US);
-        int ihl = (u8(b, ip) & 0x0F) << 2;
-        if (ihl < 20 || u8(b, ip + 9) != 17 || (be16(b, ip + 6) & 0x3FFF)) return DROP(MG_NOT_FOR_US);
-        udp = ip + ihl;
-        if (end - udp < 8) return DROP(MG_NOT_FOR_US);
-    }
-    return be16(b, udp + 2) == 3784 ? DROP(MG_CONTROL) : DROP(MG_NOT_FOR_US);
 }
 
 /* One frame, as Pipeline.processFrame. */

@@ -16,6 +16,10 @@ let package = Package(
         // the library product stay dependency-free, so the fuzz targets and Benchmarks/ do not build these.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // /metrics of the live agent only (the MetricsEndpoint module): NIOHTTP1 serves it, swift-prometheus keeps what the
+        // agent measures itself (commit latency, control requests). Nothing in the library product sees them.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Header layouts, field accessors, label / VNI newtypes, checksums. Imports nothing.
@@ -51,12 +55,17 @@ let package = Package(
         // `struct bpf_insn` collide in one Clang module graph, so pcap and AF_XDP live in separate modules, each
         // importing its shim `internal`ly.)
         .target(name: "IO", dependencies: ["CXDP", "CControlSocket", "Dataplane", "FIB", "Wire", "BFD"], plugins: ["BPFObject"]),
+        // The agent's Prometheus endpoint: an HTTP server (SwiftNIO) and the text-format writer.
+        .target(name: "MetricsEndpoint", dependencies: [.product(name: "NIOCore", package: "swift-nio"),
+                                                .product(name: "NIOPosix", package: "swift-nio"),
+                                                .product(name: "NIOHTTP1", package: "swift-nio")]),
         // What the three command lines share: exit-status rules, --log-level and our log line format.
         .target(name: "CLISupport", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                    .product(name: "Logging", package: "swift-log")]),
         // The agent: run (live), replay (offline), check.
         .executableTarget(name: "mplsgate", dependencies: ["Wire", "BFD", "FIB", "Dataplane", "Control", "ControlServer", "Capture", "IO",
-                                                          "CControlSocket", "CLISupport",
+                                                          "CControlSocket", "CLISupport", "MetricsEndpoint",
+                                                          .product(name: "Prometheus", package: "swift-prometheus"),
                                                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                           .product(name: "Logging", package: "swift-log")]),
         // libFuzzer target for the control request decoder (scripts/fuzz.sh builds it with --sanitize=fuzzer).
@@ -73,6 +82,7 @@ let package = Package(
 
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "BFDTests", dependencies: ["BFD", "Wire"]),
+        .testTarget(name: "MetricsEndpointTests", dependencies: ["MetricsEndpoint"]),
         .testTarget(name: "DataplaneTests", dependencies: ["Wire", "FIB", "Dataplane", "Control", "ControlServer"]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "ControlServer", "Wire"]),
         .testTarget(name: "ReplayTests", dependencies: ["Capture", "Dataplane", "Control", "ControlServer"]),

@@ -20,6 +20,8 @@ PACKAGES=(
   iputils-ping     # integration tests: the host stack stays reachable while the agent forwards
   libcap2-bin      # integration tests: capsh drops capabilities to check the memlock error
   frr              # integration tests: FRR's bfdd and zebra, the BFD interop peer
+  prometheus       # integration tests: a real Prometheus scrapes /metrics; promtool checks scrapes and deploy/ rules
+  curl             # integration tests: HTTP requests to /metrics and Prometheus' API inside a namespace
 )
 
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -61,6 +63,8 @@ try: socket.socket(44, socket.SOCK_RAW).close()
 except PermissionError: pass  # present, but needs CAP_NET_RAW"
 need "unshare, prlimit (the restricted test runs)" "apt-get install util-linux" sh -c "command -v unshare && command -v prlimit"
 need "FRR's bfdd (the BFD interop test)" "apt-get install frr" test -x /usr/lib/frr/bfdd
+need "prometheus and promtool (the metrics test and the alert rules)" "apt-get install prometheus" \
+  sh -c "command -v prometheus && command -v promtool"
 need "capsh (the restricted test runs drop capabilities)" "apt-get install libcap2-bin" command -v capsh
 if [ "$(id -u)" -eq 0 ]; then
   ns="mgsetup-$$"

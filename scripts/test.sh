@@ -45,6 +45,12 @@ MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integra
 echo "== integration: BFD in the forwarding path, silent failures under 10,000 frames/s, interop with FRR (root)"
 MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_bfd.py
 
+echo "== integration: /metrics scraped by a real Prometheus, promtool, counters under churn (root)"
+MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_metrics.py
+
+echo "== deploy/prometheus: the scrape config and alert rules (promtool check and test rules)"
+(cd deploy/prometheus && promtool check config prometheus.yml && promtool test rules mplsgate.rules.test.yml)
+
 echo "== control-plane benchmark smoke pass (20,000 entries; no timing assertions)"
 MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Benchmarks/control/program.py 20000 5000
 

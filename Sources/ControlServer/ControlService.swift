@@ -74,6 +74,42 @@ public final class ControlService: RPCHandler {
     }
     /// Where the service's log events go (the agent's logger); nil: nowhere. Called on the control thread only.
     public var log: ((LogEvent) -> Void)?
+    /// What the agent measures of the socket for /metrics: every request (method, ok or error) and every commit's
+    /// duration (seconds). Called on the control thread.
+    public var observeRequest: ((_ method: String, _ ok: Bool) -> Void)?
+    public var observeCommit: ((_ seconds: Double) -> Void)?
+    /// Called at the end of every `tick()` (the control loop's turn): where the agent hands state to /metrics.
+    public var afterTick: (() -> Void)?
+
+    /// The control state /metrics reports, read on the control thread.
+    public struct MetricsState: Sendable {
+        public var generation: UInt64 = 0
+        public var entries: [(kind: String, count: Int)] = []
+        public var durableGeneration: UInt64?
+        public var stateFileFailures: UInt64 = 0
+        public var stateFileFailing = false
+        public var resyncOpen = false
+        public var subscribers = 0
+        public init() {}
+    }
+
+    public func metricsState() -> MetricsState {
+        var m = MetricsState()
+        let c = engine.counts
+        m.generation = engine.generation
+        m.entries = [("nextHop", c.nextHops), ("ecmpGroup", c.groups), ("ilm", c.ilm), ("vni", c.vni), ("ftn", c.ftn)]
+        if let w = stateWriter {
+            m.durableGeneration = w.durableGeneration
+            m.stateFileFailures = UInt64(w.failures)
+            m.stateFileFailing = w.lastError != nil
+        }
+        m.resyncOpen = resync != nil
+        m.subscribers = subscribers.count
+        return m
+    }
+
+    /// The method label of a request: a method of the protocol, or "unknown" (bounded, whatever clients send).
+    static func methodLabel(_ m: String) -> String { parameters[m] != nil ? m : "unknown" }
     /// Whether the request being dispatched has an id (a notification gets no reply, so nothing is deferred for it).
     var replying = true
 
@@ -160,6 +196,9 @@ public final class ControlService: RPCHandler {
         }
         replying = id != nil
         let outcome = dispatch(method, params, client, replyID)
+        if let o = observeRequest {
+            if case .failure = outcome { o(ControlService.methodLabel(method), false) } else { o(ControlService.methodLabel(method), true) }
+        }
         guard id != nil else { return }   // a notification: no reply
         switch outcome {
         case .result(let r):
@@ -179,6 +218,11 @@ public final class ControlService: RPCHandler {
     }
 
     public func tick() {
+        tickBody()
+        afterTick?()
+    }
+
+    private func tickBody() {
         let now = ControlService.now()
         if let r = resync, now - r.lastActivity > ControlService.resyncIdleSeconds { resync = nil; resyncsAbandoned += 1 }
         if var t = trace {
@@ -438,6 +482,7 @@ public final class ControlService: RPCHandler {
             if before[k] == nil { before[k] = engine.entry(k).map(ControlService.hash) ?? 0 }
         }
         let g: UInt64
+        let started = ControlService.now()
         do { g = try engine.apply(changes, expectedGeneration: expected, elementName: names) } catch {
             throw ControlService.failure(error)
         }
@@ -449,6 +494,7 @@ public final class ControlService: RPCHandler {
         dataplane?.fibCommitted()
         stateWriter?.submit(engine.intent())
         notify(.object([("type", .string("generation")), ("generation", num(g)), ("digest", .string(digestText))]))
+        observeCommit?(ControlService.now() - started)
         return g
     }
 

@@ -349,6 +349,10 @@ public final class Agent: @unchecked Sendable {
         return r
     }
 
+    /// Each worker's loop counters (racing with their single writers): a worker whose `loops` stops growing is stalled
+    /// (a poll worker loops at least every 100 ms even when idle).
+    public func workerLoops() -> [WorkerLoopCounters] { workers.map { $0.loop.pointee } }
+
     /// One action slot's packets and bytes summed over the workers (racing with their single writers).
     public func entryCounters(slot: Int) -> (packets: UInt64, bytes: UInt64) {
         var p: UInt64 = 0, b: UInt64 = 0

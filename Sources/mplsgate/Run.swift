@@ -10,6 +10,7 @@ import Wire
 import CControlSocket
 import CLISupport
 import Logging
+import MetricsEndpoint
 
 /// `mplsgate run`: the live agent. Logs go through swift-log (`LineLogHandler`: `mplsgate: MESSAGE key=value…` on
 /// standard error); only this thread logs: workers report through counters and events.
@@ -136,6 +137,23 @@ func runAgent(_ o: RunCommand) -> Never {
         fail(error.description)
     }
     server.handler = service
+    // /metrics (docs/metrics.md): rendered at scrape time on the metrics server's own thread.
+    var metricsServer: MetricsServer?
+    if let endpoint = o.metricsEndpoint {
+        let metrics = AgentMetrics(agent: agent, protection: protection, portNames: config.ports.map(\.name),
+                                   entryKinds: o.metricsEntryKinds)
+        service.observeRequest = { metrics.request(method: $0, ok: $1) }
+        service.observeCommit = { metrics.commitSeconds.record($0) }
+        service.afterTick = { metrics.publish(service, engine: engine) }
+        metrics.publish(service, engine: engine)
+        do {
+            metricsServer = try MetricsServer(host: endpoint.host, port: endpoint.port) { metrics.render() }
+        } catch {
+            agent.stop()
+            fail(error.description)
+        }
+        log.info("metrics at http://\(metricsServer!.boundAddress)/metrics")
+    }
     var stopping = false
     server.watch(fd: signals.fd) {
         while let sig = signals.next() {
@@ -167,6 +185,7 @@ func runAgent(_ o: RunCommand) -> Never {
     _ = mg_sd_notify("STOPPING=1")
 
     server.shutdown()
+    metricsServer?.stop()
     // BFD sessions say Down (Forwarding Plane Reset) through the workers, then the workers stop.
     protection.stop(goodbye: true)
     let report = agent.report()

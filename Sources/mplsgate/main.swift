@@ -89,7 +89,35 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Seconds a protected next hop stays on its backup after its link comes back (each flap restarts it); 0: not revertive.",
                                valueName: "S"))
     var holdDown: Double = 2
+    @Option(help: ArgumentHelp("Serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9417 or [::1]:9417; a management address, not 0.0.0.0).",
+                               valueName: "ADDRESS:PORT"))
+    var metrics: String?
+    @Option(help: ArgumentHelp("Also export per-entry packet and byte counters of these kinds, comma-separated (ilm, vni, ftn): one series per entry.",
+                               valueName: "KINDS"))
+    var metricsEntries: String?
     @OptionGroup var log: LogOptions
+
+    /// Parsed --metrics: (host, port), nil when not given.
+    var metricsEndpoint: (host: String, port: Int)? {
+        guard let m = metrics else { return nil }
+        var host: Substring
+        var port: Substring
+        if m.hasPrefix("[") {
+            guard let close = m.firstIndex(of: "]"), m[m.index(after: close)...].hasPrefix(":") else { return ("", -1) }
+            host = m[m.index(after: m.startIndex)..<close]
+            port = m[m.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = m.lastIndex(of: ":"), !m[..<colon].contains(":") else { return ("", -1) }
+            host = m[..<colon]
+            port = m[m.index(after: colon)...]
+        }
+        guard !host.isEmpty, let p = Int(port), (0...65535).contains(p) else { return ("", -1) }
+        return (String(host), p)
+    }
+
+    var metricsEntryKinds: [String] {
+        (metricsEntries ?? "").split(separator: ",").map { String($0.filter { $0 != " " }) }
+    }
 
     /// Parsed --cpus: nil (default placement), [] (not pinned) or the list.
     var cpuList: [Int]? {
@@ -122,6 +150,13 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--instance \(instance): letters, digits, - and _ only")
         }
         if RunCommand.ids(allowUid) == nil { throw ValidationError("--allow-uid \(allowUid!): expected comma-separated numeric ids") }
+        if let e = metricsEndpoint, e.port < 0 {
+            throw ValidationError("--metrics \(metrics!): expected ADDRESS:PORT, e.g. 127.0.0.1:9417 or [::1]:9417")
+        }
+        if metricsEntries != nil && metrics == nil { throw ValidationError("--metrics-entries needs --metrics") }
+        for k in metricsEntryKinds where !["ilm", "vni", "ftn"].contains(k) {
+            throw ValidationError("--metrics-entries: \"\(k)\" is not ilm, vni or ftn")
+        }
         if RunCommand.ids(allowGid) == nil { throw ValidationError("--allow-gid \(allowGid!): expected comma-separated numeric ids") }
     }
 

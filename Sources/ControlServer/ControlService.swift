@@ -146,6 +146,9 @@ public final class ControlService: RPCHandler {
     // MARK: RPCHandler
 
     public func handle(line: ArraySlice<UInt8>, from client: RPCClient) {
+        var counted = false
+        // A request that never reaches a method (bad JSON, bad envelope) counts as method "invalid", an error.
+        defer { if !counted { observeRequest?("invalid", false) } }
         let value: JSONValue
         do { value = try JSONParser.parse(Array(line)) } catch {
             client.send(RPCError.line(id: .null, code: RPCError.parseError, message: "parse error: \(error.description)"))
@@ -196,6 +199,7 @@ public final class ControlService: RPCHandler {
         }
         replying = id != nil
         let outcome = dispatch(method, params, client, replyID)
+        counted = true
         if let o = observeRequest {
             if case .failure = outcome { o(ControlService.methodLabel(method), false) } else { o(ControlService.methodLabel(method), true) }
         }

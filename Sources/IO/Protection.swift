@@ -248,7 +248,7 @@ public final class Protection: @unchecked Sendable {
         _ = write(wakeWriteFD, &one, 1)
     }
 
-    /// The switches since the last call, oldest first (control thread).
+    /// The switches since the last call, oldest first (control thread: it takes them).
     public func takeEvents() -> [Event] {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
@@ -257,17 +257,17 @@ public final class Protection: @unchecked Sendable {
         return e
     }
 
-    /// Every next hop's state now (control thread).
+    /// Every next hop's state now (any thread: a copy taken under the mutex).
     public func statuses() -> [Status] {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         return status
     }
 
-    /// Whether port `i` is up (control thread).
+    /// Whether port `i` is up (any thread: one byte the protection thread stores).
     public func portIsUp(_ i: Int) -> Bool { portLive[i] != 0 }
 
-    /// Every BFD session now, and the discards that found no session (control thread).
+    /// Every BFD session now, and the discards that found no session (any thread: a copy taken under the mutex).
     public func bfdSessions() -> (sessions: [BFDStatus], discards: BFDDiscards) {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }

@@ -1,12 +1,18 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// Serves `GET /metrics` over HTTP/1.1 with SwiftNIO (NIOHTTP1 parses; nothing here parses HTTP) on one event-loop
 /// thread of its own. The body is rendered at scrape time by `render`, on that thread: it must read counters
 /// without locks and never wait for the control thread or a worker.
 public final class MetricsServer: Sendable {
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+    /// Connections open at once; more are closed on accept (the agent's file descriptors are shared with the
+    /// control socket and the state file).
+    public static let maxConnections = 16
+    /// A connection idle this long is closed.
+    public static let idleSeconds: Int64 = 30
 
     private let group: MultiThreadedEventLoopGroup
     private let channel: Channel
@@ -20,11 +26,16 @@ public final class MetricsServer: Sendable {
     /// Binds `host:port` and starts serving.
     public init(host: String, port: Int, render: @escaping @Sendable () -> [UInt8]) throws(Failure) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let open = ConnectionCount()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard open.enter() else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in open.leave() }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        IdleStateHandler(allTimeout: .seconds(MetricsServer.idleSeconds)))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(MetricsHandler(render: render))
                 }
@@ -37,7 +48,8 @@ public final class MetricsServer: Sendable {
             throw Failure(description: "--metrics \(host):\(port): cannot listen: \(error)")
         }
         self.group = group
-        boundAddress = channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? "\(host):\(port)"
+        let ip = channel.localAddress?.ipAddress ?? host
+        boundAddress = (ip.contains(":") ? "[\(ip)]" : ip) + ":\(channel.localAddress?.port ?? port)"
     }
 
     /// Stops listening and joins the thread.
@@ -45,6 +57,16 @@ public final class MetricsServer: Sendable {
         try? channel.close().wait()
         try? group.syncShutdownGracefully()
     }
+}
+
+/// Connections open now, against `MetricsServer.maxConnections`.
+final class ConnectionCount: Sendable {
+    private let n = Atomic<Int>(0)
+    func enter() -> Bool {
+        if n.add(1, ordering: .relaxed).newValue > MetricsServer.maxConnections { n.subtract(1, ordering: .relaxed); return false }
+        return true
+    }
+    func leave() { n.subtract(1, ordering: .relaxed) }
 }
 
 /// One connection: a request head and end make one response; anything but GET or HEAD of /metrics is refused.
@@ -67,6 +89,12 @@ final class MetricsHandler: ChannelInboundHandler, RemovableChannelHandler {
             respond(context: context, to: h)
         }
     }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
 
     private func respond(context: ChannelHandlerContext, to request: HTTPRequestHead) {
         let path = request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.uri
@@ -91,6 +119,7 @@ final class MetricsHandler: ChannelInboundHandler, RemovableChannelHandler {
         if status == .methodNotAllowed { headers.add(name: "Allow", value: "GET, HEAD") }
         let keepAlive = request.isKeepAlive
         if !keepAlive { headers.add(name: "Connection", value: "close") }
+        else if request.version.major == 1 && request.version.minor == 0 { headers.add(name: "Connection", value: "keep-alive") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
                       promise: nil)
         if request.method != .HEAD {

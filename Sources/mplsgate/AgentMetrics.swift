@@ -31,6 +31,9 @@ final class AgentMetrics: @unchecked Sendable {
     }
     private let handed = Mutex(Handed())
     private var lastEntries = 0.0
+    /// The keys of each asked-for kind, kept until a commit changes the generation (sorting a million keys every
+    /// second would cost the control thread more than reading their counters).
+    private var keyCache: (generation: UInt64, keys: [(kind: String, key: EntryKey, label: String)])?
 
     init(agent: Agent, protection: Protection, portNames: [String], entryKinds: [String]) {
         self.agent = agent; self.protection = protection; self.portNames = portNames; self.entryKinds = entryKinds
@@ -65,19 +68,27 @@ final class AgentMetrics: @unchecked Sendable {
         let now = monotonicSeconds()
         if !entryKinds.isEmpty && now - lastEntries >= 1 {
             lastEntries = now
-            var list: [(kind: String, key: String, packets: UInt64, bytes: UInt64)] = []
-            for kind in entryKinds {
-                for k in engine.keys(of: kind) {
-                    guard let c = engine.counters(k) else { continue }
-                    let key: String
-                    switch k {
-                    case .ilm(let l): key = String(l)
-                    case .vni(let v): key = String(v)
-                    case .ftn(let f): key = f
-                    default: key = k.description
+            if keyCache?.generation != engine.generation {
+                var keys: [(kind: String, key: EntryKey, label: String)] = []
+                for kind in entryKinds {
+                    for k in engine.keys(of: kind) {
+                        let label: String
+                        switch k {
+                        case .ilm(let l): label = String(l)
+                        case .vni(let v): label = String(v)
+                        case .ftn(let f): label = f
+                        default: label = k.description
+                        }
+                        keys.append((kind, k, label))
                     }
-                    list.append((kind, key, c.packets, c.bytes))
                 }
+                keyCache = (engine.generation, keys)
+            }
+            var list: [(kind: String, key: String, packets: UInt64, bytes: UInt64)] = []
+            list.reserveCapacity(keyCache!.keys.count)
+            for k in keyCache!.keys {
+                guard let c = engine.counters(k.key) else { continue }
+                list.append((k.kind, k.label, c.packets, c.bytes))
             }
             entries = list
         }

@@ -133,6 +133,7 @@ func runAgent(_ o: RunCommand) -> Never {
     }
     let server: RPCServer
     do { server = try RPCServer(path: socketPath, policy: policy) } catch {
+        protection.stop()
         agent.stop()
         fail(error.description)
     }
@@ -149,6 +150,7 @@ func runAgent(_ o: RunCommand) -> Never {
         do {
             metricsServer = try MetricsServer(host: endpoint.host, port: endpoint.port) { metrics.render() }
         } catch {
+            protection.stop()
             agent.stop()
             fail(error.description)
         }

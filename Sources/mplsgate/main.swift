@@ -115,8 +115,10 @@ struct RunCommand: ParsableCommand {
         return (String(host), p)
     }
 
+    /// Parsed --metrics-entries, each kind once.
     var metricsEntryKinds: [String] {
-        (metricsEntries ?? "").split(separator: ",").map { String($0.filter { $0 != " " }) }
+        var seen = Set<String>()
+        return (metricsEntries ?? "").split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { seen.insert($0).inserted }
     }
 
     /// Parsed --cpus: nil (default placement), [] (not pinned) or the list.

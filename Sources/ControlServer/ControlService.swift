@@ -24,6 +24,8 @@ public protocol DataPlaneView: AnyObject {
     func nextHopStates() -> JSONValue
     /// The `bfd` method's result: every BFD session's state, timers and counters.
     func bfdSessions() -> JSONValue
+    /// `nextHops.revert`: brings a next hop back from its backup now; the error says why not.
+    func revertNextHop(_ name: String) -> (result: JSONValue?, refusal: String?)
 }
 
 /// The JSON-RPC methods of the control socket (docs/control-protocol.md), run on the control thread.
@@ -344,6 +346,12 @@ public final class ControlService: RPCHandler {
             case "nextHops":
                 guard let dp = dataplane else { throw Failure(RPCError.internalError, "no live data plane: next hops have no state") }
                 out = .result(dp.nextHopStates())
+            case "nextHops.revert":
+                guard let dp = dataplane else { throw Failure(RPCError.internalError, "no live data plane: next hops have no state") }
+                let name = try r.string("name")
+                let r = dp.revertNextHop(name)
+                if let refusal = r.refusal { throw Failure(RPCError.invalidParams, refusal, element: "name") }
+                out = .result(r.result ?? .null)
             case "bfd":
                 guard let dp = dataplane else { throw Failure(RPCError.internalError, "no live data plane: no BFD sessions") }
                 out = .result(dp.bfdSessions())
@@ -352,7 +360,7 @@ public final class ControlService: RPCHandler {
                 out = .result(.object([("subscribed", .bool(true)), ("generation", num(engine.generation))]))
             default:
                 throw Failure(RPCError.methodNotFound, "method \"\(method)\" does not exist (info, apply, resync.begin, "
-                              + "resync.chunk, resync.end, resync.abort, dump, counters, nextHops, bfd, trace, events.subscribe)")
+                              + "resync.chunk, resync.end, resync.abort, dump, counters, nextHops, nextHops.revert, bfd, trace, events.subscribe)")
             }
             return out
         } catch {
@@ -366,7 +374,7 @@ public final class ControlService: RPCHandler {
         "resync.chunk": ["session", "nextHops", "ecmpGroups", "ilm", "vni", "ftn"],
         "resync.end": ["session", "durable"], "resync.abort": ["session"],
         "dump": ["kind", "cursor", "limit"], "counters": ["kind", "cursor", "limit"],
-        "trace": ["count", "timeoutMs"], "events.subscribe": [], "nextHops": [], "bfd": [],
+        "trace": ["count", "timeoutMs"], "events.subscribe": [], "nextHops": [], "nextHops.revert": ["name"], "bfd": [],
     ]
 
     func num<T: BinaryInteger>(_ v: T) -> JSONValue { .number(String(v)) }

@@ -96,6 +96,8 @@ public final class Protection: @unchecked Sendable {
         public var reverts: UInt64
         /// Seconds until a pending revert, if one is pending.
         public var revertInSeconds: Double?
+        /// Why it is down and cannot come back yet (its port, its BFD session); nil when nothing holds it.
+        public var heldBy: String?
     }
 
     private struct Tracked {
@@ -126,6 +128,7 @@ public final class Protection: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     // Shared with the control thread, under `mutex`.
     private var pendingTable: [NextHop]?
+    private var pendingReverts: [String] = []
     private var events: [Event] = []
     private var status: [Status] = []
     private var bfdStatus: [BFDStatus] = []
@@ -243,6 +246,20 @@ public final class Protection: @unchecked Sendable {
         wake()
     }
 
+    /// Brings a next hop back from its backup now, without waiting for the hold-down (or, with `--hold-down 0`, at
+    /// all): the operator's word that the primary path is good. Refused while its port or BFD session still holds
+    /// it down. The switch itself is made by the protection thread and reported as an event.
+    public func revert(_ name: String) -> Result<String, AgentError> {
+        guard let s = statuses().first(where: { $0.name == name }) else { return .failure(AgentError("no next hop named \(name)")) }
+        guard s.state != "up" else { return .failure(AgentError("next hop \(name) is up already")) }
+        if let held = s.heldBy { return .failure(AgentError("next hop \(name) is still held down: \(held)")) }
+        pthread_mutex_lock(&mutex)
+        pendingReverts.append(name)
+        pthread_mutex_unlock(&mutex)
+        wake()
+        return .success(s.state)
+    }
+
     private func wake() {
         var one: UInt8 = 1
         _ = write(wakeWriteFD, &one, 1)
@@ -296,6 +313,8 @@ public final class Protection: @unchecked Sendable {
                 pthread_mutex_lock(&mutex)
                 let table = pendingTable
                 pendingTable = nil
+                let reverts = pendingReverts
+                pendingReverts.removeAll()
                 let stop = stopping
                 let goodbye = sayGoodbye
                 pthread_mutex_unlock(&mutex)
@@ -304,6 +323,11 @@ public final class Protection: @unchecked Sendable {
                     return
                 }
                 if let table { adopt(table, now: received, into: &newEvents) }
+                for name in reverts {
+                    guard let i = hops.firstIndex(where: { $0.hop.name == name }), hops[i].down, !shouldBeDown(hops[i]) else { continue }
+                    hops[i].revertAt = nil
+                    set(i, down: false, received: 0, reason: "reverted by the operator", into: &newEvents)
+                }
             }
             if fds[2].revents != 0 { controlWake.drain() }
             if fds[0].revents != 0 { readLinks(&buffer, received: received, into: &newEvents) }
@@ -465,6 +489,14 @@ public final class Protection: @unchecked Sendable {
 
     private func shouldBeDown(_ t: Tracked) -> Bool { !portUp[t.hop.port] || bfdHolds(t) }
 
+    private func heldBy(_ t: Tracked) -> String? {
+        if !portUp[t.hop.port] { return "port \(portNames[t.hop.port]) down" }
+        if bfdHolds(t), let k = t.bfdKey {
+            return "BFD session to \(k.peer) \(bfd.entry(k)?.session.state.description ?? "missing")"
+        }
+        return nil
+    }
+
     /// BFD state changes: an event each, and their next hops follow.
     private func bfdChanges(_ changes: [BFDRunner.Change], into out: inout [Event]) {
         let now = Protection.now()
@@ -498,7 +530,8 @@ public final class Protection: @unchecked Sendable {
         let list = hops.map { t in
             Status(name: t.hop.name, port: t.hop.port, state: stateName(t), sinceSeconds: Double(now &- t.changedAt) / 1e9,
                    downs: t.downs, reverts: t.reverts,
-                   revertInSeconds: t.revertAt.map { Double($0 > now ? $0 - now : 0) / 1e9 })
+                   revertInSeconds: t.revertAt.map { Double($0 > now ? $0 - now : 0) / 1e9 },
+                   heldBy: heldBy(t))
         }
         let sessions = bfd.entries.map { e in
             BFDStatus(port: e.key.port, local: e.key.local, peer: e.key.peer, sourcePort: e.path.sourcePort,

@@ -40,6 +40,13 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
         })
     }
 
+    func revertNextHop(_ name: String) -> (result: JSONValue?, refusal: String?) {
+        switch protection.revert(name) {
+        case .success(let from): return (.object([("nextHop", .string(name)), ("from", .string(from)), ("requested", .bool(true))]), nil)
+        case .failure(let e): return (nil, e.description)
+        }
+    }
+
     func bfdSessions() -> JSONValue {
         func n<T: BinaryInteger>(_ v: T) -> JSONValue { .number(String(v)) }
         func ms(_ us: UInt64) -> JSONValue { .number(format1(Double(us) / 1000)) }
@@ -101,6 +108,7 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
             f.append(("downs", .number(String(s.downs))))
             f.append(("reverts", .number(String(s.reverts))))
             if let r = s.revertInSeconds { f.append(("revertInSeconds", .number(format1(r)))) }
+            if let h = s.heldBy { f.append(("heldBy", .string(h))) }
             return .object(f)
         }
         return .object([("holdDownSeconds", .number(format1(Double(protection.holdDownNs) / 1e9))),

@@ -244,7 +244,8 @@ struct MPLSGateCtl: ParsableCommand {
             Shell completion: mplsgatectl --generate-completion-script bash|zsh|fish.
             """,
         version: "mplsgatectl \(ControlService.version)",
-        subcommands: [Info.self, Show.self, Trace.self, Apply.self, Resync.self, Watch.self, Events.self, Call.self])
+        subcommands: [Info.self, Show.self, Trace.self, Apply.self, Resync.self, Revert.self, Watch.self, Events.self,
+                      Call.self])
 
     func run() throws { CommandLineRules.subcommandRequired(MPLSGateCtl.self, MPLSGateCtl.self) }
 }
@@ -331,7 +332,7 @@ struct Show: ParsableCommand {
                 print(pad(name, 16) + pad(h["port"]?.text ?? "", 10) + pad(config[name]?["mac"]?.text ?? "", 19)
                       + pad(h["backup"]?.text ?? "-", 14) + pad(h["state"]?.text ?? "", 8)
                       + lpad(h["sinceSeconds"]?.text ?? "", 9) + lpad(h["downs"]?.text ?? "", 7)
-                      + lpad(h["reverts"]?.text ?? "", 9) + revert)
+                      + lpad(h["reverts"]?.text ?? "", 9) + revert + (h["heldBy"].map { " (held: \($0.text))" } ?? ""))
             }
             print("hold-down \(states["holdDownSeconds"]?.text ?? "?") s")
         }
@@ -436,6 +437,23 @@ func showEntries(_ client: ClientOptions, _ kinds: [String]) {
         for e in entries { print((kinds.count > 1 ? "  " : "") + describeEntry(k, e)) }
     }
     if jsonOut { print(JSONWriter.write(.object(doc))) }
+}
+
+struct Revert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Bring a next hop back from its backup now, without waiting for the hold-down (or with --hold-down 0).",
+        discussion: "Refused while its port or its BFD session still holds it down (the message says which). The "
+            + "switch shows in mplsgatectl events and show next-hops.")
+    @Argument(help: ArgumentHelp("The next hop.", valueName: "NAME"))
+    var name: String
+    @OptionGroup var client: ClientOptions
+
+    func run() throws {
+        let conn = client.connect()
+        let r = conn.call("nextHops.revert", .object([("name", .string(name))]))
+        if jsonOut { print(JSONWriter.write(r)); return }
+        print("next hop \(name): revert requested (was \(r["from"]?.text ?? "?"))")
+    }
 }
 
 struct Trace: ParsableCommand {

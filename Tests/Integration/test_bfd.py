@@ -103,10 +103,12 @@ class Lab(tp.Lab):
         self.rpc = {n: RPC(a.socket) for n, a in self.agents.items()}
         for r in self.rpc.values():
             r.result("events.subscribe")
+        # Requests go on connections of their own: a reply read on a subscribed one would skip its events.
+        self.q = {n: RPC(a.socket) for n, a in self.agents.items()}
         self.frr = None
 
     def sessions(self, name):
-        return self.rpc[name].result("bfd")["sessions"]
+        return self.q[name].result("bfd")["sessions"]
 
     def settled(self, names=("pe1", "p1", "p2", "pe2"), timeout=15, skip_peer=None):
         """Waits until every session of these agents is up at the configured interval (Poll/Final done)."""
@@ -189,7 +191,7 @@ def first_switch_ns(events, hop):
 
 
 def hop_state(lab, name, hop):
-    return next(h for h in lab.rpc[name].result("nextHops")["nextHops"] if h["name"] == hop)
+    return next(h for h in lab.q[name].result("nextHops")["nextHops"] if h["name"] == hop)
 
 
 def case_c(lab, tmp, seconds):
@@ -209,8 +211,28 @@ def case_c(lab, tmp, seconds):
           f"(c) PE1's sessions received {[s['counters']['packetsIn'] for s in sessions]} packets in the run")
 
 
+def revert_all(lab, timeout=8):
+    """The lab runs with --hold-down 0 (not revertive): once the sessions are back, the operator brings every next
+    hop off its backup (mplsgatectl revert). Returns how many it reverted, or None if some stayed down."""
+    deadline = time.time() + timeout
+    reverted = 0
+    rpcs = lab.q
+    while time.time() < deadline:
+        pending = [(n, h) for n in rpcs for h in rpcs[n].result("nextHops")["nextHops"] if h["state"] != "up"]
+        if not pending:
+            return reverted
+        for n, h in pending:
+            if "heldBy" not in h:
+                r = subprocess.run([binary("mplsgatectl"), "--socket", lab.agents[n].socket, "revert", h["name"]],
+                                   capture_output=True, text=True)
+                reverted += r.returncode == 0
+        time.sleep(0.1)
+    return None
+
+
 def failure_case(lab, tmp, what, fail, repair, expect_pe2=True):
-    """Runs traffic both ways; `fail()` 2 s in, `repair()` 3 s later. Checks detection at PE1 (and PE2), losses."""
+    """Runs traffic both ways; `fail()` 2 s in, `repair()` 3 s later, then the operator's revert. Checks detection
+    at PE1 (and PE2), losses, and that a revert is refused while BFD still holds the next hop down."""
     for n in lab.rpc:
         lab.events(n)
     marks = {}
@@ -219,9 +241,14 @@ def failure_case(lab, tmp, what, fail, repair, expect_pe2=True):
         time.sleep(2)
         marks["fail"] = time.monotonic_ns()
         fail()
-        time.sleep(3)
+        time.sleep(1)
+        r = subprocess.run([binary("mplsgatectl"), "--socket", lab.agents["pe1"].socket, "revert", "to-p1"],
+                           capture_output=True, text=True)
+        marks["refused"] = (r.returncode, r.stderr.strip())
+        time.sleep(2)
         repair()
-        time.sleep(4)
+        marks["reverted"] = revert_all(lab)
+        time.sleep(3)
         return {n: lab.events(n) for n in lab.rpc}
     at_b, at_a, sent_a, sent_b, ev = tp.run_both_ways(lab, tmp, 9, during)
     east, west = tp.losses(at_b, 1, sent_a), tp.losses(at_a, 2, sent_b)
@@ -236,6 +263,14 @@ def failure_case(lab, tmp, what, fail, repair, expect_pe2=True):
               f"({what}) {name.upper()} detected it by BFD and switched {hop} after {ms if ms is None else round(ms)} ms "
               f"(≤ 3 × {MS} ms, + 50 ms of scheduling)")
     check(not any(e.get("type") == "port" for e in ev["pe1"]), f"({what}) PE1 saw no link event")
+    code, message = marks["refused"]
+    check(code == 1 and "held down: BFD session to" in message,
+          f"({what}) mplsgatectl revert while BFD holds it down: exit {code}, {message}")
+    reverts = [e for e in ev["pe1"] if e.get("type") == "nextHop" and e.get("nextHop") == "to-p1"
+               and e.get("reason") == "reverted by the operator"]
+    check(marks["reverted"] and reverts,
+          f"({what}) not revertive (--hold-down 0): back on the primary only by the operator's revert "
+          f"({marks['reverted']} next hops reverted)")
     check(east <= RATE * 0.4 and {900, 901} <= {l for l, *_ in at_b},
           f"({what}) A→B lost {east} of {sent_a} (≤ 400 ms worth, {int(RATE * 0.4)}), took the backup and came back")
     check(west <= RATE * 0.4 and 911 in {l for l, *_ in at_a},
@@ -333,7 +368,7 @@ def case_d(lab, tmp):
     # A commit that removes the next hop takes its session out of service: AdminDown (diagnostic 7), which FRR
     # shows as the peer's administrative down, not a failure; adding it back brings the session up again.
     spec = next(n for n in json.load(open(os.path.join(tmp, "pe1-fib.json")))["nextHops"] if n["name"] == "to-frr")
-    lab.rpc["pe1"].result("apply", {"operations": [{"op": "delete", "kind": "nextHop", "key": "to-frr"}]})
+    lab.q["pe1"].result("apply", {"operations": [{"op": "delete", "kind": "nextHop", "key": "to-frr"}]})
     deadline = time.time() + 3
     while time.time() < deadline:
         peer = frr.peer()
@@ -342,7 +377,7 @@ def case_d(lab, tmp):
         time.sleep(0.05)
     check(peer.get("status") == "down" and peer.get("remote-diagnostic") == "administratively down",
           f"(d) next hop deleted: FRR's session {peer.get('status')}, remote diagnostic '{peer.get('remote-diagnostic')}'")
-    lab.rpc["pe1"].result("apply", {"operations": [{"op": "add", "kind": "nextHop", "entry": spec}]})
+    lab.q["pe1"].result("apply", {"operations": [{"op": "add", "kind": "nextHop", "entry": spec}]})
     check(lab.settled(names=("pe1",), timeout=15) and frr.peer().get("status") == "up",
           "(d) next hop added back: the session is up again on both sides")
 
@@ -370,7 +405,7 @@ def main():
         return 1
     seconds = int(os.environ.get("MPLSGATE_BFD_STEADY_SECONDS", "60"))
     with tempfile.TemporaryDirectory(prefix="mplsgate-bfd-") as tmp:
-        lab = Lab(tmp, hold_down=1)
+        lab = Lab(tmp, hold_down=0)
         try:
             lab.frr = FRR(lab.ns["f"], tmp)
             lab.frr.configure()

@@ -71,6 +71,14 @@ let package = Package(
         // libFuzzer target for the control request decoder (scripts/fuzz.sh builds it with --sanitize=fuzzer).
         .executableTarget(name: "mplsgate-fuzz-request", dependencies: ["Control", "ControlServer", "FIB", "Wire"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        // libFuzzer targets of the pipeline (lab FIB, redzoned frames), BFD as the core links face it, and the config /
+        // FIB documents (scripts/fuzz.sh builds them with --sanitize=fuzzer --sanitize=address).
+        .executableTarget(name: "mplsgate-fuzz-pipeline", dependencies: ["Control", "ControlServer", "Dataplane", "FIB", "Wire"],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(name: "mplsgate-fuzz-bfd", dependencies: ["BFD", "Wire"],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(name: "mplsgate-fuzz-fib", dependencies: ["Control", "ControlServer", "FIB", "Wire"],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         // The operator's and controllers' command-line client of the control socket.
         .executableTarget(name: "mplsgatectl", dependencies: ["ControlServer", "CLISupport",
                                                              .product(name: "ArgumentParser", package: "swift-argument-parser"),

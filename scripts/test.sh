@@ -49,7 +49,8 @@ echo "== integration: /metrics scraped by a real Prometheus, promtool, counters 
 MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_metrics.py
 
 echo "== deploy/prometheus: the scrape config and alert rules (promtool check and test rules)"
-(cd deploy/prometheus && promtool check config prometheus.yml && promtool test rules mplsgate.rules.test.yml)
+(cd deploy/prometheus && promtool check config prometheus.yml && promtool check rules mplsgate.rules.yml \
+   && promtool test rules mplsgate.rules.test.yml)
 
 echo "== control-plane benchmark smoke pass (20,000 entries; no timing assertions)"
 MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Benchmarks/control/program.py 20000 5000
@@ -62,8 +63,9 @@ grep -q "share one L2 segment" "$demo_log" || { tail -n 30 "$demo_log"; echo "de
 grep -q "PW Ethernet Control Word" "$demo_log" || { echo "demo: no decoded core frame"; exit 1; }
 rm -f "$demo_log"
 
-echo "== fuzz: the control request decoder, briefly (libFuzzer)"
-scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+echo "== fuzz: request decoder, pipeline, BFD, config/FIB documents, briefly (libFuzzer + AddressSanitizer)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+scripts/fuzz.sh --selftest
 
 echo "== benchmark smoke pass (no timing assertions; allocations per batch must be 0)"
 if [ "${SKIP_BENCHMARKS:-0}" != 1 ]; then

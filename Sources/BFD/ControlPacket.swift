@@ -1,5 +1,23 @@
 /// BFD (RFC 5880) in asynchronous mode, single hop (RFC 5881): the control packet, the session state machine and
 /// the frames that carry them. Pure logic over bytes: the protection thread (IO) runs it, unit tests drive it.
+///
+/// The mandatory section of a control packet (RFC 5880 §4.1), in UDP to port 3784 (RFC 5881 §4):
+///
+///      0                   1                   2                   3
+///      0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+///     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+///     |Vers |  Diag   |Sta|P|F|C|A|D|M|  Detect Mult  |    Length     |
+///     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+///     |                       My Discriminator                        |
+///     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+///     |                      Your Discriminator                       |
+///     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+///     |                    Desired Min TX Interval                    |
+///     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+///     |                   Required Min RX Interval                    |
+///     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+///     |                 Required Min Echo RX Interval                 |
+///     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 
 /// bfd.SessionState (RFC 5880 §4.1); raw values are the wire's.
 public enum BFDState: UInt8, Sendable, CustomStringConvertible {

@@ -1,0 +1,75 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Control
+import ControlServer
+import FIB
+import Wire
+
+/// libFuzzer target for the documents operators and controllers hand in: the instance config and the FIB (also the
+/// state file's body). Byte 0 chooses: even, a FIB validated and compiled against the lab config; odd, a config.
+/// Bad input must come back as a ValidationError naming an element, never a crash; a FIB that compiles must encode
+/// to a document that decodes to the same FIB.
+func readRepoFile(_ relative: String) -> [UInt8] {
+    var root = #filePath
+    for _ in 0..<3 { root = String(root[..<(root.lastIndex(of: "/") ?? root.startIndex)]) }
+    guard let f = fopen(root + "/" + relative, "rb") else { fatalError("cannot open \(relative)") }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, f)
+        out += chunk[0..<n]
+        if n < chunk.count { return out }
+    }
+}
+
+nonisolated(unsafe) let config = try! FIBCodec.decodeConfig(readRepoFile("examples/config.json"))
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzFIB(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    guard size >= 1 else { return 0 }
+    let bytes = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
+    if data[0] & 1 == 1 {
+        do {
+            let c = try FIBCodec.decodeConfig(bytes)
+            _ = try FIBEngine(config: c, maxEntries: 16)
+        } catch {
+            precondition(!error.description.isEmpty, "an error without a message")
+        }
+        return 0
+    }
+    do {
+        let fib = try FIBCodec.decodeFIB(bytes)
+        let compiled = try FIBCompiler.compile(config: config, fib: fib, maxEntries: 256)
+        compiled.release()
+        let again = try FIBCodec.decodeFIB(Array(JSONWriter.write(FIBCodec.encode(fib)).utf8))
+        precondition(again == fib, "a FIB does not survive encode and decode")
+    } catch {
+        precondition(!error.description.isEmpty, "an error without a message")
+    }
+    return 0
+}
+
+#if !FUZZING
+/// Without libFuzzer (a plain `swift build`): runs the inputs given as files, so a crash the fuzzer found reproduces
+/// under the debugger.
+@main
+struct ReplayInputs {
+    static func main() {
+        for path in CommandLine.arguments.dropFirst() {
+            guard let f = fopen(path, "rb") else { continue }
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = fread(&chunk, 1, chunk.count, f)
+                bytes += chunk[0..<n]
+                if n < chunk.count { break }
+            }
+            fclose(f)
+            _ = bytes.withUnsafeBufferPointer { fuzzFIB($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count) }
+            print("\(path): ok")
+        }
+    }
+}
+#endif

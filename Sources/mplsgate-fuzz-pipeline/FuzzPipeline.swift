@@ -1,0 +1,105 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Control
+import ControlServer
+import Dataplane
+import FIB
+import Wire
+
+/// libFuzzer target for the forwarding pipeline over the lab FIB (examples/config.json + examples/fib.json).
+/// An input is: byte 0, the ingress port (modulo ports + 1, so an unknown port is reached too); byte 1, the
+/// liveness of the first eight next-hop slots (bit set: down); the rest, the frame. The frame sits at offset 256 of
+/// an allocation of exactly 256 + n bytes, so AddressSanitizer catches a read past its end or a write before the
+/// headroom. After the pipeline the verdict must be consistent (a forwarded frame inside its buffer, on a real port;
+/// a dropped one with a reason).
+///
+/// MPLSGATE_FUZZ_REACH=1 prints, at exit, every drop reason and FIB entry the inputs reached (scripts/fuzz.sh
+/// replays a corpus that way); MPLSGATE_FUZZ_OVERREAD=1 reads one byte past the frame on purpose, so the harness
+/// can show the sanitizer catches it. Built by scripts/fuzz.sh (`--sanitize=fuzzer --sanitize=address`).
+func readRepoFile(_ relative: String) -> [UInt8] {
+    var root = #filePath
+    for _ in 0..<3 { root = String(root[..<(root.lastIndex(of: "/") ?? root.startIndex)]) }
+    guard let f = fopen(root + "/" + relative, "rb") else { fatalError("cannot open \(relative)") }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, f)
+        out += chunk[0..<n]
+        if n < chunk.count { return out }
+    }
+}
+
+nonisolated(unsafe) let lab: CompiledFIB = {
+    let config = try! FIBCodec.decodeConfig(readRepoFile("examples/config.json"))
+    return try! FIBCompiler.compile(config: config, fib: FIBCodec.decodeFIB(readRepoFile("examples/fib.json")), maxEntries: 64)
+}()
+nonisolated(unsafe) let counters: WorkerCounters = {
+    let c = WorkerCounters.allocate(entryCapacity: lab.engine.tables.maxActions)
+    if getenv("MPLSGATE_FUZZ_REACH") != nil { atexit { printReach() } }
+    return c
+}()
+let overread = getenv("MPLSGATE_FUZZ_OVERREAD") != nil
+/// Where the deliberate over-read goes (a discarded load may be optimised away).
+nonisolated(unsafe) var overreadSink: UInt8 = 0
+
+func printReach() {
+    for r in DropReason.allCases.dropFirst() {
+        print("reach drop \(r.name) \(counters.drops[Int(r.rawValue)])")
+    }
+    for (slot, name) in lab.actionNames.enumerated() where !name.isEmpty {
+        print("reach entry \(name.replacingSpaces) \(counters.entries[slot].packets)")
+    }
+    fflush(nil)
+}
+
+extension String {
+    var replacingSpaces: String { String(map { $0 == " " ? "_" : $0 }) }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzPipeline(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    guard size >= 2 else { return 0 }
+    let fib = lab.snapshot
+    let port = UInt16(data[0]) % UInt16(fib.portCount + 1)
+    for s in 0..<8 { fib.liveness[s] = data[1] >> UInt8(s) & 1 == 1 ? Liveness.down : Liveness.up }
+    let n = size - 2
+    let buffer = malloc(Frame.headroom + n)!
+    memcpy(buffer + Frame.headroom, data + 2, n)
+    var frame = Frame(buffer: buffer, offset: Int32(Frame.headroom), length: Int32(n), ingress: PortID(port))
+    Pipeline.processFrame(&frame, fib: fib, counters: counters)
+    if overread { overreadSink &+= PacketBytes(buffer).u8(Frame.headroom + n) }
+    if frame.isForwarded {
+        precondition(frame.drop == .none && Int(frame.egress.rawValue) < fib.portCount, "forwarded to a bad port")
+        precondition(frame.offset >= 0 && frame.length >= 14 && Int(frame.offset) + Int(frame.length) <= Frame.headroom + n,
+                     "a forwarded frame outside its buffer: offset \(frame.offset), length \(frame.length), input \(n)")
+    } else {
+        precondition(frame.drop != .none, "neither forwarded nor dropped")
+    }
+    free(buffer)
+    return 0
+}
+
+#if !FUZZING
+/// Without libFuzzer (a plain `swift build`): runs the inputs given as files, so a crash the fuzzer found reproduces
+/// under the debugger.
+@main
+struct ReplayInputs {
+    static func main() {
+        for path in CommandLine.arguments.dropFirst() {
+            guard let f = fopen(path, "rb") else { continue }
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = fread(&chunk, 1, chunk.count, f)
+                bytes += chunk[0..<n]
+                if n < chunk.count { break }
+            }
+            fclose(f)
+            _ = bytes.withUnsafeBufferPointer { fuzzPipeline($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count) }
+            print("\(path): ok")
+        }
+    }
+}
+#endif

@@ -1,0 +1,56 @@
+#!/usr/bin/python3
+"""Seed inputs for scripts/fuzz.sh, built from the committed fixtures (Tests/Fixtures/cases.json, examples/).
+
+    Tests/Fuzz/seeds.py pipeline|bfd|fib DIR
+
+pipeline: every fixture as [ingress port index, liveness mask of the first 8 next-hop slots (0: all up), frame];
+bfd:      the BFD fixtures as one-record inputs ([length u16 BE, time step ms, frame]), and a peer's Down → Init → Up
+          with a Poll, as bare control packets;
+fib:      examples/fib.json (prefixed 0x00) and examples/config.json (prefixed 0x01).
+"""
+import json
+import os
+import struct
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main():
+    kind, out = sys.argv[1], sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    cases = json.load(open(os.path.join(ROOT, "Tests/Fixtures/cases.json")))["cases"]
+    ports = [p["name"] for p in json.load(open(os.path.join(ROOT, "examples/config.json")))["ports"]]
+    n = 0
+
+    def put(data):
+        nonlocal n
+        with open(os.path.join(out, f"seed-{n:04d}"), "wb") as f:
+            f.write(data)
+        n += 1
+
+    if kind == "pipeline":
+        for c in cases:
+            if "down" in c:
+                continue
+            put(bytes([ports.index(c["port"]), 0]) + bytes.fromhex(c["input"]))
+    elif kind == "bfd":
+        for c in cases:
+            if c["name"].startswith("BFD"):
+                frame = bytes.fromhex(c["input"])
+                put(struct.pack(">HB", len(frame), 10) + frame)
+
+        def packet(state, mine, yours, flags=0, tx=1_000_000, rx=1_000_000):
+            return struct.pack(">BBBBIIIII", 0x20, state << 6 | flags, 3, 24, mine, yours, tx, rx, 0)
+        records = [(0, packet(1, 9, 0)), (100, packet(3, 9, 7)), (100, packet(3, 9, 7, 0x20, 100_000, 100_000)),
+                   (50, packet(3, 9, 7, 0x10, 100_000, 100_000)), (250, packet(0, 9, 7))]
+        put(b"".join(struct.pack(">HB", len(p), step) + p for step, p in records))
+    elif kind == "fib":
+        put(b"\x00" + open(os.path.join(ROOT, "examples/fib.json"), "rb").read())
+        put(b"\x01" + open(os.path.join(ROOT, "examples/config.json"), "rb").read())
+    else:
+        sys.exit(f"unknown kind {kind}")
+
+
+if __name__ == "__main__":
+    main()

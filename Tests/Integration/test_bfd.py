@@ -214,6 +214,10 @@ def case_c(lab, tmp, seconds):
 def revert_all(lab, timeout=8):
     """The lab runs with --hold-down 0 (not revertive): once the sessions are back, the operator brings every next
     hop off its backup (mplsgatectl revert). Returns how many it reverted, or None if some stayed down."""
+    # Like an operator, wait until the whole path is back (every session up at its interval): reverting PE1 while
+    # P1's own session towards PE2 is still coming up would send the traffic into P1's nextHopDown drops.
+    if not lab.settled(timeout=timeout):
+        return None
     deadline = time.time() + timeout
     reverted = 0
     rpcs = lab.q

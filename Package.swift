@@ -69,15 +69,17 @@ let package = Package(
                                                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                           .product(name: "Logging", package: "swift-log")]),
         // libFuzzer target for the control request decoder (scripts/fuzz.sh builds it with --sanitize=fuzzer).
-        .executableTarget(name: "mplsgate-fuzz-request", dependencies: ["Control", "ControlServer", "FIB", "Wire"],
+        // What the fuzz targets share: reading files, the repository's files, replaying inputs without libFuzzer.
+        .target(name: "FuzzInputs"),
+        .executableTarget(name: "mplsgate-fuzz-request", dependencies: ["Control", "ControlServer", "FIB", "Wire", "FuzzInputs"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         // libFuzzer targets of the pipeline (lab FIB, redzoned frames), BFD as the core links face it, and the config /
         // FIB documents (scripts/fuzz.sh builds them with --sanitize=fuzzer --sanitize=address).
-        .executableTarget(name: "mplsgate-fuzz-pipeline", dependencies: ["Control", "ControlServer", "Dataplane", "FIB", "Wire"],
+        .executableTarget(name: "mplsgate-fuzz-pipeline", dependencies: ["Control", "ControlServer", "Dataplane", "FIB", "Wire", "FuzzInputs"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
-        .executableTarget(name: "mplsgate-fuzz-bfd", dependencies: ["BFD", "Wire"],
+        .executableTarget(name: "mplsgate-fuzz-bfd", dependencies: ["BFD", "Wire", "FuzzInputs"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
-        .executableTarget(name: "mplsgate-fuzz-fib", dependencies: ["Control", "ControlServer", "FIB", "Wire"],
+        .executableTarget(name: "mplsgate-fuzz-fib", dependencies: ["Control", "ControlServer", "FIB", "Wire", "FuzzInputs"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         // The operator's and controllers' command-line client of the control socket.
         .executableTarget(name: "mplsgatectl", dependencies: ["ControlServer", "CLISupport",

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import BFD
 import Wire
+import FuzzInputs
 
 /// libFuzzer target for BFD as it faces the core links: any host there can send UDP to 3784. An input is a
 /// sequence of records, each a 2-byte length, a 1-byte time step (ms) and that many bytes of a frame; a fresh session
@@ -50,24 +51,9 @@ public func fuzzBFD(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
 }
 
 #if !FUZZING
-/// Without libFuzzer (a plain `swift build`): runs the inputs given as files, so a crash the fuzzer found reproduces
-/// under the debugger.
+/// Without libFuzzer (a plain `swift build`): runs the inputs given as files.
 @main
 struct ReplayInputs {
-    static func main() {
-        for path in CommandLine.arguments.dropFirst() {
-            guard let f = fopen(path, "rb") else { continue }
-            var bytes: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = fread(&chunk, 1, chunk.count, f)
-                bytes += chunk[0..<n]
-                if n < chunk.count { break }
-            }
-            fclose(f)
-            _ = bytes.withUnsafeBufferPointer { fuzzBFD($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count) }
-            print("\(path): ok")
-        }
-    }
+    static func main() { FuzzInputs.replayArguments(fuzzBFD) }
 }
 #endif

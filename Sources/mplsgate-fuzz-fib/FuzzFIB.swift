@@ -5,26 +5,13 @@ import Control
 import ControlServer
 import FIB
 import Wire
+import FuzzInputs
 
 /// libFuzzer target for the documents operators and controllers hand in: the instance config and the FIB (also the
 /// state file's body). Byte 0 chooses: even, a FIB validated and compiled against the lab config; odd, a config.
 /// Bad input must come back as a ValidationError naming an element, never a crash; a FIB that compiles must encode
 /// to a document that decodes to the same FIB.
-func readRepoFile(_ relative: String) -> [UInt8] {
-    var root = #filePath
-    for _ in 0..<3 { root = String(root[..<(root.lastIndex(of: "/") ?? root.startIndex)]) }
-    guard let f = fopen(root + "/" + relative, "rb") else { fatalError("cannot open \(relative)") }
-    defer { fclose(f) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&chunk, 1, chunk.count, f)
-        out += chunk[0..<n]
-        if n < chunk.count { return out }
-    }
-}
-
-nonisolated(unsafe) let config = try! FIBCodec.decodeConfig(readRepoFile("examples/config.json"))
+nonisolated(unsafe) let config = try! FIBCodec.decodeConfig(FuzzInputs.repoFile("examples/config.json"))
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzFIB(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -52,24 +39,9 @@ public func fuzzFIB(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
 }
 
 #if !FUZZING
-/// Without libFuzzer (a plain `swift build`): runs the inputs given as files, so a crash the fuzzer found reproduces
-/// under the debugger.
+/// Without libFuzzer (a plain `swift build`): runs the inputs given as files.
 @main
 struct ReplayInputs {
-    static func main() {
-        for path in CommandLine.arguments.dropFirst() {
-            guard let f = fopen(path, "rb") else { continue }
-            var bytes: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = fread(&chunk, 1, chunk.count, f)
-                bytes += chunk[0..<n]
-                if n < chunk.count { break }
-            }
-            fclose(f)
-            _ = bytes.withUnsafeBufferPointer { fuzzFIB($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count) }
-            print("\(path): ok")
-        }
-    }
+    static func main() { FuzzInputs.replayArguments(fuzzFIB) }
 }
 #endif

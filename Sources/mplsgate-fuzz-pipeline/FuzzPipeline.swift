@@ -6,6 +6,7 @@ import ControlServer
 import Dataplane
 import FIB
 import Wire
+import FuzzInputs
 
 /// libFuzzer target for the forwarding pipeline over the lab FIB (examples/config.json + examples/fib.json).
 /// An input is: byte 0, the ingress port (modulo ports + 1, so an unknown port is reached too); byte 1, the
@@ -17,23 +18,9 @@ import Wire
 /// MPLSGATE_FUZZ_REACH=1 prints, at exit, every drop reason and FIB entry the inputs reached (scripts/fuzz.sh
 /// replays a corpus that way); MPLSGATE_FUZZ_OVERREAD=1 reads one byte past the frame on purpose, so the harness
 /// can show the sanitizer catches it. Built by scripts/fuzz.sh (`--sanitize=fuzzer --sanitize=address`).
-func readRepoFile(_ relative: String) -> [UInt8] {
-    var root = #filePath
-    for _ in 0..<3 { root = String(root[..<(root.lastIndex(of: "/") ?? root.startIndex)]) }
-    guard let f = fopen(root + "/" + relative, "rb") else { fatalError("cannot open \(relative)") }
-    defer { fclose(f) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&chunk, 1, chunk.count, f)
-        out += chunk[0..<n]
-        if n < chunk.count { return out }
-    }
-}
-
 nonisolated(unsafe) let lab: CompiledFIB = {
-    let config = try! FIBCodec.decodeConfig(readRepoFile("examples/config.json"))
-    return try! FIBCompiler.compile(config: config, fib: FIBCodec.decodeFIB(readRepoFile("examples/fib.json")), maxEntries: 64)
+    let config = try! FIBCodec.decodeConfig(FuzzInputs.repoFile("examples/config.json"))
+    return try! FIBCompiler.compile(config: config, fib: FIBCodec.decodeFIB(FuzzInputs.repoFile("examples/fib.json")), maxEntries: 64)
 }()
 nonisolated(unsafe) let counters: WorkerCounters = {
     let c = WorkerCounters.allocate(entryCapacity: lab.engine.tables.maxActions)
@@ -82,24 +69,9 @@ public func fuzzPipeline(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
 }
 
 #if !FUZZING
-/// Without libFuzzer (a plain `swift build`): runs the inputs given as files, so a crash the fuzzer found reproduces
-/// under the debugger.
+/// Without libFuzzer (a plain `swift build`): runs the inputs given as files.
 @main
 struct ReplayInputs {
-    static func main() {
-        for path in CommandLine.arguments.dropFirst() {
-            guard let f = fopen(path, "rb") else { continue }
-            var bytes: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = fread(&chunk, 1, chunk.count, f)
-                bytes += chunk[0..<n]
-                if n < chunk.count { break }
-            }
-            fclose(f)
-            _ = bytes.withUnsafeBufferPointer { fuzzPipeline($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count) }
-            print("\(path): ok")
-        }
-    }
+    static func main() { FuzzInputs.replayArguments(fuzzPipeline) }
 }
 #endif

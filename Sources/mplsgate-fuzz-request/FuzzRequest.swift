@@ -5,6 +5,7 @@ import Control
 import ControlServer
 import FIB
 import Wire
+import FuzzInputs
 
 /// libFuzzer target for the control socket's request decoder and dispatcher: every input is one request line
 /// handed to a ControlService over the examples' config and a small FIB. Built only with
@@ -38,20 +39,6 @@ public func fuzzRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
 /// by the fuzzer can be reproduced under the debugger.
 @main
 struct ReplayInputs {
-    static func main() {
-        for path in CommandLine.arguments.dropFirst() {
-            guard let f = fopen(path, "rb") else { continue }
-            var bytes: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = fread(&chunk, 1, chunk.count, f)
-                bytes += chunk[0..<n]
-                if n < chunk.count { break }
-            }
-            fclose(f)
-            _ = bytes.withUnsafeBufferPointer { fuzzRequest($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count) }
-            print("\(path): \(FuzzSupport.output(client))", terminator: "")
-        }
-    }
+    static func main() { FuzzInputs.replayArguments(fuzzRequest) { _ in FuzzSupport.output(client) } }
 }
 #endif

@@ -121,7 +121,6 @@ public struct BFDSession: Sendable {
         if detectionTimeUs > 0 { detectAt = now &+ detectionTimeUs &* 1000 }
 
         if state == .adminDown { return nil }
-        let old = state
         if p.state == .adminDown {
             // Only a session that was Up is "down by the peer's choice" (RFC 5882 §3.2); from Init the path was never
             // proven.
@@ -141,7 +140,6 @@ public struct BFDSession: Sendable {
         case .adminDown:
             break
         }
-        _ = old
         return nil
     }
 

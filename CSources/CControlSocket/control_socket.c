@@ -2,6 +2,7 @@
 #include "CControlSocket.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -53,6 +54,11 @@ int mg_signalfd_read(int fd)
     if (n < 0 && errno != EAGAIN)
         return -errno;
     return 0;
+}
+
+int mg_malloc_trim(void)
+{
+    return malloc_trim(0);
 }
 
 int mg_eventfd(void)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Wire
 import FIB
 
@@ -114,11 +117,14 @@ public final class FIBEngine: @unchecked Sendable {
     private var groupSlot: [String: UInt32] = [:]
     private var freeGroupSlots: [UInt32] = []
     private var groupSlotCount: UInt32 = 0
-    private(set) var ilm: [UInt32: Installed<ILMEntrySpec>] = [:]
-    private(set) var vni: [UInt32: Installed<VNIEntrySpec>] = [:]
-    private(set) var ftn: [String: Installed<FTNEntrySpec>] = [:]
+    // Sharded, so the state writer's O(1) copy of the intent costs a commit only the shards it touches.
+    private(set) var ilm = ShardedMap<UInt32, Installed<ILMEntrySpec>>()
+    private(set) var vni = ShardedMap<UInt32, Installed<VNIEntrySpec>>()
+    private(set) var ftn = ShardedMap<String, Installed<FTNEntrySpec>>()
     /// How many entries and groups name each next hop or group.
     private var refs: [String: Int] = [:]
+    /// The last commits' costs (a window of `CommitStats.window`), for `info` and the benchmarks.
+    public private(set) var commitStats = CommitStats()
     /// Counts carried over from slots retired by replaces.
     private var carried: [EntryKey: (packets: UInt64, bytes: UInt64)] = [:]
 
@@ -173,8 +179,50 @@ public final class FIBEngine: @unchecked Sendable {
         if overlay.entryCount > maxEntries {
             throw TransactionError(.tooLarge, "", "the FIB would hold \(overlay.entryCount) entries; the limit is \(maxEntries)")
         }
+        try checkTrieRoom(overlay)
         commit(overlay)
         return generation
+    }
+
+    /// Refuses a transaction whose route changes could need more trie nodes than the pools have left. A change makes
+    /// or copies at most one node per level of its prefix, and a commit copies a node once: the bound is the number of
+    /// distinct (VRF, family, level, leading bytes) paths the changes touch, counted only when the quick bound (one per
+    /// level per change) does not fit.
+    private func checkTrieRoom(_ o: Overlay) throws(TransactionError) {
+        guard !o.ftn.isEmpty else { return }
+        var specs: [FTNEntrySpec] = []
+        specs.reserveCapacity(o.ftn.count)
+        for (k, s) in o.ftn { if let e = s ?? ftn[k]?.spec { specs.append(e) } }
+        for v6 in [false, true] {
+            let room = tables.lpmRoom(v6: v6)
+            let mine = specs.filter { $0.prefix.isV6 == v6 && $0.length > 0 }
+            var need = mine.reduce(0) { $0 + ($1.length - 1) / 8 + 1 }
+            if need > room {
+                // A node is named by its VRF, depth and the address bytes above it.
+                struct Path: Hashable { var vrf: UInt16; var depth: UInt8; var high: UInt64; var low: UInt64 }
+                var paths = Set<Path>()
+                paths.reserveCapacity(mine.count * 2)
+                for e in mine {
+                    let (high, low): (UInt64, UInt64)
+                    switch e.prefix {
+                    case .v4(let a): (high, low) = (UInt64(a.value) << 32, 0)
+                    case .v6(let a): (high, low) = (a.high, a.low)
+                    }
+                    let vrf = vrfIndex(e.vrf)
+                    for d in 0...((e.length - 1) / 8) {
+                        let bits = 8 * d
+                        let h = bits >= 64 ? high : bits == 0 ? 0 : high & ~(UInt64.max >> UInt64(bits))
+                        let l = bits <= 64 ? 0 : bits >= 128 ? low : low & ~(UInt64.max >> UInt64(bits - 64))
+                        paths.insert(Path(vrf: vrf, depth: UInt8(d), high: h, low: l))
+                    }
+                }
+                need = paths.count
+            }
+            if need > room {
+                throw TransactionError(.tooLarge, "", "the \(v6 ? "IPv6" : "IPv4") FTN trie would need up to \(need) more "
+                                       + "nodes; \(room) are left (fewer or shorter routes fit)")
+            }
+        }
     }
 
     public static func operationName(_ i: Int, _ c: FIBChange) -> String {
@@ -506,8 +554,9 @@ public final class FIBEngine: @unchecked Sendable {
     // MARK: commit
 
     private func commit(_ o: Overlay) {
+        let started = CommitStats.now()
         // Intent and references.
-        var nhChanged = false, groupsChanged = false, vniChanged = false, ftnChanged = false
+        var nhChanged = false, groupsChanged = false
         var retiredCarry: [(slot: ActionID, key: EntryKey?)] = []
         for k in o.deleted { carried[k] = nil }
         func carryKey(_ k: EntryKey, _ stays: Bool) -> EntryKey? { stays && !o.deleted.contains(k) ? k : nil }
@@ -562,43 +611,36 @@ public final class FIBEngine: @unchecked Sendable {
                 carried[.ilm(label)] = nil
             }
         }
-        // VNI: the allowed-VTEP lists live after the ports' addresses, so a VNI change rebuilds them all.
-        for (v, spec) in o.vni {
-            vniChanged = true
-            if let s = spec { vni[v] = Installed(spec: s, action: vni[v]?.action ?? ActionID(UInt32.max)) } else {
-                if let old = vni[v] { tables.retireAction(old.action); retiredCarry.append((old.action, nil)) }
-                vni[v] = nil
-                carried[.vni(v)] = nil
+        // VNI: one action and one allowed-VTEP list per changed VNI; directory pages copied on first touch.
+        for case .vni(let v) in ordered {
+            let spec = o.vni[v]!
+            if let old = vni[v] {
+                let a = tables.actions[Int(old.action.rawValue)]
+                tables.retireVTEPs(a.vteps, count: Int(a.auxCount))
+                tables.retireAction(old.action)
+                retiredCarry.append((old.action, carryKey(.vni(v), spec != nil)))
             }
-        }
-        if vniChanged {
-            var addresses = portAddresses
-            var pairs: [(vni: UInt32, action: ActionID)] = []
-            for v in vni.keys.sorted() {
-                var inst = vni[v]!
-                let e = inst.spec
+            if let e = spec {
                 var a = FIBCompiler.pushAction(e.push, mode: .pipe, tc: e.tc, ttl: e.ttl, backup: e.backupPush)
                 a.operation = .vxlanToMPLS
                 a.target = target(e.via)
                 if e.controlWord { a.flags |= ActionFlags.controlWord }
-                a.aux = UInt32(addresses.count)
                 a.auxCount = UInt32(e.allowedVTEPs.count)
-                addresses += e.allowedVTEPs.map(IPv6Address.init)
-                if inst.action.rawValue != UInt32.max {
-                    tables.retireAction(inst.action)
-                    retiredCarry.append((inst.action, carryKey(.vni(v), true)))
-                }
-                inst.action = tables.addAction(a)
-                vni[v] = inst
-                pairs.append((v, inst.action))
+                a.vteps = tables.allocateVTEPs(e.allowedVTEPs.map(IPv6Address.init))
+                let id = tables.addAction(a)
+                tables.setVNI(v, id)
+                vni[v] = Installed(spec: e, action: id)
+            } else {
+                tables.setVNI(v, nil)
+                vni[v] = nil
+                carried[.vni(v)] = nil
             }
-            tables.replaceAddresses(addresses)
-            tables.replaceVNIs(pairs)
         }
+        // FTN: one action per changed route; the route's trie path is copied (LPMPool).
         for case .ftn(let k) in ordered {
             let spec = o.ftn[k]!
-            ftnChanged = true
-            if let old = ftn[k] {
+            let old = ftn[k]
+            if let old {
                 tables.retireAction(old.action)
                 retiredCarry.append((old.action, carryKey(.ftn(k), spec != nil)))
             }
@@ -606,20 +648,17 @@ public final class FIBEngine: @unchecked Sendable {
                 var a = FIBCompiler.pushAction(s.push, mode: s.ttlMode, tc: s.tc, ttl: s.ttl, backup: s.backupPush)
                 a.operation = .push
                 a.target = target(s.via)
-                ftn[k] = Installed(spec: s, action: tables.addAction(a))
-            } else {
+                let id = tables.addAction(a)
+                ftn[k] = Installed(spec: s, action: id)
+                tables.setRoute(vrf: vrfIndex(s.vrf), v6: s.prefix.isV6, bytes: addressBytes(s.prefix), length: s.length,
+                                leaf: id.rawValue + 1)
+            } else if let old {
+                let e = old.spec
                 ftn[k] = nil
                 carried[.ftn(k)] = nil
+                tables.removeRoute(vrf: vrfIndex(e.vrf), v6: e.prefix.isV6, bytes: addressBytes(e.prefix), length: e.length,
+                                   cover: cover(of: e))
             }
-        }
-        if ftnChanged {
-            tables.replaceRoutes(ftn.values.map { inst in
-                let e = inst.spec
-                let v6: Bool
-                if case .v6 = e.prefix { v6 = true } else { v6 = false }
-                return RouteSpec(vrf: UInt16(vrfNames.firstIndex(of: e.vrf)!), v6: v6, bytes: addressBytes(e.prefix),
-                                 length: e.length, action: inst.action)
-            }, vrfCount: vrfNames.count)
         }
         // Entries whose target is a group or next hop need no new action when only a next hop's record changed:
         // actions name next hops and groups by slot, and slots are stable per name.
@@ -627,7 +666,9 @@ public final class FIBEngine: @unchecked Sendable {
         generation += 1
         let retired = tables.commit(generation: generation)
         publish?(tables.current)
+        let published = CommitStats.now()
         synchronize?()
+        let synchronized = CommitStats.now()
         if let store = counterStore {
             for (slot, key) in retiredCarry {
                 if let key {
@@ -639,6 +680,8 @@ public final class FIBEngine: @unchecked Sendable {
             }
         }
         tables.reclaim(retired)
+        commitStats.record(build: published - started, grace: synchronized - published,
+                           total: CommitStats.now() - started, bytes: tables.lastCommitBytes)
     }
 
     private func rebuildNextHopsAndGroups(nh: Bool) {
@@ -671,6 +714,31 @@ public final class FIBEngine: @unchecked Sendable {
     }
 
     private func vrfIndex(_ name: String) -> UInt16 { UInt16(vrfNames.firstIndex(of: name)!) }
+
+    /// The longest route shorter than `e` that covers it and ends in the same 8-bit trie stride (its leaf and
+    /// length), or (0, 0): what `e`'s trie slots fall back to when it goes.
+    private func cover(of e: FTNEntrySpec) -> (leaf: UInt32, length: UInt8) {
+        guard e.length > 0 else { return (0, 0) }
+        let floor = (e.length - 1) / 8 * 8
+        var l = e.length - 1
+        while l > floor {
+            let key = FTNEntrySpec(vrf: e.vrf, prefix: masked(e.prefix, l), length: l, push: [], via: "").key
+            if let c = ftn[key] { return (c.action.rawValue + 1, UInt8(l)) }
+            l -= 1
+        }
+        return (0, 0)
+    }
+
+    /// `a` with the bits after the first `length` cleared.
+    private func masked(_ a: IPAddress, _ length: Int) -> IPAddress {
+        switch a {
+        case .v4(let v):
+            return .v4(IPv4Address(value: length == 0 ? 0 : v.value & ~(UInt32.max >> UInt32(length))))
+        case .v6(let v):
+            func keep(_ w: UInt64, _ bits: Int) -> UInt64 { bits <= 0 ? 0 : bits >= 64 ? w : w & ~(UInt64.max >> UInt64(bits)) }
+            return .v6(IPv6Address(high: keep(v.high, length), low: keep(v.low, length - 64)))
+        }
+    }
 
     /// The action of an ILM entry and the fields its ILM entry repeats.
     private func ilmAction(_ e: ILMEntrySpec) -> (Action, (operation: Operation, flags: UInt8, payload: Payload)) {
@@ -733,7 +801,7 @@ public final class FIBEngine: @unchecked Sendable {
 }
 
 extension FIBChange {
-    var key: EntryKey {
+    public var key: EntryKey {
         switch self {
         case .add(let e), .replace(let e): return e.key
         case .delete(let k): return k
@@ -746,9 +814,9 @@ public struct FIBIntent: Sendable {
     public let generation: UInt64
     let nextHops: [String: NextHopSpec]
     let groups: [String: ECMPGroupSpec]
-    let ilm: [UInt32: FIBEngine.Installed<ILMEntrySpec>]
-    let vni: [UInt32: FIBEngine.Installed<VNIEntrySpec>]
-    let ftn: [String: FIBEngine.Installed<FTNEntrySpec>]
+    let ilm: ShardedMap<UInt32, FIBEngine.Installed<ILMEntrySpec>>
+    let vni: ShardedMap<UInt32, FIBEngine.Installed<VNIEntrySpec>>
+    let ftn: ShardedMap<String, FIBEngine.Installed<FTNEntrySpec>>
 
     /// Entries sorted by key.
     public func document() -> FIBSpec {
@@ -757,6 +825,21 @@ public struct FIBIntent: Sendable {
                 ilm: ilm.keys.sorted().map { ilm[$0]!.spec },
                 vni: vni.keys.sorted().map { vni[$0]!.spec },
                 ftn: ftn.keys.sorted().map { ftn[$0]!.spec })
+    }
+
+    /// The document's sections in order ("nextHops", "ecmpGroups", "ilm", "vni", "ftn"), each entry sorted by key,
+    /// without building the document (the state writer streams a snapshot this way).
+    public func forEachSection(_ section: (String, Int) -> Void, _ entry: (FIBEntry) -> Void) {
+        section("nextHops", nextHops.count)
+        for k in nextHops.keys.sorted() { entry(.nextHop(nextHops[k]!)) }
+        section("ecmpGroups", groups.count)
+        for k in groups.keys.sorted() { entry(.ecmpGroup(groups[k]!)) }
+        section("ilm", ilm.count)
+        for k in ilm.keys.sorted() { entry(.ilm(ilm[k]!.spec)) }
+        section("vni", vni.count)
+        for k in vni.keys.sorted() { entry(.vni(vni[k]!.spec)) }
+        section("ftn", ftn.count)
+        for k in ftn.keys.sorted() { entry(.ftn(ftn[k]!.spec)) }
     }
 }
 
@@ -816,5 +899,51 @@ public struct ContentHash {
             if let b = f.backupPush { h.byte(0xB0); h.labels(b) }
         }
         return h.value
+    }
+}
+
+/// What the engine's last commits cost: time to build and publish the new tables, the grace-period wait, the whole
+/// commit, and the bytes of table memory a commit copied or allocated. Percentiles over the last `window` commits.
+public struct CommitStats: Sendable {
+    public static let window = 1024
+    public private(set) var commits: UInt64 = 0
+    private var build: [UInt64] = [], grace: [UInt64] = [], total: [UInt64] = [], bytes: [Int] = []
+    public private(set) var maxTotalNs: UInt64 = 0
+    public private(set) var lastBytes = 0
+
+    public init() {}
+
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    mutating func record(build b: UInt64, grace g: UInt64, total t: UInt64, bytes n: Int) {
+        let i = Int(commits % UInt64(Self.window))
+        if build.count < Self.window { build.append(b); grace.append(g); total.append(t); bytes.append(n) } else {
+            build[i] = b; grace[i] = g; total[i] = t; bytes[i] = n
+        }
+        commits += 1
+        maxTotalNs = max(maxTotalNs, t)
+        lastBytes = n
+    }
+
+    /// (p50, p99, max) of a series over the window, in its unit.
+    static func percentiles<T: BinaryInteger>(_ v: [T]) -> (p50: T, p99: T, max: T) {
+        guard !v.isEmpty else { return (0, 0, 0) }
+        let s = v.sorted()
+        return (s[s.count / 2], s[min(s.count - 1, s.count * 99 / 100)], s[s.count - 1])
+    }
+    public var buildNs: (p50: UInt64, p99: UInt64, max: UInt64) { Self.percentiles(build) }
+    public var graceNs: (p50: UInt64, p99: UInt64, max: UInt64) { Self.percentiles(grace) }
+    public var totalNs: (p50: UInt64, p99: UInt64, max: UInt64) { Self.percentiles(total) }
+    public var bytesCopied: (p50: Int, p99: Int, max: Int) { Self.percentiles(bytes) }
+}
+
+extension IPAddress {
+    var isV6: Bool {
+        if case .v6 = self { return true }
+        return false
     }
 }

@@ -244,6 +244,8 @@ public final class ControlService: RPCHandler {
             }
         }
         if let w = stateWriter {
+            // The writer asks for the whole FIB after a failed write (once per retry interval) or a long journal.
+            if w.wantsSnapshot { w.submit(engine.intent()) }
             answerDurableWaits(w)
             let error = w.lastError
             if error != reportedStateError {
@@ -405,7 +407,18 @@ public final class ControlService: RPCHandler {
             f.append(("stateFile", .string(w.path)))
             if let e = w.lastError { f.append(("stateFileError", .string(e))) }
             f.append(("stateFileFailures", num(w.failures)))
+            let n = w.counts
+            f.append(("stateFileWrites", .object([("snapshots", num(n.snapshots)), ("journalRecords", num(n.records)),
+                                                  ("journalBytes", num(n.journalBytes)),
+                                                  ("snapshotBytes", num(n.snapshotBytes))])))
         }
+        let cs = engine.commitStats
+        func triple<T: BinaryInteger>(_ t: (p50: T, p99: T, max: T)) -> JSONValue {
+            .object([("p50", num(t.p50)), ("p99", num(t.p99)), ("max", num(t.max))])
+        }
+        f.append(("commitStats", .object([("commits", num(cs.commits)), ("window", num(CommitStats.window)),
+                                          ("buildNs", triple(cs.buildNs)), ("graceNs", triple(cs.graceNs)),
+                                          ("totalNs", triple(cs.totalNs)), ("tableBytes", triple(cs.bytesCopied))])))
         f += [
             ("entries", .object([("nextHops", num(c.nextHops)), ("ecmpGroups", num(c.groups)), ("ilm", num(c.ilm)),
                                  ("vni", num(c.vni)), ("ftn", num(c.ftn))])),
@@ -489,6 +502,7 @@ public final class ControlService: RPCHandler {
     /// Applies through the engine, keeping the digest, the state file and event subscribers up to date.
     func commit(_ changes: [FIBChange], expected: UInt64?, names: (Int, FIBChange) -> String) throws(Failure) -> UInt64 {
         var before: [EntryKey: UInt64] = [:]
+        before.reserveCapacity(changes.count)
         for c in changes {
             let k = c.entryKey
             if before[k] == nil { before[k] = engine.entry(k).map(ControlService.hash) ?? 0 }
@@ -498,13 +512,22 @@ public final class ControlService: RPCHandler {
         do { g = try engine.apply(changes, expectedGeneration: expected, elementName: names) } catch {
             throw ControlService.failure(error)
         }
+        var touched: [(key: EntryKey, entry: FIBEntry?)] = []
+        touched.reserveCapacity(before.count)
         for (k, old) in before {
             digest &-= old
-            if let e = engine.entry(k) { digest &+= ControlService.hash(e) }
+            let e = engine.entry(k)
+            if let e { digest &+= ControlService.hash(e) }
+            touched.append((k, e))
         }
         sortedKeys.removeAll()
         dataplane?.fibCommitted()
-        stateWriter?.submit(engine.intent())
+        if let w = stateWriter {
+            // Small commits become journal records; large ones (a resync) and the writer's requests, snapshots.
+            if touched.count > StateWriter.largeCommit || w.wantsSnapshot { w.submit(engine.intent()) } else {
+                w.submit(generation: g, changes: touched)
+            }
+        }
         notify(.object([("type", .string("generation")), ("generation", num(g)), ("digest", .string(digestText))]))
         observeCommit?(ControlService.now() - started)
         return g

@@ -19,20 +19,36 @@ public func readWholeFile(_ path: String) -> [UInt8]? {
     return bytes
 }
 
-/// The state file: the last committed FIB, so a restarted agent forwards before any controller connects.
+/// The state file: the last committed FIB, so a restarted agent forwards before any controller connects. Two files:
 ///
-/// Format: one header line `MPLSGATE-STATE 1 <generation> <length> <fnv1a64 hex>` and then `<length>` bytes of the
-/// FIB document (the `--fib` format). Written as `PATH.tmp`, fsynced, the old file renamed to `PATH.prev`, the
-/// new one renamed to `PATH`, the directory fsynced: at every instant one complete, checksummed file exists.
-/// Loading tries `PATH`, then `PATH.prev`; a corrupt file is reported and skipped.
+/// - `PATH`, a **snapshot**: one header line `MPLSGATE-STATE 1 <generation> <length> <fnv1a64 hex>` and then
+///   `<length>` bytes of the FIB document (the `--fib` format). Written as `PATH.tmp`, fsynced, the old file renamed
+///   to `PATH.prev`, the new one renamed to `PATH`, the directory fsynced: at every instant one complete, checksummed
+///   snapshot exists.
+/// - `PATH.journal`, the commits since that snapshot: a header line `MPLSGATE-JOURNAL 1 <generation> <fnv1a64 hex>`
+///   naming the snapshot it extends (its generation and body checksum), then one record per commit:
+///   `<generation> <length> <fnv1a64 hex>` and a newline, `<length>` bytes of JSON (`{"set":[{"kind","entry"}…],
+///   "delete":[{"kind","key"}…]}`: each touched key's state after the commit), a newline. A record is appended and
+///   fdatasynced per write (group commit: one write for every record queued meanwhile), so a one-entry commit
+///   writes a few hundred bytes instead of the whole FIB.
+///
+/// Loading takes `PATH` (else `PATH.prev`), then replays the journal if its header names that snapshot, record by
+/// record while each is complete, verifies and continues the generations without a gap; a torn or corrupt tail is
+/// reported and ignored (its commit was never acknowledged as durable). A journal naming another snapshot is
+/// ignored: it predates the snapshot (a crash between writing a snapshot and starting its journal).
 public enum StateFile {
     public struct Loaded {
         public var fib: FIBSpec
         public var generation: UInt64
         public var path: String
+        /// Journal records replayed on top of the snapshot.
+        public var journalRecords = 0
+        /// The snapshot's own generation.
+        public var snapshotGeneration: UInt64 = 0
     }
 
     static let magic = "MPLSGATE-STATE 1 "
+    static let journalMagic = "MPLSGATE-JOURNAL 1 "
 
     public static func encode(_ fib: FIBSpec, generation: UInt64) -> [UInt8] {
         let body = Array(JSONWriter.write(FIBCodec.encode(fib)).utf8)
@@ -40,12 +56,100 @@ public enum StateFile {
         return Array(header.utf8) + body
     }
 
-    /// Loads the newest good copy; `problems` lists the files that were corrupt or unreadable, and why.
+    /// Bytes reserved for a streamed snapshot's header: written last, padded with spaces.
+    static let streamedHeaderBytes = 96
+
+    /// Writes a snapshot of `intent` straight from the engine's tables, entry by entry (no document or JSON tree of
+    /// the whole FIB in memory), atomically like `write`. The header is written last into space reserved at the start
+    /// (padded with spaces, which readers skip). Returns the file's size and the body's checksum.
+    public static func writeSnapshot(_ intent: FIBIntent, to path: String, keepPrevious: Bool) throws(ServerError) -> (bytes: Int, checksum: String) {
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ServerError("\(tmp): \(String(cString: strerror(errno)))") }
+        var failure: ServerError?
+        var buffer = [UInt8](repeating: 0x20, count: streamedHeaderBytes)
+        buffer.reserveCapacity(1 << 20)
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        var length = 0
+        func emit(_ s: String) {
+            for b in s.utf8 {
+                buffer.append(b)
+                hash = (hash ^ UInt64(b)) &* 0x100_0000_01B3
+                length += 1
+            }
+            if buffer.count >= 1 << 20, failure == nil {
+                do { try writeAll(fd, buffer, tmp) } catch { failure = error }
+                buffer.removeAll(keepingCapacity: true)
+            }
+        }
+        emit("{\"version\":\(schemaVersion)")
+        var first = true
+        var sections = 0
+        intent.forEachSection({ name, _ in
+            emit((sections == 0 ? "" : "]") + ",\"\(name)\":[")
+            sections += 1
+            first = true
+        }, { e in
+            emit((first ? "" : ",") + JSONWriter.write(FIBCodec.encode(e)))
+            first = false
+        })
+        emit("]}")
+        let checksum = hex(hash)
+        var header = Array("\(magic)\(intent.generation) \(length) \(checksum)".utf8)
+        header += [UInt8](repeating: 0x20, count: streamedHeaderBytes - 1 - header.count) + [0x0A]
+        do throws(ServerError) {
+            if let failure { throw failure }
+            try writeAll(fd, buffer, tmp)
+            guard pwrite(fd, header, header.count, 0) == header.count else {
+                throw ServerError("\(tmp): \(String(cString: strerror(errno)))")
+            }
+            guard fsync(fd) == 0 else { throw ServerError("fsync \(tmp): \(String(cString: strerror(errno)))") }
+        } catch { close(fd); throw error }
+        close(fd)
+        if keepPrevious { _ = rename(path, path + ".prev") }
+        guard rename(tmp, path) == 0 else { throw ServerError("rename \(tmp): \(String(cString: strerror(errno)))") }
+        syncDirectory(of: path)
+        return (streamedHeaderBytes + length, checksum)
+    }
+
+    /// One journal record: the keys a commit touched and their entries after it (nil: deleted).
+    public static func encodeRecord(generation: UInt64, changes: [(key: EntryKey, entry: FIBEntry?)]) -> [UInt8] {
+        var set: [JSONValue] = [], deleted: [JSONValue] = []
+        for (k, e) in changes {
+            if let e {
+                set.append(.object([("kind", .string(k.kind)), ("entry", FIBCodec.encode(e))]))
+            } else {
+                deleted.append(.object([("kind", .string(k.kind)), ("key", .string(keyText(k)))]))
+            }
+        }
+        let body = Array(JSONWriter.write(.object([("set", .array(set)), ("delete", .array(deleted))])).utf8)
+        return Array("\(generation) \(body.count) \(hex(fnv1a64(body)))\n".utf8) + body + [0x0A]
+    }
+
+    static func keyText(_ k: EntryKey) -> String {
+        switch k {
+        case .nextHop(let n), .ecmpGroup(let n), .ftn(let n): return n
+        case .ilm(let l): return String(l)
+        case .vni(let v): return String(v)
+        }
+    }
+
+    public static func journalHeader(generation: UInt64, checksum: String) -> [UInt8] {
+        Array("\(journalMagic)\(generation) \(checksum)\n".utf8)
+    }
+
+    /// Loads the newest good copy and replays its journal; `problems` lists the files that were corrupt or
+    /// unreadable (and a torn journal tail), and why.
     public static func load(path: String) -> (loaded: Loaded?, problems: [(path: String, error: String)]) {
         var problems: [(path: String, error: String)] = []
         for p in [path, path + ".prev"] {
             switch read(p) {
-            case .success(let l): return (l, problems)
+            case .success(var l):
+                l.snapshotGeneration = l.generation
+                if let problem = replayJournal(path + ".journal", onto: &l, checksum: l.checksum) {
+                    problems.append((path + ".journal", problem))
+                }
+                return (l.loaded, problems)
             case .failure(let e): if !e.missing { problems.append((p, e.message)) }
             }
         }
@@ -54,17 +158,114 @@ public enum StateFile {
 
     struct LoadError: Error { var message: String; var missing = false }
 
-    static func read(_ path: String) -> Result<Loaded, LoadError> {
-        let verified: (generation: UInt64, body: [UInt8])
+    struct Snapshot {
+        var fib: FIBSpec
+        var generation: UInt64
+        var path: String
+        var checksum: String
+        var snapshotGeneration: UInt64 = 0
+        var records = 0
+        var loaded: Loaded {
+            Loaded(fib: fib, generation: generation, path: path, journalRecords: records, snapshotGeneration: snapshotGeneration)
+        }
+    }
+
+    static func read(_ path: String) -> Result<Snapshot, LoadError> {
+        let verified: (generation: UInt64, body: [UInt8], checksum: String)
         switch verify(path) {
         case .success(let v): verified = v
         case .failure(let e): return .failure(e)
         }
         do {
             let fib = try FIBCodec.decodeFIB(verified.body)
-            return .success(Loaded(fib: fib, generation: verified.generation, path: path))
+            return .success(Snapshot(fib: fib, generation: verified.generation, path: path, checksum: verified.checksum))
         } catch {
             return .failure(LoadError(message: "invalid FIB: \(error)"))
+        }
+    }
+
+    /// Applies the journal's records that continue `s` (same snapshot, next generations). Returns a problem to
+    /// report (a torn or corrupt tail, a journal that cannot be read), or nil.
+    static func replayJournal(_ path: String, onto s: inout Snapshot, checksum: String) -> String? {
+        guard let bytes = readWholeFile(path) else {
+            return errno == ENOENT ? nil : String(cString: strerror(errno))
+        }
+        guard let nl = bytes.firstIndex(of: 0x0A) else { return bytes.isEmpty ? nil : "no header line" }
+        let header = String(decoding: bytes[0..<nl], as: UTF8.self)
+        guard header.hasPrefix(journalMagic) else { return "not an MPLSGate journal (bad header)" }
+        let fields = header.dropFirst(journalMagic.count).split(separator: " ")
+        guard fields.count == 2, let base = UInt64(fields[0]) else { return "malformed header" }
+        // Another snapshot's journal: written before `s` replaced that snapshot, so `s` already holds it.
+        guard base == s.snapshotGeneration, fields[1] == checksum else { return nil }
+        var tables = Tables(s.fib)
+        var at = nl + 1
+        var problem: String?
+        while at < bytes.count {
+            guard let end = bytes[at...].firstIndex(of: 0x0A) else { problem = "torn record header at byte \(at)"; break }
+            let f = String(decoding: bytes[at..<end], as: UTF8.self).split(separator: " ")
+            guard f.count == 3, let g = UInt64(f[0]), let length = Int(f[1]), length >= 0 else {
+                problem = "malformed record header at byte \(at)"; break
+            }
+            let bodyStart = end + 1
+            guard bytes.count - bodyStart >= length + 1, bytes[bodyStart + length] == 0x0A else {
+                problem = "torn record (generation \(g)) at byte \(at): its commit was not durable"; break
+            }
+            let body = Array(bytes[bodyStart..<(bodyStart + length)])
+            guard hex(fnv1a64(body)) == f[2] else { problem = "record checksum mismatch (generation \(g)) at byte \(at)"; break }
+            guard g == s.generation + 1 else { problem = "record generation \(g) does not follow \(s.generation)"; break }
+            do { try tables.apply(body) } catch { problem = "invalid record (generation \(g)): \(error)"; break }
+            s.generation = g
+            s.records += 1
+            at = bodyStart + length + 1
+        }
+        if s.records > 0 { s.fib = tables.fib(version: s.fib.version) }
+        return problem
+    }
+
+    /// A FIB by key, for replaying journal records.
+    struct Tables {
+        var nextHops: [String: NextHopSpec] = [:], groups: [String: ECMPGroupSpec] = [:]
+        var ilm: [UInt32: ILMEntrySpec] = [:], vni: [UInt32: VNIEntrySpec] = [:], ftn: [String: FTNEntrySpec] = [:]
+
+        init(_ fib: FIBSpec) {
+            for e in fib.nextHops { nextHops[e.name] = e }
+            for e in fib.ecmpGroups { groups[e.name] = e }
+            for e in fib.ilm { ilm[e.label] = e }
+            for e in fib.vni { vni[e.vni] = e }
+            for e in fib.ftn { ftn[e.key] = e }
+        }
+
+        mutating func apply(_ body: [UInt8]) throws(ValidationError) {
+            let doc = try FIBCodec.parseDocument(body)
+            var r = try ObjectReader(doc, path: "record")
+            for (i, v) in try r.array("set").enumerated() {
+                var o = try ObjectReader(v, path: "set[\(i)]")
+                switch try FIBCodec.decodeEntry(kind: try o.string("kind"), try o.required("entry"), "set[\(i)].entry") {
+                case .nextHop(let e): nextHops[e.name] = e
+                case .ecmpGroup(let e): groups[e.name] = e
+                case .ilm(let e): ilm[e.label] = e
+                case .vni(let e): vni[e.vni] = e
+                case .ftn(let e): ftn[e.key] = e
+                }
+            }
+            for (i, v) in try r.array("delete").enumerated() {
+                var o = try ObjectReader(v, path: "delete[\(i)]")
+                let key = try o.string("key")
+                switch try o.string("kind") {
+                case "nextHop": nextHops[key] = nil
+                case "ecmpGroup": groups[key] = nil
+                case "ilm": ilm[UInt32(key) ?? UInt32.max] = nil
+                case "vni": vni[UInt32(key) ?? UInt32.max] = nil
+                case "ftn": ftn[key] = nil
+                case let k: throw ValidationError("delete[\(i)].kind", "unknown kind \(k)")
+                }
+            }
+        }
+
+        func fib(version: Int) -> FIBSpec {
+            FIBSpec(version: version, nextHops: nextHops.keys.sorted().map { nextHops[$0]! },
+                    ecmpGroups: groups.keys.sorted().map { groups[$0]! }, ilm: ilm.keys.sorted().map { ilm[$0]! },
+                    vni: vni.keys.sorted().map { vni[$0]! }, ftn: ftn.keys.sorted().map { ftn[$0]! })
         }
     }
 
@@ -75,7 +276,7 @@ public enum StateFile {
     }
 
     /// Reads `path` and checks its header, length and checksum.
-    static func verify(_ path: String) -> Result<(generation: UInt64, body: [UInt8]), LoadError> {
+    static func verify(_ path: String) -> Result<(generation: UInt64, body: [UInt8], checksum: String), LoadError> {
         guard let bytes = readWholeFile(path) else {
             return .failure(LoadError(message: String(cString: strerror(errno)), missing: errno == ENOENT))
         }
@@ -91,7 +292,7 @@ public enum StateFile {
             return .failure(LoadError(message: "truncated: \(body.count) of \(length) bytes"))
         }
         guard hex(fnv1a64(body)) == fields[2] else { return .failure(LoadError(message: "checksum mismatch")) }
-        return .success((generation, body))
+        return .success((generation, body, String(fields[2])))
     }
 
     /// Writes atomically (tmp, fsync, rename, fsync dir). Throws a message on failure. `keepPrevious`: the file now
@@ -101,23 +302,37 @@ public enum StateFile {
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ServerError("\(tmp): \(String(cString: strerror(errno)))") }
-        var off = 0
-        while off < bytes.count {
-            let n = bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n <= 0 {
-                let e = errno
-                close(fd)
-                throw ServerError("\(tmp): \(String(cString: strerror(e)))")
-            }
-            off += n
-        }
+        do throws(ServerError) { try writeAll(fd, bytes, tmp) } catch { close(fd); throw error }
         guard fsync(fd) == 0 else { close(fd); throw ServerError("fsync \(tmp): \(String(cString: strerror(errno)))") }
         close(fd)
         if keepPrevious { _ = rename(path, path + ".prev") }
         guard rename(tmp, path) == 0 else { throw ServerError("rename \(tmp): \(String(cString: strerror(errno)))") }
+        syncDirectory(of: path)
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], _ name: String) throws(ServerError) {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { throw ServerError("\(name): \(String(cString: strerror(errno)))") }
+            off += n
+        }
+    }
+
+    static func syncDirectory(of path: String) {
         let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    /// Appends journal records and fdatasyncs them. The file is opened per call, so no file stays open for
+    /// writing between writes (the file system can be remounted read-only under the agent).
+    public static func append(_ bytes: [UInt8], toJournal path: String) throws(ServerError) {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { throw ServerError("\(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        try writeAll(fd, bytes, path)
+        guard fdatasync(fd) == 0 else { throw ServerError("fdatasync \(path): \(String(cString: strerror(errno)))") }
     }
 
     /// Takes the state file's lock (`PATH.lock`, flock) for this process's lifetime, so two agents never write one
@@ -170,20 +385,48 @@ public enum StateFile {
     }
 }
 
-/// Writes committed FIBs to the state file on its own thread, coalesced: one write in flight, and the next one
-/// takes the newest generation submitted meanwhile. A reply to apply means "applied" (forwarding uses it);
-/// `durableGeneration` says what is on disk.
+/// Writes committed FIBs to the state file on its own thread: each commit's changes as a journal record (queued
+/// records go out in one write and one fdatasync), and now and then a whole snapshot, after which the journal
+/// starts over. A reply to apply means "applied" (forwarding uses it); `durableGeneration` says what is on disk.
+///
+/// The control thread submits a snapshot (the intent, an O(1) copy) instead of a record when a commit is large,
+/// when the writer asks for one (`wantsSnapshot`: the journal outgrew the last snapshot, a write failed, or the
+/// agent started from `.prev`), and at start. After a failed write the journal is not trusted: records are not
+/// written (their generations count as failed) until a snapshot succeeds; the writer asks for a fresh snapshot
+/// once per `retrySeconds`.
 public final class StateWriter: @unchecked Sendable {
     public let path: String
+    public var journalPath: String { path + ".journal" }
     /// Seconds between attempts while writes fail.
     public static let retrySeconds: Int32 = 1
+    /// A commit touching more keys than this is written as a snapshot.
+    public static let largeCommit = 4096
+    /// The journal may grow to this many bytes, or the last snapshot's size if larger, before a snapshot is asked for.
+    public static let journalFloorBytes = 8 << 20
+
+    enum Job {
+        case record(generation: UInt64, changes: [(key: EntryKey, entry: FIBEntry?)])
+        case snapshot(FIBIntent)
+        var generation: UInt64 {
+            switch self {
+            case .record(let g, _): return g
+            case .snapshot(let i): return i.generation
+            }
+        }
+    }
+
     private struct Shared {
-        var pending: FIBIntent?
+        var jobs: [Job] = []
+        var wantSnapshot = false
         var durable: UInt64 = 0
         var lastError: String?
         /// The generation of the newest attempt that failed (0: none).
         var failedGeneration: UInt64 = 0
         var failures: UInt64 = 0
+        var journalBytes = 0
+        var snapshotBytes = 0
+        var snapshots: UInt64 = 0
+        var records: UInt64 = 0
         var stop = false
     }
     private let shared: Mutex<Shared>
@@ -192,17 +435,29 @@ public final class StateWriter: @unchecked Sendable {
     public let done: Int32
     private var thread = pthread_t()
 
-    /// Whether the file now at `path` is a good copy (rotated to `.prev` by the next write); false after a start
+    /// Whether the file now at `path` is a good copy (rotated to `.prev` by the next snapshot); false after a start
     /// from `.prev`. Only the writer thread touches it after init.
     private var pathIsGood: Bool
+    /// Whether records may be appended: the journal on disk extends the last snapshot up to the last record.
+    /// Writer thread only.
+    private var journalGood: Bool
+    /// When the last failure happened (monotonic seconds), for the retry pace. Writer thread only.
+    private var failedAt: Double = 0
 
-    /// `pathIsGood`: the file at `path` is intact (StateFile.isIntact), so the first write may rotate it to `.prev`.
-    public init(path: String, durableGeneration: UInt64, pathIsGood: Bool) {
+    /// `pathIsGood`: the file at `path` is intact (StateFile.isIntact), so the first snapshot may rotate it to
+    /// `.prev`. `journalContinues`: the journal on disk extends the FIB the agent loaded up to `durableGeneration`
+    /// (the agent started from `path` and its journal); otherwise the first write must be a snapshot.
+    public init(path: String, durableGeneration: UInt64, pathIsGood: Bool, journalContinues: Bool = false) {
         self.path = path
         self.pathIsGood = pathIsGood
+        self.journalGood = journalContinues
         let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if !dir.isEmpty { RPCServer.makeDirectories(dir) }
-        shared = Mutex(Shared(durable: durableGeneration))
+        var st = stat()
+        let journalBytes = stat(path + ".journal", &st) == 0 ? Int(st.st_size) : 0
+        let snapshotBytes = stat(path, &st) == 0 ? Int(st.st_size) : 0
+        shared = Mutex(Shared(wantSnapshot: !journalContinues, durable: durableGeneration,
+                              journalBytes: journalBytes, snapshotBytes: snapshotBytes))
         wake = mg_eventfd()
         done = mg_eventfd()
         let box = Unmanaged.passRetained(self).toOpaque()
@@ -213,9 +468,22 @@ public final class StateWriter: @unchecked Sendable {
         }, box)
     }
 
-    /// Queues the intent of a new generation (replacing any not yet written).
+    /// Whether the next submission should be a snapshot (see the type's comment).
+    public var wantsSnapshot: Bool { shared.withLock { $0.wantSnapshot } }
+
+    /// Queues a whole snapshot of a new generation (it supersedes every job queued before it).
     public func submit(_ intent: FIBIntent) {
-        shared.withLock { $0.pending = intent }
+        shared.withLock { s in
+            s.jobs.removeAll()
+            s.jobs.append(.snapshot(intent))
+            s.wantSnapshot = false
+        }
+        mg_eventfd_signal(wake)
+    }
+
+    /// Queues one commit: the keys it touched and their entries after it (nil: deleted).
+    public func submit(generation: UInt64, changes: [(key: EntryKey, entry: FIBEntry?)]) {
+        shared.withLock { $0.jobs.append(.record(generation: generation, changes: changes)) }
         mg_eventfd_signal(wake)
     }
 
@@ -230,6 +498,10 @@ public final class StateWriter: @unchecked Sendable {
     public var status: (durable: UInt64, failed: UInt64, error: String?) {
         shared.withLock { ($0.durable, $0.failedGeneration, $0.lastError) }
     }
+    /// Snapshots and journal records written since start, and the journal's and last snapshot's sizes.
+    public var counts: (snapshots: UInt64, records: UInt64, journalBytes: Int, snapshotBytes: Int) {
+        shared.withLock { ($0.snapshots, $0.records, $0.journalBytes, $0.snapshotBytes) }
+    }
 
     /// Writes what is pending and stops the thread.
     public func finish() {
@@ -238,43 +510,111 @@ public final class StateWriter: @unchecked Sendable {
         pthread_join(thread, nil)
     }
 
-    /// Takes the newest pending intent and writes it; a failed write is kept and tried again every
-    /// `retrySeconds` until it succeeds or a newer generation replaces it (at stop: one last attempt).
+    private static func monotonic() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
     private func loop() {
         var p = pollfd(fd: wake, events: Int16(POLLIN), revents: 0)
-        var retry: FIBIntent?
         while true {
-            let (job, stop) = shared.withLock { s -> (FIBIntent?, Bool) in
-                let j = s.pending
-                s.pending = nil
+            let (jobs, stop) = shared.withLock { s -> ([Job], Bool) in
+                let j = s.jobs
+                s.jobs.removeAll()
                 return (j, s.stop)
             }
-            if let next = job ?? (stop ? retry : nil) {
-                retry = nil
-                let bytes = StateFile.encode(next.document(), generation: next.generation)
-                var err: String?
-                do { try StateFile.write(bytes, to: path, keepPrevious: pathIsGood) } catch { err = error.description }
-                if err == nil { pathIsGood = true } else if !stop { retry = next }
-                shared.withLock { s in
-                    if let err {
-                        s.lastError = err
-                        s.failedGeneration = max(s.failedGeneration, next.generation)
-                        s.failures &+= 1
-                    } else {
-                        s.durable = max(s.durable, next.generation)
-                        s.lastError = nil
-                    }
-                }
+            if !jobs.isEmpty {
+                write(jobs)
                 mg_eventfd_signal(done)
                 continue
             }
             if stop { return }
-            if poll(&p, 1, retry == nil ? 1000 : StateWriter.retrySeconds * 1000) == 0, let r = retry {
-                // Nothing newer arrived: try the failed generation again.
-                shared.withLock { s in if s.pending == nil { s.pending = r } }
-                retry = nil
+            let failing = shared.withLock { $0.lastError != nil }
+            if poll(&p, 1, 1000) == 0 || failing {
+                // While writes fail, ask the control thread for a fresh snapshot once per retry interval.
+                if failing, Self.monotonic() - failedAt >= Double(Self.retrySeconds) {
+                    failedAt = Self.monotonic()
+                    shared.withLock { $0.wantSnapshot = true }
+                    mg_eventfd_signal(done)
+                }
             }
             mg_eventfd_drain(wake)
+        }
+    }
+
+    /// Writes the newest snapshot among `jobs` (if any), then the records after it.
+    private func write(_ jobs: [Job]) {
+        var records = jobs[...]
+        var error: String?
+        var durable: UInt64 = 0
+        var failed: UInt64 = 0
+        var snapshotBytes: Int?
+        if let i = jobs.lastIndex(where: { if case .snapshot = $0 { return true }; return false }),
+           case .snapshot(let intent) = jobs[i] {
+            records = jobs[(i + 1)...]
+            do throws(ServerError) {
+                let written = try StateFile.writeSnapshot(intent, to: path, keepPrevious: pathIsGood)
+                pathIsGood = true
+                // The journal starts over, naming this snapshot; written whole and renamed, like the snapshot.
+                let header = StateFile.journalHeader(generation: intent.generation, checksum: written.checksum)
+                try StateFile.write(header, to: journalPath, keepPrevious: false)
+                journalGood = true
+                durable = intent.generation
+                snapshotBytes = written.bytes
+                // The snapshot's transient memory goes back to the system, not into this thread's malloc arena.
+                _ = mg_malloc_trim()
+            } catch let e {
+                error = e.description
+                journalGood = false
+                failed = intent.generation
+            }
+        }
+        var appended = 0
+        if let last = records.last {
+            if journalGood {
+                var bytes: [UInt8] = []
+                for case .record(let g, let changes) in records {
+                    bytes += StateFile.encodeRecord(generation: g, changes: changes)
+                }
+                do throws(ServerError) {
+                    try StateFile.append(bytes, toJournal: journalPath)
+                    durable = last.generation
+                    appended = bytes.count
+                } catch let e {
+                    error = e.description
+                    journalGood = false
+                    failed = last.generation
+                }
+            } else {
+                // Not written: they wait for the next snapshot, which holds them.
+                failed = last.generation
+                if error == nil { error = "the journal is behind; waiting for a snapshot" }
+            }
+        }
+        let newError = error
+        let wasGood = journalGood
+        let recordCount = records.count
+        let failing = newError != nil
+        if failing { failedAt = Self.monotonic() }
+        shared.withLock { s in
+            if let b = snapshotBytes {
+                s.snapshotBytes = b
+                s.journalBytes = 0
+                s.snapshots &+= 1
+            }
+            if appended > 0 { s.journalBytes += appended; s.records &+= UInt64(recordCount) }
+            if durable > 0 { s.durable = max(s.durable, durable) }
+            if let newError {
+                s.lastError = newError
+                s.failedGeneration = max(s.failedGeneration, failed)
+                s.failures &+= 1
+            } else {
+                s.lastError = nil
+            }
+            // A journal longer than the snapshot (or the floor) is compacted by the next snapshot.
+            if wasGood, s.journalBytes > max(StateWriter.journalFloorBytes, s.snapshotBytes) { s.wantSnapshot = true }
+            if !wasGood && !failing { s.wantSnapshot = true }
         }
     }
 }

@@ -510,11 +510,13 @@ public enum Pipeline {
         let action = fib.actions + Int(id.rawValue)
         // Only the remote VTEPs the VNI entry names may send on it.
         var allowed = false
-        var i = Int(action.pointee.aux)
-        let last = i + Int(action.pointee.auxCount)
-        while i < last {
-            if fib.addresses[i] == source { allowed = true; break }
-            i &+= 1
+        if let vteps = UnsafePointer<IPv6Address>(bitPattern: UInt(action.pointee.vteps)) {
+            var i = 0
+            let last = Int(action.pointee.auxCount)
+            while i < last {
+                if vteps[i] == source { allowed = true; break }
+                i &+= 1
+            }
         }
         if !allowed { return .dropped(.vtepNotAllowed) }
         let inner = vx + VXLAN.headerSize

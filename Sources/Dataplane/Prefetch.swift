@@ -3,8 +3,8 @@ import Wire
 import FIB
 
 /// Batch prefetch (as VPP's dual/quad loops and DPDK's examples): while frame i is processed, frame i + 12's head is
-/// prefetched, frame i + 8's ILM entry, VNI slot or deepest FTN trie slot, frame i + 4's action and counter lines
-/// (from the entry, slot or trie walk that has arrived by then) and, for VXLAN, frame i + 2's allowed-VTEP address.
+/// prefetched, frame i + 8's ILM entry, VNI entry or deepest FTN trie slot, frame i + 4's action and counter lines
+/// (from the entry or trie walk that has arrived by then) and, for VXLAN, frame i + 2's allowed-VTEP address.
 /// With 1M entries these are three to four dependent DRAM misses per frame; this overlaps them across frames.
 /// Untagged labeled frames, untagged VXLAN over IPv4 on dc ports and untagged IPv4 on vrf ports take part;
 /// prefetches are hints: a wasted one costs a little bandwidth, never a fault.
@@ -33,9 +33,9 @@ extension Pipeline {
         mg_prefetch(f.buffer + Int(f.offset))
     }
 
-    /// The VNI slot an untagged VXLAN-over-IPv4 frame will probe first, and its VNI; nil for anything else.
+    /// The VNI table entry an untagged VXLAN-over-IPv4 frame will look up; nil for anything else.
     @inlinable @inline(__always)
-    static func vniSlotAddress(_ f: Frame, fib: FIBSnapshot) -> (UnsafeMutablePointer<VNISlot>, UInt32)? {
+    static func vniEntryAddress(_ f: Frame, fib: FIBSnapshot) -> UnsafeMutablePointer<UInt32>? {
         let inPort = Int(f.ingress.rawValue)
         if f.length < 50 || inPort >= fib.portCount || fib.ports[inPort].role != .dc { return nil }
         let head = f.buffer + Int(f.offset)
@@ -45,7 +45,7 @@ extension Pipeline {
             return nil
         }
         let vni = UInt32(bigEndian: head.loadUnaligned(fromByteOffset: 14 &+ hl &+ 12, as: UInt32.self)) >> 8
-        return (fib.vniSlots + Int(VNIHash.slot(vni, mask: fib.vniMask)), vni)
+        return VNITable.entry(fib.vniDirectory, vni)
     }
 
     /// The VRF and IPv4 destination of an untagged IPv4 frame on a vrf port; nil for anything else.
@@ -77,8 +77,8 @@ extension Pipeline {
             mg_prefetch(e)
         } else if let (vrf, address) = ftnKey(f, fib: fib) {
             if let s = ftnDeepSlot(vrf: vrf, address: address, fib: fib) { mg_prefetch(s) }
-        } else if let (s, _) = vniSlotAddress(f, fib: fib) {
-            mg_prefetch(s)
+        } else if let e = vniEntryAddress(f, fib: fib) {
+            mg_prefetch(e)
         }
     }
 
@@ -93,9 +93,9 @@ extension Pipeline {
             let leaf = fib.lookupV4(vrf: vrf, address)
             return leaf == 0 ? nil : Int(leaf &- 1)
         }
-        if let (s, vni) = vniSlotAddress(f, fib: fib) {
-            let slot = s.pointee
-            return slot.key == vni &+ 1 ? Int(slot.action.rawValue) : nil
+        if let e = vniEntryAddress(f, fib: fib) {
+            let v = e.pointee
+            return v == 0 ? nil : Int(v &- 1)
         }
         return nil
     }
@@ -110,9 +110,9 @@ extension Pipeline {
     /// VXLAN only: the first allowed remote VTEP of the frame's VNI entry, once its action has arrived.
     @inlinable @inline(__always)
     static func prefetchVTEPs(_ f: Frame, fib: FIBSnapshot) {
-        guard let (s, vni) = vniSlotAddress(f, fib: fib) else { return }
-        let slot = s.pointee
-        if slot.key != vni &+ 1 { return }
-        mg_prefetch(fib.addresses + Int(fib.actions[Int(slot.action.rawValue)].aux))
+        guard let e = vniEntryAddress(f, fib: fib) else { return }
+        let v = e.pointee
+        if v == 0 { return }
+        if let vteps = UnsafeRawPointer(bitPattern: UInt(fib.actions[Int(v &- 1)].vteps)) { mg_prefetch(vteps) }
     }
 }

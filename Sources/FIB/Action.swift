@@ -64,14 +64,16 @@ public struct Action {
     /// VRF index (popToIP with lookupInVRF).
     public var vrf: UInt16
     public var target: ForwardTarget
-    /// vxlanToMPLS: first allowed remote VTEP in `FIBSnapshot.vteps`; popToVXLAN: outer UDP destination port.
+    /// popToVXLAN: outer UDP destination port.
     public var aux: UInt32
-    /// vxlanToMPLS: number of allowed remote VTEPs; popToVXLAN: the outer IPv4 header's partial checksum.
+    /// vxlanToMPLS: number of allowed remote VTEPs (at `vteps`); popToVXLAN: the outer IPv4 header's partial checksum.
     public var auxCount: UInt32
     /// Labels written instead of the first `labelCount` while the target next hop is down (`backupOut`,
     /// `backupPush`): the templates in `area` after the primary ones. 0: none.
     public var backupLabelCount: UInt32 = 0
-    public var reserved2: UInt64 = 0
+    /// vxlanToMPLS: the address of its allowed remote VTEPs (`auxCount` `IPv6Address`es), a list of its own so
+    /// that a VNI change never moves another VNI's list (`FIBTables.allocateVTEPs`).
+    public var vteps: UInt64 = 0
     public var area: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
                       UInt64, UInt64, UInt64, UInt64)
 

@@ -19,15 +19,16 @@ public struct FIBSnapshot: @unchecked Sendable {
     public let groupCount: Int
     /// Next-hop liveness (`Liveness`), shared by every snapshot: not part of the generation.
     public let liveness: UnsafeMutablePointer<UInt8>
-    public let vniSlots: UnsafeMutablePointer<VNISlot>
-    public let vniMask: UInt32
+    /// VNI directory: `VNITable.directorySize` page pointers (entries are action + 1).
+    public let vniDirectory: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>>
     public let lpmV4: UnsafeMutablePointer<LPMSlot>
     public let lpmV6: UnsafeMutablePointer<LPMSlot>
     public let vrfs: UnsafeMutablePointer<VRFRecord>
     public let vrfCount: Int
     public let ports: UnsafeMutablePointer<PortRecord>
     public let portCount: Int
-    /// Port addresses and allowed remote VTEPs.
+    /// The ports' addresses (`PortRecord.addressStart`). A VNI's allowed remote VTEPs are a list of their own,
+    /// named by its action (`Action.vteps`).
     public let addresses: UnsafeMutablePointer<IPv6Address>
     public let addressCount: Int
     /// Bytes this snapshot owns, for reports and the allocation tests.
@@ -37,7 +38,7 @@ public struct FIBSnapshot: @unchecked Sendable {
          actions: UnsafeMutablePointer<Action>, actionCount: Int,
          nextHops: UnsafeMutablePointer<NextHopRecord>, nextHopCount: Int,
          groupBuckets: UnsafeMutablePointer<UInt32>, groupCount: Int, liveness: UnsafeMutablePointer<UInt8>,
-         vniSlots: UnsafeMutablePointer<VNISlot>, vniMask: UInt32,
+         vniDirectory: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>>,
          lpmV4: UnsafeMutablePointer<LPMSlot>, lpmV6: UnsafeMutablePointer<LPMSlot>,
          vrfs: UnsafeMutablePointer<VRFRecord>, vrfCount: Int,
          ports: UnsafeMutablePointer<PortRecord>, portCount: Int,
@@ -46,7 +47,7 @@ public struct FIBSnapshot: @unchecked Sendable {
         self.actions = actions; self.actionCount = actionCount
         self.nextHops = nextHops; self.nextHopCount = nextHopCount
         self.groupBuckets = groupBuckets; self.groupCount = groupCount; self.liveness = liveness
-        self.vniSlots = vniSlots; self.vniMask = vniMask
+        self.vniDirectory = vniDirectory
         self.lpmV4 = lpmV4; self.lpmV6 = lpmV6; self.vrfs = vrfs; self.vrfCount = vrfCount
         self.ports = ports; self.portCount = portCount
         self.addresses = addresses; self.addressCount = addressCount; self.bytesAllocated = bytesAllocated
@@ -58,17 +59,11 @@ public struct FIBSnapshot: @unchecked Sendable {
         ilmDirectory[Int(label >> UInt32(ILM.pageBits))][Int(label & ILM.pageMask)]
     }
 
-    /// The action of a VNI, or nil.
+    /// The action of a VNI, or nil: two dependent loads.
     @inlinable @inline(__always)
     public func vni(_ vni: UInt32) -> ActionID? {
-        let key = vni &+ 1
-        var i = VNIHash.slot(vni, mask: vniMask)
-        while true {
-            let s = vniSlots[Int(i)]
-            if s.key == key { return s.action }
-            if s.key == 0 { return nil }
-            i = (i &+ 1) & vniMask
-        }
+        let v = VNITable.entry(vniDirectory, vni).pointee
+        return v == 0 ? nil : ActionID(v &- 1)
     }
 
     /// Longest-prefix match of an IPv4 destination in a VRF: action index + 1, or 0.
@@ -178,7 +173,12 @@ public struct FIBSnapshot: @unchecked Sendable {
             ilmDirectory[i].deallocate()
         }
         ilmDirectory.deallocate()
-        actions.deallocate(); nextHops.deallocate(); groupBuckets.deallocate(); vniSlots.deallocate(); liveness.deallocate()
+        for i in 0..<VNITable.directorySize where vniDirectory[i] != VNITable.emptyPage { vniDirectory[i].deallocate() }
+        vniDirectory.deallocate()
+        for i in 0..<actionCount where actions[i].operation == .vxlanToMPLS && actions[i].vteps != 0 {
+            UnsafeMutableRawPointer(bitPattern: UInt(actions[i].vteps))?.deallocate()
+        }
+        actions.deallocate(); nextHops.deallocate(); groupBuckets.deallocate(); liveness.deallocate()
         lpmV4.deallocate(); lpmV6.deallocate(); vrfs.deallocate(); ports.deallocate(); addresses.deallocate()
     }
 }

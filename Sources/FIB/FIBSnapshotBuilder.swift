@@ -22,7 +22,7 @@ public struct FIBSnapshotBuilder {
         return UInt16(vrfCount - 1)
     }
 
-    /// Appends addresses to the shared list; returns the first index.
+    /// Appends port addresses to the shared list; returns the first index.
     public mutating func addAddresses(_ list: [IPv6Address]) -> UInt32 {
         let start = UInt32(addresses.count)
         addresses += list
@@ -62,6 +62,13 @@ public struct FIBSnapshotBuilder {
 
     public mutating func setVNI(_ vni: UInt32, _ action: ActionID) { vnis.append((vni, action)) }
 
+    /// A VNI's allowed remote VTEPs, for `Action.vteps` (freed with the snapshot's `deallocate`).
+    public static func vtepList(_ list: [IPv6Address]) -> UInt64 {
+        let p = UnsafeMutablePointer<IPv6Address>.allocate(capacity: max(list.count, 1))
+        p.initialize(from: list, count: list.count)
+        return UInt64(UInt(bitPattern: p))
+    }
+
     /// Adds a route; `bytes` is the address in wire order (4 or 16 bytes).
     public mutating func addRoute(vrf: UInt16, v6: Bool, bytes: [UInt8], length: Int, action: ActionID) {
         routes.append((vrf, v6, bytes, length, action))
@@ -81,7 +88,16 @@ public struct FIBSnapshotBuilder {
         bytes += MemoryLayout<UnsafeMutablePointer<ILMEntry>>.stride * ILM.directorySize
         for (page, entries) in ilmPages { dir[page] = copy(entries) }
 
-        let (slots, mask) = VNIHash.table(vnis)
+        let vniDir = UnsafeMutablePointer<UnsafeMutablePointer<UInt32>>.allocate(capacity: VNITable.directorySize)
+        vniDir.initialize(repeating: VNITable.emptyPage, count: VNITable.directorySize)
+        bytes += MemoryLayout<UnsafeMutablePointer<UInt32>>.stride * VNITable.directorySize
+        for (vni, action) in vnis {
+            let page = Int(vni >> UInt32(VNITable.pageBits))
+            if vniDir[page] == VNITable.emptyPage {
+                vniDir[page] = copy([UInt32](repeating: 0, count: VNITable.pageSize))
+            }
+            vniDir[page][Int(vni & VNITable.pageMask)] = action.rawValue &+ 1
+        }
         let (v4, v6, vrfRecords) = LPMBuilder.build(routes.map {
             RouteSpec(vrf: $0.vrf, v6: $0.v6, bytes: $0.bytes, length: $0.length, action: $0.action)
         }, vrfCount: vrfCount)
@@ -95,7 +111,7 @@ public struct FIBSnapshotBuilder {
             nextHops: copy(nextHops), nextHopCount: nextHops.count,
             groupBuckets: copy(groupBuckets + groupSecond), groupCount: groupBuckets.count / ECMP.bucketCount,
             liveness: liveness,
-            vniSlots: copy(slots), vniMask: mask,
+            vniDirectory: vniDir,
             lpmV4: copy(v4), lpmV6: copy(v6),
             vrfs: copy(vrfRecords), vrfCount: vrfRecords.count,
             ports: copy(ports), portCount: ports.count,

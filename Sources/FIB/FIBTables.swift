@@ -7,10 +7,13 @@ import Wire
 /// `FIBSnapshot` per commit (DESIGN §4):
 ///
 /// - the ILM directory is copied per commit (2 KiB) and only the pages a commit touches are copied (32 KiB each);
+/// - so is the VNI directory (32 KiB, pages of 16 KiB); each VNI's allowed-VTEP list is an allocation of its own,
+///   replaced with its entry;
 /// - actions live in one slab that never moves (reserved virtual memory, touched as used); a changed entry gets a
 ///   fresh slot and its old slot is reused only after the grace period, so a worker never sees a torn action;
-/// - next hops, ECMP buckets, the VNI table, the LPM tries and the address list are small or rebuilt whole when a
-///   commit touches them.
+/// - the LPM tries change by path copying in address-stable node pools (`LPMPool`): a route change copies the
+///   nodes on its path (2 KiB each) and the VRF records;
+/// - next hops and ECMP buckets are small and rebuilt whole when a commit touches them.
 ///
 /// Protocol: mutate, `commit()` (returns the previous snapshot and what it alone referenced), publish the new
 /// snapshot, wait for a grace period, then `reclaim()`. Single-threaded: the control thread only.
@@ -27,17 +30,27 @@ public final class FIBTables: @unchecked Sendable {
     private var groupBuckets: (UnsafeMutablePointer<UInt32>, Int)
     /// Next-hop liveness, one byte per next-hop slot for the tables' lifetime (not copied per commit).
     public let liveness: UnsafeMutablePointer<UInt8>
-    private var vni: (UnsafeMutablePointer<VNISlot>, UInt32)
-    private var lpm: (v4: UnsafeMutablePointer<LPMSlot>, v6: UnsafeMutablePointer<LPMSlot>,
-                      vrfs: UnsafeMutablePointer<VRFRecord>, vrfCount: Int)
+    private var vniDirectory: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>>
+    /// VNI pages in use (for the snapshot's byte count without a directory scan).
+    private var vniPages = 0
+    /// Every live allowed-VTEP list (freed when retired, or with the tables).
+    private var vtepLists = Set<UnsafeMutableRawPointer>()
+    private var vtepBytes = 0
+    private let v4: LPMPool
+    private let v6: LPMPool
+    private var vrfs: (UnsafeMutablePointer<VRFRecord>, Int)
+    /// The VRF records being changed by the commit being built (roots and default routes).
+    private var workingVRFs: [VRFRecord]?
     private let ports: (UnsafeMutablePointer<PortRecord>, Int)
-    private var addresses: (UnsafeMutablePointer<IPv6Address>, Int)
+    private let addresses: (UnsafeMutablePointer<IPv6Address>, Int)
     /// Bytes the current tables hold (actions counted by slots in use).
     private var tableBytes = 0
 
     // The commit being built.
     private var workingDirectory: UnsafeMutablePointer<UnsafeMutablePointer<ILMEntry>>?
     private var copiedPages = Set<Int>()
+    private var workingVNIDirectory: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>>?
+    private var copiedVNIPages = Set<Int>()
     private var pending = Retired()
     /// Bytes allocated by the last commit (what a one-entry change costs; asserted in tests).
     public private(set) var lastCommitBytes = 0
@@ -50,6 +63,8 @@ public final class FIBTables: @unchecked Sendable {
     public struct Retired {
         var pointers: [UnsafeMutableRawPointer] = []
         var actions: [UInt32] = []
+        var nodesV4: [UInt32] = []
+        var nodesV6: [UInt32] = []
         var snapshot: UnsafeMutablePointer<FIBSnapshot>?
         /// Action slots the commit retired (their counters can be folded into the entry's running totals).
         public var retiredActions: [UInt32] { actions }
@@ -71,14 +86,25 @@ public final class FIBTables: @unchecked Sendable {
         groupBuckets = array([UInt32]())
         liveness = .allocate(capacity: Liveness.capacity)
         liveness.initialize(repeating: Liveness.up, count: Liveness.capacity)
-        let emptyVNI = UnsafeMutablePointer<VNISlot>.allocate(capacity: 16)
-        emptyVNI.initialize(repeating: VNISlot(key: 0, action: ActionID(0)), count: 16)
-        vni = (emptyVNI, 15)
+        vniDirectory = .allocate(capacity: VNITable.directorySize)
+        vniDirectory.initialize(repeating: VNITable.emptyPage, count: VNITable.directorySize)
         self.ports = array(ports)
         self.addresses = array(addresses)
-        lpm = (.allocate(capacity: 1), .allocate(capacity: 1), .allocate(capacity: 1), 0)
+        // Nodes: 4M per family (8 GiB of address space, reserved, resident only where used: 1M IPv4 /24s use ~4k
+        // nodes, 1M IPv6 /56–/64s ~70k); a transaction that could need more than is left is refused (FIBEngine).
+        let nodes = 1 << 22
+        guard let v4 = LPMPool(capacity: nodes), let v6 = LPMPool(capacity: nodes) else {
+            preconditionFailure("cannot reserve the LPM node pools (\(nodes) nodes each)")
+        }
+        self.v4 = v4
+        self.v6 = v6
+        var records: [VRFRecord] = []
+        for _ in 0..<max(vrfCount, 1) {
+            records.append(VRFRecord(v4Root: v4.allocate(), v6Root: v6.allocate(), v4Default: 0, v6Default: 0))
+        }
+        _ = v4.commit(); _ = v6.commit()
+        vrfs = array(records)
         current = .allocate(capacity: 1)
-        rebuildRoutes([], vrfCount: vrfCount, retireOld: false)
         current.initialize(to: makeSnapshot(generation: 0))
     }
 
@@ -93,8 +119,12 @@ public final class FIBTables: @unchecked Sendable {
         released = true
         for i in 0..<ILM.directorySize where directory[i] != ILM.emptyPage { directory[i].deallocate() }
         directory.deallocate()
-        nextHops.0.deallocate(); groupBuckets.0.deallocate(); vni.0.deallocate(); liveness.deallocate()
-        lpm.v4.deallocate(); lpm.v6.deallocate(); lpm.vrfs.deallocate()
+        for i in 0..<VNITable.directorySize where vniDirectory[i] != VNITable.emptyPage { vniDirectory[i].deallocate() }
+        vniDirectory.deallocate()
+        for l in vtepLists { l.deallocate() }
+        vtepLists.removeAll()
+        nextHops.0.deallocate(); groupBuckets.0.deallocate(); liveness.deallocate()
+        v4.release(); v6.release(); vrfs.0.deallocate()
         ports.0.deallocate(); addresses.0.deallocate()
         LargeTable.release(UnsafeMutableRawPointer(actions), bytes: maxActions * MemoryLayout<Action>.stride)
         current.deallocate()
@@ -157,34 +187,87 @@ public final class FIBTables: @unchecked Sendable {
         groupBuckets = copyOut(buckets)
     }
 
-    /// Rebuilds the VNI table.
-    public func replaceVNIs(_ entries: [(vni: UInt32, action: ActionID)]) {
-        let (slots, mask) = VNIHash.table(entries)
-        pending.pointers.append(UnsafeMutableRawPointer(vni.0))
-        vni = (copyOut(slots).0, mask)
+    public func vni(_ vni: UInt32) -> ActionID? {
+        let v = VNITable.entry(workingVNIDirectory ?? vniDirectory, vni).pointee
+        return v == 0 ? nil : ActionID(v &- 1)
     }
 
-    /// The address list: the ports' addresses first, then VNI allowed-VTEP lists (the caller keeps the order).
-    public func replaceAddresses(_ list: [IPv6Address]) {
-        pending.pointers.append(UnsafeMutableRawPointer(addresses.0))
-        addresses = copyOut(list)
-    }
-
-    /// Rebuilds every VRF's tries from `routes`.
-    public func replaceRoutes(_ routes: [RouteSpec], vrfCount: Int) {
-        rebuildRoutes(routes, vrfCount: vrfCount, retireOld: true)
-    }
-
-    private func rebuildRoutes(_ routes: [RouteSpec], vrfCount: Int, retireOld: Bool) {
-        let (v4, v6, records) = LPMBuilder.build(routes, vrfCount: vrfCount)
-        if retireOld {
-            pending.pointers.append(UnsafeMutableRawPointer(lpm.v4))
-            pending.pointers.append(UnsafeMutableRawPointer(lpm.v6))
-            pending.pointers.append(UnsafeMutableRawPointer(lpm.vrfs))
-        } else {
-            lpm.v4.deallocate(); lpm.v6.deallocate(); lpm.vrfs.deallocate()
+    /// Sets one VNI's action (nil removes it), copying its page (and once per commit the directory) on first touch.
+    public func setVNI(_ vni: UInt32, _ action: ActionID?) {
+        if workingVNIDirectory == nil {
+            let d = UnsafeMutablePointer<UnsafeMutablePointer<UInt32>>.allocate(capacity: VNITable.directorySize)
+            d.initialize(from: vniDirectory, count: VNITable.directorySize)
+            workingVNIDirectory = d
+            commitBytes += MemoryLayout<UnsafeMutablePointer<UInt32>>.stride * VNITable.directorySize
+            pending.pointers.append(UnsafeMutableRawPointer(vniDirectory))
         }
-        lpm = (copyOut(v4).0, copyOut(v6).0, copyOut(records).0, records.count)
+        let dir = workingVNIDirectory!
+        let page = Int(vni >> UInt32(VNITable.pageBits))
+        if !copiedVNIPages.contains(page) {
+            let old = dir[page]
+            let fresh = UnsafeMutablePointer<UInt32>.allocate(capacity: VNITable.pageSize)
+            fresh.initialize(from: old, count: VNITable.pageSize)
+            commitBytes += MemoryLayout<UInt32>.stride * VNITable.pageSize
+            if old != VNITable.emptyPage { pending.pointers.append(UnsafeMutableRawPointer(old)) } else { vniPages += 1 }
+            dir[page] = fresh
+            copiedVNIPages.insert(page)
+        }
+        dir[page][Int(vni & VNITable.pageMask)] = action.map { $0.rawValue &+ 1 } ?? 0
+    }
+
+    /// A new allowed-VTEP list for a vxlanToMPLS action (`Action.vteps`).
+    public func allocateVTEPs(_ list: [IPv6Address]) -> UInt64 {
+        let p = UnsafeMutablePointer<IPv6Address>.allocate(capacity: max(list.count, 1))
+        p.initialize(from: list, count: list.count)
+        let raw = UnsafeMutableRawPointer(p)
+        vtepLists.insert(raw)
+        let n = MemoryLayout<IPv6Address>.stride * max(list.count, 1)
+        commitBytes += n
+        vtepBytes += n
+        return UInt64(UInt(bitPattern: raw))
+    }
+
+    /// Frees a list after the grace period of the next commit (`count`: its length, for the byte count).
+    public func retireVTEPs(_ list: UInt64, count: Int) {
+        guard let raw = UnsafeMutableRawPointer(bitPattern: UInt(list)), vtepLists.remove(raw) != nil else { return }
+        vtepBytes -= MemoryLayout<IPv6Address>.stride * max(count, 1)
+        pending.pointers.append(raw)
+    }
+
+    /// Nodes either pool can still make: a transaction must fit (`FIBEngine` checks before it commits).
+    public func lpmRoom(v6 isV6: Bool) -> Int { isV6 ? v6.room : v4.room }
+
+    /// Adds or replaces a route (`bytes`: the prefix in wire order, 4 or 16 bytes); `leaf` is action index + 1.
+    public func setRoute(vrf: UInt16, v6 isV6: Bool, bytes: [UInt8], length: Int, leaf: UInt32) {
+        var r = workingVRFs ?? Array(UnsafeBufferPointer(start: vrfs.0, count: vrfs.1))
+        let before = (v4.allocated, v6.allocated)
+        let i = Int(vrf)
+        if length == 0 {
+            if isV6 { r[i].v6Default = leaf } else { r[i].v4Default = leaf }
+        } else if isV6 {
+            r[i].v6Root = v6.insert(root: r[i].v6Root, bytes: bytes, length: length, leaf: leaf)
+        } else {
+            r[i].v4Root = v4.insert(root: r[i].v4Root, bytes: bytes, length: length, leaf: leaf)
+        }
+        commitBytes += (v4.allocated - before.0 + v6.allocated - before.1) * 256 * MemoryLayout<LPMSlot>.stride
+        workingVRFs = r
+    }
+
+    /// Removes a route; `cover` is the longest shorter prefix ending in the same trie node (stride of 8 bits) that
+    /// covers it (leaf, length), or (0, 0): its slots fall back to that.
+    public func removeRoute(vrf: UInt16, v6 isV6: Bool, bytes: [UInt8], length: Int, cover: (leaf: UInt32, length: UInt8)) {
+        var r = workingVRFs ?? Array(UnsafeBufferPointer(start: vrfs.0, count: vrfs.1))
+        let before = (v4.allocated, v6.allocated)
+        let i = Int(vrf)
+        if length == 0 {
+            if isV6 { r[i].v6Default = 0 } else { r[i].v4Default = 0 }
+        } else if isV6 {
+            r[i].v6Root = v6.remove(root: r[i].v6Root, bytes: bytes, length: length, cover: cover)
+        } else {
+            r[i].v4Root = v4.remove(root: r[i].v4Root, bytes: bytes, length: length, cover: cover)
+        }
+        commitBytes += (v4.allocated - before.0 + v6.allocated - before.1) * 256 * MemoryLayout<LPMSlot>.stride
+        workingVRFs = r
     }
 
     private func copyOut<T>(_ a: [T]) -> (UnsafeMutablePointer<T>, Int) {
@@ -202,6 +285,16 @@ public final class FIBTables: @unchecked Sendable {
         if let d = workingDirectory { directory = d }
         workingDirectory = nil
         copiedPages.removeAll(keepingCapacity: true)
+        if let r = workingVRFs {
+            pending.pointers.append(UnsafeMutableRawPointer(vrfs.0))
+            vrfs = copyOut(r)
+            workingVRFs = nil
+        }
+        pending.nodesV4 = v4.commit()
+        pending.nodesV6 = v6.commit()
+        if let d = workingVNIDirectory { vniDirectory = d }
+        workingVNIDirectory = nil
+        copiedVNIPages.removeAll(keepingCapacity: true)
         let snap = UnsafeMutablePointer<FIBSnapshot>.allocate(capacity: 1)
         snap.initialize(to: makeSnapshot(generation: generation))
         var r = pending
@@ -217,6 +310,8 @@ public final class FIBTables: @unchecked Sendable {
     public func reclaim(_ r: Retired) {
         for p in r.pointers { p.deallocate() }
         freeActions.append(contentsOf: r.actions)
+        v4.reclaim(r.nodesV4)
+        v6.reclaim(r.nodesV6)
         r.snapshot?.deallocate()
     }
 
@@ -225,13 +320,16 @@ public final class FIBTables: @unchecked Sendable {
         var bytes = MemoryLayout<UnsafeMutablePointer<ILMEntry>>.stride * ILM.directorySize
         for i in 0..<ILM.directorySize where directory[i] != ILM.emptyPage { bytes += MemoryLayout<ILMEntry>.stride * ILM.pageSize }
         bytes += actionsInUse * MemoryLayout<Action>.stride
+        bytes += MemoryLayout<UnsafeMutablePointer<UInt32>>.stride * VNITable.directorySize
+            + vniPages * MemoryLayout<UInt32>.stride * VNITable.pageSize + vtepBytes
+            + (v4.inUse + v6.inUse) * 256 * MemoryLayout<LPMSlot>.stride
         return FIBSnapshot(
             generation: generation, ilmDirectory: directory,
             actions: actions, actionCount: Int(actionHighWater),
             nextHops: nextHops.0, nextHopCount: nextHops.1,
             groupBuckets: groupBuckets.0, groupCount: groupBuckets.1 / (2 * ECMP.bucketCount), liveness: liveness,
-            vniSlots: vni.0, vniMask: vni.1,
-            lpmV4: lpm.v4, lpmV6: lpm.v6, vrfs: lpm.vrfs, vrfCount: lpm.vrfCount,
+            vniDirectory: vniDirectory,
+            lpmV4: v4.slots, lpmV6: v6.slots, vrfs: vrfs.0, vrfCount: vrfs.1,
             ports: ports.0, portCount: ports.1,
             addresses: addresses.0, addressCount: addresses.1,
             bytesAllocated: bytes)

@@ -1,31 +1,28 @@
 import Wire
 
-/// VNI → action, an open-addressed hash table with linear probing (keys are VNI + 1, 0 is empty).
-/// Capacity is a power of two at least twice the entry count, so a probe sequence is short.
-@frozen
-public struct VNISlot: Sendable {
-    public var key: UInt32
-    public var action: ActionID
-}
+/// The VNI table: a 4096-pointer directory over 4096-entry pages, indexed by the 24-bit VNI, like the ILM (and for
+/// the same reasons): a lookup is two dependent loads with no hashing or probing, and a commit that changes one VNI
+/// copies the directory (32 KiB) and one page (16 KiB) whatever the table's size — the open-addressed hash table it
+/// replaces had to be rebuilt whole. An entry is the action index + 1 (0: no entry). Memory: 16 KiB per 4096-VNI
+/// range in use (4 MiB for a million VNIs allocated in ranges; up to 64 MiB when they are spread over all 16M).
+///
+/// Unused directory slots point at one shared, all-zero page so that the lookup has no nil test.
+public enum VNITable {
+    @inlinable public static var pageBits: Int { 12 }
+    @inlinable public static var pageSize: Int { 1 << pageBits }
+    @inlinable public static var directorySize: Int { 1 << (24 - pageBits) }
+    @inlinable public static var pageMask: UInt32 { UInt32(pageSize - 1) }
 
-public enum VNIHash {
-    /// Multiplicative hash of a VNI (Knuth), masked to the table.
+    /// The shared empty page; never freed.
+    nonisolated(unsafe) public static let emptyPage: UnsafeMutablePointer<UInt32> = {
+        let p = UnsafeMutablePointer<UInt32>.allocate(capacity: pageSize)
+        p.initialize(repeating: 0, count: pageSize)
+        return p
+    }()
+
+    /// The address of a VNI's entry (VNIs are 24-bit; higher bits are masked off).
     @inlinable @inline(__always)
-    public static func slot(_ vni: UInt32, mask: UInt32) -> UInt32 { (vni &* 0x9E37_79B1) >> 8 & mask }
-}
-
-extension VNIHash {
-    /// The open-addressed table for `entries`: capacity a power of two ≥ 2 × count, at least 16.
-    public static func table(_ entries: [(vni: UInt32, action: ActionID)]) -> (slots: [VNISlot], mask: UInt32) {
-        var cap = 16
-        while cap < entries.count * 2 { cap <<= 1 }
-        var slots = [VNISlot](repeating: VNISlot(key: 0, action: ActionID(0)), count: cap)
-        let mask = UInt32(cap - 1)
-        for (vni, action) in entries {
-            var i = slot(vni, mask: mask)
-            while slots[Int(i)].key != 0 { i = (i &+ 1) & mask }
-            slots[Int(i)] = VNISlot(key: vni &+ 1, action: action)
-        }
-        return (slots, mask)
+    public static func entry(_ directory: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>>, _ vni: UInt32) -> UnsafeMutablePointer<UInt32> {
+        directory[Int((vni >> UInt32(pageBits)) & UInt32(directorySize - 1))] + Int(vni & pageMask)
     }
 }

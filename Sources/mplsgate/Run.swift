@@ -48,6 +48,10 @@ func runAgent(_ o: RunCommand) -> Never {
     var stateGeneration: UInt64 = 0
     // Whether the file at the state path is a good copy: the next write may then rotate it to `.prev`.
     var stateFileIntact = false
+    // Whether the journal on disk continues the FIB loaded (then the writer appends to it; else it starts with a
+    // snapshot).
+    var journalContinues = false
+    var journalRecords = 0
     do {
         config = try FIBCodec.decodeConfig(readFile(cfgPath))
         engine = try FIBEngine(config: config, maxEntries: maxEntries)
@@ -68,8 +72,12 @@ func runAgent(_ o: RunCommand) -> Never {
         if let loaded {
             do {
                 try engine.restore(loaded.fib, generation: loaded.generation)
-                source = loaded.path
+                source = loaded.path + (loaded.journalRecords > 0
+                    ? " + \(loaded.journalRecords) journal record\(loaded.journalRecords == 1 ? "" : "s") after generation \(loaded.snapshotGeneration)"
+                    : "")
                 stateGeneration = loaded.generation
+                journalRecords = loaded.journalRecords
+                journalContinues = loaded.path == statePath && engine.generation == loaded.generation
             } catch {
                 log.warning("state file does not fit this config; starting empty",
                             metadata: ["path": "\(loaded.path)", "error": "\(error)"])
@@ -122,9 +130,16 @@ func runAgent(_ o: RunCommand) -> Never {
         fail(error.description)
     }
 
-    let writer = statePath.map { StateWriter(path: $0, durableGeneration: stateGeneration, pathIsGood: stateFileIntact) }
-    // A FIB given with --fib (or a state file from an older generation numbering) becomes the state file.
-    if let writer, stateGeneration != engine.generation { writer.submit(engine.intent()) }
+    let writer = statePath.map {
+        StateWriter(path: $0, durableGeneration: stateGeneration, pathIsGood: stateFileIntact,
+                    journalContinues: journalContinues)
+    }
+    // A FIB given with --fib, a start from `.prev`, or a state file from an older generation numbering: the state
+    // file starts over with a snapshot (the writer asks for one when its journal does not continue this FIB). A
+    // journal replayed at start is folded into a new snapshot too, so restarts never replay a long journal twice.
+    if let writer, writer.wantsSnapshot || stateGeneration != engine.generation || journalRecords > 0 {
+        writer.submit(engine.intent())
+    }
     let service = ControlService(engine: engine, stateWriter: writer)
     service.dataplane = view
     service.log = { event in
@@ -192,6 +207,8 @@ func runAgent(_ o: RunCommand) -> Never {
     protection.stop(goodbye: true)
     let report = agent.report()
     agent.stop()
+    // A last attempt at a state file that failed: the whole FIB, since the journal is not trusted after a failure.
+    if let writer, writer.lastError != nil { writer.submit(engine.intent()) }
     writer?.finish()
     log.info("stopped; XDP programs detached")
     printReport(report, engine: engine, json: json)

@@ -87,6 +87,103 @@ import ControlServer
         #expect(after.ilm(16).action == action16, "untouched entries keep their action")
     }
 
+    @Test func aOneVNICommitCopiesOnePageAndKeepsOtherActions() throws {
+        let e = try engine()
+        defer { e.release() }
+        func vni(_ v: UInt32, _ label: UInt32, vtep: UInt32 = 0xC000_0202) -> VNIEntrySpec {
+            VNIEntrySpec(vni: v, push: [16001, label], controlWord: true, via: "p1", allowedVTEPs: [.v4(IPv4Address(value: vtep))])
+        }
+        // 10,000 VNIs over three pages.
+        try e.apply((1..<10_001).map { .add(.vni(vni(UInt32($0), 1000))) })
+        let before = e.snapshot.pointee
+        let otherPage = before.vniDirectory[0]
+        let action1 = before.vni(1)!
+        try e.apply([.replace(.vni(vni(5000, 2000, vtep: 0xC000_0203)))])
+        let page = MemoryLayout<UInt32>.stride * VNITable.pageSize
+        let directory = MemoryLayout<UnsafeMutablePointer<UInt32>>.stride * VNITable.directorySize
+        // One page, the directory, one VTEP list and the snapshot record: nothing proportional to the table.
+        #expect(e.tables.lastCommitBytes >= page + directory)
+        #expect(e.tables.lastCommitBytes < page + directory + 1024, "a one-VNI commit allocated \(e.tables.lastCommitBytes) bytes")
+        let after = e.snapshot.pointee
+        #expect(after.vniDirectory[0] == otherPage, "an untouched page is shared, not copied")
+        #expect(after.vni(1) == action1, "untouched VNIs keep their action")
+        let a = after.actions[Int(after.vni(5000)!.rawValue)]
+        let list = UnsafePointer<IPv6Address>(bitPattern: UInt(a.vteps))!
+        #expect(a.operation == .vxlanToMPLS && a.auxCount == 1 && list[0] == IPv6Address(.v4(IPv4Address(value: 0xC000_0203))))
+        try e.apply([.delete(.vni(5000))])
+        #expect(e.snapshot.pointee.vni(5000) == nil && e.snapshot.pointee.vni(4999) != nil)
+    }
+
+    /// Routes added, replaced and deleted over many commits (path copying, covers, pruning) must give the same
+    /// longest-prefix matches as a linear search over the routes left, IPv4 and IPv6.
+    @Test func incrementalTriesMatchALinearSearchThroughChurn() throws {
+        let e = try engine()
+        defer { e.release() }
+        var rng = SystemRandomNumberGenerator()
+        var routes: [String: (prefix: IPAddress, length: Int, label: UInt32)] = [:]
+        func v4(_ bits: UInt32, _ len: Int) -> IPAddress {
+            .v4(IPv4Address(value: len == 0 ? 0 : bits & ~(UInt32.max >> UInt32(len))))
+        }
+        func v6(_ hi: UInt64, _ len: Int) -> IPAddress {
+            .v6(IPv6Address(high: len == 0 ? 0 : hi & ~(UInt64.max >> UInt64(min(len, 64))), low: 0))
+        }
+        // Prefixes crowded under 10.0.0.0/12 and 2001:db8::/32 so that covers and shared nodes are common.
+        func randomRoute() -> (IPAddress, Int) {
+            if Bool.random(using: &rng) {
+                let len = [0, 8, 12, 14, 16, 20, 22, 23, 24, 25, 28, 32].randomElement(using: &rng)!
+                return (v4(0x0A00_0000 | UInt32.random(in: 0..<(1 << 20), using: &rng), len), len)
+            }
+            let len = [0, 16, 32, 40, 44, 48, 56, 60, 64].randomElement(using: &rng)!
+            return (v6(0x2001_0DB8_0000_0000 | UInt64.random(in: 0..<(1 << 32), using: &rng), len), len)
+        }
+        var label: UInt32 = 100
+        for _ in 0..<60 {
+            var changes: [FIBChange] = []
+            var touched = Set<String>()
+            for _ in 0..<Int.random(in: 1...25, using: &rng) {
+                let (p, len) = randomRoute()
+                let key = FTNEntrySpec(prefix: p, length: len, push: [], via: "p1").key
+                guard touched.insert(key).inserted else { continue }
+                label += 1
+                let spec = FTNEntrySpec(prefix: p, length: len, push: [label], via: "p1")
+                if routes[key] != nil {
+                    if Bool.random(using: &rng) { changes.append(.delete(.ftn(key))); routes[key] = nil } else {
+                        changes.append(.replace(.ftn(spec))); routes[key] = (p, len, label)
+                    }
+                } else {
+                    changes.append(.add(.ftn(spec))); routes[key] = (p, len, label)
+                }
+            }
+            try e.apply(changes)
+            let s = e.snapshot.pointee
+            for _ in 0..<300 {
+                let (probe, _) = randomRoute()
+                var best: (len: Int, label: UInt32)? = nil
+                for r in routes.values {
+                    let match: Bool
+                    switch (probe, r.prefix) {
+                    case (.v4(let a), .v4(let b)):
+                        match = r.length == 0 || a.value & ~(UInt32.max >> UInt32(r.length)) == b.value
+                    case (.v6(let a), .v6(let b)):
+                        match = r.length == 0 || (a.high & ~(UInt64.max >> UInt64(min(r.length, 64)))) == b.high
+                    default: match = false
+                    }
+                    if match && r.length >= (best?.len ?? -1) { best = (r.length, r.label) }
+                }
+                let leaf: UInt32
+                switch probe {
+                case .v4(let a): leaf = s.lookupV4(vrf: 0, a.value)
+                case .v6(let a): leaf = s.lookupV6(vrf: 0, a)
+                }
+                let got = leaf == 0 ? nil : UInt32(truncatingIfNeeded: s.actions[Int(leaf - 1)].area.0) >> 12
+                #expect(got == best?.label, "probe \(probe)")
+            }
+        }
+        // One route more in a full table copies its path, not the table.
+        try e.apply([.add(.ftn(FTNEntrySpec(prefix: v4(0x0B01_0200, 24), length: 24, push: [70_000], via: "p1")))])
+        #expect(e.tables.lastCommitBytes < 4 * 2048 + 1024, "a one-route commit allocated \(e.tables.lastCommitBytes) bytes")
+    }
+
     @Test func anInvalidOperationChangesNothing() throws {
         let e = try engine()
         defer { e.release() }
@@ -212,6 +309,68 @@ import ControlServer
         #expect(prev?.generation == 7 && prev?.path == path + ".prev")
         #expect(problems2.count == 1 && problems2[0].path == path && problems2[0].error.contains("checksum"))
         unlink(path); unlink(path + ".prev"); rmdir(dir)
+    }
+
+    /// Applies `changes` and returns what a journal record holds: each touched key and its entry after the commit.
+    static func commit(_ e: FIBEngine, _ changes: [FIBChange]) throws -> (UInt64, [(key: EntryKey, entry: FIBEntry?)]) {
+        let g = try e.apply(changes)
+        var seen = Set<EntryKey>()
+        let keys = changes.map(\.key).filter { seen.insert($0).inserted }
+        return (g, keys.map { ($0, e.entry($0)) })
+    }
+
+    @Test func journalReplaysCommitsAfterTheSnapshotAndStopsAtATornTail() throws {
+        let e = try engine()
+        defer { e.release() }
+        let dir = "/tmp/mplsgate-journal-test-\(getpid())"
+        mkdir(dir, 0o755)
+        let path = dir + "/s.state"
+        defer { for f in ["", ".prev", ".journal", ".tmp", ".journal.tmp"] { unlink(path + f) }; rmdir(dir) }
+        try e.apply([.add(.ilm(Self.swap(100, 200))), .add(.ilm(Self.swap(101, 201)))])
+        let w = StateWriter(path: path, durableGeneration: 0, pathIsGood: false)
+        #expect(w.wantsSnapshot)
+        w.submit(e.intent())
+        let (g1, c1) = try Self.commit(e, [.replace(.ilm(Self.swap(100, 300)))])
+        w.submit(generation: g1, changes: c1)
+        let (g2, c2) = try Self.commit(e, [.delete(.ilm(101)), .add(.ilm(Self.swap(102, 202)))])
+        w.submit(generation: g2, changes: c2)
+        w.finish()
+        #expect(w.durableGeneration == g2 && w.lastError == nil)
+        #expect(w.counts.snapshots == 1 && w.counts.records == 2 && w.counts.journalBytes < 1024)
+        let (l, problems) = StateFile.load(path: path)
+        #expect(problems.isEmpty && l?.generation == g2 && l?.journalRecords == 2 && l?.fib == e.document())
+
+        // A torn record (a crash mid-append): the commits before it load, the tail is named.
+        let (g3, c3) = try Self.commit(e, [.replace(.ilm(Self.swap(102, 400)))])
+        let record = StateFile.encodeRecord(generation: g3, changes: c3)
+        try StateFile.append(Array(record.dropLast(5)), toJournal: path + ".journal")
+        let (torn, p2) = StateFile.load(path: path)
+        #expect(torn?.generation == g2 && p2.count == 1 && p2[0].error.contains("torn"))
+
+        // A journal that names another snapshot (a crash after a new snapshot, before its journal): ignored.
+        try StateFile.write(StateFile.journalHeader(generation: 1, checksum: "0123456789abcdef") + record,
+                            to: path + ".journal", keepPrevious: false)
+        let (other, p3) = StateFile.load(path: path)
+        #expect(other?.journalRecords == 0 && other?.generation == other?.snapshotGeneration && p3.isEmpty)
+    }
+
+    @Test func journalWithAGapStopsAtTheGap() throws {
+        let e = try engine()
+        defer { e.release() }
+        let dir = "/tmp/mplsgate-journal-gap-\(getpid())"
+        mkdir(dir, 0o755)
+        let path = dir + "/s.state"
+        defer { for f in ["", ".prev", ".journal", ".tmp", ".journal.tmp"] { unlink(path + f) }; rmdir(dir) }
+        let w = StateWriter(path: path, durableGeneration: 0, pathIsGood: false)
+        w.submit(e.intent())
+        let (g1, c1) = try Self.commit(e, [.add(.ilm(Self.swap(100, 200)))])
+        let (_, _) = try Self.commit(e, [.add(.ilm(Self.swap(101, 200)))])
+        let (g3, c3) = try Self.commit(e, [.add(.ilm(Self.swap(102, 200)))])
+        w.submit(generation: g1, changes: c1)
+        w.submit(generation: g3, changes: c3)
+        w.finish()
+        let (l, problems) = StateFile.load(path: path)
+        #expect(l?.generation == g1 && problems.count == 1 && problems[0].error.contains("does not follow"))
     }
 }
 

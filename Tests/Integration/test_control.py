@@ -260,7 +260,7 @@ def state_file_intact(path):
     except OSError:
         return False
     header, _, body = data.partition(b"\n")
-    fields = header.split(b" ")
+    fields = header.split()   # a streamed snapshot pads its header with spaces
     if len(fields) != 5 or fields[:2] != [b"MPLSGATE-STATE", b"1"] or int(fields[3]) != len(body):
         return False
     h = 0xCBF29CE484222325

@@ -138,13 +138,10 @@ static inline uint32_t hash_label_stack(const uint8_t *b, int top, int end)
 static inline struct mg_c_ilm ilm(fib_t *fib, uint32_t label) { return fib->directory[label >> 12][label & 4095]; }
 static inline int vni_lookup(fib_t *fib, uint32_t vni, uint32_t *action)
 {
-    uint32_t key = vni + 1, i = (vni * 0x9E3779B1u) >> 8 & fib->vni_mask;
-    for (;;) {
-        struct mg_c_vni_slot s = fib->vni_slots[i];
-        if (s.key == key) { *action = s.action; return 1; }
-        if (s.key == 0) return 0;
-        i = (i + 1) & fib->vni_mask;
-    }
+    uint32_t v = fib->vni_directory[(vni >> 12) & 4095][vni & 4095];
+    if (!v) return 0;
+    *action = v - 1;
+    return 1;
 }
 static inline uint32_t lookup_v4(fib_t *fib, uint16_t vrf, uint32_t address)
 {
@@ -568,8 +565,10 @@ static inline int vxlan_input(struct mg_c_frame *f, uint8_t *b, int ip, int end,
     if (!vni_lookup(fib, be32(b, vx + 4) >> 8, &id)) return DROP(MG_UNKNOWN_VNI);
     const struct mg_c_action *a = &fib->actions[id];
     int allowed = 0;
-    for (uint32_t i = a->aux, last = a->aux + a->aux_count; i < last; i++)
-        if (same_address(fib->addresses[i], source)) { allowed = 1; break; }
+    const struct mg_c_ipv6 *vteps = (const struct mg_c_ipv6 *)(uintptr_t)a->vteps;
+    if (vteps)
+        for (uint32_t i = 0; i < a->aux_count; i++)
+            if (same_address(vteps[i], source)) { allowed = 1; break; }
     if (!allowed) return DROP(MG_VTEP_NOT_ALLOWED);
     int inner = vx + 8;
     if (payload_end - inner < ETH) return DROP(MG_TOO_SHORT);
@@ -666,15 +665,15 @@ static inline struct mg_c_ilm *ilm_entry_address(fib_t *fib, const struct mg_c_f
     uint32_t label = be32(head, 14) >> 12;
     return &fib->directory[label >> 12][label & 4095];
 }
-static inline const struct mg_c_vni_slot *vni_slot_address(fib_t *fib, const struct mg_c_frame *f, uint32_t *vni)
+static inline const uint32_t *vni_entry_address(fib_t *fib, const struct mg_c_frame *f)
 {
     if (f->length < 50 || f->ingress >= fib->port_count || fib->ports[f->ingress].role != ROLE_DC) return 0;
     const uint8_t *head = f->buffer + f->offset;
     if (be16(head, 12) != 0x0800) return 0;
     int hl = (head[14] & 0xF) << 2;
     if (f->length < 14 + hl + 16 || head[23] != 17) return 0;
-    *vni = be32(head, 14 + hl + 12) >> 8;
-    return &fib->vni_slots[(*vni * 0x9E3779B1u) >> 8 & fib->vni_mask];
+    uint32_t vni = be32(head, 14 + hl + 12) >> 8;
+    return &fib->vni_directory[(vni >> 12) & 4095][vni & 4095];
 }
 static inline int ftn_key(fib_t *fib, const struct mg_c_frame *f, uint16_t *vrf, uint32_t *address)
 {
@@ -698,11 +697,11 @@ static inline const struct mg_c_lpm_slot *ftn_deep_slot(fib_t *fib, uint16_t vrf
 static inline void prefetch_head(const struct mg_c_frame *f) { __builtin_prefetch(f->buffer + f->offset, 0, 3); }
 static inline void prefetch_entry(fib_t *fib, const struct mg_c_frame *f)
 {
-    uint32_t vni, address;
+    uint32_t address;
     uint16_t vrf;
     const void *p = ilm_entry_address(fib, f);
     if (!p && ftn_key(fib, f, &vrf, &address)) p = ftn_deep_slot(fib, vrf, address);
-    else if (!p) p = vni_slot_address(fib, f, &vni);
+    else if (!p) p = vni_entry_address(fib, f);
     if (p) __builtin_prefetch(p, 0, 3);
 }
 static inline long action_index(fib_t *fib, const struct mg_c_frame *f)
@@ -712,17 +711,14 @@ static inline long action_index(fib_t *fib, const struct mg_c_frame *f)
         struct mg_c_ilm entry = *e;
         return entry.op == OP_NONE ? -1 : (long)entry.action;
     }
-    uint32_t vni, address;
+    uint32_t address;
     uint16_t vrf;
     if (ftn_key(fib, f, &vrf, &address)) {
         uint32_t leaf = lookup_v4(fib, vrf, address);
         return leaf ? (long)leaf - 1 : -1;
     }
-    const struct mg_c_vni_slot *s = vni_slot_address(fib, f, &vni);
-    if (s) {
-        struct mg_c_vni_slot slot = *s;
-        return slot.key == vni + 1 ? (long)slot.action : -1;
-    }
+    const uint32_t *v = vni_entry_address(fib, f);
+    if (v) return *v ? (long)*v - 1 : -1;
     return -1;
 }
 static inline void prefetch_action(fib_t *fib, const struct mg_c_frame *f, counters_t *c)
@@ -734,12 +730,10 @@ static inline void prefetch_action(fib_t *fib, const struct mg_c_frame *f, count
 }
 static inline void prefetch_vteps(fib_t *fib, const struct mg_c_frame *f)
 {
-    uint32_t vni;
-    const struct mg_c_vni_slot *s = vni_slot_address(fib, f, &vni);
-    if (!s) return;
-    struct mg_c_vni_slot slot = *s;
-    if (slot.key != vni + 1) return;
-    __builtin_prefetch(&fib->addresses[fib->actions[slot.action].aux], 0, 3);
+    const uint32_t *v = vni_entry_address(fib, f);
+    if (!v || !*v) return;
+    const void *vteps = (const void *)(uintptr_t)fib->actions[*v - 1].vteps;
+    if (vteps) __builtin_prefetch(vteps, 0, 3);
 }
 
 void mg_c_process(const struct mg_c_fib *fib, struct mg_c_frame *frames, int n, const struct mg_c_counters *c)
@@ -781,7 +775,7 @@ long mg_c_layout(int which)
     case 14: return sizeof(struct mg_c_port_counters);
     case 15: return sizeof(struct mg_c_entry_counters);
     case 16: return sizeof(struct mg_c_ipv6);
-    case 17: return sizeof(struct mg_c_vni_slot);
+    case 17: return offsetof(struct mg_c_action, vteps);
     case 18: return sizeof(struct mg_c_lpm_slot);
     case 19: return sizeof(struct mg_c_vrf);
     case 20: return offsetof(struct mg_c_port, address_start);

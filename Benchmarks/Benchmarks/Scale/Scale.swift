@@ -90,9 +90,10 @@ final class Scale: @unchecked Sendable {
             addresses[i] = 0x1000_0000 &+ (prefix << 8 | UInt32(r.next() & 0xFF))
         }
         let s = engine.snapshot.pointee
-        let vniBytes = (Int(s.vniMask) + 1) * MemoryLayout<VNISlot>.stride
-        print("scale: \(entries) entries each; ILM pages + all \(s.actionCount) actions \(s.bytesAllocated >> 20) MiB; "
-              + "VNI table \(vniBytes >> 20) MiB")
+        let vniPages = (0..<VNITable.directorySize).filter { s.vniDirectory[$0] != VNITable.emptyPage }.count
+        let vniBytes = vniPages * VNITable.pageSize * MemoryLayout<UInt32>.stride
+        print("scale: \(entries) entries each; tables + all \(s.actionCount) actions \(s.bytesAllocated >> 20) MiB; "
+              + "VNI pages \(vniBytes >> 20) MiB")
     }
 
     static func report(_ what: String, _ t: Double, _ rss: Int) {

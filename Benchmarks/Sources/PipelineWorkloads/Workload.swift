@@ -314,8 +314,7 @@ public enum CPipeline {
         fib.group_buckets = UnsafePointer(s.groupBuckets)
         fib.group_count = s.groupCount
         fib.liveness = UnsafePointer(s.liveness)
-        fib.vni_slots = UnsafeRawPointer(s.vniSlots).assumingMemoryBound(to: mg_c_vni_slot.self)
-        fib.vni_mask = s.vniMask
+        fib.vni_directory = UnsafeRawPointer(s.vniDirectory).assumingMemoryBound(to: UnsafeMutablePointer<UInt32>?.self)
         fib.lpm_v4 = UnsafeRawPointer(s.lpmV4).assumingMemoryBound(to: mg_c_lpm_slot.self)
         fib.lpm_v6 = UnsafeRawPointer(s.lpmV6).assumingMemoryBound(to: mg_c_lpm_slot.self)
         fib.vrfs = UnsafeRawPointer(s.vrfs).assumingMemoryBound(to: mg_c_vrf.self)
@@ -347,7 +346,7 @@ public enum CPipeline {
         same(MemoryLayout<PortCounters>.stride, 14, "PortCounters size")
         same(MemoryLayout<EntryCounters>.stride, 15, "EntryCounters size")
         same(MemoryLayout<IPv6Address>.stride, 16, "IPv6Address size")
-        same(MemoryLayout<VNISlot>.stride, 17, "VNISlot size")
+        same(MemoryLayout<Action>.offset(of: \Action.vteps)!, 17, "Action.vteps")
         same(MemoryLayout<LPMSlot>.stride, 18, "LPMSlot size")
         same(MemoryLayout<VRFRecord>.stride, 19, "VRFRecord size")
         same(MemoryLayout<PortRecord>.offset(of: \PortRecord.addressStart)!, 20, "PortRecord.addressStart")

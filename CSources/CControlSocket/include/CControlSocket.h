@@ -14,6 +14,9 @@ int mg_signalfd_standard(void);
 int mg_signalfd_read(int fd);
 /* An eventfd (non-blocking, close-on-exec), to wake a poll() loop from another thread. */
 int mg_eventfd(void);
+
+/* Returns memory freed by the calling thread's allocations to the system (glibc malloc_trim(0)). */
+int mg_malloc_trim(void);
 void mg_eventfd_signal(int fd);
 void mg_eventfd_drain(int fd);
 /* Sends `message` (e.g. "READY=1") to systemd's $NOTIFY_SOCKET; 0 when sent, 1 when not under systemd, -errno. */

@@ -12,13 +12,12 @@ struct mg_c_action {
     uint8_t op, flags, label_count, payload, tc, ttl;
     uint16_t vrf;
     uint32_t target, aux, aux_count, backup_label_count;
-    uint64_t reserved2;
+    uint64_t vteps;  /* vxlanToMPLS: address of aux_count allowed remote VTEPs */
     uint8_t area[96];
 };
 struct mg_c_nexthop { uint64_t l2[2]; uint16_t port, l2_size, mtu, reserved; uint32_t backup, reserved2; };
 struct mg_c_port { uint64_t mac; uint8_t role, reserved; uint16_t vrf, vxlan_port, address_count; uint32_t address_start; };
 struct mg_c_ipv6 { uint64_t high, low; };
-struct mg_c_vni_slot { uint32_t key, action; };
 struct mg_c_lpm_slot { uint32_t leaf, child; };
 struct mg_c_vrf { uint32_t v4_root, v6_root, v4_default, v6_default; };
 struct mg_c_frame { uint8_t *buffer; int32_t offset, length; uint16_t ingress, egress; uint8_t drop; };
@@ -41,13 +40,12 @@ struct mg_c_fib {
     const uint32_t *group_buckets;  /* group_count x 4096 members, then as many second choices */
     long group_count;
     const uint8_t *liveness;        /* per next-hop slot: 0 up */
-    const struct mg_c_vni_slot *vni_slots;
-    uint32_t vni_mask;
+    uint32_t *const *vni_directory; /* 4096 pages of 4096 entries: action + 1, 0 none */
     const struct mg_c_lpm_slot *lpm_v4, *lpm_v6;
     const struct mg_c_vrf *vrfs;
     const struct mg_c_port *ports;
     int port_count;
-    const struct mg_c_ipv6 *addresses;
+    const struct mg_c_ipv6 *addresses; /* the ports' addresses */
 };
 struct mg_c_counters { uint64_t *drops; struct mg_c_port_counters *ports; struct mg_c_entry_counters *entries; };
 

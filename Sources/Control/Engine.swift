@@ -173,6 +173,7 @@ public final class FIBEngine: @unchecked Sendable {
                                    "the FIB is at generation \(generation), not \(g); read it again and retry")
         }
         var overlay = Overlay(engine: self)
+        overlay.reserve(changes)
         for (i, c) in changes.enumerated() {
             try overlay.stage(c, elementName(i, c))
         }
@@ -193,6 +194,11 @@ public final class FIBEngine: @unchecked Sendable {
         var specs: [FTNEntrySpec] = []
         specs.reserveCapacity(o.ftn.count)
         for (k, s) in o.ftn { if let e = s ?? ftn[k]?.spec { specs.append(e) } }
+        try checkTrieRoom(specs)
+    }
+
+    private func checkTrieRoom(_ specs: [FTNEntrySpec]) throws(TransactionError) {
+        guard !specs.isEmpty else { return }
         for v6 in [false, true] {
             let room = tables.lpmRoom(v6: v6)
             let mine = specs.filter { $0.prefix.isV6 == v6 && $0.length > 0 }
@@ -239,6 +245,7 @@ public final class FIBEngine: @unchecked Sendable {
         do { try validateDocument(fib, config: config) } catch {
             throw TransactionError(.invalid, error.element, error.message)
         }
+        if isEmpty { return try installFresh(fib, expectedGeneration: expectedGeneration) }
         let changes = diff(to: fib)
         return try apply(changes, expectedGeneration: expectedGeneration) { _, c in
             switch c {
@@ -343,6 +350,15 @@ public final class FIBEngine: @unchecked Sendable {
         FIBIntent(generation: generation, nextHops: nextHops, groups: groups, ilm: ilm, vni: vni, ftn: ftn)
     }
 
+    /// Every element, in no particular order (for sums over the FIB, like its digest).
+    public func forEachEntry(_ body: (FIBEntry) -> Void) {
+        for (_, e) in nextHops { body(.nextHop(e)) }
+        for (_, e) in groups { body(.ecmpGroup(e)) }
+        for (_, e) in ilm { body(.ilm(e.spec)) }
+        for (_, e) in vni { body(.vni(e.spec)) }
+        for (_, e) in ftn { body(.ftn(e.spec)) }
+    }
+
     /// The current element of a key, if any.
     public func entry(_ key: EntryKey) -> FIBEntry? {
         switch key {
@@ -422,6 +438,7 @@ public final class FIBEngine: @unchecked Sendable {
         var vni: [UInt32: VNIEntrySpec?] = [:]
         var ftn: [String: FTNEntrySpec?] = [:]
         var refDelta: [String: Int] = [:]
+        /// The keys staged, each once, in the order of their first change.
         var order: [EntryKey] = []
         /// Keys deleted at some point of the transaction: their counters restart even if they are added again.
         var deleted = Set<EntryKey>()
@@ -479,71 +496,98 @@ public final class FIBEngine: @unchecked Sendable {
             }
         }
 
-        mutating func stage(_ c: FIBChange, _ el: String) throws(TransactionError) {
+        mutating func stage(_ c: FIBChange, _ el: @autoclosure () -> String) throws(TransactionError) {
             switch c {
             case .add(let e):
-                if exists(e.key) { throw TransactionError(.exists, el, "already exists; use replace") }
+                if exists(e.key) { throw TransactionError(.exists, el(), "already exists; use replace") }
                 if case .nextHop = e, engine.nextHops.count + nextHopDelta >= Liveness.capacity {
-                    throw TransactionError(.tooLarge, el, "at most \(Liveness.capacity) next hops")
+                    throw TransactionError(.tooLarge, el(), "at most \(Liveness.capacity) next hops")
                 }
-                if case .nextHop(let nh) = e, group(nh.name) != nil { throw TransactionError(.exists, el, "an ECMP group has this name") }
-                if case .ecmpGroup(let g) = e, nextHop(g.name) != nil { throw TransactionError(.exists, el, "a next hop has this name") }
-                try check(e, el)
-                set(e.key, e)
+                if case .nextHop(let nh) = e, group(nh.name) != nil { throw TransactionError(.exists, el(), "an ECMP group has this name") }
+                if case .ecmpGroup(let g) = e, nextHop(g.name) != nil { throw TransactionError(.exists, el(), "a next hop has this name") }
+                try check(e, el())
+                if set(e.key, e) { order.append(e.key) }
                 for r in Overlay.references(e) { refDelta[r, default: 0] += 1 }
                 if isEntry(e.key) { entryDelta += 1 }
                 if case .nextHop = e { nextHopDelta += 1 }
             case .replace(let e):
-                guard let old = current(e.key) else { throw TransactionError(.notFound, el, "does not exist; use add") }
-                try check(e, el)
+                guard let old = current(e.key) else { throw TransactionError(.notFound, el(), "does not exist; use add") }
+                try check(e, el())
                 for r in Overlay.references(old) { refDelta[r, default: 0] -= 1 }
                 for r in Overlay.references(e) { refDelta[r, default: 0] += 1 }
-                set(e.key, e)
+                if set(e.key, e) { order.append(e.key) }
             case .delete(let k):
-                guard let old = current(k) else { throw TransactionError(.notFound, el, "does not exist") }
+                guard let old = current(k) else { throw TransactionError(.notFound, el(), "does not exist") }
                 switch k {
                 case .nextHop(let n), .ecmpGroup(let n):
                     let r = refs(n)
-                    if r > 0 { throw TransactionError(.referenced, el, "still referenced by \(r) entr\(r == 1 ? "y" : "ies") or groups") }
+                    if r > 0 { throw TransactionError(.referenced, el(), "still referenced by \(r) entr\(r == 1 ? "y" : "ies") or groups") }
                 default: break
                 }
                 for r in Overlay.references(old) { refDelta[r, default: 0] -= 1 }
-                set(k, nil)
+                if set(k, nil) { order.append(k) }
                 deleted.insert(k)
                 if isEntry(k) { entryDelta -= 1 }
                 if case .nextHop = k { nextHopDelta -= 1 }
             }
-            order.append(c.key)
         }
 
         func isEntry(_ k: EntryKey) -> Bool {
             switch k { case .ilm, .vni, .ftn: return true; default: return false }
         }
 
-        mutating func set(_ k: EntryKey, _ e: FIBEntry?) {
+        /// Stages a key's new state; true when the transaction had not touched the key before.
+        @discardableResult
+        mutating func set(_ k: EntryKey, _ e: FIBEntry?) -> Bool {
             switch k {
-            case .nextHop(let n): if case .nextHop(let s)? = e { nextHops[n] = .some(s) } else { nextHops[n] = .some(nil) }
-            case .ecmpGroup(let n): if case .ecmpGroup(let s)? = e { groups[n] = .some(s) } else { groups[n] = .some(nil) }
-            case .ilm(let l): if case .ilm(let s)? = e { ilm[l] = .some(s) } else { ilm[l] = .some(nil) }
-            case .vni(let v): if case .vni(let s)? = e { vni[v] = .some(s) } else { vni[v] = .some(nil) }
-            case .ftn(let f): if case .ftn(let s)? = e { ftn[f] = .some(s) } else { ftn[f] = .some(nil) }
+            case .nextHop(let n):
+                if case .nextHop(let s)? = e { return nextHops.updateValue(.some(s), forKey: n) == nil }
+                return nextHops.updateValue(NextHopSpec?.none, forKey: n) == nil
+            case .ecmpGroup(let n):
+                if case .ecmpGroup(let s)? = e { return groups.updateValue(.some(s), forKey: n) == nil }
+                return groups.updateValue(ECMPGroupSpec?.none, forKey: n) == nil
+            case .ilm(let l):
+                if case .ilm(let s)? = e { return ilm.updateValue(.some(s), forKey: l) == nil }
+                return ilm.updateValue(ILMEntrySpec?.none, forKey: l) == nil
+            case .vni(let v):
+                if case .vni(let s)? = e { return vni.updateValue(.some(s), forKey: v) == nil }
+                return vni.updateValue(VNIEntrySpec?.none, forKey: v) == nil
+            case .ftn(let f):
+                if case .ftn(let s)? = e { return ftn.updateValue(.some(s), forKey: f) == nil }
+                return ftn.updateValue(FTNEntrySpec?.none, forKey: f) == nil
             }
         }
 
-        func check(_ e: FIBEntry, _ el: String) throws(TransactionError) {
+        /// Room for a large transaction (a resync): no rehashing while staging.
+        mutating func reserve(_ changes: [FIBChange]) {
+            guard changes.count > 1024 else { return }
+            var counts = (ilm: 0, vni: 0, ftn: 0)
+            for c in changes {
+                switch c.key {
+                case .ilm: counts.ilm += 1
+                case .vni: counts.vni += 1
+                case .ftn: counts.ftn += 1
+                default: break
+                }
+            }
+            ilm.reserveCapacity(counts.ilm); vni.reserveCapacity(counts.vni); ftn.reserveCapacity(counts.ftn)
+            order.reserveCapacity(changes.count)
+        }
+
+        func check(_ e: FIBEntry, _ el: @autoclosure () -> String) throws(TransactionError) {
             do throws(ValidationError) {
                 switch e {
                 case .nextHop(let nh):
-                    if nh.name.isEmpty { throw ValidationError(el, "name must not be empty") }
-                    try checkNextHop(nh, el, ports: engine.portNames)
-                    try checkBFD(nh, el, config: engine.config)
-                    try checkBackup(nh, el, resolves: resolves, backupOf: backupOf, usedAsBackup: usedAsBackup)
+                    if nh.name.isEmpty { throw ValidationError(el(), "name must not be empty") }
+                    try checkNextHop(nh, el(), ports: engine.portNames)
+                    try checkBFD(nh, el(), config: engine.config)
+                    try checkBackup(nh, el(), resolves: resolves, backupOf: backupOf, usedAsBackup: usedAsBackup)
                 case .ecmpGroup(let g):
-                    if g.name.isEmpty { throw ValidationError(el, "name must not be empty") }
-                    try checkGroup(g, el) { nextHop($0) != nil }
-                case .ilm(let s): try checkILM(s, el, resolves: resolves, vrfs: engine.vrfSet, backupOf: backupOf)
-                case .vni(let s): try checkVNI(s, el, resolves: resolves, backupOf: backupOf)
-                case .ftn(let s): try checkFTN(s, el, resolves: resolves, vrfs: engine.vrfSet, backupOf: backupOf)
+                    if g.name.isEmpty { throw ValidationError(el(), "name must not be empty") }
+                    try checkGroup(g, el()) { nextHop($0) != nil }
+                case .ilm(let s): try checkILM(s, el(), resolves: resolves, vrfs: engine.vrfSet, backupOf: backupOf)
+                case .vni(let s): try checkVNI(s, el(), resolves: resolves, backupOf: backupOf)
+                case .ftn(let s): try checkFTN(s, el(), resolves: resolves, vrfs: engine.vrfSet, backupOf: backupOf)
                 }
             } catch {
                 throw TransactionError(.invalid, error.element, error.message)
@@ -553,7 +597,87 @@ public final class FIBEngine: @unchecked Sendable {
 
     // MARK: commit
 
-    private func commit(_ o: Overlay) {
+    /// What a commit changes, each key once in the order of its first change: from a transaction's overlay, or
+    /// straight from a validated document (`installFresh`).
+    struct Staged {
+        var nextHops: [String: NextHopSpec?] = [:]
+        var groups: [String: ECMPGroupSpec?] = [:]
+        var refDelta: [String: Int] = [:]
+        var deleted = Set<EntryKey>()
+        var ilm: [(UInt32, ILMEntrySpec?)] = []
+        var vni: [(UInt32, VNIEntrySpec?)] = []
+        var ftn: [(String, FTNEntrySpec?)] = []
+
+        init() {}
+
+        init(_ o: Overlay) {
+            nextHops = o.nextHops; groups = o.groups; refDelta = o.refDelta; deleted = o.deleted
+            for k in o.order {
+                switch k {
+                case .ilm(let l): ilm.append((l, o.ilm[l]!))
+                case .vni(let v): vni.append((v, o.vni[v]!))
+                case .ftn(let f): ftn.append((f, o.ftn[f]!))
+                default: break
+                }
+            }
+        }
+    }
+
+    /// Loads a validated document into an empty engine in one commit, without staging each change (a resync into
+    /// an empty FIB, a state file at start): `validateDocument` already checked every element and reference as a
+    /// whole, so only the limits are checked here.
+    @discardableResult
+    public func installFresh(_ fib: FIBSpec, expectedGeneration: UInt64? = nil) throws(TransactionError) -> UInt64 {
+        precondition(isEmpty, "installFresh is for an empty engine")
+        if let g = expectedGeneration, g != generation {
+            throw TransactionError(.staleGeneration, "expectedGeneration",
+                                   "the FIB is at generation \(generation), not \(g); read it again and retry")
+        }
+        let count = fib.ilm.count + fib.vni.count + fib.ftn.count
+        if count > maxEntries {
+            throw TransactionError(.tooLarge, "", "the FIB would hold \(count) entries; the limit is \(maxEntries)")
+        }
+        if fib.nextHops.count > Liveness.capacity {
+            throw TransactionError(.tooLarge, "", "at most \(Liveness.capacity) next hops")
+        }
+        try checkTrieRoom(fib.ftn)
+        var st = Staged()
+        for nh in fib.nextHops { st.nextHops[nh.name] = .some(nh) }
+        for g in fib.ecmpGroups { st.groups[g.name] = .some(g) }
+        func ref(_ e: FIBEntry) { for r in Overlay.references(e) { st.refDelta[r, default: 0] += 1 } }
+        for nh in fib.nextHops { ref(.nextHop(nh)) }
+        for g in fib.ecmpGroups { ref(.ecmpGroup(g)) }
+        // Entries name few distinct next hops: count by name once per run of equal names.
+        func refs<S>(_ list: [S], _ via: (S) -> String?) {
+            var last: String?
+            var run = 0
+            for e in list {
+                let v = via(e)
+                if v != last {
+                    if let l = last, run > 0 { st.refDelta[l, default: 0] += run }
+                    last = v
+                    run = 0
+                }
+                run += 1
+            }
+            if let l = last, run > 0 { st.refDelta[l, default: 0] += run }
+        }
+        refs(fib.ilm) { e in Overlay.references(.ilm(e)).first }
+        refs(fib.vni) { $0.via }
+        refs(fib.ftn) { $0.via }
+        st.ilm = fib.ilm.map { ($0.label, $0) }
+        st.vni = fib.vni.map { ($0.vni, $0) }
+        st.ftn = fib.ftn.map { ($0.key, $0) }
+        commit(st)
+        return generation
+    }
+
+    /// Whether the engine holds nothing (no next hop, group or entry).
+    public var isEmpty: Bool { entryCount == 0 && nextHops.isEmpty && groups.isEmpty }
+
+    private func commit(_ o: Overlay) { commit(Staged(o)) }
+
+    private func commit(_ o: Staged) {
         let started = CommitStats.now()
         // Intent and references.
         var nhChanged = false, groupsChanged = false
@@ -591,10 +715,10 @@ public final class FIBEngine: @unchecked Sendable {
         if nhChanged || groupsChanged { rebuildNextHopsAndGroups(nh: nhChanged || groupsChanged) }
 
         // ILM: one action per changed label, pages copied on first touch; in the order the changes came.
-        var seen = Set<EntryKey>()
-        let ordered = o.order.filter { seen.insert($0).inserted }
-        for case .ilm(let label) in ordered {
-            let spec = o.ilm[label]!
+        if o.ilm.count > 1024 { ilm.reserveCapacity(ilm.count + o.ilm.count) }
+        if o.vni.count > 1024 { vni.reserveCapacity(vni.count + o.vni.count) }
+        if o.ftn.count > 1024 { ftn.reserveCapacity(ftn.count + o.ftn.count) }
+        for (label, spec) in o.ilm {
             if let old = ilm[label] {
                 tables.retireAction(old.action)
                 retiredCarry.append((old.action, carryKey(.ilm(label), spec != nil)))
@@ -612,8 +736,7 @@ public final class FIBEngine: @unchecked Sendable {
             }
         }
         // VNI: one action and one allowed-VTEP list per changed VNI; directory pages copied on first touch.
-        for case .vni(let v) in ordered {
-            let spec = o.vni[v]!
+        for (v, spec) in o.vni {
             if let old = vni[v] {
                 let a = tables.actions[Int(old.action.rawValue)]
                 tables.retireVTEPs(a.vteps, count: Int(a.auxCount))
@@ -637,8 +760,7 @@ public final class FIBEngine: @unchecked Sendable {
             }
         }
         // FTN: one action per changed route; the route's trie path is copied (LPMPool).
-        for case .ftn(let k) in ordered {
-            let spec = o.ftn[k]!
+        for (k, spec) in o.ftn {
             let old = ftn[k]
             if let old {
                 tables.retireAction(old.action)

@@ -31,6 +31,12 @@ public struct ShardedMap<Key: Hashable & Sendable, Value: Sendable>: Sendable, S
         }
     }
 
+    /// Room for `total` entries in all, spread evenly (keys hash uniformly over the shards), with 1/8 to spare.
+    public mutating func reserveCapacity(_ total: Int) {
+        let each = total / Self.shardCount + total / (8 * Self.shardCount) + 8
+        for i in shards.indices where shards[i].capacity < each { shards[i].reserveCapacity(each) }
+    }
+
     @discardableResult
     public mutating func removeValue(forKey key: Key) -> Value? {
         let v = shards[Self.shard(key)].removeValue(forKey: key)

@@ -10,46 +10,46 @@ public func validate(_ config: InstanceConfig) throws(ValidationError) {
     guard config.ports.count < PortID.maxCount else { throw ValidationError("ports", "at most \(PortID.maxCount - 1) ports") }
     var seen = Set<String>()
     for (i, p) in config.ports.enumerated() {
-        let el = "ports[\(i)] (\(p.name))"
+        func el() -> String { "ports[\(i)] (\(p.name))" }
         guard !p.name.isEmpty else { throw ValidationError("ports[\(i)]", "name must not be empty") }
-        guard seen.insert(p.name).inserted else { throw ValidationError(el, "duplicate port name") }
-        guard (68...65535).contains(p.mtu) else { throw ValidationError(el, "mtu \(p.mtu) outside 68–65535") }
-        if p.role == .dc && p.vteps.isEmpty { throw ValidationError(el, "a dc port needs at least one VTEP address") }
-        if p.role != .dc && !p.vteps.isEmpty { throw ValidationError(el, "only dc ports have VTEP addresses") }
-        if p.vxlanPort == 0 { throw ValidationError(el, "vxlanPort must not be 0") }
-        if p.role != .core && !p.bfdAddresses.isEmpty { throw ValidationError(el, "only core ports have BFD addresses") }
+        guard seen.insert(p.name).inserted else { throw ValidationError(el(), "duplicate port name") }
+        guard (68...65535).contains(p.mtu) else { throw ValidationError(el(), "mtu \(p.mtu) outside 68–65535") }
+        if p.role == .dc && p.vteps.isEmpty { throw ValidationError(el(), "a dc port needs at least one VTEP address") }
+        if p.role != .dc && !p.vteps.isEmpty { throw ValidationError(el(), "only dc ports have VTEP addresses") }
+        if p.vxlanPort == 0 { throw ValidationError(el(), "vxlanPort must not be 0") }
+        if p.role != .core && !p.bfdAddresses.isEmpty { throw ValidationError(el(), "only core ports have BFD addresses") }
         if p.bfdAddresses.filter(\.isIPv4).count > 16 || p.bfdAddresses.filter({ !$0.isIPv4 }).count > 16 {
-            throw ValidationError("\(el).bfdAddresses", "at most 16 IPv4 and 16 IPv6 addresses")
+            throw ValidationError("\(el()).bfdAddresses", "at most 16 IPv4 and 16 IPv6 addresses")
         }
     }
 }
 
 /// Checks that an out-going label value is legal in a pushed or swapped stack: 0 and 2 (explicit null) or ≥ 16.
-func checkOutLabel(_ v: UInt32, _ el: String) throws(ValidationError) {
-    if v > MPLSLabel.maxValue { throw ValidationError(el, "label \(v) above \(MPLSLabel.maxValue)") }
+func checkOutLabel(_ v: UInt32, _ el: @autoclosure () -> String) throws(ValidationError) {
+    if v > MPLSLabel.maxValue { throw ValidationError(el(), "label \(v) above \(MPLSLabel.maxValue)") }
     if v < 16 && v != 0 && v != 2 {
-        throw ValidationError(el, "label \(v) is reserved; only 0 and 2 (explicit null) may be pushed, and [3] alone means PHP")
+        throw ValidationError(el(), "label \(v) is reserved; only 0 and 2 (explicit null) may be pushed, and [3] alone means PHP")
     }
 }
 
-func checkStack(_ labels: [UInt32], _ el: String, allowEmpty: Bool) throws(ValidationError) {
-    if labels.isEmpty && !allowEmpty { throw ValidationError(el, "at least one label is required") }
-    if labels.count > 16 { throw ValidationError(el, "\(labels.count) labels; at most 16") }
-    for (i, v) in labels.enumerated() { try checkOutLabel(v, "\(el)[\(i)]") }
+func checkStack(_ labels: [UInt32], _ el: @autoclosure () -> String, allowEmpty: Bool) throws(ValidationError) {
+    if labels.isEmpty && !allowEmpty { throw ValidationError(el(), "at least one label is required") }
+    if labels.count > 16 { throw ValidationError(el(), "\(labels.count) labels; at most 16") }
+    for (i, v) in labels.enumerated() { try checkOutLabel(v, "\(el())[\(i)]") }
 }
 
 /// Checks one next hop on its own (names are checked by the caller).
-func checkNextHop(_ nh: NextHopSpec, _ el: String, ports: Set<String>) throws(ValidationError) {
-    guard ports.contains(nh.port) else { throw ValidationError(el, "port \"\(nh.port)\" is not in the config") }
-    if let v = nh.vlan, !(1...Ethernet.maxVLAN).contains(v) { throw ValidationError(el, "vlan \(v) outside 1–4094") }
-    if let m = nh.mtu, !(68...65535).contains(m) { throw ValidationError(el, "mtu \(m) outside 68–65535") }
+func checkNextHop(_ nh: NextHopSpec, _ el: @autoclosure () -> String, ports: Set<String>) throws(ValidationError) {
+    guard ports.contains(nh.port) else { throw ValidationError(el(), "port \"\(nh.port)\" is not in the config") }
+    if let v = nh.vlan, !(1...Ethernet.maxVLAN).contains(v) { throw ValidationError(el(), "vlan \(v) outside 1–4094") }
+    if let m = nh.mtu, !(68...65535).contains(m) { throw ValidationError(el(), "mtu \(m) outside 68–65535") }
 }
 
 /// Checks a next hop's BFD session against the config: a core port, peer and local of one family, the local
 /// address one of the port's `bfdAddresses`.
-func checkBFD(_ nh: NextHopSpec, _ el: String, config: InstanceConfig) throws(ValidationError) {
+func checkBFD(_ nh: NextHopSpec, _ el: @autoclosure () -> String, config: InstanceConfig) throws(ValidationError) {
     guard let b = nh.bfd else { return }
-    let e = "\(el).bfd"
+    let e = "\(el()).bfd"
     guard let port = config.ports.first(where: { $0.name == nh.port }) else { return }
     guard port.role == .core else {
         throw ValidationError(e, "BFD runs on core ports only; port \(port.name) is a \(port.role.name) port")
@@ -86,119 +86,119 @@ extension IPAddress {
 
 /// Checks a next hop's backup: it exists, is not the next hop itself, and has no backup of its own; and a next
 /// hop that is another's backup gets none.
-func checkBackup(_ nh: NextHopSpec, _ el: String, resolves: (String) -> Bool, backupOf: (String) -> String??,
+func checkBackup(_ nh: NextHopSpec, _ el: @autoclosure () -> String, resolves: (String) -> Bool, backupOf: (String) -> String??,
                  usedAsBackup: (String) -> Bool) throws(ValidationError) {
     guard let b = nh.backup else { return }
-    guard b != nh.name else { throw ValidationError(el, "a next hop cannot be its own backup") }
-    guard resolves(b) else { throw ValidationError(el, "backup \"\(b)\" names no next hop or ECMP group") }
+    guard b != nh.name else { throw ValidationError(el(), "a next hop cannot be its own backup") }
+    guard resolves(b) else { throw ValidationError(el(), "backup \"\(b)\" names no next hop or ECMP group") }
     if case .some(.some(let bb)) = backupOf(b) {
-        throw ValidationError(el, "backup \"\(b)\" has a backup of its own (\"\(bb)\"); a backup has none")
+        throw ValidationError(el(), "backup \"\(b)\" has a backup of its own (\"\(bb)\"); a backup has none")
     }
     if usedAsBackup(nh.name) {
-        throw ValidationError(el, "\"\(nh.name)\" is another next hop's backup, so it cannot have one")
+        throw ValidationError(el(), "\"\(nh.name)\" is another next hop's backup, so it cannot have one")
     }
 }
 
 /// Checks a group's members: at least one, each an existing next hop, no duplicates.
-func checkGroup(_ g: ECMPGroupSpec, _ el: String, isNextHop: (String) -> Bool) throws(ValidationError) {
-    guard !g.members.isEmpty else { throw ValidationError(el, "a group needs at least one member") }
+func checkGroup(_ g: ECMPGroupSpec, _ el: @autoclosure () -> String, isNextHop: (String) -> Bool) throws(ValidationError) {
+    guard !g.members.isEmpty else { throw ValidationError(el(), "a group needs at least one member") }
     var members = Set<String>()
     for (j, m) in g.members.enumerated() {
-        guard isNextHop(m) else { throw ValidationError("\(el).members[\(j)]", "\"\(m)\" is not a next hop") }
-        guard members.insert(m).inserted else { throw ValidationError("\(el).members[\(j)]", "duplicate member \"\(m)\"") }
+        guard isNextHop(m) else { throw ValidationError("\(el()).members[\(j)]", "\"\(m)\" is not a next hop") }
+        guard members.insert(m).inserted else { throw ValidationError("\(el()).members[\(j)]", "duplicate member \"\(m)\"") }
     }
 }
 
 /// Whether `via` names a next hop (backupOf answers nil only for names that are not next hops).
 func resolvesToNextHop(_ via: String, _ backupOf: (String) -> String??) -> Bool { backupOf(via) != nil }
 
-func checkVia(_ via: String, _ el: String, _ resolves: (String) -> Bool) throws(ValidationError) {
-    if !resolves(via) { throw ValidationError(el, "via \"\(via)\" names no next hop or ECMP group") }
+func checkVia(_ via: String, _ el: @autoclosure () -> String, _ resolves: (String) -> Bool) throws(ValidationError) {
+    if !resolves(via) { throw ValidationError(el(), "via \"\(via)\" names no next hop or ECMP group") }
 }
 
 /// Labels written while the entry's next hop is down: only with a next hop (a group protects itself bucket by
 /// bucket), at most 8, and with the primary's at most 24 (`Action.area`). A next hop without a backup never uses
 /// them; they are kept, not refused, so that removing a backup never makes a stored FIB invalid.
-func checkBackupLabels(_ backup: [UInt32]?, primary: Int, via: String, _ el: String, field: String,
+func checkBackupLabels(_ backup: [UInt32]?, primary: Int, via: String, _ el: @autoclosure () -> String, field: String,
                        backupOf: (String) -> String??) throws(ValidationError) {
     guard let backup else { return }
-    if primary == 0 { throw ValidationError(el, "\(field) needs labels in push: a plain IP route has none to replace") }
-    if !resolvesToNextHop(via, backupOf) { throw ValidationError(el, "\(field) needs via to name a next hop, not a group") }
-    try checkStack(backup, "\(el).\(field)", allowEmpty: false)
+    if primary == 0 { throw ValidationError(el(), "\(field) needs labels in push: a plain IP route has none to replace") }
+    if !resolvesToNextHop(via, backupOf) { throw ValidationError(el(), "\(field) needs via to name a next hop, not a group") }
+    try checkStack(backup, "\(el()).\(field)", allowEmpty: false)
     if backup.count > 8 || primary + backup.count > 24 {
-        throw ValidationError("\(el).\(field)", "\(backup.count) labels; at most 8, and 24 with the primary's \(primary)")
+        throw ValidationError("\(el()).\(field)", "\(backup.count) labels; at most 8, and 24 with the primary's \(primary)")
     }
 }
 
 /// Checks one ILM entry; `resolves` says whether a `via` name exists; `backupOf(name)` is nil for no next hop of
 /// that name, else the next hop's backup.
-func checkILM(_ e: ILMEntrySpec, _ el: String, resolves: (String) -> Bool, vrfs: Set<String>,
+func checkILM(_ e: ILMEntrySpec, _ el: @autoclosure () -> String, resolves: (String) -> Bool, vrfs: Set<String>,
               backupOf: (String) -> String?? = { _ in nil }) throws(ValidationError) {
-    if e.label > MPLSLabel.maxValue { throw ValidationError(el, "label \(e.label) above \(MPLSLabel.maxValue)") }
-    if e.label < 16 { throw ValidationError(el, "incoming label \(e.label) is reserved (0–15 are never ILM keys)") }
+    if e.label > MPLSLabel.maxValue { throw ValidationError(el(), "label \(e.label) above \(MPLSLabel.maxValue)") }
+    if e.label < 16 { throw ValidationError(el(), "incoming label \(e.label) is reserved (0–15 are never ILM keys)") }
     switch e.operation {
     case .swap(let out, let via, let payload, _):
-        try checkVia(via, el, resolves)
+        try checkVia(via, el(), resolves)
         if out == [3] {
-            if payload == nil { throw ValidationError(el, "PHP (out [3]) needs payload: mpls, ipv4 or ipv6") }
-            if e.backupOut != nil { throw ValidationError(el, "backupOut is for swaps that write labels, not PHP") }
+            if payload == nil { throw ValidationError(el(), "PHP (out [3]) needs payload: mpls, ipv4 or ipv6") }
+            if e.backupOut != nil { throw ValidationError(el(), "backupOut is for swaps that write labels, not PHP") }
         } else {
-            try checkStack(out, "\(el).out", allowEmpty: false)
-            try checkBackupLabels(e.backupOut, primary: out.count, via: via, el, field: "backupOut", backupOf: backupOf)
+            try checkStack(out, "\(el()).out", allowEmpty: false)
+            try checkBackupLabels(e.backupOut, primary: out.count, via: via, el(), field: "backupOut", backupOf: backupOf)
         }
     case .pop, .popToIP, .popToVXLAN, .drop:
-        if e.backupOut != nil { throw ValidationError(el, "backupOut is for swap entries") }
+        if e.backupOut != nil { throw ValidationError(el(), "backupOut is for swap entries") }
     }
     switch e.operation {
     case .swap, .pop:
         break
     case .popToIP(_, let via, let vrf, _):
         switch (via, vrf) {
-        case (let v?, nil): try checkVia(v, el, resolves)
-        case (nil, let r?): if !vrfs.contains(r) { throw ValidationError(el, "vrf \"\(r)\" is not named by any port") }
-        default: throw ValidationError(el, "popToIP needs exactly one of via and vrf")
+        case (let v?, nil): try checkVia(v, el(), resolves)
+        case (nil, let r?): if !vrfs.contains(r) { throw ValidationError(el(), "vrf \"\(r)\" is not named by any port") }
+        default: throw ValidationError(el(), "popToIP needs exactly one of via and vrf")
         }
     case .popToVXLAN(let pw):
-        try checkVia(pw.via, el, resolves)
-        if pw.vni > VNI.maxValue { throw ValidationError(el, "vni \(pw.vni) above \(VNI.maxValue)") }
+        try checkVia(pw.via, el(), resolves)
+        if pw.vni > VNI.maxValue { throw ValidationError(el(), "vni \(pw.vni) above \(VNI.maxValue)") }
         switch (pw.localVTEP, pw.remoteVTEP) {
         case (.v4, .v4), (.v6, .v6): break
-        default: throw ValidationError(el, "localVTEP and remoteVTEP must be the same address family")
+        default: throw ValidationError(el(), "localVTEP and remoteVTEP must be the same address family")
         }
-        if pw.udpPort == 0 { throw ValidationError(el, "udpPort must not be 0") }
-        if pw.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
+        if pw.udpPort == 0 { throw ValidationError(el(), "udpPort must not be 0") }
+        if pw.ttl == 0 { throw ValidationError(el(), "ttl must not be 0") }
     case .drop:
         break
     }
 }
 
-func checkVNI(_ e: VNIEntrySpec, _ el: String, resolves: (String) -> Bool,
+func checkVNI(_ e: VNIEntrySpec, _ el: @autoclosure () -> String, resolves: (String) -> Bool,
               backupOf: (String) -> String?? = { _ in nil }) throws(ValidationError) {
-    if e.vni > VNI.maxValue { throw ValidationError(el, "vni \(e.vni) above \(VNI.maxValue)") }
-    try checkStack(e.push, "\(el).push", allowEmpty: false)
-    if let last = e.push.last, last < 16 { throw ValidationError("\(el).push", "the bottom label is the service label and must be ≥ 16") }
-    try checkVia(e.via, el, resolves)
-    try checkBackupLabels(e.backupPush, primary: e.push.count, via: e.via, el, field: "backupPush", backupOf: backupOf)
+    if e.vni > VNI.maxValue { throw ValidationError(el(), "vni \(e.vni) above \(VNI.maxValue)") }
+    try checkStack(e.push, "\(el()).push", allowEmpty: false)
+    if let last = e.push.last, last < 16 { throw ValidationError("\(el()).push", "the bottom label is the service label and must be ≥ 16") }
+    try checkVia(e.via, el(), resolves)
+    try checkBackupLabels(e.backupPush, primary: e.push.count, via: e.via, el(), field: "backupPush", backupOf: backupOf)
     if let b = e.backupPush, let last = b.last, last < 16 {
-        throw ValidationError("\(el).backupPush", "the bottom label is the service label and must be ≥ 16")
+        throw ValidationError("\(el()).backupPush", "the bottom label is the service label and must be ≥ 16")
     }
-    if e.allowedVTEPs.isEmpty { throw ValidationError(el, "allowedVTEPs needs at least one remote VTEP") }
-    if e.tc > 7 { throw ValidationError(el, "tc \(e.tc) above 7") }
-    if e.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
+    if e.allowedVTEPs.isEmpty { throw ValidationError(el(), "allowedVTEPs needs at least one remote VTEP") }
+    if e.tc > 7 { throw ValidationError(el(), "tc \(e.tc) above 7") }
+    if e.ttl == 0 { throw ValidationError(el(), "ttl must not be 0") }
 }
 
-func checkFTN(_ e: FTNEntrySpec, _ el: String, resolves: (String) -> Bool, vrfs: Set<String>,
+func checkFTN(_ e: FTNEntrySpec, _ el: @autoclosure () -> String, resolves: (String) -> Bool, vrfs: Set<String>,
               backupOf: (String) -> String?? = { _ in nil }) throws(ValidationError) {
-    if !vrfs.contains(e.vrf) { throw ValidationError(el, "vrf \"\(e.vrf)\" is not named by any port") }
+    if !vrfs.contains(e.vrf) { throw ValidationError(el(), "vrf \"\(e.vrf)\" is not named by any port") }
     let maxLength: Int
     switch e.prefix { case .v4: maxLength = 32; case .v6: maxLength = 128 }
-    guard (0...maxLength).contains(e.length) else { throw ValidationError(el, "prefix length \(e.length) outside 0–\(maxLength)") }
-    guard hostBitsAreZero(e.prefix, e.length) else { throw ValidationError(el, "address has bits set beyond the prefix length") }
-    try checkStack(e.push, "\(el).push", allowEmpty: true)
-    try checkVia(e.via, el, resolves)
-    try checkBackupLabels(e.backupPush, primary: e.push.count, via: e.via, el, field: "backupPush", backupOf: backupOf)
-    if e.tc > 7 { throw ValidationError(el, "tc \(e.tc) above 7") }
-    if e.ttl == 0 { throw ValidationError(el, "ttl must not be 0") }
+    guard (0...maxLength).contains(e.length) else { throw ValidationError(el(), "prefix length \(e.length) outside 0–\(maxLength)") }
+    guard hostBitsAreZero(e.prefix, e.length) else { throw ValidationError(el(), "address has bits set beyond the prefix length") }
+    try checkStack(e.push, "\(el()).push", allowEmpty: true)
+    try checkVia(e.via, el(), resolves)
+    try checkBackupLabels(e.backupPush, primary: e.push.count, via: e.via, el(), field: "backupPush", backupOf: backupOf)
+    if e.tc > 7 { throw ValidationError(el(), "tc \(e.tc) above 7") }
+    if e.ttl == 0 { throw ValidationError(el(), "ttl must not be 0") }
 }
 
 /// Validates a whole FIB document against a config (resync end, --fib, state files, compile): every element,
@@ -211,17 +211,17 @@ public func validateDocument(_ fib: FIBSpec, config: InstanceConfig) throws(Vali
     let vrfs = Set(config.vrfNames)
     var nextHops = Set<String>(), groups = Set<String>()
     for (i, nh) in fib.nextHops.enumerated() {
-        let el = "nextHops[\(i)] (\(nh.name))"
+        func el() -> String { "nextHops[\(i)] (\(nh.name))" }
         guard !nh.name.isEmpty else { throw ValidationError("nextHops[\(i)]", "name must not be empty") }
-        guard nextHops.insert(nh.name).inserted else { throw ValidationError(el, "duplicate name") }
-        try checkNextHop(nh, el, ports: portNames)
-        try checkBFD(nh, el, config: config)
+        guard nextHops.insert(nh.name).inserted else { throw ValidationError(el(), "duplicate name") }
+        try checkNextHop(nh, el(), ports: portNames)
+        try checkBFD(nh, el(), config: config)
     }
     for (i, g) in fib.ecmpGroups.enumerated() {
-        let el = "ecmpGroups[\(i)] (\(g.name))"
+        func el() -> String { "ecmpGroups[\(i)] (\(g.name))" }
         guard !g.name.isEmpty else { throw ValidationError("ecmpGroups[\(i)]", "name must not be empty") }
-        guard !nextHops.contains(g.name), groups.insert(g.name).inserted else { throw ValidationError(el, "duplicate name") }
-        try checkGroup(g, el) { nextHops.contains($0) }
+        guard !nextHops.contains(g.name), groups.insert(g.name).inserted else { throw ValidationError(el(), "duplicate name") }
+        try checkGroup(g, el()) { nextHops.contains($0) }
     }
     let resolves: (String) -> Bool = { nextHops.contains($0) || groups.contains($0) }
     let backups = Dictionary(fib.nextHops.map { ($0.name, $0.backup) }, uniquingKeysWith: { a, _ in a })
@@ -232,21 +232,21 @@ public func validateDocument(_ fib: FIBSpec, config: InstanceConfig) throws(Vali
     let backupOf: (String) -> String?? = { backups[$0] }
     var labels = Set<UInt32>()
     for (i, e) in fib.ilm.enumerated() {
-        let el = "ilm[\(i)] (label \(e.label))"
-        try checkILM(e, el, resolves: resolves, vrfs: vrfs, backupOf: backupOf)
-        guard labels.insert(e.label).inserted else { throw ValidationError(el, "duplicate label") }
+        func el() -> String { "ilm[\(i)] (label \(e.label))" }
+        try checkILM(e, el(), resolves: resolves, vrfs: vrfs, backupOf: backupOf)
+        guard labels.insert(e.label).inserted else { throw ValidationError(el(), "duplicate label") }
     }
     var vnis = Set<UInt32>()
     for (i, e) in fib.vni.enumerated() {
-        let el = "vni[\(i)] (vni \(e.vni))"
-        try checkVNI(e, el, resolves: resolves, backupOf: backupOf)
-        guard vnis.insert(e.vni).inserted else { throw ValidationError(el, "duplicate vni") }
+        func el() -> String { "vni[\(i)] (vni \(e.vni))" }
+        try checkVNI(e, el(), resolves: resolves, backupOf: backupOf)
+        guard vnis.insert(e.vni).inserted else { throw ValidationError(el(), "duplicate vni") }
     }
     var prefixes = Set<String>()
     for (i, e) in fib.ftn.enumerated() {
-        let el = "ftn[\(i)] (\(e.key))"
-        try checkFTN(e, el, resolves: resolves, vrfs: vrfs, backupOf: backupOf)
-        guard prefixes.insert(e.key).inserted else { throw ValidationError(el, "duplicate prefix") }
+        func el() -> String { "ftn[\(i)] (\(e.key))" }
+        try checkFTN(e, el(), resolves: resolves, vrfs: vrfs, backupOf: backupOf)
+        guard prefixes.insert(e.key).inserted else { throw ValidationError(el(), "duplicate prefix") }
     }
 }
 

@@ -501,11 +501,16 @@ public final class ControlService: RPCHandler {
 
     /// Applies through the engine, keeping the digest, the state file and event subscribers up to date.
     func commit(_ changes: [FIBChange], expected: UInt64?, names: (Int, FIBChange) -> String) throws(Failure) -> UInt64 {
+        // A large commit (a resync) is summed again after it and written as a snapshot; a small one updates the
+        // digest by its keys' hashes before and after, and becomes one journal record.
+        let large = changes.count > StateWriter.largeCommit
         var before: [EntryKey: UInt64] = [:]
-        before.reserveCapacity(changes.count)
-        for c in changes {
-            let k = c.entryKey
-            if before[k] == nil { before[k] = engine.entry(k).map(ControlService.hash) ?? 0 }
+        if !large {
+            before.reserveCapacity(changes.count)
+            for c in changes {
+                let k = c.entryKey
+                if before[k] == nil { before[k] = engine.entry(k).map(ControlService.hash) ?? 0 }
+            }
         }
         let g: UInt64
         let started = ControlService.now()
@@ -513,21 +518,41 @@ public final class ControlService: RPCHandler {
             throw ControlService.failure(error)
         }
         var touched: [(key: EntryKey, entry: FIBEntry?)] = []
-        touched.reserveCapacity(before.count)
-        for (k, old) in before {
-            digest &-= old
-            let e = engine.entry(k)
-            if let e { digest &+= ControlService.hash(e) }
-            touched.append((k, e))
+        if large {
+            var sum: UInt64 = 0
+            engine.forEachEntry { sum &+= ControlService.hash($0) }
+            digest = sum
+        } else {
+            touched.reserveCapacity(before.count)
+            for (k, old) in before {
+                digest &-= old
+                let e = engine.entry(k)
+                if let e { digest &+= ControlService.hash(e) }
+                touched.append((k, e))
+            }
         }
         sortedKeys.removeAll()
         dataplane?.fibCommitted()
         if let w = stateWriter {
             // Small commits become journal records; large ones (a resync) and the writer's requests, snapshots.
-            if touched.count > StateWriter.largeCommit || w.wantsSnapshot { w.submit(engine.intent()) } else {
-                w.submit(generation: g, changes: touched)
-            }
+            if large || w.wantsSnapshot { w.submit(engine.intent()) } else { w.submit(generation: g, changes: touched) }
         }
+        notify(.object([("type", .string("generation")), ("generation", num(g)), ("digest", .string(digestText))]))
+        observeCommit?(ControlService.now() - started)
+        return g
+    }
+
+    /// `commit` for a validated document into an empty engine (`FIBEngine.installFresh`).
+    func commitFresh(_ fib: FIBSpec, expected: UInt64?) throws(Failure) -> UInt64 {
+        let started = ControlService.now()
+        let g: UInt64
+        do { g = try engine.installFresh(fib, expectedGeneration: expected) } catch { throw ControlService.failure(error) }
+        var sum: UInt64 = 0
+        engine.forEachEntry { sum &+= ControlService.hash($0) }
+        digest = sum
+        sortedKeys.removeAll()
+        dataplane?.fibCommitted()
+        stateWriter?.submit(engine.intent())
         notify(.object([("type", .string("generation")), ("generation", num(g)), ("digest", .string(digestText))]))
         observeCommit?(ControlService.now() - started)
         return g
@@ -574,8 +599,9 @@ public final class ControlService: RPCHandler {
     }
 
     func resyncChunk(_ r: inout Params, _ client: RPCClient) throws(Failure) -> JSONValue {
-        var s = try ownedResync(&r, client)
-        let chunk = s.chunks
+        // Only counts are read from the session here: a copy of it would share its arrays, and appending while a copy
+        // is alive copies everything received so far (once per chunk: quadratic in the resync's size).
+        let chunk = try ownedResync(&r, client).chunks
         var part = FIBSpec()
         var count = 0
         do throws(ValidationError) {
@@ -591,17 +617,18 @@ public final class ControlService: RPCHandler {
         guard count <= ControlService.maxOperationsPerCall else {
             throw Failure(RPCError.limitExceeded, "\(count) entries in one chunk; at most \(ControlService.maxOperationsPerCall)")
         }
-        let total = s.fib.ilm.count + s.fib.vni.count + s.fib.ftn.count + part.ilm.count + part.vni.count + part.ftn.count
+        let held = resync!.fib
+        let total = held.ilm.count + held.vni.count + held.ftn.count + part.ilm.count + part.vni.count + part.ftn.count
+        let elements = held.nextHops.count + held.ecmpGroups.count + part.nextHops.count + part.ecmpGroups.count + total
         guard total <= engine.maxEntries else {
             throw Failure(RPCError.limitExceeded, "the resync would hold \(total) entries; the limit is \(engine.maxEntries)")
         }
-        s.fib.nextHops += part.nextHops; s.fib.ecmpGroups += part.ecmpGroups
-        s.fib.ilm += part.ilm; s.fib.vni += part.vni; s.fib.ftn += part.ftn
-        s.chunks += 1
-        s.lastActivity = ControlService.now()
-        resync = s
-        return .object([("chunk", num(chunk)), ("received", num(count)),
-                        ("total", num(s.fib.nextHops.count + s.fib.ecmpGroups.count + total))])
+        _ = consume held
+        resync!.fib.nextHops += part.nextHops; resync!.fib.ecmpGroups += part.ecmpGroups
+        resync!.fib.ilm += part.ilm; resync!.fib.vni += part.vni; resync!.fib.ftn += part.ftn
+        resync!.chunks += 1
+        resync!.lastActivity = ControlService.now()
+        return .object([("chunk", num(chunk)), ("received", num(count)), ("total", num(elements))])
     }
 
     func resyncEnd(_ r: inout Params, _ client: RPCClient, _ id: JSONValue) throws(Failure) -> Outcome {
@@ -611,7 +638,16 @@ public final class ControlService: RPCHandler {
         do throws(ValidationError) { _ = try validateDocument(s.fib) } catch {
             throw Failure(RPCError.invalidEntry, error.description + " (the resync changed nothing)", element: error.element)
         }
-        let changes = engine.diff(to: s.fib)
+        let fib = s.fib
+        if engine.isEmpty && !(fib.nextHops.isEmpty && fib.ecmpGroups.isEmpty && fib.ilm.isEmpty && fib.vni.isEmpty && fib.ftn.isEmpty) {
+            // Into an empty FIB (a first start, a controller's first resync): no diff and no staging.
+            let g = try commitFresh(fib, expected: s.expectedGeneration)
+            let late = FIBEngine.nextHopPhases(fib).late.count
+            let added = fib.nextHops.count + fib.ecmpGroups.count + fib.ilm.count + fib.vni.count + fib.ftn.count
+            return awaitDurable(durable, client, id, g, .object([("generation", num(g)), ("added", num(added)),
+                                                                 ("replaced", num(late)), ("deleted", num(0))]))
+        }
+        let changes = engine.diff(to: fib)
         var added = 0, replaced = 0, deleted = 0
         for c in changes {
             switch c { case .add: added += 1; case .replace: replaced += 1; case .delete: deleted += 1 }

@@ -89,7 +89,15 @@ public struct JSONParser {
                 skipSpace()
                 guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw error("expected a string key") }
                 let k = try string()
-                guard keys.insert(k).inserted else { throw error("duplicate key \"\(k)\"") }
+                // Small objects (every FIB entry) are checked by a scan; a set only past 16 keys.
+                let duplicate: Bool
+                if fields.count < 16 {
+                    duplicate = fields.contains { $0.0 == k }
+                    if fields.count == 15 && !duplicate { for f in fields { keys.insert(f.0) }; keys.insert(k) }
+                } else {
+                    duplicate = !keys.insert(k).inserted
+                }
+                guard !duplicate else { throw error("duplicate key \"\(k)\"") }
                 skipSpace()
                 guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw error("expected ':'") }
                 i += 1

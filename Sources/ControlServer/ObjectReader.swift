@@ -6,7 +6,9 @@ struct ObjectReader {
     /// The element named in errors; decoders refine it once they know the entry's key.
     var path: String
     let fields: [(String, JSONValue)]
-    private(set) var used = Set<String>()
+    /// The fields asked for, by position (bit i: fields[i]); objects with more than 64 fields fall back to `usedKeys`.
+    private var used: UInt64 = 0
+    private var usedKeys: Set<String> = []
 
     init(_ v: JSONValue, path: String) throws(ValidationError) {
         guard case .object(let f) = v else { throw ValidationError(path, "expected an object, got \(v.typeName)") }
@@ -15,8 +17,12 @@ struct ObjectReader {
     }
 
     mutating func value(_ key: String) -> JSONValue? {
-        used.insert(key)
-        return fields.first(where: { $0.0 == key })?.1
+        if fields.count > 64 { usedKeys.insert(key) }
+        for i in fields.indices where fields[i].0 == key {
+            if i < 64 { used |= 1 << UInt64(i) }
+            return fields[i].1
+        }
+        return nil
     }
 
     mutating func required(_ key: String) throws(ValidationError) -> JSONValue {
@@ -68,7 +74,7 @@ struct ObjectReader {
 
     /// Fails on the first key that was never asked for.
     func rejectUnknownKeys() throws(ValidationError) {
-        for (k, _) in fields where !used.contains(k) {
+        for (i, (k, _)) in fields.enumerated() where i < 64 ? used & (1 << UInt64(i)) == 0 : !usedKeys.contains(k) {
             throw ValidationError(path, "unknown key \"\(k)\"")
         }
     }

@@ -186,6 +186,14 @@ import ControlServer
         #expect(try JSONParser.parse(JSONWriter.write(v)) == v)
     }
 
+    @Test func duplicateKeysAreFoundInSmallAndLargeObjects() throws {
+        func object(_ keys: [Int]) -> String { "{" + keys.map { "\"k\($0)\":\($0)" }.joined(separator: ",") + "}" }
+        _ = try JSONParser.parse(object(Array(0..<40)))
+        for dup in [[0, 1, 2, 1], Array(0..<15) + [14], Array(0..<16) + [15], Array(0..<16) + [0], Array(0..<30) + [17]] {
+            #expect(throws: JSONSyntaxError.self, "keys \(dup)") { try JSONParser.parse(object(dup)) }
+        }
+    }
+
     @Test func rejectsBadInput() {
         let bad: [[UInt8]] = [
             Array("".utf8), Array("{".utf8), Array("[1,]".utf8), Array("01".utf8), Array("{\"a\":1,\"a\":2}".utf8),

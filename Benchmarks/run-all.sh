@@ -9,7 +9,7 @@
 #   scale.txt     package-benchmark Scale: lookups, build time and memory with 1M ILM, VNI and FTN entries
 #   replay.txt    10M 64-byte frames through `mplsgate replay` next to a libpcap copy loop (pinned)
 #   live.txt      MPLSGate against a minimal C AF_XDP forwarder on veth, A/B (generator CPU 0, DUT CPU 1)
-#   control.txt   1M ILM entries through the control socket
+#   control.txt   1M entries through the control socket: resyncs, applies, ip -batch, one-entry commits per kind
 #   protection.txt  link-protection switch time with the lab FIB and with 1M entries on the protected next hop
 # --quick: 20,000-entry tables, 1 round each, short runs: checks that everything works, not the figures.
 set -euo pipefail
@@ -23,7 +23,7 @@ mkdir -p "$out"
 if [ $quick = 1 ]; then
   export MPLSGATE_SCALE_ENTRIES=20000 MPLSGATE_BENCH_MS=50
   ratio_args=(--rounds 1 --batches 500); replay_args=(1000000 1); live_args=(--rounds 1 --seconds 0.5)
-  control_args=(20000 5000); protection_entries=20000
+  control_args=(20000 5000 50); protection_entries=20000
 else
   ratio_args=(--rounds 9 --batches 5000); replay_args=(10000000 7); live_args=(--rounds 5 --seconds 2)
   control_args=(1000000 10000); protection_entries=1000000

@@ -54,6 +54,7 @@ echo "== deploy/prometheus: the scrape config and alert rules (promtool check an
 
 echo "== control-plane benchmark smoke pass (20,000 entries; no timing assertions)"
 MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Benchmarks/control/program.py 20000 5000
+MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Benchmarks/control/commit.py 20000 50
 
 echo "== the demo as a test: two Linux VXLAN data centres across PE1 - P - PE2 (root)"
 MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_dci.py

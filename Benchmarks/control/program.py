@@ -1,9 +1,19 @@
 #!/usr/bin/python3
-"""Control-plane speed: program N ILM entries into a live agent through its socket, as one chunked resync and as
-apply calls of 1,000 entries; report entries/s, the time until the last entry forwards, and the agent's resident
-memory. Prints one JSON object per mode.
+"""Control-plane speed: program N ILM entries into a live agent through its socket and report entries/s, the longest
+reply (the longest step of the control thread a client waits for), the time until the last entry forwards, and the
+agent's resident memory (before, after, peak). Modes, each on a fresh agent (`--no-state`):
 
-Run (root): MPLSGATE_BIN_DIR=.build/release /usr/bin/python3 Benchmarks/control/program.py [N] [CHUNK]
+  resync          one chunked resync of objects (CHUNK entries per chunk)
+  resync-compact  the same in the compact form (columns and rows)
+  apply           apply calls of 1,000 entries
+  apply-10k       apply calls of 10,000 entries in the compact form
+  resync-1pct     after a resync of N, a second resync of the same N with 1 % of the entries changed (timed alone;
+                  the changed entries' replies and counters follow the usual replace rules)
+  ip-batch        `ip -batch` adding N IPv4 /24 routes in a scratch namespace (on a veth: this kernel has no dummy
+                  driver), the kernel's FIB through netlink, for comparison with MPLSGate's FTN figures
+
+Prints one JSON object per mode.
+Run (root): MPLSGATE_BIN_DIR=.build/release /usr/bin/python3 Benchmarks/control/program.py [N] [CHUNK] [MODE...]
 (Benchmarks/control/run.sh builds first.) The agent, the client and the traffic tools share this machine's cores.
 """
 import json
@@ -21,6 +31,7 @@ from scapy.contrib.mpls import MPLS  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 CHUNK = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
+MODES = sys.argv[3:] or ["resync", "resync-compact", "apply", "apply-10k", "resync-1pct", "ip-batch"]
 FIRST = 16
 CONFIG = {"version": 1, "ports": [
     {"name": "core0", "interface": "mg-core0", "mac": "02:00:00:00:00:01", "role": "core"},
@@ -28,16 +39,24 @@ CONFIG = {"version": 1, "ports": [
 NH = {"name": "p1", "port": "core1", "mac": "02:aa:00:00:00:01"}
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS:"):
     for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1])
     return 0
 
 
-def entries(n):
+def entries(n, variant=0):
     # Pre-serialised: the client's JSON work is not what is measured.
-    return [f'{{"label":{FIRST + i},"op":"swap","out":[{17 + (i % 1000)}],"via":"p1"}}' for i in range(n)]
+    return [f'{{"label":{FIRST + i},"op":"swap","out":[{17 + (i + variant) % 1000}],"via":"p1"}}' for i in range(n)]
+
+
+def rows(n, start=0, variant=0):
+    """Compact rows for labels start..<start+n, pre-serialised."""
+    return [f'[{FIRST + i},"swap",[{17 + (i + variant) % 1000}],"p1"]' for i in range(start, start + n)]
+
+
+COLUMNS = '"columns":["label","op","out","via"]'
 
 
 def agent_pid(agent):
@@ -63,6 +82,34 @@ def wait_forwarding(p, last_label, start, timeout=120):
     return t if json.loads(out.strip().splitlines()[-1])["frames"] == 1 else None
 
 
+def resync(rpc, chunks):
+    """One resync of pre-serialised chunk bodies (each the "ilm" value); returns (seconds, longest reply, end reply)."""
+    start = time.time()
+    longest = 0.0
+    sess = rpc.result("resync.begin")["session"]
+    for i, chunk in enumerate(chunks):
+        body = '{"jsonrpc":"2.0","id":1,"method":"resync.chunk","params":{"session":"%s","nextHops":[%s],"ilm":%s}}\n' % (
+            sess, json.dumps(NH) if i == 0 else "", chunk)
+        t = time.time()
+        rpc.send_raw(body.encode())
+        r = rpc.read_line()
+        longest = max(longest, time.time() - t)
+        assert "result" in r, r
+    t = time.time()
+    end = rpc.result("resync.end", {"session": sess})
+    longest = max(longest, time.time() - t)
+    return time.time() - start, longest, end
+
+
+def object_chunks(variant=0):
+    lines = entries(N, variant)
+    return ["[" + ",".join(lines[i:i + CHUNK]) + "]" for i in range(0, N, CHUNK)]
+
+
+def compact_chunks():
+    return ["{%s,\"rows\":[%s]}" % (COLUMNS, ",".join(rows(min(CHUNK, N - i), i))) for i in range(0, N, CHUNK)]
+
+
 def run(mode, a, p, tmp):
     agent = Agent(a, os.path.join(tmp, "config.json"), None, extra=("--no-state", "--max-entries", str(max(N, 1000))))
     assert agent.started(), agent.log
@@ -70,33 +117,83 @@ def run(mode, a, p, tmp):
     rss0 = rss_kib(pid)
     rpc = RPC(agent.socket, timeout=600)
     rpc.result("apply", {"operations": [{"op": "add", "kind": "nextHop", "entry": NH}]})
-    lines = entries(N)
-    nh = json.dumps(NH)
-    start = time.time()
-    if mode == "resync":
-        sess = rpc.result("resync.begin")["session"]
-        for i in range(0, N, CHUNK):
-            body = '{"jsonrpc":"2.0","id":1,"method":"resync.chunk","params":{"session":"%s","nextHops":[%s],"ilm":[%s]}}\n' % (
-                sess, nh if i == 0 else "", ",".join(lines[i:i + CHUNK]))
+    longest = 0.0
+    extra = {}
+    if mode in ("resync", "resync-1pct"):
+        chunks = object_chunks()
+        programmed, longest, _ = resync(rpc, chunks)
+        if mode == "resync-1pct":
+            # 1 % of the entries get other labels; the rest are sent unchanged.
+            lines = entries(N)
+            changed = entries(N, variant=1)
+            for i in range(0, N, 100):
+                lines[i] = changed[i]
+            chunks = ["[" + ",".join(lines[i:i + CHUNK]) + "]" for i in range(0, N, CHUNK)]
+            del lines, changed
+            rss_full = rss_kib(pid)
+            programmed, longest, end = resync(rpc, chunks)
+            extra = {"firstResyncRssKiB": rss_full, "resyncEnd": end}
+        del chunks
+    elif mode == "resync-compact":
+        chunks = compact_chunks()
+        programmed, longest, _ = resync(rpc, chunks)
+        del chunks
+    else:
+        per_call = 10_000 if mode == "apply-10k" else 1000
+        if mode == "apply-10k":
+            bodies = ['{"jsonrpc":"2.0","id":1,"method":"apply","params":{"operations":[{"op":"add","kind":"ilm",%s,"rows":[%s]}]}}\n'
+                      % (COLUMNS, ",".join(rows(min(per_call, N - i), i))) for i in range(0, N, per_call)]
+        else:
+            lines = entries(N)
+            bodies = ['{"jsonrpc":"2.0","id":1,"method":"apply","params":{"operations":[%s]}}\n'
+                      % ",".join('{"op":"add","kind":"ilm","entry":%s}' % e for e in lines[i:i + per_call])
+                      for i in range(0, N, per_call)]
+            del lines
+        start = time.time()
+        for body in bodies:
+            t = time.time()
             rpc.send_raw(body.encode())
             r = rpc.read_line()
+            longest = max(longest, time.time() - t)
             assert "result" in r, r
-        r = rpc.result("resync.end", {"session": sess})
-    else:
-        for i in range(0, N, 1000):
-            ops = ",".join('{"op":"add","kind":"ilm","entry":%s}' % e for e in lines[i:i + 1000])
-            rpc.send_raw(('{"jsonrpc":"2.0","id":1,"method":"apply","params":{"operations":[%s]}}\n' % ops).encode())
-            r = rpc.read_line()
-            assert "result" in r, r
-    programmed = time.time() - start
-    forwards = wait_forwarding(p, FIRST + N - 1, start)
+        programmed = time.time() - start
+        del bodies
+    start = time.time() - programmed
+    forwards = wait_forwarding(p, FIRST + N - 1, start) if mode != "resync-1pct" else None
     info = rpc.result("info")
     rss1 = rss_kib(pid)
+    peak = rss_kib(pid, "VmHWM:")
     rpc.close()
     agent.stop()
-    return {"mode": mode, "entries": N, "chunk": CHUNK if mode == "resync" else 1000, "seconds": round(programmed, 3),
-            "entriesPerSecond": round(N / programmed), "lastEntryForwardsAfterSeconds": forwards and round(forwards, 3),
-            "rssKiBBefore": rss0, "rssKiBAfter": rss1, "generation": info["generation"], "ilm": info["entries"]["ilm"]}
+    out = {"mode": mode, "entries": N, "chunk": CHUNK if mode.startswith("resync") else (10_000 if mode == "apply-10k" else 1000),
+           "seconds": round(programmed, 3), "entriesPerSecond": round(N / programmed),
+           "longestReplySeconds": round(longest, 3), "lastEntryForwardsAfterSeconds": forwards and round(forwards, 3),
+           "rssKiBBefore": rss0, "rssKiBAfter": rss1, "rssKiBPeak": peak, "generation": info["generation"],
+           "ilm": info["entries"]["ilm"], "commitStats": info.get("commitStats")}
+    out.update(extra)
+    return out
+
+
+def ip_batch(tmp):
+    """`ip -batch` of N IPv4 /24 routes on a veth (no dummy driver here) in a scratch namespace: the kernel's FIB,
+    through netlink."""
+    with Netns("bip") as ns:
+        # This kernel has no dummy driver: a veth pair inside the scratch namespace stands in (routes only).
+        ns.run("ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+        ns.run("ip", "link", "set", "d0", "up")
+        ns.run("ip", "link", "set", "d1", "up")
+        ns.run("ip", "addr", "add", "192.0.2.1/24", "dev", "d0")
+        path = os.path.join(tmp, "routes.batch")
+        with open(path, "w") as f:
+            for i in range(N):
+                f.write(f"route add {10 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}.0/24 via 192.0.2.2 dev d0\n")
+        start = time.time()
+        ns.run("ip", "-batch", path, timeout=600)
+        seconds = time.time() - start
+        count = int(subprocess.run(ns.cmd("sh", "-c", "ip route show | wc -l"), capture_output=True, text=True).stdout)
+        os.unlink(path)
+    return {"mode": "ip-batch", "entries": N, "seconds": round(seconds, 3), "entriesPerSecond": round(N / seconds),
+            "routesInTable": count}
 
 
 def main():
@@ -104,10 +201,13 @@ def main():
         json.dump(CONFIG, open(os.path.join(tmp, "config.json"), "w"))
         for port in CONFIG["ports"]:
             veth(a, port["interface"], p, "p-" + port["name"], mac_a=port["mac"])
-        for mode in ("resync", "apply"):
+        for mode in MODES:
+            if mode == "ip-batch":
+                print(json.dumps(ip_batch(tmp)), flush=True)
+                continue
             r = run(mode, a, p, tmp)
             print(json.dumps(r), flush=True)
-            if r["ilm"] != N or r["lastEntryForwardsAfterSeconds"] is None:
+            if r["ilm"] != N or (mode != "resync-1pct" and r["lastEntryForwardsAfterSeconds"] is None):
                 print("benchmark: not every entry was programmed and forwarding", file=sys.stderr)
                 return 1
     return 0

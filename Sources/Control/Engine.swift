@@ -267,6 +267,11 @@ public final class FIBEngine: @unchecked Sendable {
         }
     }
 
+    /// Sets the generation number without a commit. For harnesses that put the engine back into one fixed state
+    /// between runs (the request fuzz target: every input starts from the same FIB and generation); the FIB's
+    /// content is the caller's to restore first.
+    public func resetGeneration(_ g: UInt64) { generation = g }
+
     /// The changes that turn the current FIB into `fib`, ordered so references always resolve: next hops and groups
     /// added or replaced first, entries next, deletions of entries, then of groups, then of next hops.
     public func diff(to fib: FIBSpec) -> [FIBChange] {

@@ -434,23 +434,47 @@ public final class ControlService: RPCHandler {
 
     // MARK: apply
 
-    func decodeChange(_ v: JSONValue, _ path: String) throws(Failure) -> FIBChange {
+    /// One operation of `apply`: one change, or in the compact form many of one op and kind — `add`/`replace` with
+    /// `"columns"` and `"rows"` (each row an entry, as in resync.chunk), `delete` with `"keys"`.
+    func decodeChanges(_ v: JSONValue, _ path: String, into changes: inout [FIBChange],
+                       origins: inout [(row: Int, list: StaticString)]) throws(Failure) {
         do throws(ValidationError) {
             var r = try ObjectReader(v, path: path)
             let op = try r.string("op")
             let kind = try r.string("kind")
-            let change: FIBChange
             switch op {
             case "add", "replace":
-                let e = try FIBCodec.decodeEntry(kind: kind, try r.required("entry"), "\(path).entry")
-                change = op == "add" ? .add(e) : .replace(e)
+                if let columns = r.value("columns") {
+                    let table: JSONValue = .object([("columns", columns), ("rows", r.value("rows") ?? .null)])
+                    var row = 0
+                    try FIBCodec.forEachElement(table, path) { (e, p) throws(ValidationError) in
+                        let entry = try FIBCodec.decodeEntry(kind: kind, e, p)
+                        changes.append(op == "add" ? .add(entry) : .replace(entry))
+                        origins.append((row, "rows"))
+                        row += 1
+                    }
+                } else {
+                    let e = try FIBCodec.decodeEntry(kind: kind, try r.required("entry"), "\(path).entry")
+                    changes.append(op == "add" ? .add(e) : .replace(e))
+                    origins.append((-1, ""))
+                }
             case "delete":
-                change = .delete(try FIBCodec.decodeKey(kind: kind, try r.required("key"), "\(path).key"))
+                if let keys = r.value("keys") {
+                    guard case .array(let list) = keys else {
+                        throw ValidationError("\(path).keys", "expected an array, got \(keys.typeName)")
+                    }
+                    for (i, k) in list.enumerated() {
+                        changes.append(.delete(try FIBCodec.decodeKey(kind: kind, k, "\(path).keys[\(i)]")))
+                        origins.append((i, "keys"))
+                    }
+                } else {
+                    changes.append(.delete(try FIBCodec.decodeKey(kind: kind, try r.required("key"), "\(path).key")))
+                    origins.append((-1, ""))
+                }
             default:
                 throw ValidationError("\(path).op", "\"\(op)\" is not add, replace or delete")
             }
             try r.rejectUnknownKeys()
-            return change
         } catch {
             throw Failure(RPCError.invalidEntry, error.description, element: error.element)
         }
@@ -473,10 +497,23 @@ public final class ControlService: RPCHandler {
         let durable = try r.optionalBool("durable") ?? false
         var changes: [FIBChange] = []
         changes.reserveCapacity(ops.count)
-        for (i, v) in ops.enumerated() { changes.append(try decodeChange(v, "operations[\(i)]")) }
+        // Where each change came from: its operation, and its row or key in a compact one (for error names).
+        var opIndex: [Int] = []
+        var origins: [(row: Int, list: StaticString)] = []
+        for (i, v) in ops.enumerated() {
+            try decodeChanges(v, "operations[\(i)]", into: &changes, origins: &origins)
+            opIndex += repeatElement(i, count: changes.count - opIndex.count)
+            guard changes.count <= ControlService.maxOperationsPerCall else {
+                throw Failure(RPCError.limitExceeded, "more than \(ControlService.maxOperationsPerCall) operations in one call (use resync for more)")
+            }
+        }
         // No operations, no commit: the generation stays (with durable, a barrier for the current generation).
         let g = changes.isEmpty ? try unchanged(expected: expected)
-                                : try commit(changes, expected: expected, names: FIBEngine.operationName)
+                                : try commit(changes, expected: expected, names: { i, c in
+                                      let o = origins[i]
+                                      let sub = o.row < 0 ? "" : ".\(o.list)[\(o.row)]"
+                                      return "operations[\(opIndex[i])]\(sub) (\(c.entryKey))"
+                                  })
         return awaitDurable(durable, client, id, g, .object([("generation", num(g)), ("applied", num(changes.count))]))
     }
 
@@ -605,11 +642,12 @@ public final class ControlService: RPCHandler {
         var part = FIBSpec()
         var count = 0
         do throws(ValidationError) {
-            for (i, v) in try r.optionalArray("nextHops").enumerated() { part.nextHops.append(try FIBCodec.decodeNextHop(v, "chunk \(chunk) nextHops[\(i)]")) }
-            for (i, v) in try r.optionalArray("ecmpGroups").enumerated() { part.ecmpGroups.append(try FIBCodec.decodeGroup(v, "chunk \(chunk) ecmpGroups[\(i)]")) }
-            for (i, v) in try r.optionalArray("ilm").enumerated() { part.ilm.append(try FIBCodec.decodeILM(v, "chunk \(chunk) ilm[\(i)]")) }
-            for (i, v) in try r.optionalArray("vni").enumerated() { part.vni.append(try FIBCodec.decodeVNI(v, "chunk \(chunk) vni[\(i)]")) }
-            for (i, v) in try r.optionalArray("ftn").enumerated() { part.ftn.append(try FIBCodec.decodeFTN(v, "chunk \(chunk) ftn[\(i)]")) }
+            // Each section: an array of objects or the compact {"columns", "rows"} form (docs/control-protocol.md).
+            part.nextHops = try FIBCodec.section(r.value("nextHops"), "chunk \(chunk) nextHops", FIBCodec.decodeNextHop)
+            part.ecmpGroups = try FIBCodec.section(r.value("ecmpGroups"), "chunk \(chunk) ecmpGroups", FIBCodec.decodeGroup)
+            part.ilm = try FIBCodec.section(r.value("ilm"), "chunk \(chunk) ilm", FIBCodec.decodeILM)
+            part.vni = try FIBCodec.section(r.value("vni"), "chunk \(chunk) vni", FIBCodec.decodeVNI)
+            part.ftn = try FIBCodec.section(r.value("ftn"), "chunk \(chunk) ftn", FIBCodec.decodeFTN)
         } catch {
             throw Failure(RPCError.invalidEntry, error.description + " (the chunk was not taken; the session stays open)", element: error.element)
         }

@@ -58,23 +58,68 @@ public enum FIBCodec {
         try decodeFIB(try parseDocument(bytes))
     }
 
+    /// The most columns a compact section may have (more than any entry kind has fields).
+    static let maxColumns = 32
+
+    /// Calls `body` with each element of a section and its path: an array of objects (`ilm[3]`), or the compact form
+    /// `{"columns": [names], "rows": [[values]]}` (`ilm.rows[3]`), where each row is the object of its columns' names
+    /// and its non-null cells, decoded exactly like the object form. Nil or null: no elements.
+    /// `section`: the section's own name in errors about its shape (default `path`).
+    static func forEachElement(_ v: JSONValue?, _ path: String, section: String? = nil,
+                               _ body: (JSONValue, String) throws(ValidationError) -> Void) throws(ValidationError) {
+        guard let v, v != .null else { return }
+        switch v {
+        case .array(let a):
+            for (i, e) in a.enumerated() { try body(e, "\(path)[\(i)]") }
+        case .object(let f) where f.contains { $0.0 == "columns" }:
+            var r = try ObjectReader(v, path: section ?? path)
+            let columns = try r.array("columns")
+            let rows = try r.array("rows")
+            try r.rejectUnknownKeys()
+            guard !columns.isEmpty, columns.count <= maxColumns else {
+                throw ValidationError("\(path).columns", "1–\(maxColumns) column names")
+            }
+            var names: [String] = []
+            for (j, c) in columns.enumerated() {
+                let n = try ObjectReader.string(c, "\(path).columns[\(j)]")
+                guard !names.contains(n) else { throw ValidationError("\(path).columns[\(j)]", "duplicate column \"\(n)\"") }
+                names.append(n)
+            }
+            for (i, row) in rows.enumerated() {
+                guard case .array(let cells) = row else {
+                    throw ValidationError("\(path).rows[\(i)]", "expected an array of \(names.count) cells, got \(row.typeName)")
+                }
+                guard cells.count == names.count else {
+                    throw ValidationError("\(path).rows[\(i)]", "\(cells.count) cells for \(names.count) columns")
+                }
+                var fields: [(String, JSONValue)] = []
+                fields.reserveCapacity(names.count)
+                for j in 0..<names.count where cells[j] != .null { fields.append((names[j], cells[j])) }
+                try body(.object(fields), "\(path).rows[\(i)]")
+            }
+        default:
+            throw ValidationError(section ?? path, "expected an array of entries, or the compact form {\"columns\", \"rows\"}; "
+                                  + "got \(v.typeName)\(v.typeName == "object" ? " without \"columns\"" : "")")
+        }
+    }
+
+    /// Elements of a section (`forEachElement`), decoded.
+    static func section<T>(_ v: JSONValue?, _ path: String, section: String? = nil,
+                           _ decode: (JSONValue, String) throws(ValidationError) -> T) throws(ValidationError) -> [T] {
+        var out: [T] = []
+        if case .array(let a)? = v { out.reserveCapacity(a.count) }
+        try forEachElement(v, path, section: section) { (e, p) throws(ValidationError) in out.append(try decode(e, p)) }
+        return out
+    }
+
     public static func decodeFIB(_ doc: JSONValue) throws(ValidationError) -> FIBSpec {
         var r = try ObjectReader(doc, path: "fib")
         var f = FIBSpec(version: Int(try r.integer("version", in: 0...1_000_000)))
-        for (i, v) in try r.optionalArray("nextHops").enumerated() { f.nextHops.append(try decodeNextHop(v, "nextHops[\(i)]")) }
-        for (i, v) in try r.optionalArray("ecmpGroups").enumerated() {
-            var g = try ObjectReader(v, path: "ecmpGroups[\(i)]")
-            let name = try g.string("name")
-            var members: [String] = []
-            for (j, m) in try g.array("members").enumerated() {
-                members.append(try ObjectReader.string(m, "ecmpGroups[\(i)].members[\(j)]"))
-            }
-            try g.rejectUnknownKeys()
-            f.ecmpGroups.append(ECMPGroupSpec(name: name, members: members))
-        }
-        for (i, v) in try r.optionalArray("ilm").enumerated() { f.ilm.append(try decodeILM(v, "ilm[\(i)]")) }
-        for (i, v) in try r.optionalArray("vni").enumerated() { f.vni.append(try decodeVNI(v, "vni[\(i)]")) }
-        for (i, v) in try r.optionalArray("ftn").enumerated() { f.ftn.append(try decodeFTN(v, "ftn[\(i)]")) }
+        f.nextHops = try section(r.value("nextHops"), "nextHops", section: "fib.nextHops", decodeNextHop)
+        f.ecmpGroups = try section(r.value("ecmpGroups"), "ecmpGroups", section: "fib.ecmpGroups", decodeGroup)
+        f.ilm = try section(r.value("ilm"), "ilm", section: "fib.ilm", decodeILM)
+        f.vni = try section(r.value("vni"), "vni", section: "fib.vni", decodeVNI)
+        f.ftn = try section(r.value("ftn"), "ftn", section: "fib.ftn", decodeFTN)
         try r.rejectUnknownKeys()
         return f
     }

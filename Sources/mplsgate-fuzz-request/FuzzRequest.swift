@@ -8,24 +8,33 @@ import Wire
 import FuzzInputs
 
 /// libFuzzer target for the control socket's request decoder and dispatcher: every input is one request line
-/// handed to a ControlService over the examples' config and a small FIB. Built only with
-/// `swift build --sanitize=fuzzer --product mplsgate-fuzz-request --scratch-path .build-fuzz` (scripts/fuzz.sh).
-nonisolated(unsafe) let service: ControlService = {
+/// handed to a ControlService over the examples' config and a small FIB. Every input starts from the same state
+/// (FIB content, generation, a new service: no open resync or subscription), so a crash reproduces from its one
+/// file. Built only with `swift build --sanitize=fuzzer --product mplsgate-fuzz-request --scratch-path .build-fuzz`
+/// (scripts/fuzz.sh).
+let baseFIB = FIBSpec(
+    nextHops: [NextHopSpec(name: "p1", port: "core0", mac: MACAddress(value: 0x02AA_0000_0001))],
+    ilm: [ILMEntrySpec(label: 100, operation: .swap(out: [200], via: "p1", payload: nil, ttlMode: .uniform))])
+nonisolated(unsafe) let engine: FIBEngine = {
     let config = InstanceConfig(ports: [
         PortConfig(name: "core0", mac: MACAddress(value: 0x0200_0000_0001), role: .core),
         PortConfig(name: "dc0", mac: MACAddress(value: 0x0200_0000_0003), role: .dc, vteps: [.v4(IPv4Address(value: 0xC000_0201))]),
+        PortConfig(name: "vrf0", mac: MACAddress(value: 0x0200_0000_0004), role: .vrf, vrf: "blue"),
     ])
     let engine = try! FIBEngine(config: config, maxEntries: 10_000)
-    try! engine.apply([
-        .add(.nextHop(NextHopSpec(name: "p1", port: "core0", mac: MACAddress(value: 0x02AA_0000_0001)))),
-        .add(.ilm(ILMEntrySpec(label: 100, operation: .swap(out: [200], via: "p1", payload: nil, ttlMode: .uniform)))),
-    ])
-    return ControlService(engine: engine, stateWriter: nil)
+    try! engine.replaceAll(with: baseFIB)
+    return engine
 }()
+let baseGeneration = engine.generation
 nonisolated(unsafe) let client = FuzzSupport.makeClient()
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    if engine.generation != baseGeneration {
+        try! engine.replaceAll(with: baseFIB)
+        engine.resetGeneration(baseGeneration)
+    }
+    let service = ControlService(engine: engine, stateWriter: nil)
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     service.handle(line: bytes[...], from: client)
     #if FUZZING

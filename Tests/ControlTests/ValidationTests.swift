@@ -135,6 +135,12 @@ import ControlServer
         (#""ilm":[{"label":"16","op":"pop"}]"#, "ilm[0].label", "expected an integer"),
         (#""ilm":[{"label":16.5,"op":"pop"}]"#, "ilm[0].label", "not an integer"),
         (#""ilm":{"label":16}"#, "fib.ilm", "expected an array"),
+        (#""ilm":{"columns":["label","op"],"rows":[[16,"pop"],[17]]}"#, "ilm.rows[1]", "1 cells for 2 columns"),
+        (#""ilm":{"columns":["label","label"],"rows":[]}"#, "ilm.columns[1]", "duplicate column"),
+        (#""ilm":{"columns":["label","op"],"rows":[{"label":16}]}"#, "ilm.rows[0]", "expected an array of 2 cells"),
+        (#""ilm":{"columns":["label","op","out"],"rows":[[16,"swap",[5]]]}"#, "ilm.rows[0] (label 16)", "missing \"via\""),
+        (#""ilm":{"columns":["label","op","colour"],"rows":[[16,"pop","red"]]}"#, "ilm.rows[0] (label 16)", "unknown key \"colour\""),
+        (#""ilm":{"columns":[],"rows":[]}"#, "ilm.columns", "column names"),
         (#""ilm":[{"label":16,"op":"pop"}],"ilm":[]"#, "json", "duplicate key"),
         (#""ilm":[{"label":16,"op":"pop"}"#, "json", "expected"),
     ]
@@ -149,6 +155,12 @@ import ControlServer
             #expect(error.element == element, "\(body) → \(error)")
             #expect(error.description.contains(phrase), "\(body) → \(error)")
         }
+    }
+
+    @Test func compactSectionsMeanTheSameEntries() throws {
+        let objects = try FIBCodec.decodeFIB(Array(#"{"version":1,"nextHops":[{"name":"p1","port":"core0","mac":"02:aa:00:00:00:01"}],"ilm":[{"label":16,"op":"swap","out":[17],"via":"p1"},{"label":18,"op":"pop","ttlMode":"pipe"}]}"#.utf8))
+        let compact = try FIBCodec.decodeFIB(Array(#"{"version":1,"nextHops":{"columns":["name","port","mac"],"rows":[["p1","core0","02:aa:00:00:00:01"]]},"ilm":{"columns":["label","op","out","via","ttlMode"],"rows":[[16,"swap",[17],"p1",null],[18,"pop",null,null,"pipe"]]}}"#.utf8))
+        #expect(objects == compact && compact.ilm.count == 2)
     }
 
     @Test func nextHopReferencingAMissingPort() {

@@ -6,7 +6,7 @@
 pipeline: every fixture as [ingress port index, liveness mask of the first 8 next-hop slots (0: all up), frame];
 bfd:      the BFD fixtures as one-record inputs ([length u16 BE, time step ms, frame]), and a peer's Down → Init → Up
           with a Poll, as bare control packets;
-fib:      examples/fib.json (prefixed 0x00) and examples/config.json (prefixed 0x01).
+fib:      examples/fib.json (prefixed 0x00), the same in the compact form, and examples/config.json (prefixed 0x01).
 """
 import json
 import os
@@ -48,6 +48,13 @@ def main():
     elif kind == "fib":
         put(b"\x00" + open(os.path.join(ROOT, "examples/fib.json"), "rb").read())
         put(b"\x01" + open(os.path.join(ROOT, "examples/config.json"), "rb").read())
+        # The same FIB with every section in the compact form (columns and rows, null for an absent field).
+        fib = json.load(open(os.path.join(ROOT, "examples/fib.json")))
+        for section in ("nextHops", "ecmpGroups", "ilm", "vni", "ftn"):
+            entries = fib.get(section, [])
+            columns = sorted({k for e in entries for k in e})
+            fib[section] = {"columns": columns, "rows": [[e.get(c) for c in columns] for e in entries]}
+        put(b"\x00" + json.dumps(fib).encode())
     else:
         sys.exit(f"unknown kind {kind}")
 

@@ -7,22 +7,26 @@ written per commit (`wchar` from /proc, which also counts the ~60-byte replies a
 grace-period wait (`info` → `commitStats`), and the agent's resident memory.
 
 Run (root): MPLSGATE_BIN_DIR=.build/release /usr/bin/python3 Benchmarks/control/commit.py [N] [M] [KIND...]
+MPLSGATE_COMMIT_TRAFFIC_PPS=10000 offers that many frames/s of label 16 through the agent while commits are timed.
 (Benchmarks/control/run.sh builds first.) The agent and the client share this machine's cores.
 """
 import ipaddress
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "Tests", "Integration"))
-from harness import Netns, veth, Agent, RPC  # noqa: E402
+from harness import Netns, veth, Agent, RPC, binary  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 M = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
 KINDS = sys.argv[3:] or ["ilm", "vni", "ftn", "ftn6"]
+# Frames per second of labeled traffic through the agent while the commits are timed (0: idle).
+TRAFFIC_PPS = int(os.environ.get("MPLSGATE_COMMIT_TRAFFIC_PPS", "0"))
 CHUNK = 10_000
 CONFIG = {"version": 1, "ports": [
     {"name": "core0", "interface": "mg-core0", "mac": "02:00:00:00:00:01", "role": "core"},
@@ -58,7 +62,18 @@ def percentile(values, p):
     return s[min(len(s) - 1, int(len(s) * p))]
 
 
-def run(kind, state, a, tmp):
+def start_traffic(p, tmp):
+    """A sender offering TRAFFIC_PPS frames/s of label 16 (entry 0 of the ILM runs) on the agent's core port."""
+    from scapy.all import Ether, IP, UDP, Raw, wrpcap
+    from scapy.contrib.mpls import MPLS
+    pcap = os.path.join(tmp, "traffic.pcap")
+    wrpcap(pcap, [Ether(dst="02:00:00:00:00:01", src="02:ee:00:00:00:99") / MPLS(label=16, s=1, ttl=64)
+                  / IP(src="10.0.0.1", dst="10.0.0.2") / UDP() / Raw(b"x" * 20)])
+    return p.popen(binary("mplsgate-traffic"), "send", "--iface", "p-core0", "--pcap", pcap, "--count",
+                   str(TRAFFIC_PPS * 3600), "--rate", str(TRAFFIC_PPS), stdout=subprocess.DEVNULL)
+
+
+def run(kind, state, a, p, tmp):
     extra = ["--max-entries", str(max(N, 1000))]
     if not state:
         extra.append("--no-state")
@@ -97,6 +112,7 @@ def run(kind, state, a, tmp):
     rss1 = proc_field(pid, "status", "VmRSS:")
     journal0 = (rpc.result("info").get("stateFileWrites") or {}).get("journalBytes", 0)
     wchar0 = proc_field(pid, "io", "wchar:")
+    sender = start_traffic(p, tmp) if TRAFFIC_PPS else None
     latencies = []
     step = 7919
     for k in range(M):
@@ -108,6 +124,9 @@ def run(kind, state, a, tmp):
         r = rpc.read_line()
         latencies.append(time.perf_counter() - t)
         assert "result" in r, r
+    if sender:
+        sender.kill()
+        sender.wait()
     info = rpc.result("info")
     if state:
         while info.get("durableGeneration", 0) < info["generation"]:
@@ -128,7 +147,7 @@ def run(kind, state, a, tmp):
             "journalBytesPerCommit": round(((info.get("stateFileWrites") or {}).get("journalBytes", 0) - journal0) / M), "commitStats": info.get("commitStats"),
             "stateFileWrites": info.get("stateFileWrites"),
             "rssMiB": {"start": round(rss0 / 1024), "afterResync": round(rss1 / 1024), "afterCommits": round(rss2 / 1024)},
-            "generation": info["generation"], "exit": code}
+            "generation": info["generation"], "exit": code, "trafficPps": TRAFFIC_PPS}
 
 
 def main():
@@ -138,7 +157,7 @@ def main():
             veth(a, port["interface"], p, "p-" + port["name"], mac_a=port["mac"])
         for kind in KINDS:
             for state in (True, False):
-                print(json.dumps(run(kind, state, a, tmp)), flush=True)
+                print(json.dumps(run(kind, state, a, p, tmp)), flush=True)
     return 0
 
 

@@ -538,9 +538,10 @@ public final class ControlService: RPCHandler {
 
     /// Applies through the engine, keeping the digest, the state file and event subscribers up to date.
     func commit(_ changes: [FIBChange], expected: UInt64?, names: (Int, FIBChange) -> String) throws(Failure) -> UInt64 {
-        // A large commit (a resync) is summed again after it and written as a snapshot; a small one updates the
-        // digest by its keys' hashes before and after, and becomes one journal record.
-        let large = changes.count > StateWriter.largeCommit
+        // A commit that rewrites much of the FIB (a resync) is summed again after it and written as a snapshot; any
+        // other updates the digest by its keys' hashes before and after and becomes one journal record, so its cost
+        // follows its own size, not the FIB's.
+        let large = changes.count > StateWriter.largeCommit && changes.count * 2 > engine.entryCount
         var before: [EntryKey: UInt64] = [:]
         if !large {
             before.reserveCapacity(changes.count)

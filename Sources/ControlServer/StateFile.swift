@@ -399,7 +399,7 @@ public final class StateWriter: @unchecked Sendable {
     public var journalPath: String { path + ".journal" }
     /// Seconds between attempts while writes fail.
     public static let retrySeconds: Int32 = 1
-    /// A commit touching more keys than this is written as a snapshot.
+    /// A commit touching more keys than this, and more than half as many as the FIB holds, is written as a snapshot.
     public static let largeCommit = 4096
     /// The journal may grow to this many bytes, or the last snapshot's size if larger, before a snapshot is asked for.
     public static let journalFloorBytes = 8 << 20

@@ -511,10 +511,21 @@ struct Resync: ParsableCommand {
     var file: String
     @Option(help: ArgumentHelp("Entries per chunk (1-100000).", valueName: "N"))
     var chunk = 10_000
+    @Flag(help: ArgumentHelp("Send the entries in the compact form (columns and rows): fewer bytes to encode and parse. "
+                             + "Sections already in the compact form are always sent that way."))
+    var compact = false
     @OptionGroup var client: ClientOptions
 
     func validate() throws {
         guard (1...100_000).contains(chunk) else { throw ValidationError("--chunk must be 1–100000") }
+    }
+
+    /// `entries` (objects) as one compact table: the union of their fields as columns, null where one is absent.
+    static func table(_ entries: ArraySlice<JSONValue>) -> JSONValue {
+        var columns: [String] = []
+        for e in entries { for (k, _) in e.fields where !columns.contains(k) { columns.append(k) } }
+        let rows: [JSONValue] = entries.map { e in .array(columns.map { e[$0] ?? .null }) }
+        return .object([("columns", .array(columns.map { .string($0) })), ("rows", .array(rows))])
     }
 
     func run() throws {
@@ -526,11 +537,20 @@ struct Resync: ParsableCommand {
         let session = begin["session"] ?? .null
         var chunks = 0
         for kind in ["nextHops", "ecmpGroups", "ilm", "vni", "ftn"] {
-            let all = doc[kind]?.items ?? []
+            let section = doc[kind] ?? .null
+            // A section in the compact form keeps its columns; its rows go out in chunks.
+            let columns = section["columns"]
+            let all = columns == nil ? section.items : (section["rows"]?.items ?? [])
             var start = 0
             while start < all.count {
                 let end = min(start + chunk, all.count)
-                _ = conn.call("resync.chunk", .object([("session", session), (kind, .array(Array(all[start..<end])))]))
+                let part: JSONValue
+                if let columns {
+                    part = .object([("columns", columns), ("rows", .array(Array(all[start..<end])))])
+                } else {
+                    part = compact ? Resync.table(all[start..<end]) : .array(Array(all[start..<end]))
+                }
+                _ = conn.call("resync.chunk", .object([("session", session), (kind, part)]))
                 chunks += 1
                 start = end
             }

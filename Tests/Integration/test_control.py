@@ -216,8 +216,14 @@ def run_bad_input(a, p, tmp):
     check(r.returncode == 1 and "operations[0] (ilm 100)" in r.stderr, f"mplsgatectl: a refused apply is exit 1: {r.stderr.strip()}")
     r = subprocess.run([binary("mplsgatectl"), "--socket", os.path.join(tmp, "nope.sock"), "info"], capture_output=True, text=True)
     check(r.returncode == 3, f"mplsgatectl: no agent is exit 3 ({r.returncode})")
+    before = rpc.result("info")
+    r = subprocess.run(ctl + ["resync", FIB, "--compact", "--chunk", "7"], capture_output=True, text=True)
+    after = rpc.result("info")
+    check(r.returncode == 0 and after["digest"] != before["digest"] and after["entries"]["ilm"] == len(json.load(open(FIB))["ilm"]),
+          f"mplsgatectl resync --compact puts the FIB document back: {r.stdout.strip() or r.stderr.strip()}")
     r = subprocess.run(ctl + ["show", "labels", "--json"], capture_output=True, text=True)
-    check(r.returncode == 0 and len(json.loads(r.stdout)["ilm"]) == 20, "mplsgatectl show labels --json")
+    check(r.returncode == 0 and len(json.loads(r.stdout)["ilm"]) == len(json.load(open(FIB))["ilm"]),
+          "mplsgatectl show labels --json")
     agent.stop()
 
 
@@ -433,7 +439,9 @@ def failing_state_file(a, tmp, state_dir):
 
 def run_updates_under_traffic(a, p, tmp):
     seconds = int(os.environ.get("MPLSGATE_SOAK_SECONDS", "60"))
-    print(f"updates under traffic: 10k packets/s for {seconds} s, commits alternating between two generations")
+    rate = int(os.environ.get("MPLSGATE_SOAK_COMMITS_PER_SECOND", "1000"))
+    print(f"updates under traffic: 10k packets/s for {seconds} s, {rate} commits/s alternating between two generations, "
+          "state file on")
     agent = Agent(a, CONFIG, FIB)
     check(agent.started(), "agent starts")
     rpc = RPC(agent.socket)
@@ -447,11 +455,15 @@ def run_updates_under_traffic(a, p, tmp):
     sender = p.popen(binary("mplsgate-traffic"), "send", "--iface", "p-core0", "--pcap", pcap, "--count", str(count),
                      "--rate", "10000", "--stream", "3", stdout=subprocess.PIPE)
     commits = 0
-    t_end = time.time() + seconds
+    t0 = time.time()
+    t_end = t0 + seconds
     while sender.poll() is None and time.time() < t_end + 5:
         rpc.result("apply", {"operations": gen_b if commits % 2 == 0 else gen_a})
         commits += 1
-        time.sleep(0.05)
+        delay = t0 + commits / rate - time.time()   # paced at `rate`, never bursting to catch up
+        if delay > 0:
+            time.sleep(delay)
+    elapsed = time.time() - t0
     out, _ = sender.communicate(timeout=60)
     sent = json.loads(out.strip().splitlines()[-1])["sent"]
     res = sink.result(timeout=120)
@@ -459,7 +471,14 @@ def run_updates_under_traffic(a, p, tmp):
     keys = res["byKey"]
     allowed = {"label=200 mac=02:aa:00:00:00:01", "label=300 mac=02:aa:00:00:00:09"}
     check(sent == count, f"sent {sent} frames")
-    check(commits >= seconds * 10, f"{commits} commits while they flowed")
+    check(commits >= 0.8 * rate * min(elapsed, seconds), f"{commits} commits while they flowed ({commits / elapsed:.0f}/s)")
+    info = rpc.result("info")
+    deadline = time.time() + 5
+    while info["durableGeneration"] < info["generation"] and time.time() < deadline:
+        time.sleep(0.05)
+        info = rpc.result("info")
+    check(info["durableGeneration"] == info["generation"] and info["stateFileWrites"]["journalRecords"] >= commits * 0.9,
+          f"and every one reached the state file's journal: {info['stateFileWrites']}")
     check(s.get("received") == sent and s.get("missing") == 0 and s.get("duplicates") == 0,
           f"0 frames lost: received {s.get('received')}, missing {s.get('missing')}, sink socket drops {res.get('socketDrops')}")
     check(set(keys) <= allowed and all(keys.get(k, 0) > 0 for k in allowed),

@@ -19,6 +19,8 @@ let package = Package(
             dependencies: ["CBaseline", .product(name: "MPLSGateCore", package: "MPLSGate")],
             path: "Sources/PipelineWorkloads"
         ),
+        // libFuzzer differential target, Swift pipeline against its C port (scripts/fuzz.sh diff).
+        .executableTarget(name: "mplsgate-fuzz-diff", dependencies: ["PipelineWorkloads"], path: "Sources/mplsgate-fuzz-diff"),
         // Swift/C ratios, interleaved round by round: swift run -c release PipelineRatio --help
         .executableTarget(name: "PipelineRatio", dependencies: ["PipelineWorkloads"], path: "Sources/PipelineRatio"),
         .executableTarget(

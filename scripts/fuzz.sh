@@ -4,35 +4,54 @@
 #   pipeline  the forwarding pipeline over the lab FIB, each frame in a redzoned buffer (seeds: every fixture)
 #   bfd       BFD frames and packets into a session, as the core links deliver them (seeds: the BFD fixtures and a
 #             handshake)
-#   fib       the config and FIB documents (seeds: examples/)
-# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]   each target SECONDS (default 30), all four by default.
-#        scripts/fuzz.sh --selftest               shows the harness catches a one-byte over-read of a frame.
+#   fib       the config and FIB documents, objects and the compact form (seeds: examples/)
+#   diff      the Swift pipeline against its C port (Benchmarks/CBaseline) on each frame: bytes, verdict, counters
+#             must be the same (seeds: every fixture; built in the Benchmarks package, which holds the C port)
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]   each target SECONDS (default 30), all five by default.
+#        scripts/fuzz.sh --selftest               shows the harness catches a one-byte over-read of a frame, and the
+#                                                  differential target a one-byte difference (build both first).
 # Builds its own scratch directory (.build-fuzz). Corpora grow in out/fuzz/corpus/TARGET (kept between runs);
 # failing inputs land in out/fuzz/ and fail the run. The pipeline's corpus is replayed at the end and the drop
 # reasons and FIB entries it reaches are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# libFuzzer and AddressSanitizer report crashes themselves; the Swift runtime's backtracer on top of them can hang
+# (seen on an abort() in the differential target: swift-backtrace kept the output pipe open).
+export SWIFT_BACKTRACE=enable=no
 selftest=0
 if [ "${1:-}" = "--selftest" ]; then selftest=1; shift; fi
 seconds=${1:-30}
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(request pipeline bfd fib)
+[ ${#targets[@]} -eq 0 ] && targets=(request pipeline bfd fib diff)
 
 # Release (-O): at -Onone Swift does not instrument UnsafeRawPointer.load for AddressSanitizer, so a one-byte
 # over-read through PacketBytes.u8 would go unseen (the selftest shows the build catches it). The sanitizers go to
 # swiftc as one flag: given as two (--sanitize=fuzzer --sanitize=address) the last one wins, and the targets were
 # built without coverage ("no interesting inputs"); SwiftPM's own --sanitize=fuzzer links libFuzzer's main.
+mkdir -p out
 for t in "${targets[@]}"; do
+  if [ "$t" = diff ]; then
+    # The C port gets AddressSanitizer too (-Xcc), so a read past the frame on the C side is caught as well. The
+    # package-benchmark plugin's own tool also gets the fuzzer flags and fails to link (two mains); SwiftPM goes on and
+    # builds the product, and the build's exit status says whether it did: that link error is filtered out.
+    (cd Benchmarks && swift build -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=address \
+      --product mplsgate-fuzz-diff -Xswiftc -DFUZZING -Xswiftc -g --scratch-path .build-fuzz > ../out/fuzz-diff-build.log 2>&1) \
+      || { grep -E "error" out/fuzz-diff-build.log | tail -n 5; echo "fuzz: building the diff target failed"; exit 1; }
+    grep -E "Build" out/fuzz-diff-build.log | tail -n 1
+    continue
+  fi
   swift build -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address --product "mplsgate-fuzz-$t" \
     -Xswiftc -DFUZZING -Xswiftc -g --scratch-path .build-fuzz 2>&1 | grep -E "error|warning: unre|Build" | tail -n 3
 done
 bin=.build-fuzz/release
+binOf() { [ "$1" = diff ] && echo Benchmarks/.build-fuzz/release || echo "$bin"; }
 mkdir -p out/fuzz/corpus
 
 seed() {  # seed TARGET DIR: the target's seed inputs
   case "$1" in
     request) cp Tests/Fuzz/corpus/* "$2/" ;;
+    diff) /usr/bin/python3 Tests/Fuzz/seeds.py pipeline "$2" ;;
     *) /usr/bin/python3 Tests/Fuzz/seeds.py "$1" "$2" ;;
   esac
 }
@@ -43,11 +62,14 @@ if [ $selftest = 1 ]; then
   seed pipeline "$work"
   one=$(ls "$work" | head -n 1)
   out=$(MPLSGATE_FUZZ_OVERREAD=1 "$bin/mplsgate-fuzz-pipeline" "$work/$one" 2>&1 || true)
-  if grep -q "heap-buffer-overflow" <<<"$out"; then
-    echo "fuzz selftest: a one-byte read past the frame is caught (heap-buffer-overflow)"
-    exit 0
-  fi
-  echo "fuzz selftest: the over-read was NOT caught"; exit 1
+  grep -q "heap-buffer-overflow" <<<"$out" || { echo "fuzz selftest: the over-read was NOT caught"; exit 1; }
+  echo "fuzz selftest: a one-byte read past the frame is caught (heap-buffer-overflow)"
+  # The differential target must notice one changed output byte (every seed the lab forwards).
+  out=$(MPLSGATE_FUZZ_DIFF_SELFTEST=1 Benchmarks/.build-fuzz/release/mplsgate-fuzz-diff -runs=0 -artifact_prefix="$work/" "$work" 2>&1 || true)
+  grep -q "Swift and C disagree: output bytes" <<<"$out" \
+    || { echo "fuzz selftest: the differential target did NOT catch a changed byte"; exit 1; }
+  echo "fuzz selftest: the differential target catches a one-byte difference between Swift and C"
+  exit 0
 fi
 
 status=0
@@ -57,13 +79,14 @@ for t in "${targets[@]}"; do
   seeds=$(mktemp -d)
   seed "$t" "$seeds"
   echo "== fuzz $t: ${seconds} s"
-  "$bin/mplsgate-fuzz-$t" -max_total_time="$seconds" -max_len=4096 -artifact_prefix="out/fuzz/$t-" \
+  "$(binOf "$t")/mplsgate-fuzz-$t" -max_total_time="$seconds" -max_len=4096 -artifact_prefix="out/fuzz/$t-" \
     -print_final_stats=1 "$corpus" "$seeds" 2>&1 \
     | grep -E "^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==|SUMMARY)|cov: .* ft: " \
     | grep -vE "^#[0-9]+\s+(pulse|NEW|REDUCE)" | tail -n 6 || true
   rm -rf "$seeds"
   if ls out/fuzz/$t-crash-* out/fuzz/$t-leak-* out/fuzz/$t-timeout-* out/fuzz/$t-oom-* >/dev/null 2>&1; then
-    echo "fuzz $t: failing inputs in out/fuzz/ (replay: swift build --product mplsgate-fuzz-$t && .build/debug/mplsgate-fuzz-$t FILE)"
+    echo "fuzz $t: failing inputs in out/fuzz/ (replay: swift build --product mplsgate-fuzz-$t && .build/debug/mplsgate-fuzz-$t FILE;"\
+      "diff: the same in Benchmarks/)"
     status=1
   fi
 done

@@ -244,8 +244,8 @@ public final class ControlService: RPCHandler {
             }
         }
         if let w = stateWriter {
-            // The writer asks for the whole FIB after a failed write (once per retry interval) or a long journal.
-            if w.wantsSnapshot { w.submit(engine.intent()) }
+            // After a failed write the writer asks for the whole FIB, once per retry interval.
+            if w.retryWanted { w.submit(engine.intent()) }
             answerDurableWaits(w)
             let error = w.lastError
             if error != reportedStateError {
@@ -442,6 +442,9 @@ public final class ControlService: RPCHandler {
             var r = try ObjectReader(v, path: path)
             let op = try r.string("op")
             let kind = try r.string("kind")
+            guard ["nextHop", "ecmpGroup", "ilm", "vni", "ftn"].contains(kind) else {
+                throw ValidationError("\(path).kind", "\"\(kind)\" is not nextHop, ecmpGroup, ilm, vni or ftn")
+            }
             switch op {
             case "add", "replace":
                 if let columns = r.value("columns") {
@@ -573,7 +576,7 @@ public final class ControlService: RPCHandler {
         dataplane?.fibCommitted()
         if let w = stateWriter {
             // Small commits become journal records; large ones (a resync) and the writer's requests, snapshots.
-            if large || w.wantsSnapshot { w.submit(engine.intent()) } else { w.submit(generation: g, changes: touched) }
+            if large || w.nextWriteNeedsSnapshot { w.submit(engine.intent()) } else { w.submit(generation: g, changes: touched) }
         }
         notify(.object([("type", .string("generation")), ("generation", num(g)), ("digest", .string(digestText))]))
         observeCommit?(ControlService.now() - started)

@@ -45,6 +45,9 @@ public enum StateFile {
         public var journalRecords = 0
         /// The snapshot's own generation.
         public var snapshotGeneration: UInt64 = 0
+        /// Whether new records may be appended to the journal on disk: it exists, names this snapshot and ends with
+        /// the last record replayed (no torn or foreign tail). Otherwise the first write must be a snapshot.
+        public var journalClean = false
     }
 
     static let magic = "MPLSGATE-STATE 1 "
@@ -62,7 +65,7 @@ public enum StateFile {
     /// Writes a snapshot of `intent` straight from the engine's tables, entry by entry (no document or JSON tree of
     /// the whole FIB in memory), atomically like `write`. The header is written last into space reserved at the start
     /// (padded with spaces, which readers skip). Returns the file's size and the body's checksum.
-    public static func writeSnapshot(_ intent: FIBIntent, to path: String, keepPrevious: Bool) throws(ServerError) -> (bytes: Int, checksum: String) {
+    public static func writeSnapshot(_ intent: FIBIntent, to path: String, keepPrevious: Bool) throws(ServerError) -> (bytes: Int, checksum: String, id: String) {
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ServerError("\(tmp): \(String(cString: strerror(errno)))") }
@@ -95,7 +98,10 @@ public enum StateFile {
         })
         emit("]}")
         let checksum = hex(hash)
-        var header = Array("\(magic)\(intent.generation) \(length) \(checksum)".utf8)
+        // A random id names this snapshot in its journal's header: a journal of another snapshot of equal generation
+        // and content (a restart with --fib) is never replayed onto it.
+        let id = hex(UInt64.random(in: 0...UInt64.max))
+        var header = Array("\(magic)\(intent.generation) \(length) \(checksum) \(id)".utf8)
         header += [UInt8](repeating: 0x20, count: streamedHeaderBytes - 1 - header.count) + [0x0A]
         do throws(ServerError) {
             if let failure { throw failure }
@@ -109,7 +115,7 @@ public enum StateFile {
         if keepPrevious { _ = rename(path, path + ".prev") }
         guard rename(tmp, path) == 0 else { throw ServerError("rename \(tmp): \(String(cString: strerror(errno)))") }
         syncDirectory(of: path)
-        return (streamedHeaderBytes + length, checksum)
+        return (streamedHeaderBytes + length, checksum, id)
     }
 
     /// One journal record: the keys a commit touched and their entries after it (nil: deleted).
@@ -134,8 +140,8 @@ public enum StateFile {
         }
     }
 
-    public static func journalHeader(generation: UInt64, checksum: String) -> [UInt8] {
-        Array("\(journalMagic)\(generation) \(checksum)\n".utf8)
+    public static func journalHeader(generation: UInt64, checksum: String, id: String) -> [UInt8] {
+        Array("\(journalMagic)\(generation) \(checksum) \(id)\n".utf8)
     }
 
     /// Loads the newest good copy and replays its journal; `problems` lists the files that were corrupt or
@@ -146,7 +152,7 @@ public enum StateFile {
             switch read(p) {
             case .success(var l):
                 l.snapshotGeneration = l.generation
-                if let problem = replayJournal(path + ".journal", onto: &l, checksum: l.checksum) {
+                if let problem = replayJournal(path + ".journal", onto: &l) {
                     problems.append((path + ".journal", problem))
                 }
                 return (l.loaded, problems)
@@ -163,22 +169,27 @@ public enum StateFile {
         var generation: UInt64
         var path: String
         var checksum: String
+        /// The snapshot's random id (header field 4; empty in files written before it existed).
+        var id: String
         var snapshotGeneration: UInt64 = 0
         var records = 0
+        var journalClean = false
         var loaded: Loaded {
-            Loaded(fib: fib, generation: generation, path: path, journalRecords: records, snapshotGeneration: snapshotGeneration)
+            Loaded(fib: fib, generation: generation, path: path, journalRecords: records, snapshotGeneration: snapshotGeneration,
+                   journalClean: journalClean)
         }
     }
 
     static func read(_ path: String) -> Result<Snapshot, LoadError> {
-        let verified: (generation: UInt64, body: [UInt8], checksum: String)
+        let verified: (generation: UInt64, body: [UInt8], checksum: String, id: String)
         switch verify(path) {
         case .success(let v): verified = v
         case .failure(let e): return .failure(e)
         }
         do {
             let fib = try FIBCodec.decodeFIB(verified.body)
-            return .success(Snapshot(fib: fib, generation: verified.generation, path: path, checksum: verified.checksum))
+            return .success(Snapshot(fib: fib, generation: verified.generation, path: path, checksum: verified.checksum,
+                                     id: verified.id))
         } catch {
             return .failure(LoadError(message: "invalid FIB: \(error)"))
         }
@@ -186,7 +197,7 @@ public enum StateFile {
 
     /// Applies the journal's records that continue `s` (same snapshot, next generations). Returns a problem to
     /// report (a torn or corrupt tail, a journal that cannot be read), or nil.
-    static func replayJournal(_ path: String, onto s: inout Snapshot, checksum: String) -> String? {
+    static func replayJournal(_ path: String, onto s: inout Snapshot) -> String? {
         guard let bytes = readWholeFile(path) else {
             return errno == ENOENT ? nil : String(cString: strerror(errno))
         }
@@ -194,9 +205,9 @@ public enum StateFile {
         let header = String(decoding: bytes[0..<nl], as: UTF8.self)
         guard header.hasPrefix(journalMagic) else { return "not an MPLSGate journal (bad header)" }
         let fields = header.dropFirst(journalMagic.count).split(separator: " ")
-        guard fields.count == 2, let base = UInt64(fields[0]) else { return "malformed header" }
+        guard fields.count == 3, let base = UInt64(fields[0]) else { return "malformed header" }
         // Another snapshot's journal: written before `s` replaced that snapshot, so `s` already holds it.
-        guard base == s.snapshotGeneration, fields[1] == checksum else { return nil }
+        guard base == s.snapshotGeneration, fields[1] == s.checksum, fields[2] == s.id else { return nil }
         var tables = Tables(s.fib)
         var at = nl + 1
         var problem: String?
@@ -207,7 +218,7 @@ public enum StateFile {
                 problem = "malformed record header at byte \(at)"; break
             }
             let bodyStart = end + 1
-            guard bytes.count - bodyStart >= length + 1, bytes[bodyStart + length] == 0x0A else {
+            guard bytes.count - bodyStart > length, bytes[bodyStart + length] == 0x0A else {
                 problem = "torn record (generation \(g)) at byte \(at): its commit was not durable"; break
             }
             let body = Array(bytes[bodyStart..<(bodyStart + length)])
@@ -219,6 +230,7 @@ public enum StateFile {
             at = bodyStart + length + 1
         }
         if s.records > 0 { s.fib = tables.fib(version: s.fib.version) }
+        s.journalClean = problem == nil
         return problem
     }
 
@@ -276,7 +288,7 @@ public enum StateFile {
     }
 
     /// Reads `path` and checks its header, length and checksum.
-    static func verify(_ path: String) -> Result<(generation: UInt64, body: [UInt8], checksum: String), LoadError> {
+    static func verify(_ path: String) -> Result<(generation: UInt64, body: [UInt8], checksum: String, id: String), LoadError> {
         guard let bytes = readWholeFile(path) else {
             return .failure(LoadError(message: String(cString: strerror(errno)), missing: errno == ENOENT))
         }
@@ -284,7 +296,7 @@ public enum StateFile {
         let header = String(decoding: bytes[0..<nl], as: UTF8.self)
         guard header.hasPrefix(magic) else { return .failure(LoadError(message: "not an MPLSGate state file (bad header)")) }
         let fields = header.dropFirst(magic.count).split(separator: " ")
-        guard fields.count == 3, let generation = UInt64(fields[0]), let length = Int(fields[1]) else {
+        guard fields.count == 3 || fields.count == 4, let generation = UInt64(fields[0]), let length = Int(fields[1]) else {
             return .failure(LoadError(message: "malformed header"))
         }
         let body = Array(bytes[(nl + 1)...])
@@ -292,7 +304,7 @@ public enum StateFile {
             return .failure(LoadError(message: "truncated: \(body.count) of \(length) bytes"))
         }
         guard hex(fnv1a64(body)) == fields[2] else { return .failure(LoadError(message: "checksum mismatch")) }
-        return .success((generation, body, String(fields[2])))
+        return .success((generation, body, String(fields[2]), fields.count == 4 ? String(fields[3]) : ""))
     }
 
     /// Writes atomically (tmp, fsync, rename, fsync dir). Throws a message on failure. `keepPrevious`: the file now
@@ -390,10 +402,10 @@ public enum StateFile {
 /// starts over. A reply to apply means "applied" (forwarding uses it); `durableGeneration` says what is on disk.
 ///
 /// The control thread submits a snapshot (the intent, an O(1) copy) instead of a record when a commit is large,
-/// when the writer asks for one (`wantsSnapshot`: the journal outgrew the last snapshot, a write failed, or the
-/// agent started from `.prev`), and at start. After a failed write the journal is not trusted: records are not
-/// written (their generations count as failed) until a snapshot succeeds; the writer asks for a fresh snapshot
-/// once per `retrySeconds`.
+/// when the next write must be one (`nextWriteNeedsSnapshot`: the journal on disk does not continue the FIB the
+/// agent loaded, or it outgrew the last snapshot), and when the writer asks for one now (`retryWanted`). After a
+/// failed write the journal is not trusted: records are not written (their generations count as failed) until a
+/// snapshot succeeds; the writer asks for a fresh snapshot once per `retrySeconds` after its last failed attempt.
 public final class StateWriter: @unchecked Sendable {
     public let path: String
     public var journalPath: String { path + ".journal" }
@@ -417,7 +429,10 @@ public final class StateWriter: @unchecked Sendable {
 
     private struct Shared {
         var jobs: [Job] = []
-        var wantSnapshot = false
+        /// The next write must be a snapshot (the journal does not continue the FIB, or it grew long).
+        var snapshotNeeded = false
+        /// After a failure: the control thread should submit a snapshot now (set once per retry interval).
+        var retryWanted = false
         var durable: UInt64 = 0
         var lastError: String?
         /// The generation of the newest attempt that failed (0: none).
@@ -456,7 +471,7 @@ public final class StateWriter: @unchecked Sendable {
         var st = stat()
         let journalBytes = stat(path + ".journal", &st) == 0 ? Int(st.st_size) : 0
         let snapshotBytes = stat(path, &st) == 0 ? Int(st.st_size) : 0
-        shared = Mutex(Shared(wantSnapshot: !journalContinues, durable: durableGeneration,
+        shared = Mutex(Shared(snapshotNeeded: !journalContinues, durable: durableGeneration,
                               journalBytes: journalBytes, snapshotBytes: snapshotBytes))
         wake = mg_eventfd()
         done = mg_eventfd()
@@ -468,15 +483,18 @@ public final class StateWriter: @unchecked Sendable {
         }, box)
     }
 
-    /// Whether the next submission should be a snapshot (see the type's comment).
-    public var wantsSnapshot: Bool { shared.withLock { $0.wantSnapshot } }
+    /// Whether the next commit must be written as a snapshot (see the type's comment).
+    public var nextWriteNeedsSnapshot: Bool { shared.withLock { $0.snapshotNeeded || $0.retryWanted } }
+    /// Whether the writer asks for a snapshot now, commit or not: a retry after a failed write.
+    public var retryWanted: Bool { shared.withLock { $0.retryWanted } }
 
     /// Queues a whole snapshot of a new generation (it supersedes every job queued before it).
     public func submit(_ intent: FIBIntent) {
         shared.withLock { s in
             s.jobs.removeAll()
             s.jobs.append(.snapshot(intent))
-            s.wantSnapshot = false
+            s.snapshotNeeded = false
+            s.retryWanted = false
         }
         mg_eventfd_signal(wake)
     }
@@ -535,7 +553,7 @@ public final class StateWriter: @unchecked Sendable {
                 // While writes fail, ask the control thread for a fresh snapshot once per retry interval.
                 if failing, Self.monotonic() - failedAt >= Double(Self.retrySeconds) {
                     failedAt = Self.monotonic()
-                    shared.withLock { $0.wantSnapshot = true }
+                    shared.withLock { $0.retryWanted = true }
                     mg_eventfd_signal(done)
                 }
             }
@@ -550,6 +568,7 @@ public final class StateWriter: @unchecked Sendable {
         var durable: UInt64 = 0
         var failed: UInt64 = 0
         var snapshotBytes: Int?
+        var skippedFrom: UInt64 = 0
         if let i = jobs.lastIndex(where: { if case .snapshot = $0 { return true }; return false }),
            case .snapshot(let intent) = jobs[i] {
             records = jobs[(i + 1)...]
@@ -557,7 +576,7 @@ public final class StateWriter: @unchecked Sendable {
                 let written = try StateFile.writeSnapshot(intent, to: path, keepPrevious: pathIsGood)
                 pathIsGood = true
                 // The journal starts over, naming this snapshot; written whole and renamed, like the snapshot.
-                let header = StateFile.journalHeader(generation: intent.generation, checksum: written.checksum)
+                let header = StateFile.journalHeader(generation: intent.generation, checksum: written.checksum, id: written.id)
                 try StateFile.write(header, to: journalPath, keepPrevious: false)
                 journalGood = true
                 durable = intent.generation
@@ -587,9 +606,9 @@ public final class StateWriter: @unchecked Sendable {
                     failed = last.generation
                 }
             } else {
-                // Not written: they wait for the next snapshot, which holds them.
-                failed = last.generation
-                if error == nil { error = "the journal is behind; waiting for a snapshot" }
+                // Not written: they wait for the next snapshot, which holds them (asked for once per retry interval
+                // after the last failed attempt; skipping records is no attempt).
+                skippedFrom = last.generation
             }
         }
         let newError = error
@@ -609,12 +628,15 @@ public final class StateWriter: @unchecked Sendable {
                 s.lastError = newError
                 s.failedGeneration = max(s.failedGeneration, failed)
                 s.failures &+= 1
+            } else if skippedFrom > 0 {
+                // Records skipped behind a failure: still not durable, and the error stays what it was.
+                s.failedGeneration = max(s.failedGeneration, skippedFrom)
+                if s.lastError == nil { s.lastError = "the journal is behind a failed write; waiting for a snapshot" }
             } else {
                 s.lastError = nil
             }
             // A journal longer than the snapshot (or the floor) is compacted by the next snapshot.
-            if wasGood, s.journalBytes > max(StateWriter.journalFloorBytes, s.snapshotBytes) { s.wantSnapshot = true }
-            if !wasGood && !failing { s.wantSnapshot = true }
+            if wasGood, s.journalBytes > max(StateWriter.journalFloorBytes, s.snapshotBytes) { s.snapshotNeeded = true }
         }
     }
 }

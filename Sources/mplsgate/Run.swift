@@ -52,6 +52,10 @@ func runAgent(_ o: RunCommand) -> Never {
     // snapshot).
     var journalContinues = false
     var journalRecords = 0
+    // Whether a FIB was loaded (--fib, or the state file): only then does the state file start with a snapshot of
+    // it; an agent that starts empty writes nothing until the first commit (a good state file that did not fit this
+    // config stays for the next start).
+    var fibLoaded = false
     do {
         config = try FIBCodec.decodeConfig(readFile(cfgPath))
         engine = try FIBEngine(config: config, maxEntries: maxEntries)
@@ -63,6 +67,7 @@ func runAgent(_ o: RunCommand) -> Never {
             let fib = try FIBCodec.decodeFIB(readFile(fibPath))
             try engine.replaceAll(with: fib)
             source = fibPath
+            fibLoaded = true
         } catch let e as ValidationError { fail("invalid FIB: \(e)") } catch { fail("invalid FIB: \(error)") }
         stateFileIntact = statePath.map(StateFile.isIntact) ?? false
     } else if let statePath {
@@ -77,7 +82,9 @@ func runAgent(_ o: RunCommand) -> Never {
                     : "")
                 stateGeneration = loaded.generation
                 journalRecords = loaded.journalRecords
-                journalContinues = loaded.path == statePath && engine.generation == loaded.generation
+                // Appending goes on only to a journal that exists, names this snapshot and ends cleanly.
+                journalContinues = loaded.journalClean && loaded.path == statePath && engine.generation == loaded.generation
+                fibLoaded = true
             } catch {
                 log.warning("state file does not fit this config; starting empty",
                             metadata: ["path": "\(loaded.path)", "error": "\(error)"])
@@ -134,10 +141,11 @@ func runAgent(_ o: RunCommand) -> Never {
         StateWriter(path: $0, durableGeneration: stateGeneration, pathIsGood: stateFileIntact,
                     journalContinues: journalContinues)
     }
-    // A FIB given with --fib, a start from `.prev`, or a state file from an older generation numbering: the state
-    // file starts over with a snapshot (the writer asks for one when its journal does not continue this FIB). A
-    // journal replayed at start is folded into a new snapshot too, so restarts never replay a long journal twice.
-    if let writer, writer.wantsSnapshot || stateGeneration != engine.generation || journalRecords > 0 {
+    // A FIB given with --fib, a start from `.prev`, a journal that does not continue cleanly, or a state file from an
+    // older generation numbering: the state file starts over with a snapshot. A journal replayed at start is folded
+    // into a new snapshot too, so restarts never replay a long journal twice.
+    if let writer, fibLoaded,
+       writer.nextWriteNeedsSnapshot || stateGeneration != engine.generation || journalRecords > 0 {
         writer.submit(engine.intent())
     }
     let service = ControlService(engine: engine, stateWriter: writer)

@@ -328,7 +328,7 @@ import ControlServer
         defer { for f in ["", ".prev", ".journal", ".tmp", ".journal.tmp"] { unlink(path + f) }; rmdir(dir) }
         try e.apply([.add(.ilm(Self.swap(100, 200))), .add(.ilm(Self.swap(101, 201)))])
         let w = StateWriter(path: path, durableGeneration: 0, pathIsGood: false)
-        #expect(w.wantsSnapshot)
+        #expect(w.nextWriteNeedsSnapshot && !w.retryWanted)
         w.submit(e.intent())
         let (g1, c1) = try Self.commit(e, [.replace(.ilm(Self.swap(100, 300)))])
         w.submit(generation: g1, changes: c1)
@@ -338,20 +338,65 @@ import ControlServer
         #expect(w.durableGeneration == g2 && w.lastError == nil)
         #expect(w.counts.snapshots == 1 && w.counts.records == 2 && w.counts.journalBytes < 1024)
         let (l, problems) = StateFile.load(path: path)
-        #expect(problems.isEmpty && l?.generation == g2 && l?.journalRecords == 2 && l?.fib == e.document())
+        #expect(problems.isEmpty && l?.generation == g2 && l?.journalRecords == 2 && l?.fib == e.document() && l?.journalClean == true)
 
         // A torn record (a crash mid-append): the commits before it load, the tail is named.
         let (g3, c3) = try Self.commit(e, [.replace(.ilm(Self.swap(102, 400)))])
         let record = StateFile.encodeRecord(generation: g3, changes: c3)
         try StateFile.append(Array(record.dropLast(5)), toJournal: path + ".journal")
         let (torn, p2) = StateFile.load(path: path)
-        #expect(torn?.generation == g2 && p2.count == 1 && p2[0].error.contains("torn"))
+        #expect(torn?.generation == g2 && p2.count == 1 && p2[0].error.contains("torn") && torn?.journalClean == false)
 
         // A journal that names another snapshot (a crash after a new snapshot, before its journal): ignored.
-        try StateFile.write(StateFile.journalHeader(generation: 1, checksum: "0123456789abcdef") + record,
+        try StateFile.write(StateFile.journalHeader(generation: 1, checksum: "0123456789abcdef", id: "1") + record,
                             to: path + ".journal", keepPrevious: false)
         let (other, p3) = StateFile.load(path: path)
-        #expect(other?.journalRecords == 0 && other?.generation == other?.snapshotGeneration && p3.isEmpty)
+        #expect(other?.journalRecords == 0 && other?.generation == other?.snapshotGeneration && p3.isEmpty
+                && other?.journalClean == false)
+    }
+
+    /// A write fails (the journal became a directory), commits keep coming: the writer must keep asking for a
+    /// snapshot once per retry interval and become durable again once the path is writable.
+    @Test func aFailedJournalRecoversWhileCommitsContinue() throws {
+        let e = try engine()
+        defer { e.release() }
+        let dir = "/tmp/mplsgate-journal-fail-\(getpid())"
+        mkdir(dir, 0o755)
+        let path = dir + "/s.state"
+        defer { for f in ["", ".prev", ".journal", ".tmp", ".journal.tmp"] { unlink(path + f) }; rmdir(dir) }
+        let w = StateWriter(path: path, durableGeneration: 0, pathIsGood: false)
+        defer { w.finish() }
+        w.submit(e.intent())
+        func waitUntil(_ what: () -> Bool) { for _ in 0..<400 where !what() { usleep(10_000) } }
+        waitUntil { w.durableGeneration == e.generation }
+        // The journal turns into a non-empty directory: appends and journal rewrites fail.
+        unlink(path + ".journal")
+        mkdir(path + ".journal", 0o755)
+        let blocker = path + ".journal/x"
+        close(open(blocker, O_WRONLY | O_CREAT, 0o600))
+        var label: UInt32 = 200
+        var retries = 0
+        let clock = ContinuousClock()
+        let start = clock.now
+        // Commits every 50 ms for 2.5 s (the retry interval is 1 s), answering the writer's requests as the control
+        // thread does.
+        while clock.now - start < .milliseconds(2500) {
+            label += 1
+            let (g, c) = try Self.commit(e, [.add(.ilm(Self.swap(label, 300)))])
+            if w.nextWriteNeedsSnapshot { w.submit(e.intent()) } else { w.submit(generation: g, changes: c) }
+            usleep(50_000)
+            if w.retryWanted { retries += 1; w.submit(e.intent()) }
+        }
+        #expect(w.lastError != nil && w.durableGeneration < e.generation)
+        #expect(retries >= 1, "the writer asked for a snapshot while commits kept coming")
+        unlink(blocker); rmdir(path + ".journal")
+        waitUntil {
+            if w.retryWanted { w.submit(e.intent()) }
+            return w.durableGeneration == e.generation && w.lastError == nil
+        }
+        #expect(w.durableGeneration == e.generation && w.lastError == nil)
+        let (l, _) = StateFile.load(path: path)
+        #expect(l?.generation == e.generation && l?.fib == e.document())
     }
 
     @Test func journalWithAGapStopsAtTheGap() throws {

@@ -276,6 +276,23 @@ def run_persistence(a, p, tmp):
     check(state_file_intact(path) and state_file_intact(path + ".prev"),
           "after a start from .prev, the first commit keeps a loadable .prev (both copies verify)")
     agent.stop()
+    # A config the state file does not fit (its next hops name ports this one lacks): the agent starts empty and
+    # leaves the state files alone until a commit, so the operator can fix the config and get the FIB back.
+    files = {f: open(os.path.join(state_dir, f), "rb").read() for f in ("agent.state", "agent.state.prev", "agent.state.journal")}
+    small = os.path.join(tmp, "small-config.json")
+    config = json.load(open(CONFIG))
+    config["ports"] = [p for p in config["ports"] if p["name"] == "core0"]
+    json.dump(config, open(small, "w"))
+    agent = Agent(a, small, None, state_dir=state_dir)
+    ok = agent.started()
+    agent.stop()
+    check(ok and any("does not fit this config" in l for l in agent.log)
+          and all(open(os.path.join(state_dir, f), "rb").read() == b for f, b in files.items()),
+          "an agent whose config the state file does not fit starts empty and leaves the state files untouched")
+    agent = Agent(a, CONFIG, None, state_dir=state_dir)
+    check(agent.started() and "generation" in agent.log[-1] and " 0 entries" not in agent.log[-1],
+          f"and with the right config the FIB comes back: {agent.log[-1][:200] if agent.log else ''}")
+    agent.stop()
 
 
 def compact(entries):
@@ -292,7 +309,7 @@ def state_file_intact(path):
         return False
     header, _, body = data.partition(b"\n")
     fields = header.split()   # a streamed snapshot pads its header with spaces
-    if len(fields) != 5 or fields[:2] != [b"MPLSGATE-STATE", b"1"] or int(fields[3]) != len(body):
+    if len(fields) not in (5, 6) or fields[:2] != [b"MPLSGATE-STATE", b"1"] or int(fields[3]) != len(body):
         return False
     h = 0xCBF29CE484222325
     for byte in body:

@@ -81,6 +81,9 @@ let package = Package(
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .executableTarget(name: "mplsgate-fuzz-fib", dependencies: ["Control", "ControlServer", "FIB", "Wire", "FuzzInputs"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        // Our pcap and pcapng readers (replay's input), frames into an exactly sized buffer.
+        .executableTarget(name: "mplsgate-fuzz-capture", dependencies: ["Capture", "FuzzInputs"],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         // The operator's and controllers' command-line client of the control socket.
         .executableTarget(name: "mplsgatectl", dependencies: ["ControlServer", "CLISupport",
                                                              .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -5,9 +5,11 @@
 #   bfd       BFD frames and packets into a session, as the core links deliver them (seeds: the BFD fixtures and a
 #             handshake)
 #   fib       the config and FIB documents, objects and the compact form (seeds: examples/)
+#   capture   our pcap and pcapng readers, frames into an exactly sized buffer (seeds: examples/sample.pcapng and
+#             generated pcap files)
 #   diff      the Swift pipeline against its C port (Benchmarks/CBaseline) on each frame: bytes, verdict, counters
 #             must be the same (seeds: every fixture; built in the Benchmarks package, which holds the C port)
-# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]   each target SECONDS (default 30), all five by default.
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]   each target SECONDS (default 30), all six by default.
 #        scripts/fuzz.sh --selftest               shows the harness catches a one-byte over-read of a frame, and the
 #                                                  differential target a one-byte difference (build both first).
 # Builds its own scratch directory (.build-fuzz). Corpora grow in out/fuzz/corpus/TARGET (kept between runs);
@@ -23,7 +25,7 @@ if [ "${1:-}" = "--selftest" ]; then selftest=1; shift; fi
 seconds=${1:-30}
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(request pipeline bfd fib diff)
+[ ${#targets[@]} -eq 0 ] && targets=(request pipeline bfd fib capture diff)
 
 # Release (-O): at -Onone Swift does not instrument UnsafeRawPointer.load for AddressSanitizer, so a one-byte
 # over-read through PacketBytes.u8 would go unseen (the selftest shows the build catches it). The sanitizers go to

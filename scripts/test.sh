@@ -64,7 +64,7 @@ grep -q "share one L2 segment" "$demo_log" || { tail -n 30 "$demo_log"; echo "de
 grep -q "PW Ethernet Control Word" "$demo_log" || { echo "demo: no decoded core frame"; exit 1; }
 rm -f "$demo_log"
 
-echo "== fuzz: request decoder, pipeline, BFD, config/FIB documents, Swift vs C, briefly (libFuzzer + AddressSanitizer)"
+echo "== fuzz: request decoder, pipeline, BFD, config/FIB documents, capture files, Swift vs C, briefly (libFuzzer + ASan)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 scripts/fuzz.sh --selftest
 

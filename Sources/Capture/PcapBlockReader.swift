@@ -56,7 +56,9 @@ final class PcapBlockReader {
             return nil
         }
         let seconds = Int64(u32(0)), fraction = Int64(u32(4))
-        let caplen = Int(u32(8)), origlen = Int(u32(12))
+        // A record claiming fewer original bytes than it holds is malformed; its original length is at least what it
+        // holds (found by the capture fuzz target).
+        let caplen = Int(u32(8)), origlen = max(Int(u32(12)), Int(u32(8)))
         let ts = seconds * 1_000_000 + (nanoseconds ? fraction / 1000 : fraction)
         guard caplen <= PcapBlockReader.maxRecord else {
             throw CaptureError("\(file.path): record at byte \(position) claims \(caplen) bytes: not a valid capture")

@@ -104,7 +104,8 @@ final class PcapNGReader {
                 let iface = section[local]
                 guard iface.linkType == 1 else { throw CaptureError("\(path): interface \(local) is not Ethernet") }
                 let ts = (Int64(u32(12)) << 32 | Int64(u32(16))) / iface.tsDivisor
-                let caplen = Int(u32(20)), origlen = Int(u32(24))
+                // The original length is at least the captured one (a smaller one is malformed).
+                let caplen = Int(u32(20)), origlen = max(Int(u32(24)), Int(u32(20)))
                 guard 28 + caplen <= total - 4 else { throw CaptureError("\(path): packet block overruns its length") }
                 if caplen > limit {
                     return CapturedFrame(length: 0, originalLength: origlen, timestampMicros: ts, interface: iface.index,

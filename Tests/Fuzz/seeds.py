@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """Seed inputs for scripts/fuzz.sh, built from the committed fixtures (Tests/Fixtures/cases.json, examples/).
 
-    Tests/Fuzz/seeds.py pipeline|bfd|fib DIR
+    Tests/Fuzz/seeds.py pipeline|bfd|fib|capture DIR
 
 pipeline: every fixture as [ingress port index, liveness mask of the first 8 next-hop slots (0: all up), frame];
 bfd:      the BFD fixtures as one-record inputs ([length u16 BE, time step ms, frame]), and a peer's Down → Init → Up
           with a Poll, as bare control packets;
-fib:      examples/fib.json (prefixed 0x00), the same in the compact form, and examples/config.json (prefixed 0x01).
+fib:      examples/fib.json (prefixed 0x00), the same in the compact form, and examples/config.json (prefixed 0x01);
+capture:  examples/sample.pcapng whole and cut, and classic pcap files (both byte orders, nanosecond magic, an
+          oversized frame, a non-Ethernet link type).
 """
 import json
 import os
@@ -55,6 +57,18 @@ def main():
             columns = sorted({k for e in entries for k in e})
             fib[section] = {"columns": columns, "rows": [[e.get(c) for c in columns] for e in entries]}
         put(b"\x00" + json.dumps(fib).encode())
+    elif kind == "capture":
+        sample = open(os.path.join(ROOT, "examples/sample.pcapng"), "rb").read()
+        put(sample)
+        put(sample[: len(sample) // 2])            # cut in the middle of a block
+        # Classic pcap, both byte orders and the nanosecond magic, with the fixtures' frames (one oversized).
+        frames = [bytes.fromhex(c["input"]) for c in cases[:8]] + [b"\x00" * 2000]
+        for magic, endian in ((0xA1B2C3D4, "<"), (0xA1B2C3D4, ">"), (0xA1B23C4D, "<")):
+            body = struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, 262144, 1)
+            for i, f in enumerate(frames):
+                body += struct.pack(endian + "IIII", 1700000000 + i, i, len(f), len(f)) + f
+            put(body)
+        put(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 105))   # not Ethernet
     else:
         sys.exit(f"unknown kind {kind}")
 

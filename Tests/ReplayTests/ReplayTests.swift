@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Capture
 
 /// `mplsgate replay` end to end: the real binary, real pcap/pcapng files, outputs compared with the scapy-built
 /// expectations and judged by tshark.
@@ -303,6 +304,25 @@ import Testing
                                                      "--in", Self.root.appendingPathComponent("examples/sample.pcapng").path,
                                                      "--out", out])
         #expect(rc == 1 && err.components(separatedBy: out).count == 2 && err.contains("No such file or directory"), "\(err)")
+    }
+
+    /// Found by the capture fuzz target: a record claiming fewer original bytes than it holds came back with an
+    /// original length below its captured length.
+    @Test func aRecordsOriginalLengthIsAtLeastItsCapturedLength() throws {
+        var file: [UInt8] = []
+        func u32(_ v: UInt32) { file += withUnsafeBytes(of: v.littleEndian, Array.init) }
+        func u16(_ v: UInt16) { file += withUnsafeBytes(of: v.littleEndian, Array.init) }
+        u32(0xA1B2_C3D4); u16(2); u16(4); u32(0); u32(0); u32(262_144); u32(1)
+        u32(1_700_000_000); u32(0); u32(60); u32(40)     // caplen 60, origlen 40
+        file += [UInt8](repeating: 0xAB, count: 60)
+        let path = tmp.appendingPathComponent("short-orig.pcap")
+        try Data(file).write(to: path)
+        let reader = try CaptureReader(path: path.path)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 8)
+        defer { buffer.deallocate() }
+        let frame = try #require(try reader.next(into: buffer, capacity: 2048))
+        #expect(frame.length == 60 && frame.originalLength == 60)
+        #expect(try reader.next(into: buffer, capacity: 2048) == nil)
     }
 
     @Test func truncatedPcapngIsAnErrorNotACrash() throws {

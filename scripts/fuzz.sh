@@ -86,7 +86,10 @@ for t in "${targets[@]}"; do
     | grep -E "^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==|SUMMARY)|cov: .* ft: " \
     | grep -vE "^#[0-9]+\s+(pulse|NEW|REDUCE)" | tail -n 6 || true
   rm -rf "$seeds"
-  if ls out/fuzz/$t-crash-* out/fuzz/$t-leak-* out/fuzz/$t-timeout-* out/fuzz/$t-oom-* >/dev/null 2>&1; then
+  # Any one kind of artifact fails the run (`ls` of several globs fails when one of them matches nothing, which
+  # hid a crash found by the capture target).
+  if compgen -G "out/fuzz/$t-crash-*" >/dev/null || compgen -G "out/fuzz/$t-leak-*" >/dev/null \
+     || compgen -G "out/fuzz/$t-timeout-*" >/dev/null || compgen -G "out/fuzz/$t-oom-*" >/dev/null; then
     echo "fuzz $t: failing inputs in out/fuzz/ (replay: swift build --product mplsgate-fuzz-$t && .build/debug/mplsgate-fuzz-$t FILE;"\
       "diff: the same in Benchmarks/)"
     status=1

@@ -21,6 +21,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "Tests", "Integration"))
 from harness import Netns, veth, Agent, RPC, binary  # noqa: E402
+import common  # noqa: E402
+from common import proc_field  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 M = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
@@ -32,13 +34,6 @@ CONFIG = {"version": 1, "ports": [
     {"name": "core0", "interface": "mg-core0", "mac": "02:00:00:00:00:01", "role": "core"},
     {"name": "dc0", "interface": "mg-dc0", "mac": "02:00:00:00:00:02", "role": "dc", "vteps": ["192.0.2.1"]}]}
 NH = {"name": "p1", "port": "core0", "mac": "02:aa:00:00:00:01"}
-
-
-def proc_field(pid, name, field):
-    for line in open(f"/proc/{pid}/{name}"):
-        if line.startswith(field):
-            return int(line.split()[1])
-    return 0
 
 
 def entry(kind, i, variant=0):
@@ -85,21 +80,9 @@ def run(kind, state, a, p, tmp):
     rss0 = proc_field(pid, "status", "VmRSS:")
     lines = [entry(kind, i) for i in range(N)]
     start = time.time()
-    sess = rpc.result("resync.begin")["session"]
-    longest = 0.0
-    for i in range(0, N, CHUNK):
-        body = '{"jsonrpc":"2.0","id":1,"method":"resync.chunk","params":{"session":"%s","nextHops":[%s],"%s":[%s]}}\n' % (
-            sess, json.dumps(NH) if i == 0 else "", kind.rstrip("6"), ",".join(lines[i:i + CHUNK]))
-        t = time.time()
-        rpc.send_raw(body.encode())
-        r = rpc.read_line()
-        longest = max(longest, time.time() - t)
-        assert "result" in r, r
-    t = time.time()
-    rpc.result("resync.end", {"session": sess})
-    end_seconds = time.time() - t
-    longest = max(longest, end_seconds)
-    resync_seconds = time.time() - start
+    chunks = ["[" + ",".join(lines[i:i + CHUNK]) + "]" for i in range(0, N, CHUNK)]
+    resync_seconds, longest, end_seconds, _ = common.resync(rpc, kind.rstrip("6"), chunks, NH)
+    del chunks
     del lines
     # The resync is a snapshot for the state writer: wait until it is on disk before timing commits.
     durable_after = None

@@ -26,6 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "Tests", "Integration"))
 from harness import Netns, veth, Agent, RPC, binary  # noqa: E402
+import common  # noqa: E402
 from scapy.all import Ether, IP, UDP, Raw, wrpcap  # noqa: E402
 from scapy.contrib.mpls import MPLS  # noqa: E402
 
@@ -40,10 +41,7 @@ NH = {"name": "p1", "port": "core1", "mac": "02:aa:00:00:00:01"}
 
 
 def rss_kib(pid, field="VmRSS:"):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(field):
-            return int(line.split()[1])
-    return 0
+    return common.proc_field(pid, "status", field)
 
 
 def entries(n, variant=0):
@@ -84,22 +82,9 @@ def wait_forwarding(p, last_label, start, timeout=120):
 
 
 def resync(rpc, chunks):
-    """One resync of pre-serialised chunk bodies (each the "ilm" value); returns (seconds, longest reply, end reply)."""
-    start = time.time()
-    longest = 0.0
-    sess = rpc.result("resync.begin")["session"]
-    for i, chunk in enumerate(chunks):
-        body = '{"jsonrpc":"2.0","id":1,"method":"resync.chunk","params":{"session":"%s","nextHops":[%s],"ilm":%s}}\n' % (
-            sess, json.dumps(NH) if i == 0 else "", chunk)
-        t = time.time()
-        rpc.send_raw(body.encode())
-        r = rpc.read_line()
-        longest = max(longest, time.time() - t)
-        assert "result" in r, r
-    t = time.time()
-    end = rpc.result("resync.end", {"session": sess})
-    longest = max(longest, time.time() - t)
-    return time.time() - start, longest, end
+    """One resync of the ILM chunks; returns (seconds, longest reply, end reply)."""
+    seconds, longest, _, end = common.resync(rpc, "ilm", chunks, NH)
+    return seconds, longest, end
 
 
 def object_chunks(variant=0):

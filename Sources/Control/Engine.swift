@@ -131,7 +131,6 @@ public final class FIBEngine: @unchecked Sendable {
     private let portNames: Set<String>
     private let vrfNames: [String]
     private let vrfSet: Set<String>
-    private let portAddresses: [IPv6Address]
     /// The most entries (ILM + VNI + FTN) a FIB may hold: one action slot each, plus room for a full replace.
     public let maxEntries: Int
 
@@ -151,7 +150,6 @@ public final class FIBEngine: @unchecked Sendable {
                                       addressCount: UInt16(list.count)))
             addresses += list
         }
-        portAddresses = addresses
         tables = FIBTables(ports: records, addresses: addresses, vrfCount: vrfNames.count, maxActions: 2 * maxEntries + 16)
     }
 
@@ -1035,8 +1033,6 @@ public struct CommitStats: Sendable {
     public static let window = 1024
     public private(set) var commits: UInt64 = 0
     private var build: [UInt64] = [], grace: [UInt64] = [], total: [UInt64] = [], bytes: [Int] = []
-    public private(set) var maxTotalNs: UInt64 = 0
-    public private(set) var lastBytes = 0
 
     public init() {}
 
@@ -1052,8 +1048,6 @@ public struct CommitStats: Sendable {
             build[i] = b; grace[i] = g; total[i] = t; bytes[i] = n
         }
         commits += 1
-        maxTotalNs = max(maxTotalNs, t)
-        lastBytes = n
     }
 
     /// (p50, p99, max) of a series over the window, in its unit.

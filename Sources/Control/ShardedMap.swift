@@ -51,18 +51,6 @@ public struct ShardedMap<Key: Hashable & Sendable, Value: Sendable>: Sendable, S
         return out
     }
 
-    public var values: [Value] {
-        var out: [Value] = []
-        out.reserveCapacity(count)
-        for s in shards { out.append(contentsOf: s.values) }
-        return out
-    }
-
-    public func contains(where predicate: ((key: Key, value: Value)) throws -> Bool) rethrows -> Bool {
-        for s in shards where try s.contains(where: predicate) { return true }
-        return false
-    }
-
     public struct Iterator: IteratorProtocol {
         var shards: IndexingIterator<[[Key: Value]]>
         var current: Dictionary<Key, Value>.Iterator?

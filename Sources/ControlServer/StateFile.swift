@@ -53,11 +53,6 @@ public enum StateFile {
     static let magic = "MPLSGATE-STATE 1 "
     static let journalMagic = "MPLSGATE-JOURNAL 1 "
 
-    public static func encode(_ fib: FIBSpec, generation: UInt64) -> [UInt8] {
-        let body = Array(JSONWriter.write(FIBCodec.encode(fib)).utf8)
-        let header = "\(magic)\(generation) \(body.count) \(hex(fnv1a64(body)))\n"
-        return Array(header.utf8) + body
-    }
 
     /// Bytes reserved for a streamed snapshot's header: written last, padded with spaces.
     static let streamedHeaderBytes = 96

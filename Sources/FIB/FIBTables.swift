@@ -7,7 +7,8 @@ import Wire
 /// `FIBSnapshot` per commit (DESIGN §4):
 ///
 /// - the ILM directory is copied per commit (2 KiB) and only the pages a commit touches are copied (32 KiB each);
-/// - so is the VNI directory (32 KiB, pages of 16 KiB); each VNI's allowed-VTEP list is an allocation of its own,
+/// - so is the VNI directory (32 KiB, pages of 16 KiB; both are a `PagedTable`); each VNI's allowed-VTEP list is an
+///   allocation of its own,
 ///   replaced with its entry;
 /// - actions live in one slab that never moves (reserved virtual memory, touched as used); a changed entry gets a
 ///   fresh slot and its old slot is reused only after the grace period, so a worker never sees a torn action;
@@ -25,14 +26,13 @@ public final class FIBTables: @unchecked Sendable {
     /// Slots ever handed out (the high-water mark).
     public private(set) var actionHighWater: UInt32 = 0
 
-    private var directory: UnsafeMutablePointer<UnsafeMutablePointer<ILMEntry>>
+    private var ilm = PagedTable<ILMEntry>(pageBits: ILM.pageBits, directorySize: ILM.directorySize, emptyPage: ILM.emptyPage)
     private var nextHops: (UnsafeMutablePointer<NextHopRecord>, Int)
     private var groupBuckets: (UnsafeMutablePointer<UInt32>, Int)
     /// Next-hop liveness, one byte per next-hop slot for the tables' lifetime (not copied per commit).
     public let liveness: UnsafeMutablePointer<UInt8>
-    private var vniDirectory: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>>
-    /// VNI pages in use (for the snapshot's byte count without a directory scan).
-    private var vniPages = 0
+    private var vni = PagedTable<UInt32>(pageBits: VNITable.pageBits, directorySize: VNITable.directorySize,
+                                         emptyPage: VNITable.emptyPage)
     /// Every live allowed-VTEP list (freed when retired, or with the tables).
     private var vtepLists = Set<UnsafeMutableRawPointer>()
     private var vtepBytes = 0
@@ -47,10 +47,6 @@ public final class FIBTables: @unchecked Sendable {
     private var tableBytes = 0
 
     // The commit being built.
-    private var workingDirectory: UnsafeMutablePointer<UnsafeMutablePointer<ILMEntry>>?
-    private var copiedPages = Set<Int>()
-    private var workingVNIDirectory: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>>?
-    private var copiedVNIPages = Set<Int>()
     private var pending = Retired()
     /// Bytes allocated by the last commit (what a one-entry change costs; asserted in tests).
     public private(set) var lastCommitBytes = 0
@@ -75,8 +71,6 @@ public final class FIBTables: @unchecked Sendable {
         let bytes = maxActions * MemoryLayout<Action>.stride
         guard let raw = LargeTable.reserve(bytes: bytes) else { preconditionFailure("cannot reserve \(bytes) bytes for the action slab") }
         actions = raw.bindMemory(to: Action.self, capacity: maxActions)
-        directory = .allocate(capacity: ILM.directorySize)
-        directory.initialize(repeating: ILM.emptyPage, count: ILM.directorySize)
         func array<T>(_ a: [T]) -> (UnsafeMutablePointer<T>, Int) {
             let p = UnsafeMutablePointer<T>.allocate(capacity: max(a.count, 1))
             a.withUnsafeBufferPointer { if let b = $0.baseAddress { p.initialize(from: b, count: a.count) } }
@@ -86,8 +80,6 @@ public final class FIBTables: @unchecked Sendable {
         groupBuckets = array([UInt32]())
         liveness = .allocate(capacity: Liveness.capacity)
         liveness.initialize(repeating: Liveness.up, count: Liveness.capacity)
-        vniDirectory = .allocate(capacity: VNITable.directorySize)
-        vniDirectory.initialize(repeating: VNITable.emptyPage, count: VNITable.directorySize)
         self.ports = array(ports)
         self.addresses = array(addresses)
         // Nodes: 4M per family (8 GiB of address space, reserved, resident only where used: 1M IPv4 /24s use ~4k
@@ -117,10 +109,8 @@ public final class FIBTables: @unchecked Sendable {
     public func deallocateAll() {
         guard !released else { return }
         released = true
-        for i in 0..<ILM.directorySize where directory[i] != ILM.emptyPage { directory[i].deallocate() }
-        directory.deallocate()
-        for i in 0..<VNITable.directorySize where vniDirectory[i] != VNITable.emptyPage { vniDirectory[i].deallocate() }
-        vniDirectory.deallocate()
+        ilm.deallocate()
+        vni.deallocate()
         for l in vtepLists { l.deallocate() }
         vtepLists.removeAll()
         nextHops.0.deallocate(); groupBuckets.0.deallocate(); liveness.deallocate()
@@ -148,32 +138,11 @@ public final class FIBTables: @unchecked Sendable {
     /// The slot stays readable until the grace period after the next commit, then is reused.
     public func retireAction(_ id: ActionID) { pending.actions.append(id.rawValue) }
 
-    public func ilm(_ label: UInt32) -> ILMEntry {
-        let dir = workingDirectory ?? directory
-        return dir[Int(label >> UInt32(ILM.pageBits))][Int(label & ILM.pageMask)]
-    }
+    public func ilm(_ label: UInt32) -> ILMEntry { ilm.read(label) }
 
     /// Sets one label's entry (`.empty` removes it), copying its page on first touch in this commit.
     public func setILM(_ label: UInt32, _ entry: ILMEntry) {
-        if workingDirectory == nil {
-            let d = UnsafeMutablePointer<UnsafeMutablePointer<ILMEntry>>.allocate(capacity: ILM.directorySize)
-            d.initialize(from: directory, count: ILM.directorySize)
-            workingDirectory = d
-            commitBytes += MemoryLayout<UnsafeMutablePointer<ILMEntry>>.stride * ILM.directorySize
-            pending.pointers.append(UnsafeMutableRawPointer(directory))
-        }
-        let dir = workingDirectory!
-        let page = Int(label >> UInt32(ILM.pageBits))
-        if !copiedPages.contains(page) {
-            let old = dir[page]
-            let fresh = UnsafeMutablePointer<ILMEntry>.allocate(capacity: ILM.pageSize)
-            fresh.initialize(from: old, count: ILM.pageSize)
-            commitBytes += MemoryLayout<ILMEntry>.stride * ILM.pageSize
-            if old != ILM.emptyPage { pending.pointers.append(UnsafeMutableRawPointer(old)) }
-            dir[page] = fresh
-            copiedPages.insert(page)
-        }
-        dir[page][Int(label & ILM.pageMask)] = entry
+        ilm.write(label, entry, retired: &pending.pointers, copiedBytes: &commitBytes)
     }
 
     public func replaceNextHops(_ records: [NextHopRecord]) {
@@ -187,32 +156,9 @@ public final class FIBTables: @unchecked Sendable {
         groupBuckets = copyOut(buckets)
     }
 
-    public func vni(_ vni: UInt32) -> ActionID? {
-        let v = VNITable.entry(workingVNIDirectory ?? vniDirectory, vni).pointee
-        return v == 0 ? nil : ActionID(v &- 1)
-    }
-
     /// Sets one VNI's action (nil removes it), copying its page (and once per commit the directory) on first touch.
-    public func setVNI(_ vni: UInt32, _ action: ActionID?) {
-        if workingVNIDirectory == nil {
-            let d = UnsafeMutablePointer<UnsafeMutablePointer<UInt32>>.allocate(capacity: VNITable.directorySize)
-            d.initialize(from: vniDirectory, count: VNITable.directorySize)
-            workingVNIDirectory = d
-            commitBytes += MemoryLayout<UnsafeMutablePointer<UInt32>>.stride * VNITable.directorySize
-            pending.pointers.append(UnsafeMutableRawPointer(vniDirectory))
-        }
-        let dir = workingVNIDirectory!
-        let page = Int(vni >> UInt32(VNITable.pageBits))
-        if !copiedVNIPages.contains(page) {
-            let old = dir[page]
-            let fresh = UnsafeMutablePointer<UInt32>.allocate(capacity: VNITable.pageSize)
-            fresh.initialize(from: old, count: VNITable.pageSize)
-            commitBytes += MemoryLayout<UInt32>.stride * VNITable.pageSize
-            if old != VNITable.emptyPage { pending.pointers.append(UnsafeMutableRawPointer(old)) } else { vniPages += 1 }
-            dir[page] = fresh
-            copiedVNIPages.insert(page)
-        }
-        dir[page][Int(vni & VNITable.pageMask)] = action.map { $0.rawValue &+ 1 } ?? 0
+    public func setVNI(_ key: UInt32, _ action: ActionID?) {
+        vni.write(key, action.map { $0.rawValue &+ 1 } ?? 0, retired: &pending.pointers, copiedBytes: &commitBytes)
     }
 
     /// A new allowed-VTEP list for a vxlanToMPLS action (`Action.vteps`).
@@ -282,9 +228,7 @@ public final class FIBTables: @unchecked Sendable {
     /// Makes the changes since the last commit into a new current snapshot. The caller publishes it, waits for a
     /// grace period, then passes the result to `reclaim`.
     public func commit(generation: UInt64) -> Retired {
-        if let d = workingDirectory { directory = d }
-        workingDirectory = nil
-        copiedPages.removeAll(keepingCapacity: true)
+        ilm.commit()
         if let r = workingVRFs {
             pending.pointers.append(UnsafeMutableRawPointer(vrfs.0))
             vrfs = copyOut(r)
@@ -292,9 +236,7 @@ public final class FIBTables: @unchecked Sendable {
         }
         pending.nodesV4 = v4.commit()
         pending.nodesV6 = v6.commit()
-        if let d = workingVNIDirectory { vniDirectory = d }
-        workingVNIDirectory = nil
-        copiedVNIPages.removeAll(keepingCapacity: true)
+        vni.commit()
         let snap = UnsafeMutablePointer<FIBSnapshot>.allocate(capacity: 1)
         snap.initialize(to: makeSnapshot(generation: generation))
         var r = pending
@@ -317,18 +259,16 @@ public final class FIBTables: @unchecked Sendable {
 
     private func makeSnapshot(generation: UInt64) -> FIBSnapshot {
         let actionsInUse = Int(actionHighWater) - freeActions.count - pending.actions.count
-        var bytes = MemoryLayout<UnsafeMutablePointer<ILMEntry>>.stride * ILM.directorySize
-        for i in 0..<ILM.directorySize where directory[i] != ILM.emptyPage { bytes += MemoryLayout<ILMEntry>.stride * ILM.pageSize }
+        var bytes = ilm.bytes
         bytes += actionsInUse * MemoryLayout<Action>.stride
-        bytes += MemoryLayout<UnsafeMutablePointer<UInt32>>.stride * VNITable.directorySize
-            + vniPages * MemoryLayout<UInt32>.stride * VNITable.pageSize + vtepBytes
+        bytes += vni.bytes + vtepBytes
             + (v4.inUse + v6.inUse) * 256 * MemoryLayout<LPMSlot>.stride
         return FIBSnapshot(
-            generation: generation, ilmDirectory: directory,
+            generation: generation, ilmDirectory: ilm.directory,
             actions: actions, actionCount: Int(actionHighWater),
             nextHops: nextHops.0, nextHopCount: nextHops.1,
             groupBuckets: groupBuckets.0, groupCount: groupBuckets.1 / (2 * ECMP.bucketCount), liveness: liveness,
-            vniDirectory: vniDirectory,
+            vniDirectory: vni.directory,
             lpmV4: v4.slots, lpmV6: v6.slots, vrfs: vrfs.0, vrfCount: vrfs.1,
             ports: ports.0, portCount: ports.1,
             addresses: addresses.0, addressCount: addresses.1,

@@ -296,8 +296,10 @@ import ControlServer
         let dir = "/tmp/mplsgate-engine-test-\(getpid())"
         mkdir(dir, 0o755)
         let path = dir + "/s.state"
-        try StateFile.write(StateFile.encode(e.document(), generation: 7), to: path)
-        try StateFile.write(StateFile.encode(e.document(), generation: 8), to: path)
+        e.resetGeneration(7)
+        _ = try StateFile.writeSnapshot(e.intent(), to: path, keepPrevious: true)
+        e.resetGeneration(8)
+        _ = try StateFile.writeSnapshot(e.intent(), to: path, keepPrevious: true)
         let (ok, problems) = StateFile.load(path: path)
         #expect(problems.isEmpty && ok?.generation == 8 && ok?.fib == e.document())
         // Corrupt the newest copy: the previous one is used, and the problem is named.
@@ -311,6 +313,18 @@ import ControlServer
         unlink(path); unlink(path + ".prev"); rmdir(dir)
     }
 
+    /// A state file path in a new directory of its own (`removeStateFiles` deletes both).
+    static func stateFilePath(_ name: String) -> String {
+        let dir = "/tmp/mplsgate-journal-\(name)-\(getpid())"
+        mkdir(dir, 0o755)
+        return dir + "/s.state"
+    }
+
+    static func removeStateFiles(_ path: String) {
+        for f in ["", ".prev", ".journal", ".tmp", ".journal.tmp"] { unlink(path + f) }
+        rmdir(String(path.dropLast("/s.state".count)))
+    }
+
     /// Applies `changes` and returns what a journal record holds: each touched key and its entry after the commit.
     static func commit(_ e: FIBEngine, _ changes: [FIBChange]) throws -> (UInt64, [(key: EntryKey, entry: FIBEntry?)]) {
         let g = try e.apply(changes)
@@ -322,10 +336,8 @@ import ControlServer
     @Test func journalReplaysCommitsAfterTheSnapshotAndStopsAtATornTail() throws {
         let e = try engine()
         defer { e.release() }
-        let dir = "/tmp/mplsgate-journal-test-\(getpid())"
-        mkdir(dir, 0o755)
-        let path = dir + "/s.state"
-        defer { for f in ["", ".prev", ".journal", ".tmp", ".journal.tmp"] { unlink(path + f) }; rmdir(dir) }
+        let path = Self.stateFilePath("test")
+        defer { Self.removeStateFiles(path) }
         try e.apply([.add(.ilm(Self.swap(100, 200))), .add(.ilm(Self.swap(101, 201)))])
         let w = StateWriter(path: path, durableGeneration: 0, pathIsGood: false)
         #expect(w.nextWriteNeedsSnapshot && !w.retryWanted)
@@ -360,10 +372,8 @@ import ControlServer
     @Test func aFailedJournalRecoversWhileCommitsContinue() throws {
         let e = try engine()
         defer { e.release() }
-        let dir = "/tmp/mplsgate-journal-fail-\(getpid())"
-        mkdir(dir, 0o755)
-        let path = dir + "/s.state"
-        defer { for f in ["", ".prev", ".journal", ".tmp", ".journal.tmp"] { unlink(path + f) }; rmdir(dir) }
+        let path = Self.stateFilePath("fail")
+        defer { Self.removeStateFiles(path) }
         let w = StateWriter(path: path, durableGeneration: 0, pathIsGood: false)
         defer { w.finish() }
         w.submit(e.intent())
@@ -402,10 +412,8 @@ import ControlServer
     @Test func journalWithAGapStopsAtTheGap() throws {
         let e = try engine()
         defer { e.release() }
-        let dir = "/tmp/mplsgate-journal-gap-\(getpid())"
-        mkdir(dir, 0o755)
-        let path = dir + "/s.state"
-        defer { for f in ["", ".prev", ".journal", ".tmp", ".journal.tmp"] { unlink(path + f) }; rmdir(dir) }
+        let path = Self.stateFilePath("gap")
+        defer { Self.removeStateFiles(path) }
         let w = StateWriter(path: path, durableGeneration: 0, pathIsGood: false)
         w.submit(e.intent())
         let (g1, c1) = try Self.commit(e, [.add(.ilm(Self.swap(100, 200)))])

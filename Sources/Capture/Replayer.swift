@@ -105,6 +105,12 @@ public final class Replayer {
         let originalLength = UnsafeMutablePointer<Int>.allocate(capacity: Replayer.batchSize)
         defer { originalLength.deallocate() }
         let splitByPort = outputs.perPortDirectory != nil
+        // Copies of flooded frames (multipoint VNIs) are made here one at a time and written where the original
+        // would have been; the BUM rate limit runs on capture time.
+        let copyBuffer = UnsafeMutableRawPointer.allocate(byteCount: Replayer.bufferSize, alignment: 64)
+        defer { copyBuffer.deallocate() }
+        let limiter = FloodLimiter()
+        defer { limiter.release() }
         // Per capture interface (file-wide index): its port, looked up by name once (nil: no port of that name).
         var ingressCache: [PortID?] = []
         var resolved: [Bool] = []
@@ -165,6 +171,29 @@ public final class Replayer {
                     let p = UnsafeRawPointer(f.buffer + Int(f.offset))
                     all?.write(p, length: Int(f.length), timestampMicros: timestamps[i])
                     if splitByPort { perPort[Int(f.egress.rawValue)]?.write(p, length: Int(f.length), timestampMicros: timestamps[i]) }
+                } else if f.drop == .flood, let plan = Replication.plan(f, fib: fib) {
+                    let seg = counters.segments + plan.slot
+                    seg.pointee.flooded &+= 1
+                    let now = UInt64(max(timestamps[i], 0)) &* 1000
+                    if !limiter.admit(plan, nowNs: now) {
+                        seg.pointee.rateLimited &+= 1
+                        counters.drops[Int(DropReason.bumRateLimited.rawValue)] &+= 1
+                        if let d = dropCopy {
+                            drops?.write(d + i * Replayer.slotStride, length: originalLength[i], timestampMicros: timestamps[i])
+                        }
+                        continue
+                    }
+                    for k in 0..<plan.count {
+                        (copyBuffer + Frame.headroom).copyMemory(from: f.buffer + Int(f.offset), byteCount: Int(f.length))
+                        var c = Frame(buffer: copyBuffer, offset: Int32(Frame.headroom), length: f.length, ingress: f.ingress)
+                        Pipeline.replicate(&c, place: plan.place(k), fib: fib, counters: counters)
+                        guard c.isForwarded else { continue }
+                        seg.pointee.copies &+= 1
+                        summary.framesOut += 1
+                        let p = UnsafeRawPointer(c.buffer + Int(c.offset))
+                        all?.write(p, length: Int(c.length), timestampMicros: timestamps[i])
+                        if splitByPort { perPort[Int(c.egress.rawValue)]?.write(p, length: Int(c.length), timestampMicros: timestamps[i]) }
+                    }
                 } else if let d = dropCopy {
                     drops?.write(d + i * Replayer.slotStride, length: originalLength[i], timestampMicros: timestamps[i])
                 }

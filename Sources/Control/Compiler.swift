@@ -25,6 +25,7 @@ public enum FIBCompiler {
         changes += fib.ilm.sorted { $0.label < $1.label }.map { .add(.ilm($0)) }
         changes += fib.vni.map { .add(.vni($0)) }
         changes += fib.ftn.map { .add(.ftn($0)) }
+        changes += fib.macs.map { .add(.mac($0)) }
         do { try engine.apply(changes) } catch {
             engine.release()
             throw ValidationError(error.element, error.message)

@@ -12,6 +12,8 @@ public enum EntryKey: Hashable, Sendable, CustomStringConvertible {
     case vni(UInt32)
     /// "vrf:prefix/length"
     case ftn(String)
+    /// A static MAC of a multipoint VNI.
+    case mac(MACKey)
 
     public var kind: String {
         switch self {
@@ -20,6 +22,7 @@ public enum EntryKey: Hashable, Sendable, CustomStringConvertible {
         case .ilm: return "ilm"
         case .vni: return "vni"
         case .ftn: return "ftn"
+        case .mac: return "mac"
         }
     }
 
@@ -30,6 +33,7 @@ public enum EntryKey: Hashable, Sendable, CustomStringConvertible {
         case .ilm(let l): return "ilm \(l)"
         case .vni(let v): return "vni \(v)"
         case .ftn(let k): return "ftn \(k)"
+        case .mac(let k): return "mac \(k)"
         }
     }
 }
@@ -41,6 +45,7 @@ public enum FIBEntry: Sendable, Equatable {
     case ilm(ILMEntrySpec)
     case vni(VNIEntrySpec)
     case ftn(FTNEntrySpec)
+    case mac(MACEntrySpec)
 
     public var key: EntryKey {
         switch self {
@@ -49,6 +54,7 @@ public enum FIBEntry: Sendable, Equatable {
         case .ilm(let e): return .ilm(e.label)
         case .vni(let e): return .vni(e.vni)
         case .ftn(let e): return .ftn(e.key)
+        case .mac(let e): return .mac(e.key)
         }
     }
 }
@@ -121,6 +127,13 @@ public final class FIBEngine: @unchecked Sendable {
     private(set) var ilm = ShardedMap<UInt32, Installed<ILMEntrySpec>>()
     private(set) var vni = ShardedMap<UInt32, Installed<VNIEntrySpec>>()
     private(set) var ftn = ShardedMap<String, Installed<FTNEntrySpec>>()
+    private(set) var macs = ShardedMap<MACKey, MACEntrySpec>()
+    /// The static MACs of each multipoint VNI (to check and re-resolve them when the VNI changes).
+    private(set) var macsOfVNI: [UInt32: Set<UInt64>] = [:]
+    /// Each multipoint VNI's slot (`SegmentHeader.slot`): stable while it stays multipoint.
+    private var segmentSlot: [UInt32: UInt32] = [:]
+    private var freeSegmentSlots: [UInt32] = []
+    private var segmentSlotCount: UInt32 = 0
     /// How many entries and groups name each next hop or group.
     private var refs: [String: Int] = [:]
     /// The last commits' costs (a window of `CommitStats.window`), for `info` and the benchmarks.
@@ -179,6 +192,7 @@ public final class FIBEngine: @unchecked Sendable {
             throw TransactionError(.tooLarge, "", "the FIB would hold \(overlay.entryCount) entries; the limit is \(maxEntries)")
         }
         try checkTrieRoom(overlay)
+        if !overlay.macs.isEmpty || !overlay.vni.isEmpty { try overlay.checkMACs() }
         commit(overlay)
         return generation
     }
@@ -270,6 +284,20 @@ public final class FIBEngine: @unchecked Sendable {
     /// content is the caller's to restore first.
     public func resetGeneration(_ g: UInt64) { generation = g }
 
+    /// The counter slot of a multipoint VNI (`WorkerCounters.segments`), nil for others.
+    public func segmentSlot(vni v: UInt32) -> Int? { segmentSlot[v].map(Int.init) }
+
+    /// The static MACs of one VNI, or of all, sorted by key.
+    public func staticMACs(vni v: UInt32? = nil) -> [MACEntrySpec] {
+        if let v {
+            return (macsOfVNI[v] ?? []).sorted().compactMap { macs[MACKey(vni: v, mac: $0)] }
+        }
+        return macs.keys.sorted().map { macs[$0]! }
+    }
+
+    /// Every multipoint VNI, sorted.
+    public var multipointVNIs: [UInt32] { segmentSlot.keys.sorted() }
+
     /// The changes that turn the current FIB into `fib`, ordered so references always resolve: next hops and groups
     /// added or replaced first, entries next, deletions of entries, then of groups, then of next hops.
     public func diff(to fib: FIBSpec) -> [FIBChange] {
@@ -301,7 +329,7 @@ public final class FIBEngine: @unchecked Sendable {
         for nh in late where nextHops[nh.name] != nh || nextHops[nh.name]?.backup != newNH[nh.name]?.backup {
             out.append(.replace(.nextHop(nh)))
         }
-        var seenILM = Set<UInt32>(), seenVNI = Set<UInt32>(), seenFTN = Set<String>()
+        var seenILM = Set<UInt32>(), seenVNI = Set<UInt32>(), seenFTN = Set<String>(), seenMAC = Set<MACKey>()
         for e in fib.ilm {
             seenILM.insert(e.label)
             if let old = ilm[e.label] { if old.spec != e { out.append(.replace(.ilm(e))) } } else { out.append(.add(.ilm(e))) }
@@ -314,6 +342,11 @@ public final class FIBEngine: @unchecked Sendable {
             seenFTN.insert(e.key)
             if let old = ftn[e.key] { if old.spec != e { out.append(.replace(.ftn(e))) } } else { out.append(.add(.ftn(e))) }
         }
+        for e in fib.macs {
+            seenMAC.insert(e.key)
+            if let old = macs[e.key] { if old != e { out.append(.replace(.mac(e))) } } else { out.append(.add(.mac(e))) }
+        }
+        for k in macs.keys where !seenMAC.contains(k) { out.append(.delete(.mac(k))) }
         for l in ilm.keys where !seenILM.contains(l) { out.append(.delete(.ilm(l))) }
         for v in vni.keys where !seenVNI.contains(v) { out.append(.delete(.vni(v))) }
         for k in ftn.keys where !seenFTN.contains(k) { out.append(.delete(.ftn(k))) }
@@ -350,7 +383,7 @@ public final class FIBEngine: @unchecked Sendable {
     /// The intent as it is now, in O(1) (copy-on-write): another thread may turn it into a document while the
     /// control thread goes on changing the engine.
     public func intent() -> FIBIntent {
-        FIBIntent(generation: generation, nextHops: nextHops, groups: groups, ilm: ilm, vni: vni, ftn: ftn)
+        FIBIntent(generation: generation, nextHops: nextHops, groups: groups, ilm: ilm, vni: vni, ftn: ftn, macs: macs)
     }
 
     /// Every element, in no particular order (for sums over the FIB, like its digest).
@@ -360,6 +393,7 @@ public final class FIBEngine: @unchecked Sendable {
         for (_, e) in ilm { body(.ilm(e.spec)) }
         for (_, e) in vni { body(.vni(e.spec)) }
         for (_, e) in ftn { body(.ftn(e.spec)) }
+        for (_, e) in macs { body(.mac(e)) }
     }
 
     /// The current element of a key, if any.
@@ -370,6 +404,7 @@ public final class FIBEngine: @unchecked Sendable {
         case .ilm(let l): return ilm[l].map { .ilm($0.spec) }
         case .vni(let v): return vni[v].map { .vni($0.spec) }
         case .ftn(let k): return ftn[k].map { .ftn($0.spec) }
+        case .mac(let k): return macs[k].map { .mac($0) }
         }
     }
 
@@ -381,9 +416,12 @@ public final class FIBEngine: @unchecked Sendable {
         case "ilm": return ilm.keys.sorted().map { .ilm($0) }
         case "vni": return vni.keys.sorted().map { .vni($0) }
         case "ftn": return ftn.keys.sorted().map { .ftn($0) }
+        case "mac": return macs.keys.sorted().map { .mac($0) }
         default: return []
         }
     }
+
+    public var staticMACCount: Int { macs.count }
 
     public var counts: (nextHops: Int, groups: Int, ilm: Int, vni: Int, ftn: Int) {
         (nextHops.count, groups.count, ilm.count, vni.count, ftn.count)
@@ -440,6 +478,9 @@ public final class FIBEngine: @unchecked Sendable {
         var ilm: [UInt32: ILMEntrySpec?] = [:]
         var vni: [UInt32: VNIEntrySpec?] = [:]
         var ftn: [String: FTNEntrySpec?] = [:]
+        var macs: [MACKey: MACEntrySpec?] = [:]
+        var macDelta = 0
+        var segmentDelta = 0
         var refDelta: [String: Int] = [:]
         /// The keys staged, each once, in the order of their first change.
         var order: [EntryKey] = []
@@ -470,6 +511,41 @@ public final class FIBEngine: @unchecked Sendable {
             case .ilm(let l): if let o = ilm[l] { return o != nil }; return engine.ilm[l] != nil
             case .vni(let v): if let o = vni[v] { return o != nil }; return engine.vni[v] != nil
             case .ftn(let f): if let o = ftn[f] { return o != nil }; return engine.ftn[f] != nil
+            case .mac(let m): if let o = macs[m] { return o != nil }; return engine.macs[m] != nil
+            }
+        }
+
+        func vniSpec(_ v: UInt32) -> VNIEntrySpec? {
+            if let o = vni[v] { return o }
+            return engine.vni[v]?.spec
+        }
+
+        /// After every change is staged (so their order does not matter): each staged MAC names a place of its VNI
+        /// as the transaction leaves it, and each staged VNI still has every place its unstaged MACs name.
+        func checkMACs() throws(TransactionError) {
+            for (k, spec) in macs {
+                guard let m = spec else { continue }
+                do { try checkMAC(m, "mac \(k)", vni: vniSpec(m.vni)) } catch {
+                    throw TransactionError(.invalid, error.element, error.message)
+                }
+            }
+            for (v, spec) in vni {
+                guard let set = engine.macsOfVNI[v], !set.isEmpty else { continue }
+                for mac in set where macs[MACKey(vni: v, mac: mac)] == nil {
+                    guard let m = engine.macs[MACKey(vni: v, mac: mac)] else { continue }
+                    if spec?.multipoint?.place(of: m) == nil {
+                        let place = m.site.map { "site \"\($0)\"" } ?? "vtep \(m.vtep!)"
+                        throw TransactionError(.referenced, "vni \(v)",
+                                               "static MAC \(m.mac) names \(place), which this change removes; "
+                                               + "delete or move the MAC in the same transaction")
+                    }
+                }
+            }
+            if engine.macs.count + macDelta > MACTable.maxEntries {
+                throw TransactionError(.tooLarge, "", "the FIB would hold \(engine.macs.count + macDelta) static MACs; the limit is \(MACTable.maxEntries)")
+            }
+            if engine.segmentSlot.count + segmentDelta > Segment.maxSlots {
+                throw TransactionError(.tooLarge, "", "at most \(Segment.maxSlots) multipoint VNIs")
             }
         }
 
@@ -480,6 +556,7 @@ public final class FIBEngine: @unchecked Sendable {
             case .ilm(let l): if let o = ilm[l] { return o.map { .ilm($0) } }; return engine.ilm[l].map { .ilm($0.spec) }
             case .vni(let v): if let o = vni[v] { return o.map { .vni($0) } }; return engine.vni[v].map { .vni($0.spec) }
             case .ftn(let f): if let o = ftn[f] { return o.map { .ftn($0) } }; return engine.ftn[f].map { .ftn($0.spec) }
+            case .mac(let m): if let o = macs[m] { return o.map { .mac($0) } }; return engine.macs[m].map { .mac($0) }
             }
         }
 
@@ -492,10 +569,13 @@ public final class FIBEngine: @unchecked Sendable {
                 case .swap(_, let via, _, _): return [via]
                 case .popToIP(_, let via, _, _): return via.map { [$0] } ?? []
                 case .popToVXLAN(let pw): return [pw.via]
-                case .pop, .drop: return []
+                case .pop, .drop, .popToMultipoint: return []
                 }
-            case .vni(let s): return [s.via]
+            case .vni(let s):
+                if let m = s.multipoint { return m.sites.map(\.via) + m.vteps.map(\.via) }
+                return [s.via]
             case .ftn(let s): return [s.via]
+            case .mac: return []
             }
         }
 
@@ -513,8 +593,11 @@ public final class FIBEngine: @unchecked Sendable {
                 for r in Overlay.references(e) { refDelta[r, default: 0] += 1 }
                 if isEntry(e.key) { entryDelta += 1 }
                 if case .nextHop = e { nextHopDelta += 1 }
+                if case .mac = e { macDelta += 1 }
+                if case .vni(let s) = e, s.multipoint != nil { segmentDelta += 1 }
             case .replace(let e):
                 guard let old = current(e.key) else { throw TransactionError(.notFound, el(), "does not exist; use add") }
+                if case .vni(let s) = e, case .vni(let o) = old { segmentDelta += (s.multipoint != nil ? 1 : 0) - (o.multipoint != nil ? 1 : 0) }
                 try check(e, el())
                 for r in Overlay.references(old) { refDelta[r, default: 0] -= 1 }
                 for r in Overlay.references(e) { refDelta[r, default: 0] += 1 }
@@ -532,6 +615,8 @@ public final class FIBEngine: @unchecked Sendable {
                 deleted.insert(k)
                 if isEntry(k) { entryDelta -= 1 }
                 if case .nextHop = k { nextHopDelta -= 1 }
+                if case .mac = k { macDelta -= 1 }
+                if case .vni(let o) = old, o.multipoint != nil { segmentDelta -= 1 }
             }
         }
 
@@ -558,22 +643,27 @@ public final class FIBEngine: @unchecked Sendable {
             case .ftn(let f):
                 if case .ftn(let s)? = e { return ftn.updateValue(.some(s), forKey: f) == nil }
                 return ftn.updateValue(FTNEntrySpec?.none, forKey: f) == nil
+            case .mac(let m):
+                if case .mac(let s)? = e { return macs.updateValue(.some(s), forKey: m) == nil }
+                return macs.updateValue(MACEntrySpec?.none, forKey: m) == nil
             }
         }
 
         /// Room for a large transaction (a resync): no rehashing while staging.
         mutating func reserve(_ changes: [FIBChange]) {
             guard changes.count > 1024 else { return }
-            var counts = (ilm: 0, vni: 0, ftn: 0)
+            var counts = (ilm: 0, vni: 0, ftn: 0, mac: 0)
             for c in changes {
                 switch c.key {
                 case .ilm: counts.ilm += 1
                 case .vni: counts.vni += 1
                 case .ftn: counts.ftn += 1
+                case .mac: counts.mac += 1
                 default: break
                 }
             }
             ilm.reserveCapacity(counts.ilm); vni.reserveCapacity(counts.vni); ftn.reserveCapacity(counts.ftn)
+            macs.reserveCapacity(counts.mac)
             order.reserveCapacity(changes.count)
         }
 
@@ -591,6 +681,7 @@ public final class FIBEngine: @unchecked Sendable {
                 case .ilm(let s): try checkILM(s, el(), resolves: resolves, vrfs: engine.vrfSet, backupOf: backupOf)
                 case .vni(let s): try checkVNI(s, el(), resolves: resolves, backupOf: backupOf)
                 case .ftn(let s): try checkFTN(s, el(), resolves: resolves, vrfs: engine.vrfSet, backupOf: backupOf)
+                case .mac: break  // against its VNI once the whole transaction is staged (checkMACs)
                 }
             } catch {
                 throw TransactionError(.invalid, error.element, error.message)
@@ -610,6 +701,7 @@ public final class FIBEngine: @unchecked Sendable {
         var ilm: [(UInt32, ILMEntrySpec?)] = []
         var vni: [(UInt32, VNIEntrySpec?)] = []
         var ftn: [(String, FTNEntrySpec?)] = []
+        var macs: [(MACKey, MACEntrySpec?)] = []
 
         init() {}
 
@@ -620,6 +712,7 @@ public final class FIBEngine: @unchecked Sendable {
                 case .ilm(let l): ilm.append((l, o.ilm[l]!))
                 case .vni(let v): vni.append((v, o.vni[v]!))
                 case .ftn(let f): ftn.append((f, o.ftn[f]!))
+                case .mac(let m): macs.append((m, o.macs[m]!))
                 default: break
                 }
             }
@@ -666,11 +759,19 @@ public final class FIBEngine: @unchecked Sendable {
             if let l = last, run > 0 { st.refDelta[l, default: 0] += run }
         }
         refs(fib.ilm) { e in Overlay.references(.ilm(e)).first }
-        refs(fib.vni) { $0.via }
+        refs(fib.vni.filter { $0.multipoint == nil }) { $0.via }
+        for e in fib.vni where e.multipoint != nil { ref(.vni(e)) }
         refs(fib.ftn) { $0.via }
+        if fib.macs.count > MACTable.maxEntries {
+            throw TransactionError(.tooLarge, "", "the FIB would hold \(fib.macs.count) static MACs; the limit is \(MACTable.maxEntries)")
+        }
+        if fib.vni.lazy.filter({ $0.multipoint != nil }).count > Segment.maxSlots {
+            throw TransactionError(.tooLarge, "", "at most \(Segment.maxSlots) multipoint VNIs")
+        }
         st.ilm = fib.ilm.map { ($0.label, $0) }
         st.vni = fib.vni.map { ($0.vni, $0) }
         st.ftn = fib.ftn.map { ($0.key, $0) }
+        st.macs = fib.macs.map { ($0.key, $0) }
         commit(st)
         return generation
     }
@@ -685,6 +786,7 @@ public final class FIBEngine: @unchecked Sendable {
         // Intent and references.
         var nhChanged = false, groupsChanged = false
         var retiredCarry: [(slot: ActionID, key: EntryKey?)] = []
+        var remapped: [(UInt32, Set<UInt64>)] = []
         for k in o.deleted { carried[k] = nil }
         func carryKey(_ k: EntryKey, _ stays: Bool) -> EntryKey? { stays && !o.deleted.contains(k) ? k : nil }
         for (n, spec) in o.nextHops {
@@ -742,11 +844,22 @@ public final class FIBEngine: @unchecked Sendable {
         for (v, spec) in o.vni {
             if let old = vni[v] {
                 let a = tables.actions[Int(old.action.rawValue)]
-                tables.retireVTEPs(a.vteps, count: Int(a.auxCount))
+                tables.retireVTEPs(a.vteps)
                 tables.retireAction(old.action)
                 retiredCarry.append((old.action, carryKey(.vni(v), spec != nil)))
             }
-            if let e = spec {
+            if spec?.multipoint == nil, let slot = segmentSlot.removeValue(forKey: v) { freeSegmentSlots.append(slot) }
+            if let e = spec, let m = e.multipoint {
+                let slot = segmentSlot[v] ?? {
+                    let s = freeSegmentSlots.popLast() ?? { segmentSlotCount += 1; return segmentSlotCount - 1 }()
+                    segmentSlot[v] = s
+                    return s
+                }()
+                let id = tables.addAction(multipointAction(e, m, slot: slot))
+                tables.setVNI(v, id)
+                vni[v] = Installed(spec: e, action: id)
+                if let set = macsOfVNI[v] { remapped.append((v, set)) }
+            } else if let e = spec {
                 var a = FIBCompiler.pushAction(e.push, mode: .pipe, tc: e.tc, ttl: e.ttl, backup: e.backupPush)
                 a.operation = .vxlanToMPLS
                 a.target = target(e.via)
@@ -760,6 +873,30 @@ public final class FIBEngine: @unchecked Sendable {
                 tables.setVNI(v, nil)
                 vni[v] = nil
                 carried[.vni(v)] = nil
+            }
+        }
+        // Static MACs: one slot each in the MAC table (pages copied on first touch), then every MAC of a multipoint
+        // VNI that changed, whose places may have been renumbered.
+        if o.macs.count > 1024 { macs.reserveCapacity(macs.count + o.macs.count) }
+        for (k, spec) in o.macs {
+            if let m = spec {
+                if macs[k] == nil { macsOfVNI[k.vni, default: []].insert(k.mac) }
+                macs[k] = m
+                let place = vni[k.vni]?.spec.multipoint?.place(of: m) ?? -1
+                tables.setMAC(vni: k.vni, mac: k.mac, place: UInt32(place + 1))
+            } else if macs[k] != nil {
+                macs[k] = nil
+                macsOfVNI[k.vni]?.remove(k.mac)
+                if macsOfVNI[k.vni]?.isEmpty == true { macsOfVNI[k.vni] = nil }
+                tables.setMAC(vni: k.vni, mac: k.mac, place: 0)
+            }
+        }
+        for (v, set) in remapped {
+            guard let mp = vni[v]?.spec.multipoint else { continue }
+            for mac in set {
+                let key = MACKey(vni: v, mac: mac)
+                guard let m = macs[key], let place = mp.place(of: m) else { continue }
+                if tables.macPlace(vni: v, mac: mac) != UInt32(place + 1) { tables.setMAC(vni: v, mac: mac, place: UInt32(place + 1)) }
             }
         }
         // FTN: one action per changed route; the route's trie path is copied (LPMPool).
@@ -865,6 +1002,32 @@ public final class FIBEngine: @unchecked Sendable {
         }
     }
 
+    /// A multipoint VNI's action and its block: each site a push action (its labels, control word, next hop),
+    /// each local VTEP a VXLAN encapsulation from our VTEP address (`Segment`).
+    private func multipointAction(_ e: VNIEntrySpec, _ m: MultipointSpec, slot: UInt32) -> Action {
+        var places: [Action] = []
+        places.reserveCapacity(m.sites.count + m.vteps.count)
+        for s in m.sites {
+            var a = FIBCompiler.pushAction(s.push, mode: .pipe, tc: e.tc, ttl: e.ttl)
+            a.operation = .vxlanToMPLS
+            a.target = target(s.via)
+            if s.controlWord { a.flags |= ActionFlags.controlWord }
+            places.append(a)
+        }
+        for t in m.vteps {
+            let pw = PseudowireEgress(vni: e.vni, controlWord: false, localVTEP: m.localVTEP, remoteVTEP: t.address,
+                                      via: t.via, udpPort: m.udpPort, ttl: m.underlayTTL)
+            places.append(ilmAction(ILMEntrySpec(label: 16, operation: .popToVXLAN(pw))).0)
+        }
+        let header = SegmentHeader(siteCount: UInt32(m.sites.count), vtepCount: UInt32(m.vteps.count), slot: slot,
+                                   bumPerSecond: m.bumPerSecond, bumBurst: max(m.bumPerSecond / 10, 32), vni: e.vni)
+        var a = Action()
+        a.operation = .multipoint
+        a.aux = e.vni
+        a.vteps = tables.allocateSegment(header, vteps: m.vteps.map { IPv6Address($0.address) }, places: places)
+        return a
+    }
+
     /// The action of an ILM entry and the fields its ILM entry repeats.
     private func ilmAction(_ e: ILMEntrySpec) -> (Action, (operation: Operation, flags: UInt8, payload: Payload)) {
         var a = Action()
@@ -917,6 +1080,10 @@ public final class FIBEngine: @unchecked Sendable {
             }
             a.setAreaBytes(ip, at: 0)
             a.setAreaBytes([VXLAN.flagI, 0, 0, 0, UInt8(pw.vni >> 16), UInt8(pw.vni >> 8 & 0xFF), UInt8(pw.vni & 0xFF), 0], at: 40)
+        case .popToMultipoint(let m):
+            a.operation = .popToMultipoint
+            a.aux = m.vni
+            if m.controlWord { flags |= ActionFlags.controlWord }
         case .drop:
             a.operation = .drop
         }
@@ -942,6 +1109,7 @@ public struct FIBIntent: Sendable {
     let ilm: ShardedMap<UInt32, FIBEngine.Installed<ILMEntrySpec>>
     let vni: ShardedMap<UInt32, FIBEngine.Installed<VNIEntrySpec>>
     let ftn: ShardedMap<String, FIBEngine.Installed<FTNEntrySpec>>
+    let macs: ShardedMap<MACKey, MACEntrySpec>
 
     /// Entries sorted by key.
     public func document() -> FIBSpec {
@@ -949,7 +1117,8 @@ public struct FIBIntent: Sendable {
                 ecmpGroups: groups.keys.sorted().map { groups[$0]! },
                 ilm: ilm.keys.sorted().map { ilm[$0]!.spec },
                 vni: vni.keys.sorted().map { vni[$0]!.spec },
-                ftn: ftn.keys.sorted().map { ftn[$0]!.spec })
+                ftn: ftn.keys.sorted().map { ftn[$0]!.spec },
+                macs: macs.keys.sorted().map { macs[$0]! })
     }
 
     /// The document's sections in order ("nextHops", "ecmpGroups", "ilm", "vni", "ftn"), each entry sorted by key,
@@ -965,6 +1134,8 @@ public struct FIBIntent: Sendable {
         for k in vni.keys.sorted() { entry(.vni(vni[k]!.spec)) }
         section("ftn", ftn.count)
         for k in ftn.keys.sorted() { entry(.ftn(ftn[k]!.spec)) }
+        section("macs", macs.count)
+        for k in macs.keys.sorted() { entry(.mac(macs[k]!)) }
     }
 }
 
@@ -1012,12 +1183,22 @@ public struct ContentHash {
                 h.byte(4); h.u32(pw.vni); h.byte(pw.controlWord ? 1 : 0); h.address(pw.localVTEP); h.address(pw.remoteVTEP)
                 h.string(pw.via); h.u32(UInt32(pw.udpPort)); h.byte(pw.ttl)
             case .drop: h.byte(5)
+            case .popToMultipoint(let m): h.byte(6); h.u32(m.vni); h.string(m.site); h.byte(m.controlWord ? 1 : 0)
             }
             if let b = i.backupOut { h.byte(0xB0); h.labels(b) }
         case .vni(let v):
             h.byte(4); h.u32(v.vni); h.labels(v.push); h.byte(v.controlWord ? 1 : 0); h.string(v.via)
             h.u32(UInt32(v.allowedVTEPs.count)); for a in v.allowedVTEPs { h.address(a) }; h.byte(v.tc); h.byte(v.ttl)
             if let b = v.backupPush { h.byte(0xB0); h.labels(b) }
+            if let m = v.multipoint {
+                h.byte(0xC0); h.address(m.localVTEP); h.u32(UInt32(m.udpPort)); h.byte(m.underlayTTL); h.u32(m.bumPerSecond)
+                h.u32(UInt32(m.sites.count))
+                for s in m.sites { h.string(s.name); h.labels(s.push); h.string(s.via); h.byte(s.controlWord ? 1 : 0) }
+                h.u32(UInt32(m.vteps.count))
+                for t in m.vteps { h.address(t.address); h.string(t.via) }
+            }
+        case .mac(let m):
+            h.byte(6); h.u32(m.vni); h.u64(m.mac.value); h.optional(m.site) { $0.string($1) }; h.optional(m.vtep) { $0.address($1) }
         case .ftn(let f):
             h.byte(5); h.string(f.vrf); h.address(f.prefix); h.u32(UInt32(f.length)); h.labels(f.push); h.string(f.via)
             h.string(f.ttlMode.rawValue); h.byte(f.tc); h.byte(f.ttl)

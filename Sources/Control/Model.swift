@@ -114,6 +114,8 @@ public enum ILMOperationSpec: Sendable, Equatable {
     case popToIP(payload: Payload, via: String?, vrf: String?, ttlMode: TTLMode)
     /// Pop the pseudowire label and VXLAN-encapsulate the inner frame.
     case popToVXLAN(PseudowireEgress)
+    /// Pop a site's pseudowire label into a multipoint VNI (`MultipointSpec`): its frames go to the local VTEPs.
+    case popToMultipoint(MultipointIngress)
     /// Drop.
     case drop
 }
@@ -133,6 +135,85 @@ public struct PseudowireEgress: Sendable, Equatable {
         self.vni = vni; self.controlWord = controlWord; self.localVTEP = localVTEP; self.remoteVTEP = remoteVTEP
         self.via = via; self.udpPort = udpPort; self.ttl = ttl
     }
+}
+
+/// The incoming pseudowire of a multipoint VNI's remote site.
+public struct MultipointIngress: Sendable, Equatable {
+    public var vni: UInt32
+    /// The site's name in the VNI's `sites` (for reports; frames of a label whose VNI is not multipoint are
+    /// dropped as unknownVNI).
+    public var site: String
+    public var controlWord: Bool
+    public init(vni: UInt32, site: String, controlWord: Bool) { self.vni = vni; self.site = site; self.controlWord = controlWord }
+}
+
+/// A remote data centre of a multipoint VNI: the pseudowire toward its gateway.
+public struct SiteSpec: Sendable, Equatable {
+    public var name: String
+    /// Labels to push, top first; the last is the site's pseudowire label (S=1).
+    public var push: [UInt32]
+    public var via: String
+    public var controlWord: Bool
+    public init(name: String, push: [UInt32], via: String, controlWord: Bool = true) {
+        self.name = name; self.push = push; self.via = via; self.controlWord = controlWord
+    }
+}
+
+/// A VTEP of this data centre on a multipoint VNI.
+public struct LocalVTEPSpec: Sendable, Equatable {
+    public var address: IPAddress
+    /// The underlay next hop toward it (a dc port's).
+    public var via: String
+    public init(address: IPAddress, via: String) { self.address = address; self.via = via }
+}
+
+/// A multipoint VNI: one tenant segment across this data centre's VTEPs and the remote sites (RFC 4762 VPLS at
+/// the RFC 9014 gateway), with ingress replication and split horizon.
+public struct MultipointSpec: Sendable, Equatable {
+    /// Our VTEP address: the outer source toward local VTEPs (one of the dc port's `vteps`).
+    public var localVTEP: IPAddress
+    public var vteps: [LocalVTEPSpec]
+    public var sites: [SiteSpec]
+    public var udpPort: UInt16
+    /// Outer IP TTL toward local VTEPs.
+    public var underlayTTL: UInt8
+    /// Broadcast/unknown/multicast frames per second per worker that are replicated (0: no limit).
+    public var bumPerSecond: UInt32
+    public static let defaultBUMPerSecond: UInt32 = 10_000
+    public init(localVTEP: IPAddress, vteps: [LocalVTEPSpec], sites: [SiteSpec], udpPort: UInt16 = VXLAN.defaultUDPPort,
+                underlayTTL: UInt8 = 64, bumPerSecond: UInt32 = MultipointSpec.defaultBUMPerSecond) {
+        self.localVTEP = localVTEP; self.vteps = vteps; self.sites = sites; self.udpPort = udpPort
+        self.underlayTTL = underlayTTL; self.bumPerSecond = bumPerSecond
+    }
+
+    /// The place number (sites first, then local VTEPs) a MAC entry names, or nil.
+    public func place(of m: MACEntrySpec) -> Int? {
+        if let s = m.site { return sites.firstIndex { $0.name == s } }
+        if let v = m.vtep { return vteps.firstIndex { $0.address == v }.map { sites.count + $0 } }
+        return nil
+    }
+}
+
+/// A static MAC of a multipoint VNI: behind a remote site or a local VTEP.
+public struct MACEntrySpec: Sendable, Equatable {
+    public var vni: UInt32
+    public var mac: MACAddress
+    public var site: String?
+    public var vtep: IPAddress?
+    public init(vni: UInt32, mac: MACAddress, site: String? = nil, vtep: IPAddress? = nil) {
+        self.vni = vni; self.mac = mac; self.site = site; self.vtep = vtep
+    }
+    public var key: MACKey { MACKey(vni: vni, mac: mac.value) }
+}
+
+/// The key of a static MAC entry.
+public struct MACKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var vni: UInt32
+    public var mac: UInt64
+    public init(vni: UInt32, mac: UInt64) { self.vni = vni; self.mac = mac }
+    public static func < (a: MACKey, b: MACKey) -> Bool { (a.vni, a.mac) < (b.vni, b.mac) }
+    /// "5000/02:00:00:00:00:01"
+    public var description: String { "\(vni)/\(MACAddress(value: mac))" }
 }
 
 /// An incoming label map entry.
@@ -160,10 +241,16 @@ public struct VNIEntrySpec: Sendable, Equatable {
     public var ttl: UInt8
     /// The labels pushed instead of `push` while the next hop is on its backup.
     public var backupPush: [UInt32]?
+    /// Set for a multipoint VNI (then `push`, `via` and `allowedVTEPs` are empty; `tc` and `ttl` are its sites').
+    public var multipoint: MultipointSpec?
     public init(vni: UInt32, push: [UInt32], controlWord: Bool, via: String, allowedVTEPs: [IPAddress],
                 tc: UInt8 = 0, ttl: UInt8 = 255, backupPush: [UInt32]? = nil) {
         self.vni = vni; self.push = push; self.controlWord = controlWord; self.via = via
         self.allowedVTEPs = allowedVTEPs; self.tc = tc; self.ttl = ttl; self.backupPush = backupPush
+    }
+    public init(vni: UInt32, multipoint: MultipointSpec, tc: UInt8 = 0, ttl: UInt8 = 255) {
+        self.init(vni: vni, push: [], controlWord: false, via: "", allowedVTEPs: [], tc: tc, ttl: ttl)
+        self.multipoint = multipoint
     }
 }
 
@@ -198,10 +285,24 @@ public struct FIBSpec: Sendable, Equatable {
     public var ilm: [ILMEntrySpec]
     public var vni: [VNIEntrySpec]
     public var ftn: [FTNEntrySpec]
+    /// Static MACs of multipoint VNIs.
+    public var macs: [MACEntrySpec]
     public init(version: Int = schemaVersion, nextHops: [NextHopSpec] = [], ecmpGroups: [ECMPGroupSpec] = [],
-                ilm: [ILMEntrySpec] = [], vni: [VNIEntrySpec] = [], ftn: [FTNEntrySpec] = []) {
+                ilm: [ILMEntrySpec] = [], vni: [VNIEntrySpec] = [], ftn: [FTNEntrySpec] = [], macs: [MACEntrySpec] = []) {
         self.version = version; self.nextHops = nextHops; self.ecmpGroups = ecmpGroups
-        self.ilm = ilm; self.vni = vni; self.ftn = ftn
+        self.ilm = ilm; self.vni = vni; self.ftn = ftn; self.macs = macs
+    }
+}
+
+extension FIBSpec {
+    /// The document without its multipoint parts (multipoint VNIs, their pseudowire labels, static MACs): what the
+    /// C baseline, which has no replication, can be compared on.
+    public var pointToPoint: FIBSpec {
+        var f = self
+        f.vni.removeAll { $0.multipoint != nil }
+        f.ilm.removeAll { if case .popToMultipoint = $0.operation { return true }; return false }
+        f.macs = []
+        return f
     }
 }
 

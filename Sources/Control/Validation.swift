@@ -146,7 +146,7 @@ func checkILM(_ e: ILMEntrySpec, _ el: @autoclosure () -> String, resolves: (Str
             try checkStack(out, "\(el()).out", allowEmpty: false)
             try checkBackupLabels(e.backupOut, primary: out.count, via: via, el(), field: "backupOut", backupOf: backupOf)
         }
-    case .pop, .popToIP, .popToVXLAN, .drop:
+    case .pop, .popToIP, .popToVXLAN, .popToMultipoint, .drop:
         if e.backupOut != nil { throw ValidationError(el(), "backupOut is for swap entries") }
     }
     switch e.operation {
@@ -167,14 +167,67 @@ func checkILM(_ e: ILMEntrySpec, _ el: @autoclosure () -> String, resolves: (Str
         }
         if pw.udpPort == 0 { throw ValidationError(el(), "udpPort must not be 0") }
         if pw.ttl == 0 { throw ValidationError(el(), "ttl must not be 0") }
+    case .popToMultipoint(let m):
+        if m.vni > VNI.maxValue { throw ValidationError(el(), "vni \(m.vni) above \(VNI.maxValue)") }
+        if m.site.isEmpty { throw ValidationError(el(), "site must not be empty") }
     case .drop:
         break
+    }
+}
+
+/// The most places (sites + local VTEPs) of one multipoint VNI.
+public let maxMultipointPlaces = 1024
+
+/// Checks a multipoint VNI's own fields (its MACs are checked against it by `checkMAC`).
+func checkMultipoint(_ e: VNIEntrySpec, _ m: MultipointSpec, _ el: @autoclosure () -> String,
+                     resolves: (String) -> Bool) throws(ValidationError) {
+    if !e.push.isEmpty || !e.via.isEmpty || !e.allowedVTEPs.isEmpty || e.backupPush != nil || e.controlWord {
+        throw ValidationError(el(), "a multipoint VNI has no push, via, allowedVTEPs, backupPush or controlWord of its own: "
+                              + "they belong to its sites and vteps")
+    }
+    if m.sites.isEmpty && m.vteps.isEmpty { throw ValidationError(el(), "multipoint needs at least one site or vtep") }
+    if m.sites.count + m.vteps.count > maxMultipointPlaces {
+        throw ValidationError(el(), "\(m.sites.count + m.vteps.count) sites and vteps; at most \(maxMultipointPlaces)")
+    }
+    var names = Set<String>()
+    for (i, s) in m.sites.enumerated() {
+        let sel = "\(el()).multipoint.sites[\(i)] (\(s.name))"
+        if s.name.isEmpty { throw ValidationError(sel, "name must not be empty") }
+        guard names.insert(s.name).inserted else { throw ValidationError(sel, "duplicate site name") }
+        try checkStack(s.push, "\(sel).push", allowEmpty: false)
+        if let last = s.push.last, last < 16 { throw ValidationError("\(sel).push", "the bottom label is the site's pseudowire label and must be ≥ 16") }
+        try checkVia(s.via, sel, resolves)
+    }
+    var addresses = Set<IPAddress>()
+    for (i, v) in m.vteps.enumerated() {
+        let vel = "\(el()).multipoint.vteps[\(i)] (\(v.address))"
+        guard addresses.insert(v.address).inserted else { throw ValidationError(vel, "duplicate vtep address") }
+        if v.address.isV6 != m.localVTEP.isV6 { throw ValidationError(vel, "address and localVTEP must be the same family") }
+        try checkVia(v.via, vel, resolves)
+    }
+    if m.udpPort == 0 { throw ValidationError(el(), "udpPort must not be 0") }
+    if m.underlayTTL == 0 { throw ValidationError(el(), "underlayTTL must not be 0") }
+}
+
+/// Checks that a static MAC names a place of its VNI (`vni`: the VNI's entry, nil when there is none).
+func checkMAC(_ m: MACEntrySpec, _ el: @autoclosure () -> String, vni: VNIEntrySpec?) throws(ValidationError) {
+    if m.vni > VNI.maxValue { throw ValidationError(el(), "vni \(m.vni) above \(VNI.maxValue)") }
+    if m.mac.value & 0x0100_0000_0000 != 0 { throw ValidationError(el(), "\(m.mac) is a group address; only unicast MACs have one place") }
+    if (m.site == nil) == (m.vtep == nil) { throw ValidationError(el(), "needs exactly one of site and vtep") }
+    guard let v = vni else { throw ValidationError(el(), "vni \(m.vni) has no entry") }
+    guard let mp = v.multipoint else { throw ValidationError(el(), "vni \(m.vni) is point-to-point; static MACs need a multipoint VNI") }
+    if mp.place(of: m) == nil {
+        if let s = m.site { throw ValidationError(el(), "vni \(m.vni) has no site \"\(s)\"") }
+        throw ValidationError(el(), "vni \(m.vni) has no local vtep \(m.vtep!)")
     }
 }
 
 func checkVNI(_ e: VNIEntrySpec, _ el: @autoclosure () -> String, resolves: (String) -> Bool,
               backupOf: (String) -> String?? = { _ in nil }) throws(ValidationError) {
     if e.vni > VNI.maxValue { throw ValidationError(el(), "vni \(e.vni) above \(VNI.maxValue)") }
+    if e.tc > 7 { throw ValidationError(el(), "tc \(e.tc) above 7") }
+    if e.ttl == 0 { throw ValidationError(el(), "ttl must not be 0") }
+    if let m = e.multipoint { return try checkMultipoint(e, m, el(), resolves: resolves) }
     try checkStack(e.push, "\(el()).push", allowEmpty: false)
     if let last = e.push.last, last < 16 { throw ValidationError("\(el()).push", "the bottom label is the service label and must be ≥ 16") }
     try checkVia(e.via, el(), resolves)
@@ -247,6 +300,18 @@ public func validateDocument(_ fib: FIBSpec, config: InstanceConfig) throws(Vali
         func el() -> String { "ftn[\(i)] (\(e.key))" }
         try checkFTN(e, el(), resolves: resolves, vrfs: vrfs, backupOf: backupOf)
         guard prefixes.insert(e.key).inserted else { throw ValidationError(el(), "duplicate prefix") }
+    }
+    if fib.macs.count > MACTable.maxEntries {
+        throw ValidationError("macs", "\(fib.macs.count) static MACs; at most \(MACTable.maxEntries)")
+    }
+    if !fib.macs.isEmpty {
+        let byVNI = Dictionary(fib.vni.map { ($0.vni, $0) }, uniquingKeysWith: { a, _ in a })
+        var keys = Set<MACKey>()
+        for (i, m) in fib.macs.enumerated() {
+            func el() -> String { "macs[\(i)] (mac \(m.key))" }
+            try checkMAC(m, el(), vni: byVNI[m.vni])
+            guard keys.insert(m.key).inserted else { throw ValidationError(el(), "duplicate mac") }
+        }
     }
 }
 

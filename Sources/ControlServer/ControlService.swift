@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Control
+import Wire
 import FIB
 
 /// What the control service needs from the running data plane (implemented by the agent; nil offline).
@@ -26,6 +27,8 @@ public protocol DataPlaneView: AnyObject {
     func bfdSessions() -> JSONValue
     /// `nextHops.revert`: brings a next hop back from its backup now; the error says why not.
     func revertNextHop(_ name: String) -> (result: JSONValue?, refusal: String?)
+    /// A multipoint VNI's counters summed over the workers (`SegmentCounters`, by name), by its counter slot.
+    func segmentCounters(slot: Int) -> [(String, UInt64)]
 }
 
 /// The JSON-RPC methods of the control socket (docs/control-protocol.md), run on the control thread.
@@ -99,7 +102,8 @@ public final class ControlService: RPCHandler {
         var m = MetricsState()
         let c = engine.counts
         m.generation = engine.generation
-        m.entries = [("nextHop", c.nextHops), ("ecmpGroup", c.groups), ("ilm", c.ilm), ("vni", c.vni), ("ftn", c.ftn)]
+        m.entries = [("nextHop", c.nextHops), ("ecmpGroup", c.groups), ("ilm", c.ilm), ("vni", c.vni), ("ftn", c.ftn),
+                     ("mac", engine.staticMACCount)]
         if let w = stateWriter {
             m.durableGeneration = w.durableGeneration
             m.stateFileFailures = UInt64(w.failures)
@@ -127,7 +131,7 @@ public final class ControlService: RPCHandler {
         bootID = String(decoding: r, as: UTF8.self)
         startedAt = ControlService.now()
         digest = 0
-        for kind in ["nextHop", "ecmpGroup", "ilm", "vni", "ftn"] {
+        for kind in ControlService.kinds {
             for k in engine.keys(of: kind) { if let e = engine.entry(k) { digest &+= ControlService.hash(e) } }
         }
     }
@@ -357,12 +361,13 @@ public final class ControlService: RPCHandler {
             case "bfd":
                 guard let dp = dataplane else { throw Failure(RPCError.internalError, "no live data plane: no BFD sessions") }
                 out = .result(dp.bfdSessions())
+            case "macs": out = .result(try macs(&r))
             case "events.subscribe":
                 subscribers[client.id] = client
                 out = .result(.object([("subscribed", .bool(true)), ("generation", num(engine.generation))]))
             default:
                 throw Failure(RPCError.methodNotFound, "method \"\(method)\" does not exist (info, apply, resync.begin, "
-                              + "resync.chunk, resync.end, resync.abort, dump, counters, nextHops, nextHops.revert, bfd, trace, events.subscribe)")
+                              + "resync.chunk, resync.end, resync.abort, dump, counters, nextHops, nextHops.revert, bfd, macs, trace, events.subscribe)")
             }
             return out
         } catch {
@@ -373,10 +378,11 @@ public final class ControlService: RPCHandler {
     static let parameters: [String: Set<String>] = [
         "info": [], "apply": ["operations", "expectedGeneration", "durable"],
         "resync.begin": ["expectedGeneration"],
-        "resync.chunk": ["session", "nextHops", "ecmpGroups", "ilm", "vni", "ftn"],
+        "resync.chunk": ["session", "nextHops", "ecmpGroups", "ilm", "vni", "ftn", "macs"],
         "resync.end": ["session", "durable"], "resync.abort": ["session"],
         "dump": ["kind", "cursor", "limit"], "counters": ["kind", "cursor", "limit"],
         "trace": ["count", "timeoutMs"], "events.subscribe": [], "nextHops": [], "nextHops.revert": ["name"], "bfd": [],
+        "macs": ["vni"],
     ]
 
     func num<T: BinaryInteger>(_ v: T) -> JSONValue { .number(String(v)) }
@@ -421,7 +427,7 @@ public final class ControlService: RPCHandler {
                                           ("totalNs", triple(cs.totalNs)), ("tableBytes", triple(cs.bytesCopied))])))
         f += [
             ("entries", .object([("nextHops", num(c.nextHops)), ("ecmpGroups", num(c.groups)), ("ilm", num(c.ilm)),
-                                 ("vni", num(c.vni)), ("ftn", num(c.ftn))])),
+                                 ("vni", num(c.vni)), ("ftn", num(c.ftn)), ("macs", num(engine.staticMACCount))])),
             ("resyncOpen", .bool(resync != nil)),
             ("ports", .array(ports)),
             ("limits", .object([("maxMessageBytes", num(RPCServer.maxMessageBytes)),
@@ -442,8 +448,8 @@ public final class ControlService: RPCHandler {
             var r = try ObjectReader(v, path: path)
             let op = try r.string("op")
             let kind = try r.string("kind")
-            guard ["nextHop", "ecmpGroup", "ilm", "vni", "ftn"].contains(kind) else {
-                throw ValidationError("\(path).kind", "\"\(kind)\" is not nextHop, ecmpGroup, ilm, vni or ftn")
+            guard ControlService.kinds.contains(kind) else {
+                throw ValidationError("\(path).kind", "\"\(kind)\" is not nextHop, ecmpGroup, ilm, vni, ftn or mac")
             }
             switch op {
             case "add", "replace":
@@ -652,22 +658,24 @@ public final class ControlService: RPCHandler {
             part.ilm = try FIBCodec.section(r.value("ilm"), "chunk \(chunk) ilm", FIBCodec.decodeILM)
             part.vni = try FIBCodec.section(r.value("vni"), "chunk \(chunk) vni", FIBCodec.decodeVNI)
             part.ftn = try FIBCodec.section(r.value("ftn"), "chunk \(chunk) ftn", FIBCodec.decodeFTN)
+            part.macs = try FIBCodec.section(r.value("macs"), "chunk \(chunk) macs", FIBCodec.decodeMAC)
         } catch {
             throw Failure(RPCError.invalidEntry, error.description + " (the chunk was not taken; the session stays open)", element: error.element)
         }
-        count = part.nextHops.count + part.ecmpGroups.count + part.ilm.count + part.vni.count + part.ftn.count
+        count = part.nextHops.count + part.ecmpGroups.count + part.ilm.count + part.vni.count + part.ftn.count + part.macs.count
         guard count <= ControlService.maxOperationsPerCall else {
             throw Failure(RPCError.limitExceeded, "\(count) entries in one chunk; at most \(ControlService.maxOperationsPerCall)")
         }
         let held = resync!.fib
         let total = held.ilm.count + held.vni.count + held.ftn.count + part.ilm.count + part.vni.count + part.ftn.count
         let elements = held.nextHops.count + held.ecmpGroups.count + part.nextHops.count + part.ecmpGroups.count + total
+            + held.macs.count + part.macs.count
         guard total <= engine.maxEntries else {
             throw Failure(RPCError.limitExceeded, "the resync would hold \(total) entries; the limit is \(engine.maxEntries)")
         }
         _ = consume held
         resync!.fib.nextHops += part.nextHops; resync!.fib.ecmpGroups += part.ecmpGroups
-        resync!.fib.ilm += part.ilm; resync!.fib.vni += part.vni; resync!.fib.ftn += part.ftn
+        resync!.fib.ilm += part.ilm; resync!.fib.vni += part.vni; resync!.fib.ftn += part.ftn; resync!.fib.macs += part.macs
         resync!.chunks += 1
         resync!.lastActivity = ControlService.now()
         return .object([("chunk", num(chunk)), ("received", num(count)), ("total", num(elements))])
@@ -722,13 +730,13 @@ public final class ControlService: RPCHandler {
         return k
     }
 
-    static let kinds = ["nextHop", "ecmpGroup", "ilm", "vni", "ftn"]
+    static let kinds = ["nextHop", "ecmpGroup", "ilm", "vni", "ftn", "mac"]
 
     /// The page of `kind` after the cursor: (keys, next cursor).
     func page(_ r: inout Params) throws(Failure) -> (kind: String, keys: ArraySlice<EntryKey>, next: JSONValue) {
         let kind = try r.string("kind")
         guard ControlService.kinds.contains(kind) else {
-            throw Failure(RPCError.invalidParams, "kind \"\(kind)\" is not nextHop, ecmpGroup, ilm, vni or ftn", element: "kind")
+            throw Failure(RPCError.invalidParams, "kind \"\(kind)\" is not nextHop, ecmpGroup, ilm, vni, ftn or mac", element: "kind")
         }
         let limit = Int(try r.optionalUInt64("limit") ?? 1000)
         guard (1...100_000).contains(limit) else { throw Failure(RPCError.invalidParams, "limit must be 1–100000", element: "limit") }
@@ -774,7 +782,36 @@ public final class ControlService: RPCHandler {
         case .ftn(let s):
             let colon = s.firstIndex(of: ":")!
             return .object([("vrf", .string(String(s[..<colon]))), ("prefix", .string(String(s[s.index(after: colon)...])))])
+        case .mac(let m): return .object([("vni", .number(String(m.vni))), ("mac", .string(MACAddress(value: m.mac).description))])
         }
+    }
+
+    /// `macs`: each multipoint VNI (or the one asked for) with its places, counters and static MACs.
+    func macs(_ r: inout Params) throws(Failure) -> JSONValue {
+        let only = try r.optionalUInt64("vni")
+        var list: [JSONValue] = []
+        for v in engine.multipointVNIs where only == nil || UInt64(v) == only {
+            guard case .vni(let e)? = engine.entry(.vni(v)), let m = e.multipoint, let slot = engine.segmentSlot(vni: v) else { continue }
+            var f: [(String, JSONValue)] = [("vni", num(v)), ("localVtep", .string(m.localVTEP.description)),
+                                            ("bumPerSecond", num(m.bumPerSecond)),
+                                            ("sites", .array(m.sites.map { .string($0.name) })),
+                                            ("vteps", .array(m.vteps.map { .string($0.address.description) }))]
+            if let dp = dataplane {
+                f.append(("counters", .object(dp.segmentCounters(slot: slot).map { ($0.0, num($0.1)) })))
+            }
+            let entries: [JSONValue] = engine.staticMACs(vni: v).map { e in
+                var o: [(String, JSONValue)] = [("mac", .string(e.mac.description)), ("type", .string("static"))]
+                if let s = e.site { o.append(("site", .string(s))) }
+                if let t = e.vtep { o.append(("vtep", .string(t.description))) }
+                return .object(o)
+            }
+            f.append(("macs", .array(entries)))
+            list.append(.object(f))
+        }
+        if let only, list.isEmpty {
+            throw Failure(RPCError.invalidParams, "vni \(only) is not a multipoint VNI", element: "vni")
+        }
+        return .object([("generation", num(engine.generation)), ("vnis", .array(list))])
     }
 
     // MARK: trace

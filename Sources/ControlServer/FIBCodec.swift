@@ -120,6 +120,7 @@ public enum FIBCodec {
         f.ilm = try section(r.value("ilm"), "ilm", section: "fib.ilm", decodeILM)
         f.vni = try section(r.value("vni"), "vni", section: "fib.vni", decodeVNI)
         f.ftn = try section(r.value("ftn"), "ftn", section: "fib.ftn", decodeFTN)
+        f.macs = try section(r.value("macs"), "macs", section: "fib.macs", decodeMAC)
         try r.rejectUnknownKeys()
         return f
     }
@@ -184,10 +185,15 @@ public enum FIBCodec {
                 via: try r.string("via"),
                 udpPort: UInt16(try r.optionalInteger("udpPort", in: 1...65535) ?? Int64(VXLAN.defaultUDPPort)),
                 ttl: UInt8(try r.optionalInteger("ttl", in: 1...255) ?? 64)))
+        case "popToMultipoint":
+            _ = try ttlMode(&r, el, l2: true)
+            op = .popToMultipoint(MultipointIngress(
+                vni: UInt32(try r.integer("vni", in: 0...Int64(UInt32.max))), site: try r.string("site"),
+                controlWord: try r.optionalBool("controlWord") ?? true))
         case "drop":
             op = .drop
         default:
-            throw ValidationError("\(el).op", "\"\(opText)\" is not swap, pop, popToIP, popToVXLAN or drop")
+            throw ValidationError("\(el).op", "\"\(opText)\" is not swap, pop, popToIP, popToVXLAN, popToMultipoint or drop")
         }
         let backupOut = try r.arrayIfPresent("backupOut").map { (a: [JSONValue]) throws(ValidationError) -> [UInt32] in
             try labels(a, "\(el).backupOut")
@@ -202,6 +208,13 @@ public enum FIBCodec {
         let el = "\(path) (vni \(vni))"
         r.path = el
         _ = try ttlMode(&r, el, l2: true)
+        if let m = try r.value("multipoint") {
+            let e = VNIEntrySpec(vni: vni, multipoint: try decodeMultipoint(m, "\(el).multipoint"),
+                                 tc: UInt8(try r.optionalInteger("tc", in: 0...7) ?? 0),
+                                 ttl: UInt8(try r.optionalInteger("ttl", in: 1...255) ?? 255))
+            try r.rejectUnknownKeys()
+            return e
+        }
         let e = VNIEntrySpec(
             vni: vni, push: try labels(try r.array("push"), "\(el).push"),
             controlWord: try r.optionalBool("controlWord") ?? false, via: try r.string("via"),
@@ -209,6 +222,44 @@ public enum FIBCodec {
             tc: UInt8(try r.optionalInteger("tc", in: 0...7) ?? 0),
             ttl: UInt8(try r.optionalInteger("ttl", in: 1...255) ?? 255),
             backupPush: try backupPush(&r, el))
+        try r.rejectUnknownKeys()
+        return e
+    }
+
+    static func decodeMultipoint(_ v: JSONValue, _ path: String) throws(ValidationError) -> MultipointSpec {
+        var r = try ObjectReader(v, path: path)
+        var sites: [SiteSpec] = []
+        for (i, s) in try (r.optionalArray("sites")).enumerated() {
+            var o = try ObjectReader(s, path: "\(path).sites[\(i)]")
+            let name = try o.string("name")
+            o.path = "\(path).sites[\(i)] (\(name))"
+            sites.append(SiteSpec(name: name, push: try labels(try o.array("push"), "\(o.path).push"), via: try o.string("via"),
+                                  controlWord: try o.optionalBool("controlWord") ?? true))
+            try o.rejectUnknownKeys()
+        }
+        var vteps: [LocalVTEPSpec] = []
+        for (i, t) in try (r.optionalArray("vteps")).enumerated() {
+            var o = try ObjectReader(t, path: "\(path).vteps[\(i)]")
+            vteps.append(LocalVTEPSpec(address: try address(try o.string("address"), "\(o.path).address"), via: try o.string("via")))
+            try o.rejectUnknownKeys()
+        }
+        let m = MultipointSpec(
+            localVTEP: try address(try r.string("localVtep"), "\(path).localVtep"), vteps: vteps, sites: sites,
+            udpPort: UInt16(try r.optionalInteger("udpPort", in: 1...65535) ?? Int64(VXLAN.defaultUDPPort)),
+            underlayTTL: UInt8(try r.optionalInteger("underlayTtl", in: 1...255) ?? 64),
+            bumPerSecond: UInt32(try r.optionalInteger("bumPerSecond", in: 0...100_000_000) ?? Int64(MultipointSpec.defaultBUMPerSecond)))
+        try r.rejectUnknownKeys()
+        return m
+    }
+
+    public static func decodeMAC(_ v: JSONValue, _ path: String) throws(ValidationError) -> MACEntrySpec {
+        var r = try ObjectReader(v, path: path)
+        let vni = UInt32(try r.integer("vni", in: 0...Int64(UInt32.max)))
+        let text = try r.string("mac")
+        r.path = "\(path) (mac \(vni)/\(text))"
+        let vtep = try r.optionalString("vtep")
+        let e = MACEntrySpec(vni: vni, mac: try mac(text, "\(r.path).mac"), site: try r.optionalString("site"),
+                             vtep: try vtep.map { (s: String) throws(ValidationError) -> IPAddress in try address(s, "\(r.path).vtep") })
         try r.rejectUnknownKeys()
         return e
     }
@@ -339,6 +390,9 @@ extension FIBCodec {
             f += [("op", .string("popToVXLAN")), ("vni", num(pw.vni)), ("controlWord", .bool(pw.controlWord)),
                   ("localVtep", .string(pw.localVTEP.description)), ("remoteVtep", .string(pw.remoteVTEP.description)),
                   ("via", .string(pw.via)), ("udpPort", num(pw.udpPort)), ("ttl", num(pw.ttl))]
+        case .popToMultipoint(let m):
+            f += [("op", .string("popToMultipoint")), ("vni", num(m.vni)), ("site", .string(m.site)),
+                  ("controlWord", .bool(m.controlWord))]
         case .drop:
             f.append(("op", .string("drop")))
         }
@@ -347,6 +401,17 @@ extension FIBCodec {
     }
 
     public static func encode(_ e: VNIEntrySpec) -> JSONValue {
+        if let m = e.multipoint {
+            let sites: [JSONValue] = m.sites.map {
+                .object([("name", .string($0.name)), ("push", labelArray($0.push)), ("via", .string($0.via)),
+                         ("controlWord", .bool($0.controlWord))])
+            }
+            let vteps: [JSONValue] = m.vteps.map { .object([("address", .string($0.address.description)), ("via", .string($0.via))]) }
+            return .object([("vni", num(e.vni)), ("multipoint", .object([
+                ("localVtep", .string(m.localVTEP.description)), ("vteps", .array(vteps)), ("sites", .array(sites)),
+                ("udpPort", num(m.udpPort)), ("underlayTtl", num(m.underlayTTL)), ("bumPerSecond", num(m.bumPerSecond))])),
+                ("tc", num(e.tc)), ("ttl", num(e.ttl))])
+        }
         var f: [(String, JSONValue)] = [
             ("vni", num(e.vni)), ("push", labelArray(e.push)), ("controlWord", .bool(e.controlWord)),
             ("via", .string(e.via)), ("allowedVteps", .array(e.allowedVTEPs.map { .string($0.description) })),
@@ -363,6 +428,13 @@ extension FIBCodec {
         return .object(f)
     }
 
+    public static func encode(_ e: MACEntrySpec) -> JSONValue {
+        var f: [(String, JSONValue)] = [("vni", num(e.vni)), ("mac", .string(e.mac.description))]
+        if let s = e.site { f.append(("site", .string(s))) }
+        if let v = e.vtep { f.append(("vtep", .string(v.description))) }
+        return .object(f)
+    }
+
     public static func encode(_ e: FIBEntry) -> JSONValue {
         switch e {
         case .nextHop(let x): return encode(x)
@@ -370,6 +442,7 @@ extension FIBCodec {
         case .ilm(let x): return encode(x)
         case .vni(let x): return encode(x)
         case .ftn(let x): return encode(x)
+        case .mac(let x): return encode(x)
         }
     }
 
@@ -377,7 +450,7 @@ extension FIBCodec {
         .object([("version", num(fib.version)),
                  ("nextHops", .array(fib.nextHops.map(encode))), ("ecmpGroups", .array(fib.ecmpGroups.map(encode))),
                  ("ilm", .array(fib.ilm.map(encode))), ("vni", .array(fib.vni.map(encode))),
-                 ("ftn", .array(fib.ftn.map(encode)))])
+                 ("ftn", .array(fib.ftn.map(encode))), ("macs", .array(fib.macs.map(encode)))])
     }
 
     /// Decodes one element of `kind` ("nextHop", "ecmpGroup", "ilm", "vni", "ftn").
@@ -388,7 +461,8 @@ extension FIBCodec {
         case "ilm": return .ilm(try decodeILM(v, path))
         case "vni": return .vni(try decodeVNI(v, path))
         case "ftn": return .ftn(try decodeFTN(v, path))
-        default: throw ValidationError("\(path).kind", "\"\(kind)\" is not nextHop, ecmpGroup, ilm, vni or ftn")
+        case "mac": return .mac(try decodeMAC(v, path))
+        default: throw ValidationError("\(path).kind", "\"\(kind)\" is not nextHop, ecmpGroup, ilm, vni, ftn or mac")
         }
     }
 
@@ -416,7 +490,13 @@ extension FIBCodec {
             let (a, len) = try prefix(try r.string("prefix"), "\(path).prefix")
             try r.rejectUnknownKeys()
             return .ftn("\(vrf):\(a)/\(len)")
-        default: throw ValidationError("\(path).kind", "\"\(kind)\" is not nextHop, ecmpGroup, ilm, vni or ftn")
+        case "mac":
+            var r = try ObjectReader(v, path: path)
+            let vni = UInt32(try r.integer("vni", in: 0...Int64(VNI.maxValue)))
+            let m = try mac(try r.string("mac"), "\(path).mac")
+            try r.rejectUnknownKeys()
+            return .mac(MACKey(vni: vni, mac: m.value))
+        default: throw ValidationError("\(path).kind", "\"\(kind)\" is not nextHop, ecmpGroup, ilm, vni, ftn or mac")
         }
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 internal import CControlSocket
 import Control
+import Wire
 import Synchronization
 
 /// Reads a whole file; nil with `errno` set when it cannot be opened.
@@ -132,6 +133,7 @@ public enum StateFile {
         case .nextHop(let n), .ecmpGroup(let n), .ftn(let n): return n
         case .ilm(let l): return String(l)
         case .vni(let v): return String(v)
+        case .mac(let m): return m.description
         }
     }
 
@@ -233,6 +235,7 @@ public enum StateFile {
     struct Tables {
         var nextHops: [String: NextHopSpec] = [:], groups: [String: ECMPGroupSpec] = [:]
         var ilm: [UInt32: ILMEntrySpec] = [:], vni: [UInt32: VNIEntrySpec] = [:], ftn: [String: FTNEntrySpec] = [:]
+        var macs: [MACKey: MACEntrySpec] = [:]
 
         init(_ fib: FIBSpec) {
             for e in fib.nextHops { nextHops[e.name] = e }
@@ -240,6 +243,7 @@ public enum StateFile {
             for e in fib.ilm { ilm[e.label] = e }
             for e in fib.vni { vni[e.vni] = e }
             for e in fib.ftn { ftn[e.key] = e }
+            for e in fib.macs { macs[e.key] = e }
         }
 
         mutating func apply(_ body: [UInt8]) throws(ValidationError) {
@@ -253,6 +257,7 @@ public enum StateFile {
                 case .ilm(let e): ilm[e.label] = e
                 case .vni(let e): vni[e.vni] = e
                 case .ftn(let e): ftn[e.key] = e
+                case .mac(let e): macs[e.key] = e
                 }
             }
             for (i, v) in try r.array("delete").enumerated() {
@@ -264,6 +269,12 @@ public enum StateFile {
                 case "ilm": ilm[UInt32(key) ?? UInt32.max] = nil
                 case "vni": vni[UInt32(key) ?? UInt32.max] = nil
                 case "ftn": ftn[key] = nil
+                case "mac":
+                    let parts = key.split(separator: "/", maxSplits: 1)
+                    guard parts.count == 2, let v = UInt32(parts[0]), let m = MACAddress(String(parts[1])) else {
+                        throw ValidationError("delete[\(i)].key", "\"\(key)\" is not VNI/MAC")
+                    }
+                    macs[MACKey(vni: v, mac: m.value)] = nil
                 case let k: throw ValidationError("delete[\(i)].kind", "unknown kind \(k)")
                 }
             }
@@ -272,7 +283,8 @@ public enum StateFile {
         func fib(version: Int) -> FIBSpec {
             FIBSpec(version: version, nextHops: nextHops.keys.sorted().map { nextHops[$0]! },
                     ecmpGroups: groups.keys.sorted().map { groups[$0]! }, ilm: ilm.keys.sorted().map { ilm[$0]! },
-                    vni: vni.keys.sorted().map { vni[$0]! }, ftn: ftn.keys.sorted().map { ftn[$0]! })
+                    vni: vni.keys.sorted().map { vni[$0]! }, ftn: ftn.keys.sorted().map { ftn[$0]! },
+                    macs: macs.keys.sorted().map { macs[$0]! })
         }
     }
 

@@ -22,6 +22,25 @@ public struct EntryCounters: Sendable {
     public init() {}
 }
 
+/// Per multipoint VNI (`SegmentHeader.slot`): what its frames did.
+@frozen
+public struct SegmentCounters: Sendable {
+    /// Known unicast forwarded to its one place.
+    public var unicast: UInt64 = 0
+    /// Broadcast, multicast and unknown-unicast frames to replicate (before the rate limit).
+    public var flooded: UInt64 = 0
+    /// Copies sent.
+    public var copies: UInt64 = 0
+    /// Copies not made or not sent: no free frame, or no TX ring slot.
+    public var noFrame: UInt64 = 0
+    /// Frames dropped by split horizon.
+    public var splitHorizon: UInt64 = 0
+    /// Floods over the VNI's BUM rate limit.
+    public var rateLimited: UInt64 = 0
+    public var reserved: (UInt64, UInt64) = (0, 0)
+    public init() {}
+}
+
 /// One worker's counters in raw memory: a single writer (the worker), read by the control side. Sized once at
 /// start; the data plane only increments.
 @frozen
@@ -30,6 +49,8 @@ public struct WorkerCounters: @unchecked Sendable {
     public let ports: UnsafeMutablePointer<PortCounters>
     public let entries: UnsafeMutablePointer<EntryCounters>
     public let entryCapacity: Int
+    /// `Segment.maxSlots` multipoint VNIs' counters (reserved, resident only where used).
+    public let segments: UnsafeMutablePointer<SegmentCounters>
 
     /// Allocates zeroed counters for up to `entryCapacity` actions.
     public static func allocate(entryCapacity: Int) -> WorkerCounters {
@@ -43,12 +64,17 @@ public struct WorkerCounters: @unchecked Sendable {
             preconditionFailure("cannot reserve counters for \(cap) entries")
         }
         let e = raw.bindMemory(to: EntryCounters.self, capacity: cap)
-        return WorkerCounters(drops: d, ports: p, entries: e, entryCapacity: cap)
+        guard let seg = LargeTable.reserve(bytes: Segment.maxSlots * MemoryLayout<SegmentCounters>.stride) else {
+            preconditionFailure("cannot reserve multipoint VNI counters")
+        }
+        return WorkerCounters(drops: d, ports: p, entries: e, entryCapacity: cap,
+                              segments: seg.bindMemory(to: SegmentCounters.self, capacity: Segment.maxSlots))
     }
 
     public func deallocate() {
         drops.deallocate(); ports.deallocate()
         LargeTable.release(UnsafeMutableRawPointer(entries), bytes: entryCapacity * MemoryLayout<EntryCounters>.stride)
+        LargeTable.release(UnsafeMutableRawPointer(segments), bytes: Segment.maxSlots * MemoryLayout<SegmentCounters>.stride)
     }
 
     public func drops(_ r: DropReason) -> UInt64 { drops[Int(r.rawValue)] }

@@ -58,6 +58,15 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     /// protection thread (`docs/deployment.md`, BFD). Counted here so that rx = tx + drops holds per port; replay,
     /// which runs no BFD, counts it the same way.
     case control
+    /// A multipoint VNI's frame whose destination MAC is on the side it came from: a local VTEP's frame for
+    /// another local VTEP (they reach each other directly), or a pseudowire's frame for another site (the sites
+    /// form a full mesh). Split horizon (RFC 4762 §4.4).
+    case splitHorizon
+    /// Not a drop: a broadcast, multicast or unknown-unicast frame of a multipoint VNI, replicated by the worker
+    /// to every place across the split horizon (its copies are counted per VNI and as port tx).
+    case flood
+    /// A flood over its VNI's BUM rate limit (per worker).
+    case bumRateLimited
 
     /// The name used in counters, traces and JSON.
     public var name: String {
@@ -88,6 +97,9 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
         case .noBottomOfStack: return "noBottomOfStack"
         case .nextHopDown: return "nextHopDown"
         case .control: return "control"
+        case .splitHorizon: return "splitHorizon"
+        case .flood: return "flood"
+        case .bumRateLimited: return "bumRateLimited"
         }
     }
 

@@ -17,6 +17,9 @@ public struct Frame {
     public var egress: PortID
     /// Set by processing: why the frame was dropped, or `.none`.
     public var drop: DropReason
+    /// Set by processing when `drop` is `.flood`: the multipoint VNI's action index + 1; `offset`/`length` then
+    /// frame the inner Ethernet frame to replicate (`Replication`).
+    public var flood: UInt32
 
     /// Headroom every frame buffer must leave before the received data.
     public static let headroom = 256
@@ -24,7 +27,7 @@ public struct Frame {
     @inlinable
     public init(buffer: UnsafeMutableRawPointer, offset: Int32, length: Int32, ingress: PortID) {
         self.buffer = buffer; self.offset = offset; self.length = length; self.ingress = ingress
-        egress = .none; drop = .none
+        egress = .none; drop = .none; flood = 0
     }
 
     /// True when processing chose an egress port.

@@ -58,6 +58,9 @@ public enum Pipeline {
             let out = Int(verdict.port.rawValue)
             counters.ports[out].txPackets &+= 1
             counters.ports[out].txBytes &+= UInt64(f.length)
+        } else if verdict.drop == .flood {
+            // Replicated by the caller (`Replication`): its copies count as tx.
+            f.egress = .none; f.drop = .flood
         } else {
             f.egress = .none; f.drop = verdict.drop
             counters.drops[Int(verdict.drop.rawValue)] &+= 1
@@ -177,8 +180,23 @@ public enum Pipeline {
             }
             let entry = fib.ilm(label)
             switch entry.operation {
-            case .none, .push, .vxlanToMPLS:
+            case .none, .push, .vxlanToMPLS, .multipoint:
                 return .dropped(.unknownLabel)
+            case .popToMultipoint:
+                if ttl == 1 { return .dropped(.oam) }
+                if ttl == 0 { return .dropped(.ttlExpired) }
+                if !lse.bottomOfStack { return .dropped(.bosMismatch) }
+                let action = fib.actions + Int(entry.action.rawValue)
+                var inner = off + 4
+                if action.pointee.hasControlWord {
+                    if inner + ControlWord.size > end { return .dropped(.tooShort) }
+                    if b.u8(inner) >> 4 != 0 { return .dropped(.badControlWord) }
+                    inner &+= ControlWord.size
+                }
+                if end - inner < Ethernet.headerSize { return .dropped(.tooShort) }
+                count(counters, entry.action, rxBytes)
+                return multipointFromSite(&f, b, inner: inner, end: end, vni: action.pointee.aux, fib: fib,
+                                          counters: counters)
             case .drop:
                 count(counters, entry.action, rxBytes)
                 return .dropped(.fibDrop)
@@ -506,8 +524,13 @@ public enum Pipeline {
         let payloadEnd = udp + udpLength
         if vx + VXLAN.headerSize > payloadEnd { return .dropped(.tooShort) }
         if b.u8(vx) & VXLAN.flagI == 0 { return .dropped(.vxlanNoIFlag) }
-        guard let id = fib.vni(VXLAN.vni(b, at: vx)) else { return .dropped(.unknownVNI) }
+        let vniValue = VXLAN.vni(b, at: vx)
+        guard let id = fib.vni(vniValue) else { return .dropped(.unknownVNI) }
         let action = fib.actions + Int(id.rawValue)
+        if action.pointee.operation == .multipoint {
+            return multipointFromVTEP(&f, b, inner: vx + VXLAN.headerSize, end: payloadEnd, source: source, id: id,
+                                      action: action, fib: fib, counters: counters)
+        }
         // Only the remote VTEPs the VNI entry names may send on it.
         var allowed = false
         if let vteps = UnsafePointer<IPv6Address>(bitPattern: UInt(action.pointee.vteps)) {

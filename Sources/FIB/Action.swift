@@ -19,6 +19,10 @@ public enum Operation: UInt8, Sendable, CaseIterable {
     case vxlanToMPLS = 6
     /// FTN: push 0–16 labels on an IP packet and forward.
     case push = 7
+    /// VNI: a multipoint VNI; `vteps` points at its `Segment` block (sites, local VTEPs), `aux` is its VNI.
+    case multipoint = 8
+    /// ILM: pop a pseudowire label into the multipoint VNI `aux` (a site's incoming label).
+    case popToMultipoint = 9
 }
 
 /// The payload carried below a label, from the FIB entry, never sniffed from the first nibble (RFC 3032 §2.2).

@@ -21,6 +21,8 @@ public struct FIBSnapshot: @unchecked Sendable {
     public let liveness: UnsafeMutablePointer<UInt8>
     /// VNI directory: `VNITable.directorySize` page pointers (entries are action + 1).
     public let vniDirectory: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>>
+    /// The static MAC table of multipoint VNIs (`MACTable`).
+    public let macDirectory: UnsafeMutablePointer<UnsafeMutablePointer<MACSlot>>
     public let lpmV4: UnsafeMutablePointer<LPMSlot>
     public let lpmV6: UnsafeMutablePointer<LPMSlot>
     public let vrfs: UnsafeMutablePointer<VRFRecord>
@@ -39,6 +41,7 @@ public struct FIBSnapshot: @unchecked Sendable {
          nextHops: UnsafeMutablePointer<NextHopRecord>, nextHopCount: Int,
          groupBuckets: UnsafeMutablePointer<UInt32>, groupCount: Int, liveness: UnsafeMutablePointer<UInt8>,
          vniDirectory: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>>,
+         macDirectory: UnsafeMutablePointer<UnsafeMutablePointer<MACSlot>>,
          lpmV4: UnsafeMutablePointer<LPMSlot>, lpmV6: UnsafeMutablePointer<LPMSlot>,
          vrfs: UnsafeMutablePointer<VRFRecord>, vrfCount: Int,
          ports: UnsafeMutablePointer<PortRecord>, portCount: Int,
@@ -47,7 +50,7 @@ public struct FIBSnapshot: @unchecked Sendable {
         self.actions = actions; self.actionCount = actionCount
         self.nextHops = nextHops; self.nextHopCount = nextHopCount
         self.groupBuckets = groupBuckets; self.groupCount = groupCount; self.liveness = liveness
-        self.vniDirectory = vniDirectory
+        self.vniDirectory = vniDirectory; self.macDirectory = macDirectory
         self.lpmV4 = lpmV4; self.lpmV6 = lpmV6; self.vrfs = vrfs; self.vrfCount = vrfCount
         self.ports = ports; self.portCount = portCount
         self.addresses = addresses; self.addressCount = addressCount; self.bytesAllocated = bytesAllocated
@@ -175,6 +178,7 @@ public struct FIBSnapshot: @unchecked Sendable {
         ilmDirectory.deallocate()
         for i in 0..<VNITable.directorySize where vniDirectory[i] != VNITable.emptyPage { vniDirectory[i].deallocate() }
         vniDirectory.deallocate()
+        macDirectory.deallocate()
         for i in 0..<actionCount where actions[i].operation == .vxlanToMPLS && actions[i].vteps != 0 {
             UnsafeMutableRawPointer(bitPattern: UInt(actions[i].vteps))?.deallocate()
         }

@@ -112,6 +112,11 @@ public struct FIBSnapshotBuilder {
             groupBuckets: copy(groupBuckets + groupSecond), groupCount: groupBuckets.count / ECMP.bucketCount,
             liveness: liveness,
             vniDirectory: vniDir,
+            macDirectory: {
+                let d = UnsafeMutablePointer<UnsafeMutablePointer<MACSlot>>.allocate(capacity: MACTable.directorySize)
+                d.initialize(repeating: MACTable.emptyPage, count: MACTable.directorySize)
+                return d
+            }(),
             lpmV4: copy(v4), lpmV6: copy(v6),
             vrfs: copy(vrfRecords), vrfCount: vrfRecords.count,
             ports: copy(ports), portCount: ports.count,

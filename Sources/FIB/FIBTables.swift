@@ -33,9 +33,11 @@ public final class FIBTables: @unchecked Sendable {
     public let liveness: UnsafeMutablePointer<UInt8>
     private var vni = PagedTable<UInt32>(pageBits: VNITable.pageBits, directorySize: VNITable.directorySize,
                                          emptyPage: VNITable.emptyPage)
-    /// Every live allowed-VTEP list (freed when retired, or with the tables).
-    private var vtepLists = Set<UnsafeMutableRawPointer>()
+    /// Every live allowed-VTEP list and multipoint block, with its size (freed when retired, or with the tables).
+    private var vtepLists: [UnsafeMutableRawPointer: Int] = [:]
     private var vtepBytes = 0
+    /// The static MAC table of multipoint VNIs.
+    private var macs = MACTableWriter()
     private let v4: LPMPool
     private let v6: LPMPool
     private var vrfs: (UnsafeMutablePointer<VRFRecord>, Int)
@@ -111,7 +113,8 @@ public final class FIBTables: @unchecked Sendable {
         released = true
         ilm.deallocate()
         vni.deallocate()
-        for l in vtepLists { l.deallocate() }
+        macs.table.deallocate()
+        for (l, _) in vtepLists { l.deallocate() }
         vtepLists.removeAll()
         nextHops.0.deallocate(); groupBuckets.0.deallocate(); liveness.deallocate()
         v4.release(); v6.release(); vrfs.0.deallocate()
@@ -165,19 +168,42 @@ public final class FIBTables: @unchecked Sendable {
     public func allocateVTEPs(_ list: [IPv6Address]) -> UInt64 {
         let p = UnsafeMutablePointer<IPv6Address>.allocate(capacity: max(list.count, 1))
         p.initialize(from: list, count: list.count)
-        let raw = UnsafeMutableRawPointer(p)
-        vtepLists.insert(raw)
-        let n = MemoryLayout<IPv6Address>.stride * max(list.count, 1)
+        return track(UnsafeMutableRawPointer(p), bytes: MemoryLayout<IPv6Address>.stride * max(list.count, 1))
+    }
+
+    /// A new block for a multipoint action (`Action.vteps`, `Segment`).
+    public func allocateSegment(_ header: SegmentHeader, vteps: [IPv6Address], places: [Action]) -> UInt64 {
+        let (p, size) = Segment.makeBlock(header, vteps: vteps, places: places)
+        return track(p, bytes: size)
+    }
+
+    private func track(_ raw: UnsafeMutableRawPointer, bytes n: Int) -> UInt64 {
+        vtepLists[raw] = n
         commitBytes += n
         vtepBytes += n
         return UInt64(UInt(bitPattern: raw))
     }
 
-    /// Frees a list after the grace period of the next commit (`count`: its length, for the byte count).
-    public func retireVTEPs(_ list: UInt64, count: Int) {
-        guard let raw = UnsafeMutableRawPointer(bitPattern: UInt(list)), vtepLists.remove(raw) != nil else { return }
-        vtepBytes -= MemoryLayout<IPv6Address>.stride * max(count, 1)
+    /// Frees an allowed-VTEP list or multipoint block after the grace period of the next commit.
+    public func retireVTEPs(_ list: UInt64) {
+        guard let raw = UnsafeMutableRawPointer(bitPattern: UInt(list)), let n = vtepLists.removeValue(forKey: raw) else { return }
+        vtepBytes -= n
         pending.pointers.append(raw)
+    }
+
+    /// Static MAC entries in the table.
+    public var macCount: Int { macs.count }
+
+    /// The place (+ 1) the table holds for (vni, mac) in the commit being built, or 0.
+    public func macPlace(vni: UInt32, mac: UInt64) -> UInt32 { macs.place(vni: vni, mac: mac) }
+
+    /// Sets (place + 1) or removes (0) a static MAC, copying its page on first touch in this commit.
+    public func setMAC(vni: UInt32, mac: UInt64, place: UInt32) {
+        if place == 0 {
+            macs.remove(vni: vni, mac: mac, retired: &pending.pointers, copiedBytes: &commitBytes)
+        } else {
+            macs.set(vni: vni, mac: mac, place: place, retired: &pending.pointers, copiedBytes: &commitBytes)
+        }
     }
 
     /// Nodes either pool can still make: a transaction must fit (`FIBEngine` checks before it commits).
@@ -237,6 +263,7 @@ public final class FIBTables: @unchecked Sendable {
         pending.nodesV4 = v4.commit()
         pending.nodesV6 = v6.commit()
         vni.commit()
+        macs.table.commit()
         let snap = UnsafeMutablePointer<FIBSnapshot>.allocate(capacity: 1)
         snap.initialize(to: makeSnapshot(generation: generation))
         var r = pending
@@ -261,14 +288,14 @@ public final class FIBTables: @unchecked Sendable {
         let actionsInUse = Int(actionHighWater) - freeActions.count - pending.actions.count
         var bytes = ilm.bytes
         bytes += actionsInUse * MemoryLayout<Action>.stride
-        bytes += vni.bytes + vtepBytes
+        bytes += vni.bytes + vtepBytes + macs.table.bytes
             + (v4.inUse + v6.inUse) * 256 * MemoryLayout<LPMSlot>.stride
         return FIBSnapshot(
             generation: generation, ilmDirectory: ilm.directory,
             actions: actions, actionCount: Int(actionHighWater),
             nextHops: nextHops.0, nextHopCount: nextHops.1,
             groupBuckets: groupBuckets.0, groupCount: groupBuckets.1 / (2 * ECMP.bucketCount), liveness: liveness,
-            vniDirectory: vni.directory,
+            vniDirectory: vni.directory, macDirectory: macs.table.directory,
             lpmV4: v4.slots, lpmV6: v6.slots, vrfs: vrfs.0, vrfCount: vrfs.1,
             ports: ports.0, portCount: ports.1,
             addresses: addresses.0, addressCount: addresses.1,

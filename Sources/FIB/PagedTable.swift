@@ -70,3 +70,57 @@ struct PagedTable<Entry> {
         directory.deallocate()
     }
 }
+
+/// The control side of `MACTable`: inserts, replaces and removes (backward-shift deletion, so no tombstones pile
+/// up) through a `PagedTable`, copy-on-write per commit.
+struct MACTableWriter {
+    var table = PagedTable<MACSlot>(pageBits: MACTable.pageBits, directorySize: MACTable.directorySize,
+                                    emptyPage: MACTable.emptyPage)
+    private(set) var count = 0
+
+    private func slot(_ i: Int) -> MACSlot { table.read(UInt32(i)) }
+
+    /// The slot holding (vni, mac), or the empty slot where it would go.
+    private func find(vni: UInt32, mac: UInt64) -> (index: Int, found: Bool) {
+        var i = MACTable.home(vni: vni, mac: mac)
+        while true {
+            let s = slot(i)
+            if s.place == 0 { return (i, false) }
+            if s.mac == mac && s.vni == vni { return (i, true) }
+            i = (i + 1) & (MACTable.capacity - 1)
+        }
+    }
+
+    func place(vni: UInt32, mac: UInt64) -> UInt32 {
+        let (i, found) = find(vni: vni, mac: mac)
+        return found ? slot(i).place : 0
+    }
+
+    mutating func set(vni: UInt32, mac: UInt64, place: UInt32, retired: inout [UnsafeMutableRawPointer], copiedBytes: inout Int) {
+        precondition(place != 0)
+        let (i, found) = find(vni: vni, mac: mac)
+        if !found { count += 1 }
+        table.write(UInt32(i), MACSlot(mac: mac, vni: vni, place: place), retired: &retired, copiedBytes: &copiedBytes)
+    }
+
+    mutating func remove(vni: UInt32, mac: UInt64, retired: inout [UnsafeMutableRawPointer], copiedBytes: inout Int) {
+        var (i, found) = find(vni: vni, mac: mac)
+        guard found else { return }
+        count -= 1
+        let mask = MACTable.capacity - 1
+        var j = i
+        while true {
+            j = (j + 1) & mask
+            let s = slot(j)
+            if s.place == 0 { break }
+            let h = MACTable.home(vni: s.vni, mac: s.mac)
+            // Move s back into the hole unless its home lies cyclically in (i, j].
+            let inRange = i <= j ? (h > i && h <= j) : (h > i || h <= j)
+            if !inRange {
+                table.write(UInt32(i), s, retired: &retired, copiedBytes: &copiedBytes)
+                i = j
+            }
+        }
+        table.write(UInt32(i), MACSlot(mac: 0, vni: 0, place: 0), retired: &retired, copiedBytes: &copiedBytes)
+    }
+}

@@ -319,6 +319,18 @@ public final class Agent: @unchecked Sendable {
     }
 
     /// Sums every worker's counters (reads racing with the single writers; each value is a plain 64-bit load).
+    /// A multipoint VNI's counters summed over the workers.
+    public func segmentCounters(slot: Int) -> SegmentCounters {
+        var s = SegmentCounters()
+        guard slot >= 0 && slot < Segment.maxSlots else { return s }
+        for w in workers {
+            let c = w.counters.segments[slot]
+            s.unicast &+= c.unicast; s.flooded &+= c.flooded; s.copies &+= c.copies
+            s.noFrame &+= c.noFrame; s.splitHorizon &+= c.splitHorizon; s.rateLimited &+= c.rateLimited
+        }
+        return s
+    }
+
     public func report() -> AgentReport {
         var r = AgentReport(ports: ports.enumerated().map { i, p in
             AgentReport.Port(name: p.name, interface: p.interface, zerocopy: isZeroCopy(i))

@@ -70,6 +70,8 @@ public final class Worker: @unchecked Sendable {
     public let loop: UnsafeMutablePointer<WorkerLoopCounters>
 
     let batch: UnsafeMutableBufferPointer<Frame>
+    /// Per multipoint VNI: this worker's BUM rate-limit bucket.
+    let floodLimiter = FloodLimiter()
     /// Scratch for traced packets' first bytes as received (batch × TraceBuffer.headBytes).
     let traceScratch: UnsafeMutableRawPointer
     let traceLengths: UnsafeMutablePointer<Int32>
@@ -126,7 +128,7 @@ public final class Worker: @unchecked Sendable {
         sockets.deallocate(); pool.deallocate(); inflight.deallocate(); pending.deallocate(); kickOwed.deallocate()
         wasLive.deallocate(); kickAfter.deallocate()
         touched.deallocate(); pollFDs.deallocate(); counters.deallocate(); io.deallocate(); loop.deallocate()
-        batch.deallocate(); traceScratch.deallocate(); traceLengths.deallocate()
+        batch.deallocate(); traceScratch.deallocate(); traceLengths.deallocate(); floodLimiter.release()
     }
 
     /// Gives every port's fill ring its first frames. Called before the program is attached.
@@ -213,17 +215,11 @@ public final class Worker: @unchecked Sendable {
             let base = UInt64(UInt(bitPattern: f.buffer - area))
             guard f.isForwarded else {
                 if f.drop == .control { punted = punt(f) || punted }
+                if f.drop == .flood { flood(f, fib: fib, touchedCount: &touchedCount) }
                 release(base)
                 continue
             }
-            let e = Int(f.egress.rawValue)
-            if inflight[e] &+ pending[e] >= dataInflightCap { io[e].txInflightCap &+= 1; release(base); continue }
-            let out = sockets[e]
-            var tx: UInt32 = 0
-            if mg_tx_reserve(out, 1, &tx) == 0 { io[e].txRingFull &+= 1; release(base); continue }
-            mg_tx_set(out, tx, base &+ UInt64(UInt32(bitPattern: f.offset)), UInt32(bitPattern: f.length))
-            if pending[e] == 0 { touched[touchedCount] = e; touchedCount &+= 1 }
-            pending[e] &+= 1
+            if !enqueue(f, base: base, touchedCount: &touchedCount) { release(base) }
         }
         for t in 0..<touchedCount {
             let e = touched[t]
@@ -238,6 +234,57 @@ public final class Worker: @unchecked Sendable {
         refill(p, want: fillSize)
         if punted { controlWake.signal() }
         return n
+    }
+
+    /// Puts a forwarded frame on its egress port's TX ring (sent at the end of the batch); false when the port has
+    /// no room (counted), and the caller keeps the frame.
+    @inline(__always)
+    func enqueue(_ f: Frame, base: UInt64, touchedCount: inout Int) -> Bool {
+        let e = Int(f.egress.rawValue)
+        if inflight[e] &+ pending[e] >= dataInflightCap { io[e].txInflightCap &+= 1; return false }
+        let out = sockets[e]
+        var tx: UInt32 = 0
+        if mg_tx_reserve(out, 1, &tx) == 0 { io[e].txRingFull &+= 1; return false }
+        mg_tx_set(out, tx, base &+ UInt64(UInt32(bitPattern: f.offset)), UInt32(bitPattern: f.length))
+        if pending[e] == 0 { touched[touchedCount] = e; touchedCount &+= 1 }
+        pending[e] &+= 1
+        return true
+    }
+
+    /// Replicates a flooded frame of a multipoint VNI: within its VNI's BUM rate, one copy per place across the
+    /// split horizon, each in a frame of this worker's pool (copied behind the headroom, then rewritten), onto
+    /// its egress port's TX ring. A copy that finds no frame or ring slot is counted (noFrame) and skipped; the
+    /// original is never written.
+    @inline(never)
+    func flood(_ f: Frame, fib: UnsafeMutablePointer<FIBSnapshot>, touchedCount: inout Int) {
+        guard let plan = Replication.plan(f, fib: fib.pointee) else { return }
+        let seg = counters.segments + plan.slot
+        seg.pointee.flooded &+= 1
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &t)
+        if !floodLimiter.admit(plan, nowNs: UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)) {
+            seg.pointee.rateLimited &+= 1
+            counters.drops[Int(DropReason.bumRateLimited.rawValue)] &+= 1
+            return
+        }
+        let length = Int(f.length)
+        if length > Int(chunkMask) + 1 - 2 * Frame.headroom { seg.pointee.noFrame &+= UInt64(plan.count); return }
+        for i in 0..<plan.count {
+            if poolCount == 0 { seg.pointee.noFrame &+= 1; continue }
+            poolCount &-= 1
+            let base = pool[poolCount]
+            let buffer = area + Int(base)
+            (buffer + Frame.headroom).copyMemory(from: f.buffer + Int(f.offset), byteCount: length)
+            var c = Frame(buffer: buffer, offset: Int32(Frame.headroom), length: f.length, ingress: f.ingress)
+            Pipeline.replicate(&c, place: plan.place(i), fib: fib.pointee, counters: counters)
+            if !c.isForwarded { release(base); continue }
+            if enqueue(c, base: base, touchedCount: &touchedCount) {
+                seg.pointee.copies &+= 1
+            } else {
+                seg.pointee.noFrame &+= 1
+                release(base)
+            }
+        }
     }
 
     /// Hands a BFD frame to the protection thread (a copy: the frame goes back to the pool).

@@ -131,6 +131,12 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
         return DropReason.allCases.dropFirst().map { ($0.name, r.drops[Int($0.rawValue)]) }
     }
 
+    func segmentCounters(slot: Int) -> [(String, UInt64)] {
+        let s = agent.segmentCounters(slot: slot)
+        return [("unicast", s.unicast), ("flooded", s.flooded), ("copies", s.copies), ("noFrame", s.noFrame),
+                ("splitHorizon", s.splitHorizon), ("rateLimited", s.rateLimited)]
+    }
+
     func armTrace(count: Int) { agent.trace.arm(count: count) }
 
     func takeTrace() -> [JSONValue] {

@@ -77,6 +77,7 @@ final class AgentMetrics: @unchecked Sendable {
                         case .ilm(let l): label = String(l)
                         case .vni(let v): label = String(v)
                         case .ftn(let f): label = f
+                        case .mac(let m): label = m.description
                         case .nextHop(let n), .ecmpGroup(let n): label = n
                         }
                         keys.append((kind, k, label))

@@ -73,7 +73,8 @@ import Control
         #expect(MemoryLayout<NextHopRecord>.stride == 32)
         #expect(MemoryLayout<LPMSlot>.stride == 8)
         #expect(VNITable.pageSize == 4096 && VNITable.directorySize == 4096)
-        #expect(MemoryLayout<Frame>.size <= 24)
+        // 8-byte buffer, offset, length, ports, verdict and the flood's multipoint action: one 32-byte slot.
+        #expect(MemoryLayout<Frame>.stride <= 32)
         // Constants the hot path folds instead of asking MemoryLayout at run time.
         #expect(MemoryLayout<Action>.offset(of: \Action.area) == Action.areaOffset)
         #expect(ILM.pageSize == 4096 && ILM.directorySize == 256 && ILM.pageMask == 4095)

@@ -8,6 +8,19 @@ import Dataplane
 @Suite struct FixtureTests {
     @Test("fixture", arguments: Lab.cases)
     func fixture(_ c: Lab.Case) {
+        if let copies = c.copies {
+            let (drop, got) = Lab.runFlood(c.input, port: Lab.port(c.port))
+            #expect(drop == .flood, "\(c.name): \(drop.name)")
+            #expect(got.count == copies.count, "\(c.name): \(got.count) copies")
+            for (e, g) in zip(copies, got) {
+                #expect(g.1 == .none, "\(c.name): copy dropped as \(g.1.name)")
+                var a = g.2, b = e.bytes
+                guard a.count == b.count else { Issue.record("\(c.name): copy of \(a.count) bytes, expected \(b.count)"); continue }
+                for (o, n) in e.mask { for i in o..<(o + n) { a[i] = 0; b[i] = 0 } }
+                #expect(Lab.port(e.port) == g.0 && a == b, "\(c.name): got port \(g.0) \(g.2.map { String(format: "%02x", $0) }.joined())")
+            }
+            return
+        }
         let (egress, drop, out) = Lab.run(c.input, port: Lab.port(c.port), down: c.down)
         if let reason = c.drop {
             #expect(drop.name == reason, "\(c.name)")
@@ -42,7 +55,8 @@ import Dataplane
 
     @Test func fixturesCoverEveryDropReasonThePipelineSets() {
         let seen = Set(Lab.cases.compactMap(\.drop))
-        let ioOnly: Set<DropReason> = [.none, .frameTooLong, .unknownPort, .noHeadroom]
+        // flood is a verdict (its cases have copies); bumRateLimited is set by the replication step (MultipointTests).
+        let ioOnly: Set<DropReason> = [.none, .frameTooLong, .unknownPort, .noHeadroom, .flood, .bumRateLimited]
         for r in DropReason.allCases where !ioOnly.contains(r) {
             #expect(seen.contains(r.name), "no fixture drops with \(r.name)")
         }

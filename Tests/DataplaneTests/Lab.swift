@@ -30,6 +30,8 @@ enum Lab {
         var truncate: Int?
         /// Next hops down while the case runs (liveness).
         var down: [String]
+        /// A flood (multipoint VNI): the copies expected, in place order.
+        var copies: [Expectation]? = nil
         var description: String { name }
     }
 
@@ -53,7 +55,11 @@ enum Lab {
                      Expectation(port: e["port"] as! String, bytes: hex(e["bytes"] as! String),
                                  mask: (e["mask"] as! [[Int]]).map { ($0[0], $0[1]) })
                  },
-                 truncate: c["truncate"] as? Int, down: c["down"] as? [String] ?? [])
+                 truncate: c["truncate"] as? Int, down: c["down"] as? [String] ?? [],
+                 copies: (c["copies"] as? [[String: Any]]).map { list in list.map { e in
+                     Expectation(port: e["port"] as! String, bytes: hex(e["bytes"] as! String),
+                                 mask: (e["mask"] as! [[Int]]).map { ($0[0], $0[1]) })
+                 } })
         }
     }()
 
@@ -82,5 +88,35 @@ enum Lab {
         let f = batch[0]
         let out = [UInt8](UnsafeRawBufferPointer(start: f.buffer + Int(f.offset), count: Int(f.length)))
         return (f.egress, f.drop, out)
+    }
+
+    /// Runs one frame and, when the pipeline floods it, makes its copies as a worker does (`Replication`):
+    /// (verdict of the original, each copy's egress, drop and bytes).
+    static func runFlood(_ input: [UInt8], port: PortID, counters: WorkerCounters? = nil,
+                         fib: FIBSnapshot = Lab.fib) -> (DropReason, [(PortID, DropReason, [UInt8])]) {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: Frame.headroom + 16384, alignment: 64)
+        defer { buffer.deallocate() }
+        input.withUnsafeBytes { if let b = $0.baseAddress { (buffer + Frame.headroom).copyMemory(from: b, byteCount: input.count) } }
+        let batch = UnsafeMutableBufferPointer<Frame>.allocate(capacity: 1)
+        defer { batch.deallocate() }
+        batch[0] = Frame(buffer: buffer, offset: Int32(Frame.headroom), length: Int32(input.count), ingress: port)
+        let c = counters ?? WorkerCounters.allocate(entryCapacity: fib.actionCount)
+        defer { if counters == nil { c.deallocate() } }
+        Pipeline.process(batch, fib: fib, counters: c)
+        let f = batch[0]
+        guard let plan = Replication.plan(f, fib: fib) else { return (f.drop, []) }
+        let original = [UInt8](UnsafeRawBufferPointer(start: f.buffer + Int(f.offset), count: Int(f.length)))
+        var copies: [(PortID, DropReason, [UInt8])] = []
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: Frame.headroom + 16384, alignment: 64)
+        defer { copy.deallocate() }
+        for k in 0..<plan.count {
+            original.withUnsafeBytes { (copy + Frame.headroom).copyMemory(from: $0.baseAddress!, byteCount: original.count) }
+            var x = Frame(buffer: copy, offset: Int32(Frame.headroom), length: f.length, ingress: f.ingress)
+            Pipeline.replicate(&x, place: plan.place(k), fib: fib, counters: c)
+            copies.append((x.egress, x.drop, [UInt8](UnsafeRawBufferPointer(start: x.buffer + Int(x.offset), count: Int(x.length)))))
+        }
+        // The original's bytes are never written by a flood.
+        precondition(Array(input.suffix(original.count)) == original, "flood wrote the original frame")
+        return (f.drop, copies)
     }
 }

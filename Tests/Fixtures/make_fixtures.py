@@ -18,7 +18,7 @@ MAC = {"core0": "02:00:00:00:00:01", "core1": "02:00:00:00:00:02", "dc0": "02:00
 # Next hops (examples/fib.json): name -> (port, mac)
 NH = {"p1": ("core0", "02:aa:00:00:00:01"), "p2": ("core1", "02:aa:00:00:00:02"), "p3": ("core1", "02:aa:00:00:00:03"),
       "small": ("core0", "02:aa:00:00:00:04"), "jumbo": ("core1", "02:aa:00:00:00:05"),
-      "vtep-nh": ("dc0", "02:bb:00:00:00:01"), "ce1": ("vrf0", "02:cc:00:00:00:01")}
+      "vtep-nh": ("dc0", "02:bb:00:00:00:01"), "vtep-nh2": ("dc0", "02:bb:00:00:00:02"), "ce1": ("vrf0", "02:cc:00:00:00:01")}
 PEER = "02:ee:00:00:00:99"          # whoever sends to us
 VTEP_REMOTE_MAC = "02:bb:00:00:00:01"
 
@@ -375,6 +375,57 @@ fwd("protection: FTN push while the next hop is down pushes backupPush", "vrf0",
     one("p2", out("p2", L(16601, ttl=63, tc=5) / L(24001, ttl=63, s=1, tc=5) / ip4(ttl=63, tos=0xB8))))
 down(["p1"])
 
+# ---- multipoint VNI 6000 (RFC 4762 at the RFC 9014 gateway): sites dc2 (p1, control word) and dc3 (p2), local VTEPs
+# 192.0.2.2 (vtep-nh) and 192.0.2.3 (vtep-nh2); static MACs 06:02 at dc2, 06:03 at dc3, 06:11 at .2, 06:12 at .3.
+def flood(name, port, inp, copies):
+    """A broadcast/multicast/unknown-unicast frame: one copy per place across the split horizon, in place order."""
+    cases.append({"name": name, "port": port, "input": bytes(inp).hex(), "verdict": "flood",
+                  "copies": [{"port": p, "bytes": bytes(f).hex(), "mask": list(m)} for (p, f, m) in copies]})
+def mp_inner(dst, src="aa:bb:cc:00:06:11"):
+    return Ether(dst=dst, src=src) / IP(src="10.60.0.1", dst="10.60.0.2", ttl=63) / UDP(sport=1234, dport=5678) / Raw(b"m" * 18)
+def to_dc2(inner):
+    return ("core0", out("p1", L(16001, ttl=255) / L(2002, ttl=255, s=1) / Raw(b"\x00" * 4) / inner), [])
+def to_dc3(inner):
+    return ("core1", out("p2", L(16002, ttl=255) / L(2003, ttl=255, s=1) / inner), [])
+def to_vtep(inner, nh, dst):
+    return ("dc0", out(nh, IP(src="192.0.2.1", dst=dst, ttl=64, id=0, flags="DF") / UDP(sport=49152, dport=4789, chksum=0)
+                       / VXLAN(vni=6000, flags=0x08) / inner), SPORT)
+def from_dc2(inner):
+    return on("core0", L(2102, ttl=64, s=1) / Raw(b"\x00" * 4) / inner)
+def from_dc3(inner):
+    return on("core1", L(2103, ttl=64, s=1) / inner)
+i = mp_inner("aa:bb:cc:00:06:02")
+fwd("multipoint: known unicast from a local VTEP to its site (control word)", "dc0", vx_in(6000, inner=i), [to_dc2(i)],
+    truncate=ETH + 20 + 8 + 8 + 14)
+i = mp_inner("aa:bb:cc:00:06:03")
+fwd("multipoint: known unicast from a local VTEP to a site without control word", "dc0", vx_in(6000, src="192.0.2.3", inner=i), [to_dc3(i)])
+i = mp_inner("aa:bb:cc:00:06:12", src="aa:bb:cc:00:06:02")
+fwd("multipoint: known unicast from a site's pseudowire to its local VTEP", "core0", from_dc2(i),
+    [to_vtep(i, "vtep-nh2", "192.0.2.3")], truncate=ETH + 4 + 4 + 14)
+i = mp_inner("aa:bb:cc:00:06:11", src="aa:bb:cc:00:06:03")
+fwd("multipoint: known unicast from a site without control word to its local VTEP", "core1", from_dc3(i),
+    [to_vtep(i, "vtep-nh", "192.0.2.2")])
+drop("multipoint split horizon: a local VTEP's frame for another local VTEP", "dc0",
+     vx_in(6000, inner=mp_inner("aa:bb:cc:00:06:12")), "splitHorizon")
+drop("multipoint split horizon: a site's frame for another site", "core0",
+     from_dc2(mp_inner("aa:bb:cc:00:06:03", src="aa:bb:cc:00:06:02")), "splitHorizon")
+drop("multipoint: VXLAN from a VTEP that is not the VNI's", "dc0", vx_in(6000, src="192.0.2.9", inner=mp_inner("aa:bb:cc:00:06:02")),
+     "vtepNotAllowed")
+drop("multipoint: a pseudowire label whose VNI is point-to-point", "core0",
+     on("core0", L(2104, ttl=64, s=1) / Raw(b"\x00" * 4) / mp_inner("aa:bb:cc:00:06:12")), "unknownVNI")
+i = Ether(dst="ff:ff:ff:ff:ff:ff", src="aa:bb:cc:00:06:11") / ARP(hwsrc="aa:bb:cc:00:06:11", psrc="10.60.0.1", pdst="10.60.0.2")
+flood("multipoint flood: a local VTEP's broadcast goes to every site", "dc0", vx_in(6000, inner=i), [to_dc2(i), to_dc3(i)])
+i = mp_inner("aa:bb:cc:00:06:99")
+flood("multipoint flood: unknown unicast from a local VTEP goes to every site", "dc0", vx_in(6000, inner=i), [to_dc2(i), to_dc3(i)])
+i = mp_inner("01:00:5e:00:00:01")
+flood("multipoint flood: multicast from a local VTEP goes to every site", "dc0", vx_in(6000, inner=i), [to_dc2(i), to_dc3(i)])
+i = Ether(dst="ff:ff:ff:ff:ff:ff", src="aa:bb:cc:00:06:03") / ARP(hwsrc="aa:bb:cc:00:06:03", psrc="10.60.0.3", pdst="10.60.0.1")
+flood("multipoint flood: a site's broadcast goes to every local VTEP, never to another site", "core1", from_dc3(i),
+      [to_vtep(i, "vtep-nh", "192.0.2.2"), to_vtep(i, "vtep-nh2", "192.0.2.3")])
+i = mp_inner("aa:bb:cc:00:06:98", src="aa:bb:cc:00:06:02")
+flood("multipoint flood: unknown unicast from a site goes to every local VTEP", "core0", from_dc2(i),
+      [to_vtep(i, "vtep-nh", "192.0.2.2"), to_vtep(i, "vtep-nh2", "192.0.2.3")])
+
 os.makedirs(os.path.join(ROOT, "Tests", "Fixtures"), exist_ok=True)
 with open(os.path.join(ROOT, "Tests", "Fixtures", "cases.json"), "w") as f:
     json.dump({"generatedBy": "Tests/Fixtures/make_fixtures.py (scapy)", "cases": cases}, f, indent=1)
@@ -399,4 +450,4 @@ for i, c in enumerate(c for c in cases if "down" not in c):
 with open(os.path.join(ROOT, "examples", "sample.pcapng"), "wb") as f:
     f.write(shb + idbs + epbs)
 print(f"{len(cases)} cases: {sum(c['verdict'] == 'forward' for c in cases)} forward, "
-      f"{sum(c['verdict'] == 'drop' for c in cases)} drop", file=sys.stderr)
+      f"{sum(c['verdict'] == 'drop' for c in cases)} drop, {sum(c['verdict'] == 'flood' for c in cases)} flood", file=sys.stderr)

@@ -79,7 +79,15 @@ import Capture
         #expect(rc == 0, "\(stderr)")
         let summary = try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as! [String: Any]
         let all = try cases()
-        let forwarded = all.filter { $0["verdict"] as! String == "forward" }
+        // Forwarded cases give one frame; flooded ones (multipoint VNIs) one per copy, in place order.
+        var forwarded: [[String: Any]] = []
+        for c in all {
+            switch c["verdict"] as! String {
+            case "forward": forwarded.append(c)
+            case "flood": for e in c["copies"] as! [[String: Any]] { forwarded.append(["name": c["name"]!, "expect": [e]]) }
+            default: break
+            }
+        }
         #expect(summary["framesIn"] as? Int == all.count)
         #expect(summary["framesOut"] as? Int == forwarded.count)
         let frames = try pcapFrames(out)
@@ -110,11 +118,15 @@ import Capture
         let (rc, text, err) = try run("/usr/bin/tshark", [
             "-r", out.path, "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
             "-d", "mpls.label==1000,pwethnocw", "-d", "mpls.label==1001,pwethcw", "-d", "mpls.label==1002,pwethcw",
+            "-d", "mpls.label==2002,pwethcw", "-d", "mpls.label==2003,pwethnocw",
             "-T", "fields", "-e", "frame.number", "-e", "_ws.malformed", "-e", "_ws.expert.severity", "-e", "vxlan.vni",
             "-e", "mpls.label"])
         #expect(rc == 0, "\(err)")
         let rows = text.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
-        #expect(rows.count == (try cases()).filter { $0["verdict"] as! String == "forward" }.count)
+        let expected = try cases().reduce(0) { n, c in
+            n + (c["verdict"] as! String == "forward" ? 1 : (c["copies"] as? [Any])?.count ?? 0)
+        }
+        #expect(rows.count == expected)
         for r in rows {
             #expect(r[1].isEmpty, "frame \(r[0]) malformed")
             // Expert severities: 8388608 is "error"; notes (TTL 1) and chats are fine.

@@ -17,7 +17,7 @@ import Wire
 /// on both sides. Lives in the Benchmarks package, which holds the C port; built by scripts/fuzz.sh (target `diff`).
 nonisolated(unsafe) let lab: CompiledFIB = {
     let config = try! FIBCodec.decodeConfig(readRepoFile("examples/config.json"))
-    return try! FIBCompiler.compile(config: config, fib: FIBCodec.decodeFIB(readRepoFile("examples/fib.json")), maxEntries: 64)
+    return try! FIBCompiler.compile(config: config, fib: FIBCodec.decodeFIB(readRepoFile("examples/fib.json")).pointToPoint, maxEntries: 64)
 }()
 nonisolated(unsafe) let swiftCounters = WorkerCounters.allocate(entryCapacity: lab.engine.tables.maxActions)
 nonisolated(unsafe) let cCounters = WorkerCounters.allocate(entryCapacity: lab.engine.tables.maxActions)

@@ -20,7 +20,7 @@ struct mg_c_port { uint64_t mac; uint8_t role, reserved; uint16_t vrf, vxlan_por
 struct mg_c_ipv6 { uint64_t high, low; };
 struct mg_c_lpm_slot { uint32_t leaf, child; };
 struct mg_c_vrf { uint32_t v4_root, v6_root, v4_default, v6_default; };
-struct mg_c_frame { uint8_t *buffer; int32_t offset, length; uint16_t ingress, egress; uint8_t drop; };
+struct mg_c_frame { uint8_t *buffer; int32_t offset, length; uint16_t ingress, egress; uint8_t drop; uint32_t flood; };
 struct mg_c_port_counters { uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, drop_packets; };
 struct mg_c_entry_counters { uint64_t packets, bytes; };
 
@@ -29,7 +29,8 @@ enum {
     MG_NONE, MG_TOO_SHORT, MG_MALFORMED, MG_NOT_FOR_US, MG_MPLS_NOT_ENABLED, MG_UNKNOWN_LABEL, MG_ILLEGAL_LABEL,
     MG_RESERVED_LABEL, MG_OAM, MG_BOS_MISMATCH, MG_TTL_EXPIRED, MG_BAD_CONTROL_WORD, MG_MTU_EXCEEDED,
     MG_VXLAN_NO_I_FLAG, MG_UNKNOWN_VNI, MG_VTEP_NOT_ALLOWED, MG_NO_ROUTE, MG_FIB_DROP, MG_UNDERLAY_FRAGMENT,
-    MG_BAD_IP_CHECKSUM, MG_NO_HEADROOM, MG_FRAME_TOO_LONG, MG_UNKNOWN_PORT, MG_NO_BOTTOM_OF_STACK, MG_NEXT_HOP_DOWN, MG_CONTROL, MG_REASONS
+    MG_BAD_IP_CHECKSUM, MG_NO_HEADROOM, MG_FRAME_TOO_LONG, MG_UNKNOWN_PORT, MG_NO_BOTTOM_OF_STACK, MG_NEXT_HOP_DOWN, MG_CONTROL,
+    MG_SPLIT_HORIZON, MG_FLOOD, MG_BUM_RATE_LIMITED, MG_REASONS
 };
 
 struct mg_c_fib {

@@ -178,6 +178,7 @@ public final class Replayer {
                     if !limiter.admit(plan, nowNs: now) {
                         seg.pointee.rateLimited &+= 1
                         counters.drops[Int(DropReason.bumRateLimited.rawValue)] &+= 1
+                        counters.ports[Int(f.ingress.rawValue)].dropPackets &+= 1
                         if let d = dropCopy {
                             drops?.write(d + i * Replayer.slotStride, length: originalLength[i], timestampMicros: timestamps[i])
                         }

@@ -90,6 +90,8 @@ public struct TransactionError: Error, Sendable, CustomStringConvertible {
 public protocol EntryCounterStore: AnyObject {
     func read(slot: Int) -> (packets: UInt64, bytes: UInt64)
     func reset(slot: Int)
+    /// Zeroes a multipoint VNI's counters (`SegmentCounters`) in every worker: a freed slot, after its grace period.
+    func resetSegment(slot: Int)
 }
 
 /// The control model: the controller's intent (named next hops, groups and entries), validated transactions over
@@ -192,7 +194,7 @@ public final class FIBEngine: @unchecked Sendable {
             throw TransactionError(.tooLarge, "", "the FIB would hold \(overlay.entryCount) entries; the limit is \(maxEntries)")
         }
         try checkTrieRoom(overlay)
-        if !overlay.macs.isEmpty || !overlay.vni.isEmpty { try overlay.checkMACs() }
+        if !overlay.macs.isEmpty || !overlay.vni.isEmpty || overlay.macDelta != 0 { try overlay.checkMACs() }
         commit(overlay)
         return generation
     }
@@ -480,7 +482,8 @@ public final class FIBEngine: @unchecked Sendable {
         var ftn: [String: FTNEntrySpec?] = [:]
         var macs: [MACKey: MACEntrySpec?] = [:]
         var macDelta = 0
-        var segmentDelta = 0
+        /// VNIs this transaction makes multipoint that were not: each needs a counter slot.
+        var segmentAdds = 0
         var refDelta: [String: Int] = [:]
         /// The keys staged, each once, in the order of their first change.
         var order: [EntryKey] = []
@@ -544,7 +547,8 @@ public final class FIBEngine: @unchecked Sendable {
             if engine.macs.count + macDelta > MACTable.maxEntries {
                 throw TransactionError(.tooLarge, "", "the FIB would hold \(engine.macs.count + macDelta) static MACs; the limit is \(MACTable.maxEntries)")
             }
-            if engine.segmentSlot.count + segmentDelta > Segment.maxSlots {
+            // Slots freed by this commit are reused only after its grace period, so additions need slots free now.
+            if engine.segmentSlot.count + segmentAdds > Segment.maxSlots {
                 throw TransactionError(.tooLarge, "", "at most \(Segment.maxSlots) multipoint VNIs")
             }
         }
@@ -594,10 +598,10 @@ public final class FIBEngine: @unchecked Sendable {
                 if isEntry(e.key) { entryDelta += 1 }
                 if case .nextHop = e { nextHopDelta += 1 }
                 if case .mac = e { macDelta += 1 }
-                if case .vni(let s) = e, s.multipoint != nil { segmentDelta += 1 }
+                if case .vni(let s) = e, s.multipoint != nil { segmentAdds += 1 }
             case .replace(let e):
                 guard let old = current(e.key) else { throw TransactionError(.notFound, el(), "does not exist; use add") }
-                if case .vni(let s) = e, case .vni(let o) = old { segmentDelta += (s.multipoint != nil ? 1 : 0) - (o.multipoint != nil ? 1 : 0) }
+                if case .vni(let s) = e, case .vni(let o) = old, s.multipoint != nil, o.multipoint == nil { segmentAdds += 1 }
                 try check(e, el())
                 for r in Overlay.references(old) { refDelta[r, default: 0] -= 1 }
                 for r in Overlay.references(e) { refDelta[r, default: 0] += 1 }
@@ -616,7 +620,6 @@ public final class FIBEngine: @unchecked Sendable {
                 if isEntry(k) { entryDelta -= 1 }
                 if case .nextHop = k { nextHopDelta -= 1 }
                 if case .mac = k { macDelta -= 1 }
-                if case .vni(let o) = old, o.multipoint != nil { segmentDelta -= 1 }
             }
         }
 
@@ -787,6 +790,12 @@ public final class FIBEngine: @unchecked Sendable {
         var nhChanged = false, groupsChanged = false
         var retiredCarry: [(slot: ActionID, key: EntryKey?)] = []
         var remapped: [(UInt32, Set<UInt64>)] = []
+        // Counter slots of VNIs that stop being multipoint: free only after this commit's grace period (workers on
+        // the old snapshot still count into them), and zeroed then, before anything can reuse them.
+        var freedSegments: [UInt32] = []
+        for (v, spec) in o.vni where spec?.multipoint == nil {
+            if let slot = segmentSlot.removeValue(forKey: v) { freedSegments.append(slot) }
+        }
         for k in o.deleted { carried[k] = nil }
         func carryKey(_ k: EntryKey, _ stays: Bool) -> EntryKey? { stays && !o.deleted.contains(k) ? k : nil }
         for (n, spec) in o.nextHops {
@@ -848,10 +857,10 @@ public final class FIBEngine: @unchecked Sendable {
                 tables.retireAction(old.action)
                 retiredCarry.append((old.action, carryKey(.vni(v), spec != nil)))
             }
-            if spec?.multipoint == nil, let slot = segmentSlot.removeValue(forKey: v) { freeSegmentSlots.append(slot) }
             if let e = spec, let m = e.multipoint {
                 let slot = segmentSlot[v] ?? {
                     let s = freeSegmentSlots.popLast() ?? { segmentSlotCount += 1; return segmentSlotCount - 1 }()
+                    precondition(Int(s) < Segment.maxSlots, "multipoint VNI slots exhausted past the transaction check")
                     segmentSlot[v] = s
                     return s
                 }()
@@ -931,6 +940,8 @@ public final class FIBEngine: @unchecked Sendable {
         let published = CommitStats.now()
         synchronize?()
         let synchronized = CommitStats.now()
+        for s in freedSegments { counterStore?.resetSegment(slot: Int(s)) }
+        freeSegmentSlots += freedSegments
         if let store = counterStore {
             for (slot, key) in retiredCarry {
                 if let key {

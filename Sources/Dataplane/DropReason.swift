@@ -63,7 +63,8 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     /// form a full mesh). Split horizon (RFC 4762 §4.4).
     case splitHorizon
     /// Not a drop: a broadcast, multicast or unknown-unicast frame of a multipoint VNI, replicated by the worker
-    /// to every place across the split horizon (its copies are counted per VNI and as port tx).
+    /// to every place across the split horizon (its copies are counted per VNI and as port tx; a copy that cannot
+    /// be sent counts its drop reason, not a port drop). Per port, rx = tx of forwarded frames + drops + floods.
     case flood
     /// A flood over its VNI's BUM rate limit (per worker).
     case bumRateLimited

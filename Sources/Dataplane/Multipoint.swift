@@ -152,7 +152,9 @@ public enum Replication {
 /// Per-worker token buckets, one per multipoint VNI slot: `admit` takes one token for a flood, refilled at the VNI's
 /// rate up to its burst. Reserved memory, resident only for slots in use.
 public struct FloodLimiter {
-    @frozen public struct Bucket { public var milliTokens: UInt64; public var lastNs: UInt64 }
+    /// Tokens in billionths (so that any rate refills exactly over any interval), the last refill, and the VNI the
+    /// bucket was last used for (a slot reused by another VNI starts full).
+    @frozen public struct Bucket { public var nanoTokens: UInt64; public var lastNs: UInt64; public var vni: UInt32; var pad: UInt32 }
     public let buckets: UnsafeMutablePointer<Bucket>
 
     public init() {
@@ -172,16 +174,20 @@ public struct FloodLimiter {
         let h = plan.header.pointee
         if h.bumPerSecond == 0 { return true }
         let b = buckets + plan.slot
-        let cap = UInt64(max(h.bumBurst, 1)) &* 1000
-        if b.pointee.lastNs == 0 {
-            b.pointee.milliTokens = cap
+        let one: UInt64 = 1_000_000_000
+        // bumBurst ≤ 10M and dt × rate ≤ 1e10 × 1e8: no overflow.
+        let cap = UInt64(min(max(h.bumBurst, 1), 10_000_000)) &* one
+        if b.pointee.lastNs == 0 || b.pointee.vni != h.vni &+ 1 {
+            b.pointee.nanoTokens = cap
+            b.pointee.vni = h.vni &+ 1
+            b.pointee.lastNs = max(nowNs, 1)
         } else if nowNs > b.pointee.lastNs {
             let dt = min(nowNs &- b.pointee.lastNs, 10_000_000_000)
-            b.pointee.milliTokens = min(cap, b.pointee.milliTokens &+ dt &* UInt64(h.bumPerSecond) / 1_000_000)
+            b.pointee.nanoTokens = min(cap, b.pointee.nanoTokens &+ dt &* UInt64(min(h.bumPerSecond, 100_000_000)))
+            b.pointee.lastNs = nowNs
         }
-        b.pointee.lastNs = max(nowNs, 1)
-        if b.pointee.milliTokens < 1000 { return false }
-        b.pointee.milliTokens &-= 1000
+        if b.pointee.nanoTokens < one { return false }
+        b.pointee.nanoTokens &-= one
         return true
     }
 }

@@ -62,8 +62,10 @@ public enum Segment {
         let p = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
         p.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         p.storeBytes(of: header, as: SegmentHeader.self)
-        let v = (p + headerSize).bindMemory(to: IPv6Address.self, capacity: max(vteps.count, 1))
-        for (i, a) in vteps.enumerated() { (v + i).initialize(to: a) }
+        if !vteps.isEmpty {
+            let v = (p + headerSize).bindMemory(to: IPv6Address.self, capacity: vteps.count)
+            for (i, a) in vteps.enumerated() { (v + i).initialize(to: a) }
+        }
         for (i, a) in places.enumerated() { place(p, i).initialize(to: a) }
         return (p, size)
     }

@@ -376,6 +376,12 @@ public final class Agent: @unchecked Sendable {
     }
 
     /// Zeroes a slot no snapshot references any more (after its grace period, so no worker writes it).
+    /// Zeroes a multipoint VNI's counters in every worker (its slot is free and past its grace period).
+    public func resetSegmentCounters(slot: Int) {
+        guard slot >= 0 && slot < Segment.maxSlots else { return }
+        for w in workers { w.counters.segments[slot] = SegmentCounters() }
+    }
+
     public func resetEntryCounters(slot: Int) {
         for w in workers where slot < w.counters.entryCapacity { w.counters.entries[slot] = EntryCounters() }
     }

@@ -265,6 +265,7 @@ public final class Worker: @unchecked Sendable {
         if !floodLimiter.admit(plan, nowNs: UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)) {
             seg.pointee.rateLimited &+= 1
             counters.drops[Int(DropReason.bumRateLimited.rawValue)] &+= 1
+            counters.ports[Int(f.ingress.rawValue)].dropPackets &+= 1
             return
         }
         let length = Int(f.length)

@@ -118,6 +118,8 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
     func read(slot: Int) -> (packets: UInt64, bytes: UInt64) { agent.entryCounters(slot: slot) }
     func reset(slot: Int) { agent.resetEntryCounters(slot: slot) }
 
+    func resetSegment(slot: Int) { agent.resetSegmentCounters(slot: slot) }
+
     func portStates() -> [(name: String, interface: String, role: String, up: Bool?, mode: String)] {
         agent.ports.enumerated().map { i, p in
             (p.name, p.interface, p.role.name, protection.portIsUp(i), agent.isZeroCopy(i) ? "zerocopy" : "copy")

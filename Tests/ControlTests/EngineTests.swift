@@ -234,6 +234,8 @@ import ControlServer
         var slots: [Int: (UInt64, UInt64)] = [:]
         func read(slot: Int) -> (packets: UInt64, bytes: UInt64) { let v = slots[slot] ?? (0, 0); return (v.0, v.1) }
         func reset(slot: Int) { slots[slot] = nil }
+        var segmentsReset: [Int] = []
+        func resetSegment(slot: Int) { segmentsReset.append(slot) }
     }
 
     @Test func countersSurviveReplaceAndRestartAfterDeleteAdd() throws {

@@ -127,6 +127,30 @@ import ControlServer
         #expect(place(e, 1) == 0 && place(e, 7) == 1)
     }
 
+    final class Store: EntryCounterStore {
+        var reset: [Int] = []
+        func read(slot: Int) -> (packets: UInt64, bytes: UInt64) { (0, 0) }
+        func reset(slot: Int) {}
+        func resetSegment(slot: Int) { reset.append(slot) }
+    }
+
+    /// A multipoint VNI's counter slot is not reused by a VNI the same commit adds (workers on the old snapshot still
+    /// count into it); it is zeroed after the grace period and reused by a later commit.
+    @Test func counterSlotsAreReusedOnlyAfterTheirGracePeriod() throws {
+        let e = try engine()
+        defer { e.release() }
+        let store = Store()
+        e.counterStore = store
+        func seg(_ v: UInt32) -> VNIEntrySpec { var s = Self.segment(sites: ["a"]); s.vni = v; return s }
+        try e.apply([.add(.vni(seg(7000)))])
+        let first = e.segmentSlot(vni: 7000)!
+        try e.apply([.delete(.vni(7000)), .add(.vni(seg(7001)))])
+        #expect(e.segmentSlot(vni: 7001) != first && e.segmentSlot(vni: 7000) == nil)
+        #expect(store.reset == [first])
+        try e.apply([.add(.vni(seg(7002)))])
+        #expect(e.segmentSlot(vni: 7002) == first)
+    }
+
     /// The open-addressed table under random inserts and deletes (backward-shift deletion keeps every probe chain
     /// intact): every key present is found at its place, every deleted key is gone.
     @Test func macTableSurvivesChurn() throws {

@@ -64,6 +64,13 @@ grep -q "share one L2 segment" "$demo_log" || { tail -n 30 "$demo_log"; echo "de
 grep -q "PW Ethernet Control Word" "$demo_log" || { echo "demo: no decoded core frame"; exit 1; }
 rm -f "$demo_log"
 
+echo "== three data centres on one tenant segment: multipoint VNIs, Linux VTEPs with head-end replication (root)"
+MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_sites.py
+demo_log=$(mktemp)
+MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Tests/Integration/sites.py > "$demo_log" 2>&1 || { tail -n 30 "$demo_log"; exit 1; }
+grep -q "one segment across three data centres" "$demo_log" || { tail -n 30 "$demo_log"; echo "demo --sites 3: failed"; exit 1; }
+rm -f "$demo_log"
+
 echo "== fuzz: request decoder, pipeline, BFD, config/FIB documents, capture files, Swift vs C, briefly (libFuzzer + ASan)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 scripts/fuzz.sh --selftest

@@ -693,7 +693,7 @@ public final class ControlService: RPCHandler {
             // Into an empty FIB (a first start, a controller's first resync): no diff and no staging.
             let g = try commitFresh(fib, expected: s.expectedGeneration)
             let late = FIBEngine.nextHopPhases(fib).late.count
-            let added = fib.nextHops.count + fib.ecmpGroups.count + fib.ilm.count + fib.vni.count + fib.ftn.count
+            let added = fib.nextHops.count + fib.ecmpGroups.count + fib.ilm.count + fib.vni.count + fib.ftn.count + fib.macs.count
             return awaitDurable(durable, client, id, g, .object([("generation", num(g)), ("added", num(added)),
                                                                  ("replaced", num(late)), ("deleted", num(0))]))
         }

@@ -284,6 +284,9 @@ func printSummary(_ s: ReplaySummary, _ compiled: CompiledFIB, json: Bool) {
         fields.append(("entries", .object(compiled.actionNames.enumerated().map { i, name in
             (name, .object([("packets", .number(String(c.entries[i].packets))), ("bytes", .number(String(c.entries[i].bytes)))]))
         })))
+        fields.append(("multipoint", .object(multipointCounters(c, compiled).map { vni, m in
+            (String(vni), .object(m.map { ($0.0, .number(String($0.1))) }))
+        })))
         print(JSONWriter.write(.object(fields)))
         return
     }
@@ -302,6 +305,25 @@ func printSummary(_ s: ReplaySummary, _ compiled: CompiledFIB, json: Bool) {
     print("\nentries                         packets        bytes")
     for (i, name) in compiled.actionNames.enumerated() {
         print(pad("  " + name, 30) + lpad(String(c.entries[i].packets), 9) + lpad(String(c.entries[i].bytes), 13))
+    }
+    let mp = multipointCounters(c, compiled)
+    if !mp.isEmpty {
+        print("\nmultipoint vni    unicast    flooded     copies  split horizon  rate limited")
+        for (vni, m) in mp {
+            let v = Dictionary(m, uniquingKeysWith: { a, _ in a })
+            print(pad("  \(vni)", 14) + lpad(String(v["unicast"]!), 11) + lpad(String(v["flooded"]!), 11)
+                  + lpad(String(v["copies"]!), 11) + lpad(String(v["splitHorizon"]!), 15) + lpad(String(v["rateLimited"]!), 14))
+        }
+    }
+}
+
+/// Each multipoint VNI's counters (`SegmentCounters`), by VNI.
+func multipointCounters(_ c: WorkerCounters, _ compiled: CompiledFIB) -> [(UInt32, [(String, UInt64)])] {
+    compiled.engine.multipointVNIs.compactMap { v in
+        guard let slot = compiled.engine.segmentSlot(vni: v) else { return nil }
+        let s = c.segments[slot]
+        return (v, [("unicast", s.unicast), ("flooded", s.flooded), ("copies", s.copies), ("noFrame", s.noFrame),
+                    ("splitHorizon", s.splitHorizon), ("rateLimited", s.rateLimited)])
     }
 }
 

@@ -164,10 +164,26 @@ func describeEntry(_ kind: String, _ e: JSONValue) -> String {
         case "popToIP": s += (e["payload"]?.text ?? "") + (e["via"].map { " via " + $0.text } ?? "") + (e["vrf"].map { " vrf " + $0.text } ?? "")
         case "popToVXLAN": s += "vni \(e["vni"]?.text ?? "") \(e["localVtep"]?.text ?? "") -> \(e["remoteVtep"]?.text ?? "") via \(e["via"]?.text ?? "")"
             + (e["controlWord"] == .bool(true) ? " cw" : "")
+        case "popToMultipoint": s += "vni \(e["vni"]?.text ?? "") from site \(e["site"]?.text ?? "")" + (e["controlWord"] == .bool(true) ? " cw" : "")
         default: break
         }
         if let m = e["ttlMode"] { s += " (\(m.text))" }
         return s
+    case "vni" where e["multipoint"] != nil:
+        let m = e["multipoint"]!
+        var sites: [String] = []
+        for s in m["sites"]?.items ?? [] {
+            let push: String = (s["push"]?.items ?? []).map(\.text).joined(separator: ",")
+            let cw: String = s["controlWord"] == .bool(true) ? " cw" : ""
+            sites.append("\(s["name"]?.text ?? "")[\(push)] via \(s["via"]?.text ?? "")\(cw)")
+        }
+        var vteps: [String] = []
+        for t in m["vteps"]?.items ?? [] { vteps.append("\(t["address"]?.text ?? "") via \(t["via"]?.text ?? "")") }
+        let head: String = pad(e["vni"]?.text ?? "?", 9)
+        return head + "multipoint vtep \(m["localVtep"]?.text ?? "") sites \(sites.joined(separator: "; ")) | vteps \(vteps.joined(separator: ", "))"
+    case "mac":
+        return pad(e["vni"]?.text ?? "?", 9) + pad(e["mac"]?.text ?? "", 19)
+            + (e["site"].map { "site " + $0.text } ?? e["vtep"].map { "vtep " + $0.text } ?? "")
     case "vni":
         return pad(e["vni"]?.text ?? "?", 9) + "push " + (e["push"]?.items.map(\.text).joined(separator: ",") ?? "")
             + " via " + (e["via"]?.text ?? "") + (e["controlWord"] == .bool(true) ? " cw" : "")
@@ -270,7 +286,7 @@ struct Info: ParsableCommand {
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Ports, the FIB or a part of it, counters, drops.",
-        subcommands: [Ports.self, FIB.self, Labels.self, VNI.self, FTN.self, NextHops.self, BFD.self, Groups.self,
+        subcommands: [Ports.self, FIB.self, Labels.self, VNI.self, FTN.self, MACs.self, NextHops.self, BFD.self, Groups.self,
                       Counters.self, Drops.self])
 
     func run() throws { CommandLineRules.subcommandRequired(MPLSGateCtl.self, Show.self) }
@@ -293,7 +309,7 @@ struct Show: ParsableCommand {
     struct FIB: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "fib", abstract: "Every next hop, group and entry.")
         @OptionGroup var client: ClientOptions
-        func run() throws { showEntries(client, ["nextHop", "ecmpGroup", "ilm", "vni", "ftn"]) }
+        func run() throws { showEntries(client, ["nextHop", "ecmpGroup", "ilm", "vni", "ftn", "mac"]) }
     }
 
     struct Labels: ParsableCommand {
@@ -365,6 +381,41 @@ struct Show: ParsableCommand {
             }
             if let d = r["discarded"], case .object(let f) = d, f.contains(where: { $0.1.text != "0" }) {
                 print("discarded: " + f.filter { $0.1.text != "0" }.map { "\($0.0) \($0.1.text)" }.joined(separator: ", "))
+            }
+        }
+    }
+
+    struct MACs: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "macs",
+            abstract: "Multipoint VNIs: their sites and local VTEPs, per-VNI counters and MAC tables.",
+            discussion: "Counters: unicast (known unicast sent to its one place), flooded (broadcast, multicast and "
+                + "unknown unicast to replicate), copies (sent), noFrame (copies without a free frame or TX slot), "
+                + "splitHorizon (destination on the side the frame came from), rateLimited (floods over bumPerSecond).")
+        @Argument(help: ArgumentHelp("Only this VNI.", valueName: "VNI"))
+        var vni: UInt32?
+        @OptionGroup var client: ClientOptions
+        func run() throws {
+            let conn = client.connect()
+            let r = conn.call("macs", vni.map { .object([("vni", .number(String($0)))]) } ?? .object([]))
+            if jsonOut { print(JSONWriter.write(r)); return }
+            for v in r["vnis"]?.items ?? [] {
+                let sites: String = (v["sites"]?.items ?? []).map(\.text).joined(separator: ",")
+                let vteps: String = (v["vteps"]?.items ?? []).map(\.text).joined(separator: ",")
+                let head: String = "vni \(v["vni"]?.text ?? "?")  local vtep \(v["localVtep"]?.text ?? "")"
+                print(head + "  bum \(v["bumPerSecond"]?.text ?? "")/s  sites \(sites)  vteps \(vteps)")
+                if case .object(let c)? = v["counters"] {
+                    print("  " + c.map { "\($0.0) \($0.1.text)" }.joined(separator: "  "))
+                }
+                let macs = v["macs"]?.items ?? []
+                print("  \(macs.count) MAC\(macs.count == 1 ? "" : "s")")
+                for m in macs {
+                        let mac: String = m["mac"]?.text ?? ""
+                    let type: String = m["type"]?.text ?? ""
+                    var place = ""
+                    if let s = m["site"] { place = "site " + s.text } else if let t = m["vtep"] { place = "vtep " + t.text }
+                    print("  " + pad(mac, 19) + pad(type, 8) + place)
+                }
             }
         }
     }
@@ -536,7 +587,7 @@ struct Resync: ParsableCommand {
         let begin = conn.call("resync.begin")
         let session = begin["session"] ?? .null
         var chunks = 0
-        for kind in ["nextHops", "ecmpGroups", "ilm", "vni", "ftn"] {
+        for kind in ["nextHops", "ecmpGroups", "ilm", "vni", "ftn", "macs"] {
             let section = doc[kind] ?? .null
             // A section in the compact form keeps its columns; its rows go out in chunks.
             let columns = section["columns"]

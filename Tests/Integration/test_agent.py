@@ -108,7 +108,7 @@ def run_fixtures(a, p, tmp):
     state = os.path.join(agent.state_dir, "agent")
     expected = (r"mplsgate: forwarding since \d+\.\d{3}: core0=mg-core0\(core, copy\) core1=mg-core1\(core, copy\) "
                 r"dc0=mg-dc0\(dc, copy\) vrf0=mg-vrf0\(vrf, copy\); generation 1 from " + re.escape(FIB)
-                + r", 30 entries, 1 worker\(s\), wait poll; control socket " + re.escape(state + ".sock")
+                + r", 34 entries, 1 worker\(s\), wait poll; control socket " + re.escape(state + ".sock")
                 + r"; state file " + re.escape(state + ".state") + r"; pid " + str(agent.proc.pid) + "$")
     check(re.fullmatch(expected, agent.log[-1]) is not None, f"the start line is exactly the documented one: {agent.log[-1]}")
     sinks = {port["name"]: Sink(p, "p-" + port["name"], out=os.path.join(tmp, f"out-{port['name']}.pcap")) for port in PORTS}
@@ -128,6 +128,10 @@ def run_fixtures(a, p, tmp):
                 redirect[port["name"]] = redirect.get(port["name"], 0) + 1
                 if c["verdict"] == "forward":
                     expected_out[c["expect"][0]["port"]].append(c)
+                elif c["verdict"] == "flood":
+                    # Multipoint VNI: one copy per place, each on its egress port, in place order.
+                    for e in c["copies"]:
+                        expected_out[e["port"]].append({"name": c["name"] + " (copy)", "expect": [e]})
                 else:
                     drops[c["reason"]] = drops.get(c["reason"], 0) + 1
             else:
@@ -141,7 +145,7 @@ def run_fixtures(a, p, tmp):
         r = send(p, "p-" + port["name"], pcap, rate=2000)
         check(r["sent"] == len(frames), f"{port['name']}: sent {len(frames)} fixture frames")
     covered = [c["name"] for outs in expected_out.values() for c in outs]
-    for op in ("swap", "push", "PHP", "pop to IPv4", "pop to IPv6", "FTN", "VXLAN -> MPLS", "MPLS -> VXLAN"):
+    for op in ("swap", "push", "PHP", "pop to IPv4", "pop to IPv6", "FTN", "VXLAN -> MPLS", "MPLS -> VXLAN", "multipoint flood"):
         check(any(op in n for n in covered), f"forwarded fixtures include '{op}'")
     time.sleep(0.5)
     for s in sinks.values():

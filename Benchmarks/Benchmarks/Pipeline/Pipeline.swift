@@ -30,6 +30,29 @@ let benchmarks: @Sendable () -> Void = {
             }
         }
     }
+    // Multipoint VNIs (Swift only; compare with "VXLAN to MPLS" above in the same run): known unicast to a site over
+    // the lab FIB and over 1M static MACs, and a broadcast flooded to two sites with its copies made as a worker does.
+    let unicast = Operation.multipoint[0], flood = Operation.multipoint[1]
+    for (table, placement) in [(TableKind.lab, Placement.resident), (.random, .resident), (.random, .spread)] {
+        Benchmark("\(unicast.name), \(table.rawValue), \(placement.rawValue), Swift") { benchmark in
+            let w = WorkloadCache.shared.workload(unicast, table, placement)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations { w.runSwift() }
+        }
+    }
+    Benchmark("\(flood.name) (128 copies per batch), lab FIB, resident frames, Swift") { benchmark in
+        let w = WorkloadCache.shared.workload(flood, .lab, .resident)
+        let copies = UnsafeMutableRawPointer.allocate(byteCount: 64 * bufferSize, alignment: 4096)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(w.runSwiftReplicating(into: copies)) }
+        benchmark.stopMeasurement()
+        copies.deallocate()
+    }
+    Benchmark("\(flood.name), flood verdict only (no copies), lab FIB, resident frames, Swift") { benchmark in
+        let w = WorkloadCache.shared.workload(flood, .lab, .resident)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { w.runSwift() }
+    }
     for placement in Placement.allCases {
         Benchmark("restore only, \(placement.rawValue)") { benchmark in
             let w = WorkloadCache.shared.workload(Operation.all[0], .random, placement)

@@ -35,6 +35,9 @@ public struct Operation: Sendable {
         case vni
         /// The IPv4 destination (a vrf port's FTN); clones are /24 routes in the matched entry's VRF.
         case ipv4Destination
+        /// A multipoint VNI's inner destination MAC (its last four bytes); clones are static MACs of the VNI at the
+        /// fixture's site.
+        case innerDestination
     }
     public let name: String
     public let fixture: String
@@ -53,6 +56,15 @@ public struct Operation: Sendable {
         Operation(name: "MPLS to VXLAN", fixture: "MPLS -> VXLAN (IPv4 underlay), no control word", ingress: "core0",
                   key: .label),
         Operation(name: "ECMP swap", fixture: "ECMP: swap via a group", ingress: "core0", key: .label),
+    ]
+
+    /// Multipoint VNIs, Swift only (the C port has no replication): known unicast to a site (one MAC-table probe
+    /// more than point-to-point stitching, plus a control word), and a broadcast flooded to the lab VNI's two sites.
+    public static let multipoint: [Operation] = [
+        Operation(name: "multipoint unicast to a site", fixture: "multipoint: known unicast from a local VTEP to its site (control word)",
+                  ingress: "dc0", key: .innerDestination),
+        Operation(name: "multipoint flood to 2 sites", fixture: "multipoint flood: a local VTEP's broadcast goes to every site",
+                  ingress: "dc0", key: .innerDestination),
     ]
 }
 
@@ -103,6 +115,20 @@ public final class ScaledFIB: @unchecked Sendable {
                 e.vni = UInt32(100_000 + i)
                 fib.vni.append(e)
                 words.append((e.vni << 8 | word & 0xFF).bigEndian)
+            }
+        case .innerDestination:
+            let vx = 14 + 20 + 8
+            let vni = frame.withUnsafeBytes { UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: vx + 4, as: UInt32.self)) } >> 8
+            let site = fib.vni.first { $0.vni == vni }!.multipoint!.sites[0].name
+            let high = frame.withUnsafeBytes { UInt64(UInt16(bigEndian: $0.loadUnaligned(fromByteOffset: vx + 8, as: UInt16.self))) }
+            let existing = Set(fib.macs.map { $0.mac.value })
+            for i in 0..<clones {
+                // An odd multiplier is a bijection on 32 bits: distinct MACs, spread over the table.
+                let low = UInt32(truncatingIfNeeded: i &* 0x9E37_79B1 &+ 0x1234_5679)
+                let mac = high << 32 | UInt64(low)
+                if existing.contains(mac) { continue }
+                fib.macs.append(MACEntrySpec(vni: vni, mac: MACAddress(value: mac), site: site))
+                words.append(low.bigEndian)
             }
         case .ipv4Destination:
             let destination = frame.withUnsafeBytes { UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: 30, as: UInt32.self)) }
@@ -159,6 +185,7 @@ public final class Workload: @unchecked Sendable {
         case .label: keyOffset = 14
         case .vni: keyOffset = 14 + 20 + 8 + 4
         case .ipv4Destination: keyOffset = 30
+        case .innerDestination: keyOffset = 14 + 20 + 8 + 8 + 2
         }
         self.placement = placement
         if table == .lab {
@@ -251,6 +278,28 @@ public final class Workload: @unchecked Sendable {
         restore()
         Pipeline.process(batch, fib: snapshot, counters: counters)
         finish()
+    }
+
+    /// One batch through the Swift pipeline, then the copies of every flooded frame (as a worker makes them, into
+    /// `copies`' buffers); returns the copies made.
+    @inline(__always)
+    public func runSwiftReplicating(into copies: UnsafeMutableRawPointer) -> Int {
+        restore()
+        Pipeline.process(batch, fib: snapshot, counters: counters)
+        var made = 0
+        for i in 0..<batchSize {
+            let f = batch[i]
+            guard let plan = Replication.plan(f, fib: snapshot) else { continue }
+            for k in 0..<plan.count {
+                let buf = copies + (made & 63) * bufferSize
+                (buf + Frame.headroom).copyMemory(from: f.buffer + Int(f.offset), byteCount: Int(f.length))
+                var c = Frame(buffer: buf, offset: Int32(Frame.headroom), length: f.length, ingress: f.ingress)
+                Pipeline.replicate(&c, place: plan.place(k), fib: snapshot, counters: counters)
+                made &+= c.isForwarded ? 1 : 0
+            }
+        }
+        finish()
+        return made
     }
 
     /// One batch through the C port.
@@ -409,7 +458,16 @@ public final class WorkloadCache: @unchecked Sendable {
         let fib = fibs[fibKey] ?? ScaledFIB(operation: op, clones: table == .lab ? 0 : scaleEntries, frame: frame)
         fibs[fibKey] = fib
         let w = Workload(operation: op, fib: fib, table: table, placement: placement, frame: frame)
-        w.checkSameWork()
+        if op.key == .innerDestination {
+            // Swift only: every frame is known unicast (forwarded) or a flood, as the fixture's verdict says.
+            w.runSwift()
+            let flood = op.fixture.contains("flood")
+            for f in w.batch {
+                precondition(flood ? f.drop == .flood : f.isForwarded, "\(w.name): frame \(f.drop.name)")
+            }
+        } else {
+            w.checkSameWork()
+        }
         workloads[key] = w
         return w
     }

@@ -18,9 +18,11 @@ echo "demo: mplsgate replay --config examples/config.json --fib examples/fib.jso
   --out out/forwarded.pcap --drops out/drops.pcap --out-dir out/ports --quiet
 
 echo
-echo "demo: the forwarded frames, decoded by tshark (PW labels 1000, 1001, 1002 decoded explicitly)"
+echo "demo: the forwarded frames, decoded by tshark (PW labels 1000-1002, 2002, 2003 decoded explicitly)"
+# sed, not head: head would close the pipe early and pipefail would fail the demo once the capture grows.
 tshark -r out/forwarded.pcap -d mpls.label==1000,pwethnocw -d mpls.label==1001,pwethcw -d mpls.label==1002,pwethcw \
+  -d mpls.label==2002,pwethcw -d mpls.label==2003,pwethnocw \
   -T fields -E header=y -e frame.number -e eth.dst -e mpls.label -e mpls.ttl -e vxlan.vni -e ip.dst -e ipv6.dst \
-  -e _ws.col.Protocol 2>/dev/null | column -t -s $'\t' | head -n 50
+  -e _ws.col.Protocol 2>/dev/null | column -t -s $'\t' | sed -n '1,100p'
 echo
 echo "demo: done; captures are in out/ (open out/forwarded.pcap in Wireshark, or replay your own pcap)"

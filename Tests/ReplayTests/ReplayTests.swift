@@ -249,6 +249,38 @@ import Capture
         #expect(rc3 == 0 && s["framesOut"] as? Int == 0 && (s["drops"] as? [String: Any])?["notForUs"] as? Int == 2)
     }
 
+    /// The BUM rate limit on capture time: 3,000 broadcasts of the lab's multipoint VNI (10,000/s, burst 1,000)
+    /// within 3 ms: the burst and 3 ms of refill are replicated to both sites, the rest counted rateLimited; the
+    /// same capture replayed twice gives the same output.
+    @Test func floodsAreRateLimitedOnCaptureTime() throws {
+        let c = try cases().first { ($0["name"] as! String).hasPrefix("multipoint flood: a local VTEP's broadcast") }!
+        let input = hex(c["input"] as! String)
+        var d = Data()
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+        func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+        u32(0xA1B2_C3D4); u16(2); u16(4); u32(0); u32(0); u32(65535); u32(1)
+        for i in 0..<3000 { u32(100); u32(UInt32(i)); u32(UInt32(input.count)); u32(UInt32(input.count)); d.append(contentsOf: input) }
+        let pcap = tmp.appendingPathComponent("storm.pcap")
+        try d.write(to: pcap)
+        let cfg = Self.root.appendingPathComponent("examples/config.json").path
+        let fib = Self.root.appendingPathComponent("examples/fib.json").path
+        var outputs: [[[UInt8]]] = []
+        for k in 0..<2 {
+            let out = tmp.appendingPathComponent("storm-out-\(k).pcap")
+            let (rc, json, err) = try run(Self.binary.path, ["replay", "--config", cfg, "--fib", fib, "--in", pcap.path,
+                                                             "--ingress", "dc0", "--out", out.path, "--json"])
+            #expect(rc == 0, "\(err)")
+            let s = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+            let m = (s["multipoint"] as! [String: Any])["6000"] as! [String: Int]
+            let admitted = 3000 - m["rateLimited"]!
+            #expect(m["flooded"] == 3000 && (1000...1031).contains(admitted), "\(m)")
+            #expect(m["copies"] == 2 * admitted && s["framesOut"] as? Int == 2 * admitted)
+            #expect((s["drops"] as? [String: Int])?["bumRateLimited"] == m["rateLimited"])
+            outputs.append(try pcapFrames(out))
+        }
+        #expect(outputs[0] == outputs[1])
+    }
+
     @Test func badInputsGiveClearErrors() throws {
         let cfg = Self.root.appendingPathComponent("examples/config.json").path
         let fib = Self.root.appendingPathComponent("examples/fib.json").path

@@ -8,7 +8,8 @@ import Dataplane
 import Control
 import PipelineWorkloads
 
-/// Lookup cost and memory with large tables: N ILM entries, N VNI entries and N IPv4 FTN prefixes (N = 1,000,000
+/// Lookup cost and memory with large tables: N ILM entries, N VNI entries, N IPv4 FTN prefixes and N static MACs of
+/// one multipoint VNI (N = 1,000,000
 /// unless MPLSGATE_SCALE_ENTRIES says otherwise; scripts/test.sh's smoke pass uses a small N). Each benchmark does 64
 /// lookups per iteration (a batch) over keys drawn at random from all N entries, or from a hot set of 1,000; the
 /// "keys only" benchmark reads the same key arrays without a lookup and is the same-run baseline to subtract.
@@ -40,6 +41,9 @@ final class Scale: @unchecked Sendable {
     let hotLabels: UnsafeMutablePointer<UInt32>
     let vnis: UnsafeMutablePointer<UInt32>
     let addresses: UnsafeMutablePointer<UInt32>
+    let macs: UnsafeMutablePointer<UInt64>
+    static let macVNI: UInt32 = 0xFF_FFF0
+    static func mac(_ i: Int) -> UInt64 { 0x0200_0000_0000 | UInt64(UInt32(truncatingIfNeeded: i &* 0x9E37_79B1)) }
 
     init() {
         let config = InstanceConfig(ports: [
@@ -78,9 +82,22 @@ final class Scale: @unchecked Sendable {
         }
         try! engine.apply(ftnChanges)
         Scale.report("FTN /24", t, rss)
+        rss = rssKiB(); t = now()
+        try! engine.apply([.add(.vni(VNIEntrySpec(vni: Scale.macVNI, multipoint: MultipointSpec(
+            localVTEP: .v4(IPv4Address(value: 0xC000_0201)), vteps: [],
+            sites: [SiteSpec(name: "dc2", push: [16001, 2002], via: "p1")]))))])
+        for start in stride(from: 0, to: entries, by: 10_000) {
+            var changes: [FIBChange] = []
+            for i in start..<min(start + 10_000, entries) {
+                changes.append(.add(.mac(MACEntrySpec(vni: Scale.macVNI, mac: MACAddress(value: Scale.mac(i)), site: "dc2"))))
+            }
+            try! engine.apply(changes)
+        }
+        Scale.report("static MAC", t, rss)
         var r = Random()
         labels = .allocate(capacity: keysPerRun); hotLabels = .allocate(capacity: keysPerRun)
         vnis = .allocate(capacity: keysPerRun); addresses = .allocate(capacity: keysPerRun)
+        macs = .allocate(capacity: keysPerRun)
         for i in 0..<keysPerRun {
             labels[i] = UInt32(16 + Int(r.next() % UInt64(entries)))
             let hot = Int(r.next() % UInt64(min(1000, entries)))
@@ -88,6 +105,7 @@ final class Scale: @unchecked Sendable {
             vnis[i] = UInt32(1 + Int(r.next() % UInt64(entries)))
             let prefix = UInt32(r.next() % UInt64(entries))
             addresses[i] = 0x1000_0000 &+ (prefix << 8 | UInt32(r.next() & 0xFF))
+            macs[i] = Scale.mac(Int(r.next() % UInt64(entries)))
         }
         let s = engine.snapshot.pointee
         let vniPages = (0..<VNITable.directorySize).filter { s.vniDirectory[$0] != VNITable.emptyPage }.count
@@ -150,6 +168,16 @@ let benchmarks: @Sendable () -> Void = {
             for i in 0..<64 {
                 if let a = fib.vni(s.vnis[k + i]) { sum &+= UInt32(fib.actions[Int(a.rawValue)].labelCount) }
             }
+            blackHole(sum)
+        }
+    }
+    Benchmark("static MAC lookup, 64 random MACs of N in one multipoint VNI", configuration: .init(setup: setup)) { b in
+        let s = scale!
+        let fib = s.engine.snapshot.pointee
+        for _ in b.scaledIterations {
+            let k = nextKeys()
+            var sum: UInt32 = 0
+            for i in 0..<64 { sum &+= MACTable.lookup(fib.macDirectory, vni: Scale.macVNI, mac: s.macs[k + i]) }
             blackHole(sum)
         }
     }

@@ -208,7 +208,7 @@ public enum FIBCodec {
         let el = "\(path) (vni \(vni))"
         r.path = el
         _ = try ttlMode(&r, el, l2: true)
-        if let m = try r.value("multipoint") {
+        if let m = r.value("multipoint"), m != .null {
             let e = VNIEntrySpec(vni: vni, multipoint: try decodeMultipoint(m, "\(el).multipoint"),
                                  tc: UInt8(try r.optionalInteger("tc", in: 0...7) ?? 0),
                                  ttl: UInt8(try r.optionalInteger("ttl", in: 1...255) ?? 255))

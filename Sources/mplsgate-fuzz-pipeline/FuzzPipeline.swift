@@ -64,6 +64,25 @@ public func fuzzPipeline(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     } else {
         precondition(frame.drop != .none, "neither forwarded nor dropped")
     }
+    // A flood (multipoint VNI): its copies as a worker makes them, each in an allocation of exactly headroom + the
+    // inner frame, so a copy that reads past the inner frame or writes before the headroom is caught too.
+    if let plan = Replication.plan(frame, fib: fib) {
+        precondition(frame.offset >= 0 && Int(frame.offset) + Int(frame.length) <= Frame.headroom + n, "a flood outside its buffer")
+        for k in 0..<plan.count {
+            let m = Int(frame.length)
+            let copy = malloc(Frame.headroom + m)!
+            memcpy(copy + Frame.headroom, buffer + Int(frame.offset), m)
+            var c = Frame(buffer: copy, offset: Int32(Frame.headroom), length: frame.length, ingress: frame.ingress)
+            Pipeline.replicate(&c, place: plan.place(k), fib: fib, counters: counters)
+            if c.isForwarded {
+                precondition(Int(c.egress.rawValue) < fib.portCount && c.offset >= 0
+                             && Int(c.offset) + Int(c.length) <= Frame.headroom + m, "a flood copy outside its buffer")
+            } else {
+                precondition(c.drop != .none && c.drop != .flood, "a copy neither forwarded nor dropped")
+            }
+            free(copy)
+        }
+    }
     free(buffer)
     return 0
 }

@@ -28,6 +28,9 @@ final class AgentMetrics: @unchecked Sendable {
     private struct Handed {
         var control = ControlService.MetricsState()
         var entries: [(kind: String, key: String, packets: UInt64, bytes: UInt64)] = []
+        /// Multipoint VNIs and their counter slots, as of `generation`.
+        var segments: [(vni: UInt32, slot: Int)] = []
+        var segmentsGeneration: UInt64 = .max
     }
     private let handed = Mutex(Handed())
     private var lastEntries = 0.0
@@ -93,9 +96,13 @@ final class AgentMetrics: @unchecked Sendable {
             }
             entries = list
         }
+        let segmentsStale = handed.withLock { $0.segmentsGeneration != engine.generation }
+        let segments = segmentsStale
+            ? engine.multipointVNIs.compactMap { v in engine.segmentSlot(vni: v).map { (vni: v, slot: $0) } } : nil
         handed.withLock {
             $0.control = state
             if let entries { $0.entries = entries }
+            if let segments { $0.segments = segments; $0.segmentsGeneration = engine.generation }
         }
     }
 
@@ -184,6 +191,20 @@ final class AgentMetrics: @unchecked Sendable {
             for b in bfd { x.sample("mplsgate_bfd_packets_received_total", l(b), b.session.packetsIn) }
             x.family("mplsgate_bfd_packets_sent_total", .counter, "BFD control packets the session sent.")
             for b in bfd { x.sample("mplsgate_bfd_packets_sent_total", l(b), b.session.packetsOut) }
+        }
+
+        if !s.segments.isEmpty {
+            let counters = s.segments.map { (vni: String($0.vni), c: agent.segmentCounters(slot: $0.slot)) }
+            func family(_ name: String, _ help: String, _ value: (SegmentCounters) -> UInt64) {
+                x.family(name, .counter, help)
+                for e in counters { x.sample(name, [("vni", e.vni)], value(e.c)) }
+            }
+            family("mplsgate_multipoint_unicast_packets_total", "Known unicast of a multipoint VNI sent to its one place.") { $0.unicast }
+            family("mplsgate_multipoint_flooded_packets_total", "Broadcast, multicast and unknown-unicast frames of a multipoint VNI to replicate.") { $0.flooded }
+            family("mplsgate_multipoint_copies_total", "Flood copies sent.") { $0.copies }
+            family("mplsgate_multipoint_copies_not_sent_total", "Flood copies without a free frame or TX ring slot.") { $0.noFrame }
+            family("mplsgate_multipoint_split_horizon_drops_total", "Frames whose destination is on the side they came from.") { $0.splitHorizon }
+            family("mplsgate_multipoint_rate_limited_total", "Floods over the VNI's BUM rate limit.") { $0.rateLimited }
         }
 
         if !entryKinds.isEmpty {

@@ -73,7 +73,7 @@ def run_bad_input(a, p, tmp):
         return
     rpc = RPC(agent.socket)
     info = rpc.result("info")
-    check(info["generation"] == 1 and info["entries"]["ilm"] == 21 and len(info["ports"]) == 4,
+    check(info["generation"] == 1 and info["entries"]["ilm"] == 24 and len(info["ports"]) == 4,
           f"info: generation {info['generation']}, {info['entries']}, ports {[x['name'] + ':' + x['state'] for x in info['ports']]}")
     g = info["generation"]
     raw_error(agent.socket, b'{"jsonrpc":"2.0","id":1,"method":\n', -32700, "malformed JSON")
@@ -158,7 +158,7 @@ def run_bad_input(a, p, tmp):
     owner.close()
     time.sleep(0.3)
     check(rpc.result("info")["resyncOpen"] is False, "a resync whose client disconnects is discarded")
-    check(rpc.result("info")["entries"]["ilm"] == 21, "the discarded resync changed nothing")
+    check(rpc.result("info")["entries"]["ilm"] == 24, "the discarded resync changed nothing")
     expect_error(rpc, "resync.end", {"session": sess}, -32008, "session", "ending an abandoned session")
     # An invalid resync changes nothing; a good one replaces exactly.
     sess = rpc.result("resync.begin")["session"]
@@ -168,7 +168,7 @@ def run_bad_input(a, p, tmp):
           "an invalid resync is refused at end and changes nothing")
     fib = json.load(open(FIB))
     sess = rpc.result("resync.begin", {"expectedGeneration": g})["session"]
-    for kind in ("nextHops", "ecmpGroups", "ilm", "vni", "ftn"):
+    for kind in ("nextHops", "ecmpGroups", "ilm", "vni", "ftn", "macs"):
         items = fib.get(kind, [])
         if kind == "ilm":
             items = [e for e in items if e["label"] != 112]      # drop one entry
@@ -180,7 +180,7 @@ def run_bad_input(a, p, tmp):
     # The compact form (columns and rows, null for an absent field) means the same entries.
     info = rpc.result("info")
     sess = rpc.result("resync.begin")["session"]
-    for kind in ("nextHops", "ecmpGroups", "ilm", "vni", "ftn"):
+    for kind in ("nextHops", "ecmpGroups", "ilm", "vni", "ftn", "macs"):
         items = [e for e in fib.get(kind, []) if kind != "ilm" or e["label"] != 112]
         rpc.result("resync.chunk", {"session": sess, kind: compact(items)})
     r = rpc.result("resync.end", {"session": sess})

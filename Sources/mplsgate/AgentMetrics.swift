@@ -202,7 +202,7 @@ final class AgentMetrics: @unchecked Sendable {
             family("mplsgate_multipoint_unicast_packets_total", "Known unicast of a multipoint VNI sent to its one place.") { $0.unicast }
             family("mplsgate_multipoint_flooded_packets_total", "Broadcast, multicast and unknown-unicast frames of a multipoint VNI to replicate.") { $0.flooded }
             family("mplsgate_multipoint_copies_total", "Flood copies sent.") { $0.copies }
-            family("mplsgate_multipoint_copies_not_sent_total", "Flood copies without a free frame or TX ring slot.") { $0.noFrame }
+            family("mplsgate_multipoint_copies_not_sent_total", "Flood copies without a free frame, TX ring slot or in-flight room, or too long to copy.") { $0.noFrame }
             family("mplsgate_multipoint_split_horizon_drops_total", "Frames whose destination is on the side they came from.") { $0.splitHorizon }
             family("mplsgate_multipoint_rate_limited_total", "Floods over the VNI's BUM rate limit.") { $0.rateLimited }
         }

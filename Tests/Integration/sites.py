@@ -230,13 +230,12 @@ def demo(keep=False):
         print(s.ctl("pe1", "show", "vni").stdout.rstrip())
         print(s.ctl("pe1", "show", "labels").stdout.rstrip())
         ok = True
-        for a in TENANT_A:
-            for b in TENANT_A:
-                if a != b:
-                    out = s.ping(a, b, count=2)
-                    good = " 0% packet loss" in out
-                    ok = ok and good
-                    log(f"ping {a} -> {b} ({HOSTS[b][2]}): {'ok' if good else 'LOST'}")
+        pairs = [(a, b) for a in TENANT_A for b in TENANT_A if a != b] + [("b1", "b2"), ("b2", "b1")]
+        for a, b in pairs:
+            out = s.ping(a, b, count=2)
+            good = " 0% packet loss" in out
+            ok = ok and good
+            log(f"ping {a} -> {b} ({HOSTS[b][2]}): {'ok' if good else 'LOST'}")
         log("installing static MACs on the PEs, then ping h1a -> h2 again: known unicast, no more flooding")
         s.install_macs()
         out = s.ping("h1a", "h2", count=5)

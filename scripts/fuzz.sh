@@ -110,5 +110,18 @@ if printf '%s\n' "${targets[@]}" | grep -qx pipeline; then
                  && $2 != "bumRateLimited" { print $2 }' out/fuzz/reach.txt)
   if [ -n "$missing" ]; then echo "fuzz: drop reasons not reached: $(echo $missing)"; status=1; fi
 fi
+if printf '%s\n' "${targets[@]}" | grep -qx request; then
+  echo "== request corpus and seeds: replies by outcome ($(ls out/fuzz/corpus/request Tests/Fuzz/corpus | wc -l) inputs)"
+  MPLSGATE_FUZZ_REACH=1 "$bin/mplsgate-fuzz-request" -runs=0 out/fuzz/corpus/request Tests/Fuzz/corpus 2>/dev/null \
+    | grep "^reach " | awk '{ printf "  %-7s %-8s %s\n", $2, $3, $4 }' | tee out/fuzz/reach-request.txt
+  # Every error code one request can earn from a fresh service without a data plane or state file. Not reachable
+  # here by design: -32001 busy (needs a second request or client), -32007 (a limit needs a message far above
+  # -max_len), -32009 (the socket's peer check), -32010 (needs a state file).
+  missing=""
+  for c in -32700 -32600 -32601 -32602 -32603 -32002 -32003 -32004 -32005 -32006 -32008; do
+    grep -q "code *$c " out/fuzz/reach-request.txt || missing="$missing $c"
+  done
+  if [ -n "$missing" ]; then echo "fuzz: request error codes not reached:$missing"; status=1; fi
+fi
 [ $status = 0 ] && echo "fuzz: no failing input"
 exit $status

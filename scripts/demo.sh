@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
         *) echo "demo: --sites takes 2 or 3"; exit 2 ;;
       esac
       shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "demo: unknown option $1 (--keep, --no-cw, --sites 2|3)"; exit 2 ;;
   esac
   shift

@@ -34,10 +34,13 @@ targets=("$@")
 mkdir -p out
 for t in "${targets[@]}"; do
   if [ "$t" = diff ]; then
-    # The C port gets AddressSanitizer too (-Xcc), so a read past the frame on the C side is caught as well. The
+    # The C port gets AddressSanitizer too (-Xcc), so a read past the frame on the C side is caught as well, and
+    # UndefinedBehaviorSanitizer in trap mode (no runtime to link next to Swift's: undefined behaviour is an illegal
+    # instruction, which libFuzzer reports as a crash with its input). The
     # package-benchmark plugin's own tool also gets the fuzzer flags and fails to link (two mains); SwiftPM goes on and
     # builds the product, and the build's exit status says whether it did: that link error is filtered out.
     (cd Benchmarks && swift build -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=address \
+      -Xcc -fsanitize=undefined -Xcc -fsanitize-trap=undefined \
       --product mplsgate-fuzz-diff -Xswiftc -DFUZZING -Xswiftc -g --scratch-path .build-fuzz > ../out/fuzz-diff-build.log 2>&1) \
       || { grep -E "error" out/fuzz-diff-build.log | tail -n 5; echo "fuzz: building the diff target failed"; exit 1; }
     grep -E "Build" out/fuzz-diff-build.log | tail -n 1

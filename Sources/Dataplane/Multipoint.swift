@@ -13,15 +13,7 @@ extension Pipeline {
                                    counters: WorkerCounters) -> Verdict {
         guard let block = UnsafeRawPointer(bitPattern: UInt(action.pointee.vteps)) else { return .dropped(.unknownVNI) }
         let header = Segment.header(block)
-        let vteps = Segment.vteps(block)
-        var allowed = false
-        var i = 0
-        let n = Int(header.pointee.vtepCount)
-        while i < n {
-            if vteps[i] == source { allowed = true; break }
-            i &+= 1
-        }
-        if !allowed { return .dropped(.vtepNotAllowed) }
+        if !listed(source, in: Segment.vteps(block), count: Int(header.pointee.vtepCount)) { return .dropped(.vtepNotAllowed) }
         if end - inner < Ethernet.headerSize { return .dropped(.tooShort) }
         count(counters, id, UInt64(f.length))
         let slot = Int(header.pointee.slot)

@@ -182,21 +182,6 @@ public enum Pipeline {
             switch entry.operation {
             case .none, .push, .vxlanToMPLS, .multipoint:
                 return .dropped(.unknownLabel)
-            case .popToMultipoint:
-                if ttl == 1 { return .dropped(.oam) }
-                if ttl == 0 { return .dropped(.ttlExpired) }
-                if !lse.bottomOfStack { return .dropped(.bosMismatch) }
-                let action = fib.actions + Int(entry.action.rawValue)
-                var inner = off + 4
-                if action.pointee.hasControlWord {
-                    if inner + ControlWord.size > end { return .dropped(.tooShort) }
-                    if b.u8(inner) >> 4 != 0 { return .dropped(.badControlWord) }
-                    inner &+= ControlWord.size
-                }
-                if end - inner < Ethernet.headerSize { return .dropped(.tooShort) }
-                count(counters, entry.action, rxBytes)
-                return multipointFromSite(&f, b, inner: inner, end: end, vni: action.pointee.aux, fib: fib,
-                                          counters: counters)
             case .drop:
                 count(counters, entry.action, rxBytes)
                 return .dropped(.fibDrop)
@@ -219,8 +204,9 @@ public enum Pipeline {
                 let action = fib.actions + Int(entry.action.rawValue)
                 count(counters, entry.action, rxBytes)
                 return popToIP(&f, b, ttl: ttl, ip: off + 4, end: end, action: action, fib: fib, counters: counters)
-            case .popToVXLAN:
-                // A pseudowire label with TTL 1 is VCCV (RFC 5085 type 3): OAM, not expiry.
+            case .popToVXLAN, .popToMultipoint:
+                // A pseudowire label (to one VTEP, or into a multipoint VNI) with TTL 1 is VCCV (RFC 5085 type 3):
+                // OAM, not expiry.
                 if ttl == 1 { return .dropped(.oam) }
                 if ttl == 0 { return .dropped(.ttlExpired) }
                 if !lse.bottomOfStack { return .dropped(.bosMismatch) }
@@ -233,6 +219,10 @@ public enum Pipeline {
                 }
                 if end - inner < Ethernet.headerSize { return .dropped(.tooShort) }
                 count(counters, entry.action, rxBytes)
+                if entry.operation == .popToMultipoint {
+                    return multipointFromSite(&f, b, inner: inner, end: end, vni: action.pointee.aux, fib: fib,
+                                              counters: counters)
+                }
                 return vxlanEncap(&f, b, inner: inner, end: end, action: action, fib: fib)
             }
         }
@@ -532,28 +522,25 @@ public enum Pipeline {
                                       action: action, fib: fib, counters: counters)
         }
         // Only the remote VTEPs the VNI entry names may send on it.
-        var allowed = false
-        if let vteps = UnsafePointer<IPv6Address>(bitPattern: UInt(action.pointee.vteps)) {
-            var i = 0
-            let last = Int(action.pointee.auxCount)
-            while i < last {
-                if vteps[i] == source { allowed = true; break }
-                i &+= 1
-            }
-        }
-        if !allowed { return .dropped(.vtepNotAllowed) }
+        let vteps = UnsafePointer<IPv6Address>(bitPattern: UInt(action.pointee.vteps))
+        if !listed(source, in: vteps, count: Int(action.pointee.auxCount)) { return .dropped(.vtepNotAllowed) }
         let inner = vx + VXLAN.headerSize
         if payloadEnd - inner < Ethernet.headerSize { return .dropped(.tooShort) }
         count(counters, id, UInt64(f.length))
-        let hash = action.pointee.target.isGroup ? FlowHash.ethernet(b, at: inner, end: payloadEnd) : 0
-        var payloadStart = inner
-        if action.pointee.hasControlWord {
-            payloadStart &-= ControlWord.size
-            b.setBE32(payloadStart, 0)
+        // The VNI's pseudowire is pushed as a multipoint VNI's site is (`toSite`).
+        return toSite(&f, b, inner: inner, end: payloadEnd, site: action, fib: fib)
+    }
+
+    /// Whether `address` is one of the `count` addresses at `list` (a VNI's allowed VTEPs).
+    @inlinable @inline(__always)
+    static func listed(_ address: IPv6Address, in list: UnsafePointer<IPv6Address>?, count: Int) -> Bool {
+        guard let list else { return false }
+        var i = 0
+        while i < count {
+            if list[i] == address { return true }
+            i &+= 1
         }
-        let start = pushLabels(b, payloadStart: payloadStart, action: action, dynamic: 0, fib: fib)
-        return forward(&f, b, payloadStart: start, end: payloadEnd, etherType: EtherType.mpls,
-                       target: action.pointee.target, hash: hash, fib: fib)
+        return false
     }
 
     /// MPLS → VXLAN: outer IP (DF, valid checksum) / UDP (source port from the inner-frame hash; checksum 0 over

@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Netns, veth, Agent, binary, sh  # noqa: E402
+from harness import Netns, veth, Agent, binary, sh, teardown  # noqa: E402
 
 MAC = {
     "h1": "02:10:00:00:00:01", "h2": "02:20:00:00:00:01",
@@ -188,16 +188,7 @@ class DCI:
                 "-d", "mpls.label==2002," + kind, "-d", "tcp.port==5201,data"]
 
     def teardown(self):
-        for a in self.agents.values():
-            if a.proc.poll() is None:
-                a.proc.send_signal(signal.SIGTERM)
-                try:
-                    a.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    a.proc.kill()
-        for n in list(self.ns.values()):
-            n.delete()
-        sh("rm", "-rf", self.dir, check=False)
+        teardown(self.agents.values(), self.ns.values(), self.dir)
 
 
 def demo(keep=False, control_word=True):

@@ -248,6 +248,21 @@ class RPC:
         self.sock.close()
 
 
+def teardown(agents, namespaces, workdir):
+    """Stops every agent still running (SIGTERM, then SIGKILL after 10 s), deletes the namespaces and the work
+    directory: the end of a multi-agent topology (dci.py, sites.py)."""
+    for a in agents:
+        if a.proc.poll() is None:
+            a.proc.send_signal(signal.SIGTERM)
+            try:
+                a.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                a.proc.kill()
+    for n in list(namespaces):
+        n.delete()
+    sh("rm", "-rf", workdir, check=False)
+
+
 FAILURES = []
 
 

@@ -26,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Netns, veth, Agent, binary, sh, RPC  # noqa: E402
+from harness import Netns, veth, Agent, binary, sh, RPC, teardown  # noqa: E402
 
 VNI_A, VNI_B = 6000, 6001
 HOST_MTU = 1450
@@ -205,16 +205,7 @@ class Sites:
         return int(self.ns[host].run("cat", "/sys/class/net/eth0/statistics/rx_packets", capture=True).stdout)
 
     def teardown(self):
-        for a in self.agents.values():
-            if a.proc.poll() is None:
-                a.proc.send_signal(signal.SIGTERM)
-                try:
-                    a.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    a.proc.kill()
-        for n in list(self.ns.values()):
-            n.delete()
-        sh("rm", "-rf", self.dir, check=False)
+        teardown(self.agents.values(), self.ns.values(), self.dir)
 
 
 def demo(keep=False):

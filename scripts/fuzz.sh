@@ -10,6 +10,9 @@
 #   diff      the Swift pipeline against its C port (Benchmarks/CBaseline) on each frame: bytes, verdict, counters
 #             must be the same (seeds: every fixture; built in the Benchmarks package, which holds the C port)
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]   each target SECONDS (default 30), all six by default.
+#        scripts/fuzz.sh --long [TARGET...]       the campaign: each target for 10 million executions or 60 CPU-minutes,
+#                                                  whichever comes first, one at a time (an idle machine: never beside a
+#                                                  benchmark); a table of the runs lands in out/fuzz/campaign.md.
 #        scripts/fuzz.sh --selftest               shows the harness catches a one-byte over-read of a frame, and the
 #                                                  differential target a one-byte difference (build both first).
 # Builds its own scratch directory (.build-fuzz). Corpora grow in out/fuzz/corpus/TARGET (kept between runs);
@@ -21,9 +24,12 @@ cd "$(dirname "$0")/.."
 # (seen on an abort() in the differential target: swift-backtrace kept the output pipe open).
 export SWIFT_BACKTRACE=enable=no
 selftest=0
+long=0
 if [ "${1:-}" = "--selftest" ]; then selftest=1; shift; fi
-seconds=${1:-30}
-[ $# -gt 0 ] && shift
+if [ "${1:-}" = "--long" ]; then long=1; shift; fi
+seconds=30
+if [ $long = 0 ] && [ $# -gt 0 ]; then seconds=$1; shift; fi
+case "$seconds" in ''|*[!0-9]*) echo "fuzz: SECONDS must be a whole number, not '$seconds'"; exit 2 ;; esac
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(request pipeline bfd fib capture diff)
 
@@ -77,18 +83,41 @@ if [ $selftest = 1 ]; then
   exit 0
 fi
 
+# CPU seconds used by the waited-for children of this shell (utime + stime in /proc/PID/stat's cutime, cstime).
+childCPU() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($16 + $17) / hz }' /proc/$$/stat; }
+
 status=0
+if [ $long = 1 ]; then
+  limits=(-runs=10000000 -max_total_time=3600)
+  printf '| target | executions | CPU s | exec/s | cov / ft | corpus (inputs, size) | findings |\n|---|---|---|---|---|---|---|\n' \
+    > out/fuzz/campaign.md
+else
+  limits=(-max_total_time="$seconds")
+fi
 for t in "${targets[@]}"; do
   corpus=out/fuzz/corpus/$t
   mkdir -p "$corpus"
   seeds=$(mktemp -d)
   seed "$t" "$seeds"
-  echo "== fuzz $t: ${seconds} s"
-  "$(binOf "$t")/mplsgate-fuzz-$t" -max_total_time="$seconds" -max_len=4096 -artifact_prefix="out/fuzz/$t-" \
-    -print_final_stats=1 "$corpus" "$seeds" 2>&1 \
-    | grep -E "^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==|SUMMARY)|cov: .* ft: " \
-    | grep -vE "^#[0-9]+\s+(pulse|NEW|REDUCE)" | tail -n 6 || true
+  echo "== fuzz $t: ${limits[*]}"
+  before=$(childCPU)
+  "$(binOf "$t")/mplsgate-fuzz-$t" "${limits[@]}" -max_len=4096 -artifact_prefix="out/fuzz/$t-" \
+    -print_final_stats=1 "$corpus" "$seeds" > "out/fuzz/$t.log" 2>&1 || true
+  cpu=$(awk -v a="$before" -v b="$(childCPU)" 'BEGIN { printf "%.0f", b - a }')
+  grep -E "^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==|SUMMARY)|cov: .* ft: " \
+    "out/fuzz/$t.log" | grep -vE "^#[0-9]+\s+(pulse|NEW|REDUCE)" | tail -n 6 || true
+  echo "   CPU: ${cpu} s"
   rm -rf "$seeds"
+  if [ $long = 1 ]; then
+    runs=$(awk -F: '/stat::number_of_executed_units/ { gsub(/ /, "", $2); print $2 }' "out/fuzz/$t.log")
+    rate=$(awk -F: '/stat::average_exec_per_sec/ { gsub(/ /, "", $2); print $2 }' "out/fuzz/$t.log")
+    cov=$(grep -oE "cov: [0-9]+ ft: [0-9]+" "out/fuzz/$t.log" | tail -n 1 | awk '{ print $2 " / " $4 }')
+    size=$(du -sk "$corpus" | awk '{ print $1 }')
+    found=$(compgen -G "out/fuzz/$t-*-*" | wc -l || true)
+    printf '| `%s` | %s | %s | %s | %s | %s, %s KiB | %s |\n' "$t" "${runs:-?}" "$cpu" "${rate:-?}" "${cov:-?}" \
+      "$(ls "$corpus" | wc -l)" "$size" "$([ "$found" = 0 ] && echo none || echo "$found failing inputs")" \
+      >> out/fuzz/campaign.md
+  fi
   # Any one kind of artifact fails the run (`ls` of several globs fails when one of them matches nothing, which
   # hid a crash found by the capture target).
   if compgen -G "out/fuzz/$t-crash-*" >/dev/null || compgen -G "out/fuzz/$t-leak-*" >/dev/null \
@@ -126,5 +155,21 @@ if printf '%s\n' "${targets[@]}" | grep -qx request; then
   done
   if [ -n "$missing" ]; then echo "fuzz: request error codes not reached:$missing"; status=1; fi
 fi
+if printf '%s\n' "${targets[@]}" | grep -qx fib; then
+  seeds=$(mktemp -d)
+  seed fib "$seeds"
+  echo "== fib corpus and seeds: documents by outcome ($(ls out/fuzz/corpus/fib "$seeds" | wc -l) inputs)"
+  MPLSGATE_FUZZ_REACH=1 "$bin/mplsgate-fuzz-fib" -runs=0 out/fuzz/corpus/fib "$seeds" 2>/dev/null \
+    | grep "^reach " | awk '{ printf "  %-7s %-11s %s\n", $2, $3, $4 }' | tee out/fuzz/reach-fib.txt
+  rm -rf "$seeds"
+  # Every kind of validation error (ValidationError.Kind, the control protocol's data.reason) and both results.
+  missing=""
+  for k in syntax type missing unknownKey format range empty reserved duplicate reference limit version rule; do
+    grep -qE "error +$k " out/fuzz/reach-fib.txt || missing="$missing $k"
+  done
+  for k in fib config; do grep -qE "result +$k " out/fuzz/reach-fib.txt || missing="$missing result-$k"; done
+  if [ -n "$missing" ]; then echo "fuzz: FIB document outcomes not reached:$missing"; status=1; fi
+fi
+[ $long = 1 ] && { echo "== campaign (out/fuzz/campaign.md)"; cat out/fuzz/campaign.md; }
 [ $status = 0 ] && echo "fuzz: no failing input"
 exit $status

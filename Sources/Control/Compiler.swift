@@ -28,7 +28,7 @@ public enum FIBCompiler {
         changes += fib.macs.map { .add(.mac($0)) }
         do { try engine.apply(changes) } catch {
             engine.release()
-            throw ValidationError(error.element, error.message)
+            throw error.validationError
         }
         return CompiledFIB(engine: engine, actionNames: engine.slotNames(), portNames: config.ports.map(\.name))
     }

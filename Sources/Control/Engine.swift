@@ -82,8 +82,28 @@ public struct TransactionError: Error, Sendable, CustomStringConvertible {
     public var code: Code
     public var element: String
     public var message: String
+    /// For `.invalid`: the validation error's kind.
+    public var kind: ValidationError.Kind
     public var description: String { element.isEmpty ? message : "\(element): \(message)" }
-    public init(_ code: Code, _ element: String, _ message: String) { self.code = code; self.element = element; self.message = message }
+    public init(_ code: Code, _ element: String, _ message: String, kind: ValidationError.Kind = .rule) {
+        self.code = code; self.element = element; self.message = message; self.kind = kind
+    }
+    /// A refused entry: its validation error.
+    public init(_ error: ValidationError) { self.init(.invalid, error.element, error.message, kind: error.kind) }
+
+    /// The same mistake as a validation error (a document compiled offline): exists and referenced become
+    /// duplicate and reference, limits stay limits.
+    public var validationError: ValidationError {
+        let k: ValidationError.Kind
+        switch code {
+        case .invalid: k = kind
+        case .exists: k = .duplicate
+        case .notFound, .referenced: k = .reference
+        case .tooLarge: k = .limit
+        case .staleGeneration: k = .rule
+        }
+        return ValidationError(element, message, kind: k)
+    }
 }
 
 /// Reads and resets one action slot's counters summed over the workers (the agent's workers, or nothing).
@@ -257,7 +277,7 @@ public final class FIBEngine: @unchecked Sendable {
     @discardableResult
     public func replaceAll(with fib: FIBSpec, expectedGeneration: UInt64? = nil) throws(TransactionError) -> UInt64 {
         do { try validateDocument(fib, config: config) } catch {
-            throw TransactionError(.invalid, error.element, error.message)
+            throw TransactionError(error)
         }
         if isEmpty { return try installFresh(fib, expectedGeneration: expectedGeneration) }
         let changes = diff(to: fib)
@@ -529,7 +549,7 @@ public final class FIBEngine: @unchecked Sendable {
             for (k, spec) in macs {
                 guard let m = spec else { continue }
                 do { try checkMAC(m, "mac \(k)", vni: vniSpec(m.vni)) } catch {
-                    throw TransactionError(.invalid, error.element, error.message)
+                    throw TransactionError(error)
                 }
             }
             for (v, spec) in vni {
@@ -674,12 +694,12 @@ public final class FIBEngine: @unchecked Sendable {
             do throws(ValidationError) {
                 switch e {
                 case .nextHop(let nh):
-                    if nh.name.isEmpty { throw ValidationError(el(), "name must not be empty") }
+                    if nh.name.isEmpty { throw ValidationError(el(), "name must not be empty", kind: .empty) }
                     try checkNextHop(nh, el(), ports: engine.portNames)
                     try checkBFD(nh, el(), config: engine.config)
                     try checkBackup(nh, el(), resolves: resolves, backupOf: backupOf, usedAsBackup: usedAsBackup)
                 case .ecmpGroup(let g):
-                    if g.name.isEmpty { throw ValidationError(el(), "name must not be empty") }
+                    if g.name.isEmpty { throw ValidationError(el(), "name must not be empty", kind: .empty) }
                     try checkGroup(g, el()) { nextHop($0) != nil }
                 case .ilm(let s): try checkILM(s, el(), resolves: resolves, vrfs: engine.vrfSet, backupOf: backupOf)
                 case .vni(let s): try checkVNI(s, el(), resolves: resolves, backupOf: backupOf)
@@ -687,7 +707,7 @@ public final class FIBEngine: @unchecked Sendable {
                 case .mac: break  // against its VNI once the whole transaction is staged (checkMACs)
                 }
             } catch {
-                throw TransactionError(.invalid, error.element, error.message)
+                throw TransactionError(error)
             }
         }
     }

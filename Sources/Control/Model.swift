@@ -306,10 +306,30 @@ extension FIBSpec {
     }
 }
 
-/// A validation error naming the offending element, e.g. `ilm[3] (label 15)`.
+/// A validation error naming the offending element, e.g. `ilm[3] (label 15)`, and what kind of mistake it is (the
+/// control protocol's `data.reason`, so a controller can tell a typo from a dangling reference without parsing text).
 public struct ValidationError: Error, Equatable, CustomStringConvertible {
+    /// The kinds of mistake a document or entry can make (docs/control-protocol.md, "Errors").
+    public enum Kind: String, CaseIterable, Sendable {
+        case syntax         // not JSON
+        case type           // a value of the wrong JSON type
+        case missing        // a required field is absent
+        case unknownKey     // a field this schema does not have
+        case format         // text that is not an address, MAC, prefix or one of the allowed words
+        case range          // a number outside its range (labels, VNIs, TC, TTL, MTU, ports, intervals)
+        case empty          // a name, list or label stack that must not be empty
+        case reserved       // a reserved label where it is not allowed
+        case duplicate      // a key, name or member given twice
+        case reference      // a name or address that names nothing (next hop, port, VRF, VNI, site, VTEP)
+        case limit          // more than the schema or the FIB allows
+        case version        // a schema version this build does not read
+        case rule           // a combination the model does not allow
+    }
     public var element: String
     public var message: String
-    public init(_ element: String, _ message: String) { self.element = element; self.message = message }
+    public var kind: Kind
+    public init(_ element: String, _ message: String, kind: Kind = .rule) {
+        self.element = element; self.message = message; self.kind = kind
+    }
     public var description: String { "\(element): \(message)" }
 }

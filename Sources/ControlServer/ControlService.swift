@@ -485,7 +485,7 @@ public final class ControlService: RPCHandler {
             }
             try r.rejectUnknownKeys()
         } catch {
-            throw Failure(RPCError.invalidEntry, error.description, element: error.element)
+            throw Failure(RPCError.invalidEntry, error.description, element: error.element, extra: ControlService.reason(error.kind))
         }
     }
 
@@ -615,8 +615,12 @@ public final class ControlService: RPCHandler {
         case .staleGeneration: code = RPCError.staleGeneration
         case .tooLarge: code = RPCError.limitExceeded
         }
-        return Failure(code, e.description, element: e.element.isEmpty ? nil : e.element)
+        return Failure(code, e.description, element: e.element.isEmpty ? nil : e.element,
+                       extra: e.code == .invalid ? ControlService.reason(e.kind) : [])
     }
+
+    /// An invalid entry's `data.reason`: the kind of mistake (docs/control-protocol.md, "Errors").
+    static func reason(_ kind: ValidationError.Kind) -> [(String, JSONValue)] { [("reason", .string(kind.rawValue))] }
 
     // MARK: resync
 
@@ -660,7 +664,8 @@ public final class ControlService: RPCHandler {
             part.ftn = try FIBCodec.section(r.value("ftn"), "chunk \(chunk) ftn", FIBCodec.decodeFTN)
             part.macs = try FIBCodec.section(r.value("macs"), "chunk \(chunk) macs", FIBCodec.decodeMAC)
         } catch {
-            throw Failure(RPCError.invalidEntry, error.description + " (the chunk was not taken; the session stays open)", element: error.element)
+            throw Failure(RPCError.invalidEntry, error.description + " (the chunk was not taken; the session stays open)", element: error.element,
+                          extra: ControlService.reason(error.kind))
         }
         count = part.nextHops.count + part.ecmpGroups.count + part.ilm.count + part.vni.count + part.ftn.count + part.macs.count
         guard count <= ControlService.maxOperationsPerCall else {
@@ -686,7 +691,8 @@ public final class ControlService: RPCHandler {
         let durable = try r.optionalBool("durable") ?? false
         resync = nil   // ends either way: an invalid resync changes nothing
         do throws(ValidationError) { _ = try validateDocument(s.fib) } catch {
-            throw Failure(RPCError.invalidEntry, error.description + " (the resync changed nothing)", element: error.element)
+            throw Failure(RPCError.invalidEntry, error.description + " (the resync changed nothing)", element: error.element,
+                          extra: ControlService.reason(error.kind))
         }
         let fib = s.fib
         if engine.isEmpty && !(fib.nextHops.isEmpty && fib.ecmpGroups.isEmpty && fib.ilm.isEmpty && fib.vni.isEmpty && fib.ftn.isEmpty) {

@@ -11,12 +11,12 @@ public enum FIBCodec {
     /// Parses JSON text with the document limit, mapping syntax errors to a `ValidationError` on "json".
     public static func parseDocument(_ bytes: [UInt8]) throws(ValidationError) -> JSONValue {
         guard bytes.count <= maxDocumentBytes else {
-            throw ValidationError("json", "document of \(bytes.count) bytes exceeds the \(maxDocumentBytes)-byte limit")
+            throw ValidationError("json", "document of \(bytes.count) bytes exceeds the \(maxDocumentBytes)-byte limit", kind: .limit)
         }
         do {
             return try JSONParser.parse(bytes)
         } catch {
-            throw ValidationError("json", error.description)
+            throw ValidationError("json", error.description, kind: .syntax)
         }
     }
 
@@ -38,7 +38,7 @@ public enum FIBCodec {
         r.path = el
         let roleText = try r.string("role")
         guard let role = PortRole.allCases.first(where: { $0.name == roleText }) else {
-            throw ValidationError("\(el).role", "\"\(roleText)\" is not core, dc or vrf")
+            throw ValidationError("\(el).role", "\"\(roleText)\" is not core, dc or vrf", kind: .format)
         }
         var p = PortConfig(
             name: name, interface: try r.optionalString("interface"), mac: try mac(try r.string("mac"), "\(el).mac"),
@@ -77,20 +77,20 @@ public enum FIBCodec {
             let rows = try r.array("rows")
             try r.rejectUnknownKeys()
             guard !columns.isEmpty, columns.count <= maxColumns else {
-                throw ValidationError("\(path).columns", "1–\(maxColumns) column names")
+                throw ValidationError("\(path).columns", "1–\(maxColumns) column names", kind: .limit)
             }
             var names: [String] = []
             for (j, c) in columns.enumerated() {
                 let n = try ObjectReader.string(c, "\(path).columns[\(j)]")
-                guard !names.contains(n) else { throw ValidationError("\(path).columns[\(j)]", "duplicate column \"\(n)\"") }
+                guard !names.contains(n) else { throw ValidationError("\(path).columns[\(j)]", "duplicate column \"\(n)\"", kind: .duplicate) }
                 names.append(n)
             }
             for (i, row) in rows.enumerated() {
                 guard case .array(let cells) = row else {
-                    throw ValidationError("\(path).rows[\(i)]", "expected an array of \(names.count) cells, got \(row.typeName)")
+                    throw ValidationError("\(path).rows[\(i)]", "expected an array of \(names.count) cells, got \(row.typeName)", kind: .type)
                 }
                 guard cells.count == names.count else {
-                    throw ValidationError("\(path).rows[\(i)]", "\(cells.count) cells for \(names.count) columns")
+                    throw ValidationError("\(path).rows[\(i)]", "\(cells.count) cells for \(names.count) columns", kind: .format)
                 }
                 var fields: [(String, JSONValue)] = []
                 fields.reserveCapacity(names.count)
@@ -99,7 +99,7 @@ public enum FIBCodec {
             }
         default:
             throw ValidationError(section ?? path, "expected an array of entries, or the compact form {\"columns\", \"rows\"}; "
-                                  + "got \(v.typeName)\(v.typeName == "object" ? " without \"columns\"" : "")")
+                                  + "got \(v.typeName)\(v.typeName == "object" ? " without \"columns\"" : "")", kind: .type)
         }
     }
 
@@ -193,7 +193,7 @@ public enum FIBCodec {
         case "drop":
             op = .drop
         default:
-            throw ValidationError("\(el).op", "\"\(opText)\" is not swap, pop, popToIP, popToVXLAN, popToMultipoint or drop")
+            throw ValidationError("\(el).op", "\"\(opText)\" is not swap, pop, popToIP, popToVXLAN, popToMultipoint or drop", kind: .format)
         }
         let backupOut = try r.arrayIfPresent("backupOut").map { (a: [JSONValue]) throws(ValidationError) -> [UInt32] in
             try labels(a, "\(el).backupOut")
@@ -293,7 +293,7 @@ public enum FIBCodec {
     /// Reads "ttlMode": uniform (default for IP) or pipe; L2 entries (pseudowires, VNIs) accept only pipe.
     static func ttlMode(_ r: inout ObjectReader, _ el: String, l2: Bool) throws(ValidationError) -> TTLMode {
         guard let text = try r.optionalString("ttlMode") else { return l2 ? .pipe : .uniform }
-        guard let m = TTLMode(rawValue: text) else { throw ValidationError("\(el).ttlMode", "\"\(text)\" is not uniform or pipe") }
+        guard let m = TTLMode(rawValue: text) else { throw ValidationError("\(el).ttlMode", "\"\(text)\" is not uniform or pipe", kind: .format) }
         if l2 && m == .uniform {
             throw ValidationError("\(el).ttlMode", "L2 payloads have no TTL: pseudowire and VNI entries are pipe only")
         }
@@ -313,17 +313,17 @@ public enum FIBCodec {
         case "mpls": return .mpls
         case "ipv4": return .ipv4
         case "ipv6": return .ipv6
-        default: throw ValidationError(path, "\"\(s)\" is not mpls, ipv4 or ipv6")
+        default: throw ValidationError(path, "\"\(s)\" is not mpls, ipv4 or ipv6", kind: .format)
         }
     }
 
     static func mac(_ s: String, _ path: String) throws(ValidationError) -> MACAddress {
-        guard let m = MACAddress(s) else { throw ValidationError(path, "\"\(s)\" is not a MAC address (aa:bb:cc:dd:ee:ff)") }
+        guard let m = MACAddress(s) else { throw ValidationError(path, "\"\(s)\" is not a MAC address (aa:bb:cc:dd:ee:ff)", kind: .format) }
         return m
     }
 
     static func address(_ s: String, _ path: String) throws(ValidationError) -> IPAddress {
-        guard let a = IPAddress(s) else { throw ValidationError(path, "\"\(s)\" is not an IPv4 or IPv6 address") }
+        guard let a = IPAddress(s) else { throw ValidationError(path, "\"\(s)\" is not an IPv4 or IPv6 address", kind: .format) }
         return a
     }
 
@@ -336,7 +336,7 @@ public enum FIBCodec {
     static func prefix(_ s: String, _ path: String) throws(ValidationError) -> (IPAddress, Int) {
         let parts = s.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let a = IPAddress(String(parts[0])), let len = Int(parts[1]) else {
-            throw ValidationError(path, "\"\(s)\" is not ADDRESS/LENGTH")
+            throw ValidationError(path, "\"\(s)\" is not ADDRESS/LENGTH", kind: .format)
         }
         return (a, len)
     }
@@ -462,7 +462,7 @@ extension FIBCodec {
         case "vni": return .vni(try decodeVNI(v, path))
         case "ftn": return .ftn(try decodeFTN(v, path))
         case "mac": return .mac(try decodeMAC(v, path))
-        default: throw ValidationError("\(path).kind", "\"\(kind)\" is not nextHop, ecmpGroup, ilm, vni, ftn or mac")
+        default: throw ValidationError("\(path).kind", "\"\(kind)\" is not nextHop, ecmpGroup, ilm, vni, ftn or mac", kind: .format)
         }
     }
 
@@ -496,7 +496,7 @@ extension FIBCodec {
             let m = try mac(try r.string("mac"), "\(path).mac")
             try r.rejectUnknownKeys()
             return .mac(MACKey(vni: vni, mac: m.value))
-        default: throw ValidationError("\(path).kind", "\"\(kind)\" is not nextHop, ecmpGroup, ilm, vni, ftn or mac")
+        default: throw ValidationError("\(path).kind", "\"\(kind)\" is not nextHop, ecmpGroup, ilm, vni, ftn or mac", kind: .format)
         }
     }
 }

@@ -11,7 +11,7 @@ struct ObjectReader {
     private var usedKeys: Set<String> = []
 
     init(_ v: JSONValue, path: String) throws(ValidationError) {
-        guard case .object(let f) = v else { throw ValidationError(path, "expected an object, got \(v.typeName)") }
+        guard case .object(let f) = v else { throw ValidationError(path, "expected an object, got \(v.typeName)", kind: .type) }
         self.path = path
         self.fields = f
     }
@@ -26,7 +26,7 @@ struct ObjectReader {
     }
 
     mutating func required(_ key: String) throws(ValidationError) -> JSONValue {
-        guard let v = value(key) else { throw ValidationError(path, "missing \"\(key)\"") }
+        guard let v = value(key) else { throw ValidationError(path, "missing \"\(key)\"", kind: .missing) }
         return v
     }
 
@@ -50,13 +50,13 @@ struct ObjectReader {
 
     mutating func optionalBool(_ key: String) throws(ValidationError) -> Bool? {
         guard let v = value(key), v != .null else { return nil }
-        guard case .bool(let b) = v else { throw ValidationError("\(path).\(key)", "expected a boolean, got \(v.typeName)") }
+        guard case .bool(let b) = v else { throw ValidationError("\(path).\(key)", "expected a boolean, got \(v.typeName)", kind: .type) }
         return b
     }
 
     mutating func array(_ key: String) throws(ValidationError) -> [JSONValue] {
         let v = try required(key)
-        guard case .array(let a) = v else { throw ValidationError("\(path).\(key)", "expected an array, got \(v.typeName)") }
+        guard case .array(let a) = v else { throw ValidationError("\(path).\(key)", "expected an array, got \(v.typeName)", kind: .type) }
         return a
     }
 
@@ -68,28 +68,28 @@ struct ObjectReader {
 
     mutating func optionalArray(_ key: String) throws(ValidationError) -> [JSONValue] {
         guard let v = value(key), v != .null else { return [] }
-        guard case .array(let a) = v else { throw ValidationError("\(path).\(key)", "expected an array, got \(v.typeName)") }
+        guard case .array(let a) = v else { throw ValidationError("\(path).\(key)", "expected an array, got \(v.typeName)", kind: .type) }
         return a
     }
 
     /// Fails on the first key that was never asked for.
     func rejectUnknownKeys() throws(ValidationError) {
         for (i, (k, _)) in fields.enumerated() where i < 64 ? used & (1 << UInt64(i)) == 0 : !usedKeys.contains(k) {
-            throw ValidationError(path, "unknown key \"\(k)\"")
+            throw ValidationError(path, "unknown key \"\(k)\"", kind: .unknownKey)
         }
     }
 
     static func string(_ v: JSONValue, _ path: String) throws(ValidationError) -> String {
-        guard case .string(let s) = v else { throw ValidationError(path, "expected a string, got \(v.typeName)") }
+        guard case .string(let s) = v else { throw ValidationError(path, "expected a string, got \(v.typeName)", kind: .type) }
         return s
     }
 
     static func integer(_ v: JSONValue, _ path: String, in range: ClosedRange<Int64>) throws(ValidationError) -> Int64 {
-        guard case .number(let text) = v else { throw ValidationError(path, "expected an integer, got \(v.typeName)") }
+        guard case .number(let text) = v else { throw ValidationError(path, "expected an integer, got \(v.typeName)", kind: .type) }
         guard let n = Int64(text) else {
-            throw ValidationError(path, "\(text) is not an integer in \(range.lowerBound)–\(range.upperBound)")
+            throw ValidationError(path, "\(text) is not an integer in \(range.lowerBound)–\(range.upperBound)", kind: .range)
         }
-        guard range.contains(n) else { throw ValidationError(path, "\(n) outside \(range.lowerBound)–\(range.upperBound)") }
+        guard range.contains(n) else { throw ValidationError(path, "\(n) outside \(range.lowerBound)–\(range.upperBound)", kind: .range) }
         return n
     }
 }

@@ -166,7 +166,7 @@ import ControlServer
     @Test func nextHopReferencingAMissingPort() {
         let cfg = try! FIBCodec.decodeConfig(Array(Self.config.utf8))
         let fib = FIBSpec(nextHops: [NextHopSpec(name: "x", port: "core9", mac: MACAddress(value: 1))])
-        #expect(throws: ValidationError("nextHops[0] (x)", "port \"core9\" is not in the config")) {
+        #expect(throws: ValidationError("nextHops[0] (x)", "port \"core9\" is not in the config", kind: .reference)) {
             try FIBCompiler.compile(config: cfg, fib: fib)
         }
     }

@@ -6,7 +6,8 @@
 pipeline: every fixture as [ingress port index, liveness mask of the first 8 next-hop slots (0: all up), frame];
 bfd:      the BFD fixtures as one-record inputs ([length u16 BE, time step ms, frame]), and a peer's Down → Init → Up
           with a Poll, as bare control packets;
-fib:      examples/fib.json (prefixed 0x00), the same in the compact form, and examples/config.json (prefixed 0x01);
+fib:      examples/fib.json (prefixed 0x00), the same in the compact form, examples/config.json (prefixed 0x01), and
+          one mistake of each kind of validation error (FIB_MISTAKES, a syntax error, a config out of range);
 capture:  examples/sample.pcapng whole and cut, and classic pcap files (both byte orders, nanosecond magic, an
           oversized frame, a non-Ethernet link type).
 """
@@ -16,6 +17,27 @@ import struct
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _ilm(fib, **fields):
+    fib["ilm"][0].update(fields)
+
+
+# kind of error -> a change to the lab FIB that makes it (syntax and a config error are added separately)
+FIB_MISTAKES = {
+    "type": lambda f: _ilm(f, label="100"),
+    "missing": lambda f: f["ilm"][0].pop("label"),
+    "unknownKey": lambda f: _ilm(f, colour="blue"),
+    "format": lambda f: f["nextHops"][0].update(mac="02:aa:00:00:00"),
+    "range": lambda f: _ilm(f, label=1 << 20),
+    "empty": lambda f: f["nextHops"][0].update(name=""),
+    "reserved": lambda f: _ilm(f, label=3),
+    "duplicate": lambda f: f["ilm"].append(dict(f["ilm"][0])),
+    "reference": lambda f: _ilm(f, via="nowhere"),
+    "limit": lambda f: _ilm(f, out=list(range(100, 117))),
+    "version": lambda f: f.update(version=99),
+    "rule": lambda f: f["nextHops"][0].update(backup=f["nextHops"][0]["name"]),
+}
 
 
 def main():
@@ -57,6 +79,16 @@ def main():
             columns = sorted({k for e in entries for k in e})
             fib[section] = {"columns": columns, "rows": [[e.get(c) for c in columns] for e in entries]}
         put(b"\x00" + json.dumps(fib).encode())
+        # One mutation of the lab FIB per kind of error (ValidationError.Kind): scripts/fuzz.sh fails unless the
+        # corpus and these seeds reach every kind.
+        for mutate in FIB_MISTAKES.values():
+            fib = json.load(open(os.path.join(ROOT, "examples/fib.json")))
+            mutate(fib)
+            put(b"\x00" + json.dumps(fib).encode())
+        put(b"\x00" + b'{"version": 1, "nextHops": [')                                     # syntax
+        config = json.load(open(os.path.join(ROOT, "examples/config.json")))
+        config["ports"][0]["mtu"] = 40                                                    # a config out of range
+        put(b"\x01" + json.dumps(config).encode())
     elif kind == "capture":
         sample = open(os.path.join(ROOT, "examples/sample.pcapng"), "rb").read()
         put(sample)

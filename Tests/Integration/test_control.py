@@ -36,12 +36,13 @@ def ilm_swap(label, out, via):
     return {"op": "replace", "kind": "ilm", "entry": {"label": label, "op": "swap", "out": [out], "via": via}}
 
 
-def expect_error(rpc, method, params, code, element=None, what=""):
+def expect_error(rpc, method, params, code, element=None, what="", reason=None):
     before = rpc.result("info")
     r = rpc.call(method, params)
     err = r.get("error") or {}
     after = rpc.result("info")
     ok = err.get("code") == code and (element is None or element in (err.get("data") or {}).get("element", ""))
+    ok = ok and (reason is None or (err.get("data") or {}).get("reason") == reason)
     ok = ok and before["generation"] == after["generation"] and before["digest"] == after["digest"]
     check(ok, f"{what or method}: error {err.get('code')} ({err.get('message', '')[:90]}), FIB untouched")
 
@@ -85,15 +86,16 @@ def run_bad_input(a, p, tmp):
     expect_error(rpc, "apply", {"operations": {"op": "add"}}, -32602, "operations", "operations not an array")
     expect_error(rpc, "apply", {"operations": [], "bogus": 1}, -32602, "bogus", "an unknown parameter")
     expect_error(rpc, "apply", {"operations": [{"op": "add", "kind": "ilm", "entry": {"label": "100", "op": "swap"}}]},
-                 -32003, "operations[0].entry", "a label given as a string")
+                 -32003, "operations[0].entry", "a label given as a string", reason="type")
     expect_error(rpc, "apply", {"operations": [ilm_swap(100, 5, "p1")]}, -32003, "operations[0] (ilm 100)",
-                 "a reserved out label")
+                 "a reserved out label", reason="reserved")
     expect_error(rpc, "apply", {"operations": [{"op": "add", "kind": "ilm", "entry": {"label": 15, "op": "pop"}}]},
-                 -32003, "operations[0] (ilm 15)", "a reserved incoming label")
+                 -32003, "operations[0] (ilm 15)", "a reserved incoming label", reason="reserved")
     expect_error(rpc, "apply", {"operations": [{"op": "add", "kind": "ilm", "entry": {"label": 1048576, "op": "pop"}}]},
-                 -32003, "operations[0] (ilm 1048576)", "a label above 2^20-1")
+                 -32003, "operations[0] (ilm 1048576)", "a label above 2^20-1", reason="range")
     expect_error(rpc, "apply", {"operations": [ilm_swap(100, 300, "p1"), ilm_swap(101, 301, "nowhere")]},
-                 -32003, "operations[1] (ilm 101)", "a dangling reference (after a valid change)")
+                 -32003, "operations[1] (ilm 101)", "a dangling reference (after a valid change)",
+                 reason="reference")
     expect_error(rpc, "apply", {"operations": [{"op": "delete", "kind": "nextHop", "key": "p1"}]}, -32006,
                  "operations[0] (nextHop p1)", "deleting a referenced next hop")
     expect_error(rpc, "apply", {"operations": [{"op": "add", "kind": "nextHop", "entry": {"name": "p1", "port": "core0", "mac": "02:aa:00:00:00:01"}}]},

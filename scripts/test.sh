@@ -66,6 +66,8 @@ rm -f "$demo_log"
 
 echo "== three data centres on one tenant segment: multipoint VNIs, Linux VTEPs with head-end replication (root)"
 MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_sites.py
+echo "== MAC learning across the three data centres: learning, VM migration, a MAC flood, a flapping MAC (root)"
+MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_learning.py
 demo_log=$(mktemp)
 MPLSGATE_BIN_DIR="$bin_dir" /usr/bin/python3 Tests/Integration/sites.py > "$demo_log" 2>&1 || { tail -n 30 "$demo_log"; exit 1; }
 grep -q "one segment across three data centres" "$demo_log" || { tail -n 30 "$demo_log"; echo "demo --sites 3: failed"; exit 1; }

@@ -26,13 +26,17 @@ public struct ReplaySummary {
     /// pcapng interface names that match no port's name or interface, with their frame counts, in order of first
     /// appearance: those frames took `--ingress`, or were dropped as `unknownPort` without it.
     public var unmatchedInterfaces: [(name: String, frames: Int)] = []
+    /// Per learning multipoint VNI: what the learner did, and the MACs it held at the end.
+    public var learning: [(vni: UInt32, counters: LearnCounters, macs: Int)] = []
     public var mpps: Double { seconds > 0 ? Double(framesIn) / seconds / 1e6 : 0 }
 }
 
 /// Offline forwarding of a capture through the same pipeline the live agent runs, one batch at a time.
 public final class Replayer {
-    /// Frames per batch, as a live worker's RX batch.
+    /// Frames per batch by default, as a live worker's RX batch.
     public static let batchSize = 64
+    /// The largest `batch`.
+    public static let maxBatch = 256
     /// Bytes per frame buffer: headroom plus room for a jumbo frame and pushed headers.
     public static let bufferSize = 16384
     /// The largest captured frame replay accepts (the buffer less the headroom).
@@ -45,12 +49,20 @@ public final class Replayer {
     private let portNames: [String]
     private let interfaceNames: [String?]
     private let defaultIngress: PortID?
+    private let batchSize: Int
+    private let learning: [LearningSegment]
+    private let macCapacity: Int
 
     /// - Parameters:
     ///   - portNames / interfaceNames: port i's name and Linux interface, matched against pcapng interface names.
     ///   - defaultIngress: the port of frames whose interface is unknown (classic pcap, or unnamed interfaces).
-    public init(fib: FIBSnapshot, portNames: [String], interfaceNames: [String?], defaultIngress: PortID?) {
+    ///   - batch: frames per batch (1–256): MACs learned from a batch's frames take effect at its end.
+    ///   - learning: the FIB's multipoint VNIs (`FIBEngine.learningSegments`); their learned MACs age on capture time.
+    public init(fib: FIBSnapshot, portNames: [String], interfaceNames: [String?], defaultIngress: PortID?,
+                batch: Int = Replayer.batchSize, learning: [LearningSegment] = [], macCapacity: Int = 1 << 20) {
+        precondition((1...Replayer.maxBatch).contains(batch))
         self.fib = fib; self.portNames = portNames; self.interfaceNames = interfaceNames; self.defaultIngress = defaultIngress
+        batchSize = batch; self.learning = learning; self.macCapacity = macCapacity
     }
 
     /// Replays `input`; `progress` is called now and then with (bytes read, file size, frames). `threads` 2 writes
@@ -92,17 +104,17 @@ public final class Replayer {
 
         let counters = WorkerCounters.allocate(entryCapacity: fib.actionCount)
         var summary = ReplaySummary(counters: counters)
-        let memory = UnsafeMutableRawPointer.allocate(byteCount: Replayer.batchSize * Replayer.slotStride, alignment: 4096)
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: batchSize * Replayer.slotStride, alignment: 4096)
         defer { memory.deallocate() }
-        let batch = UnsafeMutableBufferPointer<Frame>.allocate(capacity: Replayer.batchSize)
+        let batch = UnsafeMutableBufferPointer<Frame>.allocate(capacity: batchSize)
         defer { batch.deallocate() }
         // Per-batch side tables in raw memory: no uniqueness or bounds checks per frame.
-        let timestamps = UnsafeMutablePointer<Int64>.allocate(capacity: Replayer.batchSize)
+        let timestamps = UnsafeMutablePointer<Int64>.allocate(capacity: batchSize)
         defer { timestamps.deallocate() }
         // Input copies of dropped frames, so the drop file shows them as they arrived.
-        let dropCopy = drops != nil ? UnsafeMutableRawPointer.allocate(byteCount: Replayer.batchSize * Replayer.slotStride, alignment: 64) : nil
+        let dropCopy = drops != nil ? UnsafeMutableRawPointer.allocate(byteCount: batchSize * Replayer.slotStride, alignment: 64) : nil
         defer { dropCopy?.deallocate() }
-        let originalLength = UnsafeMutablePointer<Int>.allocate(capacity: Replayer.batchSize)
+        let originalLength = UnsafeMutablePointer<Int>.allocate(capacity: batchSize)
         defer { originalLength.deallocate() }
         let splitByPort = outputs.perPortDirectory != nil
         // Copies of flooded frames (multipoint VNIs) are made here one at a time and written where the original
@@ -111,6 +123,11 @@ public final class Replayer {
         defer { copyBuffer.deallocate() }
         let limiter = FloodLimiter()
         defer { limiter.release() }
+        // MAC learning: the pipeline posts records during a batch, the learner applies them at its end (capture time).
+        let learner = learning.contains { $0.learning } ? MACLearner(root: LearnedRoot(), capacity: macCapacity) : nil
+        learner?.configure(learning)
+        counters.learn.pointee.tables = learner?.root.tables
+        defer { learner?.releaseAll() }
         // Per capture interface (file-wide index): its port, looked up by name once (nil: no port of that name).
         var ingressCache: [PortID?] = []
         var resolved: [Bool] = []
@@ -124,7 +141,7 @@ public final class Replayer {
         var done = false
         while !done {
             var n = 0
-            while n < Replayer.batchSize {
+            while n < batchSize {
                 let buf = memory + n * Replayer.slotStride
                 guard let c = try reader.next(into: buf + Frame.headroom, capacity: Replayer.maxFrame) else { done = true; break }
                 summary.framesIn += 1
@@ -163,7 +180,17 @@ public final class Replayer {
                 n += 1
             }
             if n == 0 { continue }
+            let second = UInt32(truncatingIfNeeded: max(timestamps[0], 0) / 1_000_000)
+            counters.learn.pointee.nowSeconds = second
+            // Aging and duplicate holds on capture time, before the batch (once per second of it).
+            if let learner, second != learner.lastSweep { learner.sweep(now: second) }
             Pipeline.process(UnsafeMutableBufferPointer(rebasing: batch[0..<n]), fib: fib, counters: counters)
+            if let learner {
+                let ctx = counters.learn
+                for r in 0..<Int(ctx.pointee.count) { learner.apply(ctx.pointee.records[r], now: second) }
+                ctx.pointee.count = 0
+                learner.events.removeAll()
+            }
             for i in 0..<n {
                 let f = batch[i]
                 if f.isForwarded {
@@ -219,6 +246,11 @@ public final class Replayer {
             else { byName.append((name, unmatched[i] ?? 0)) }
         }
         summary.unmatchedInterfaces = byName
+        if let learner {
+            summary.learning = learning.filter(\.learning).map {
+                (vni: $0.vni, counters: learner.counters(vni: $0.vni) ?? LearnCounters(), macs: learner.count(vni: $0.vni))
+            }
+        }
         return summary
     }
 }

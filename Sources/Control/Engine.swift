@@ -156,6 +156,8 @@ public final class FIBEngine: @unchecked Sendable {
     private var segmentSlot: [UInt32: UInt32] = [:]
     private var freeSegmentSlots: [UInt32] = []
     private var segmentSlotCount: UInt32 = 0
+    /// Changes whenever a multipoint VNI is compiled or removed: the MAC learner needs the new `learningSegments`.
+    public private(set) var segmentsVersion: UInt64 = 0
     /// How many entries and groups name each next hop or group.
     private var refs: [String: Int] = [:]
     /// The last commits' costs (a window of `CommitStats.window`), for `info` and the benchmarks.
@@ -814,7 +816,7 @@ public final class FIBEngine: @unchecked Sendable {
         // the old snapshot still count into them), and zeroed then, before anything can reuse them.
         var freedSegments: [UInt32] = []
         for (v, spec) in o.vni where spec?.multipoint == nil {
-            if let slot = segmentSlot.removeValue(forKey: v) { freedSegments.append(slot) }
+            if let slot = segmentSlot.removeValue(forKey: v) { freedSegments.append(slot); segmentsVersion &+= 1 }
         }
         for k in o.deleted { carried[k] = nil }
         func carryKey(_ k: EntryKey, _ stays: Bool) -> EntryKey? { stays && !o.deleted.contains(k) ? k : nil }
@@ -1051,12 +1053,34 @@ public final class FIBEngine: @unchecked Sendable {
             places.append(ilmAction(ILMEntrySpec(label: 16, operation: .popToVXLAN(pw))).0)
         }
         let header = SegmentHeader(siteCount: UInt32(m.sites.count), vtepCount: UInt32(m.vteps.count), slot: slot,
-                                   bumPerSecond: m.bumPerSecond, bumBurst: max(m.bumPerSecond / 10, 32), vni: e.vni)
+                                   bumPerSecond: m.bumPerSecond, bumBurst: max(m.bumPerSecond / 10, 32), vni: e.vni,
+                                   learning: m.learning.enabled)
         var a = Action()
         a.operation = .multipoint
         a.aux = e.vni
-        a.vteps = tables.allocateSegment(header, vteps: m.vteps.map { IPv6Address($0.address) }, places: places)
+        a.vteps = tables.allocateSegment(header, vteps: m.vteps.map { IPv6Address($0.address) }, places: places,
+                                         ids: FIBEngine.placeIDs(m))
+        segmentsVersion &+= 1
         return a
+    }
+
+    /// The places' IDs of a multipoint VNI, in place order (`Segment`).
+    static func placeIDs(_ m: MultipointSpec) -> [UInt64] {
+        m.sites.map { Segment.siteID($0.name) } + m.vteps.map { Segment.vtepID(IPv6Address($0.address)) }
+    }
+
+    /// What the MAC learner needs of every multipoint VNI (the agent hands it over when `segmentsVersion` changed).
+    public func learningSegments() -> [LearningSegment] {
+        segmentSlot.sorted { $0.key < $1.key }.compactMap { (v, slot) -> LearningSegment? in
+            guard let m = vni[v]?.spec.multipoint else { return nil }
+            let ids = FIBEngine.placeIDs(m)
+            return LearningSegment(
+                slot: slot, vni: v, layout: Segment.layout(sites: m.sites.count, ids: ids), placeIDs: ids,
+                placeNames: m.sites.map(\.name) + m.vteps.map(\.address.description), siteCount: m.sites.count,
+                learning: m.learning.enabled, macLimit: Int(m.learning.macLimit), agingSeconds: m.learning.agingSeconds,
+                moveLimit: m.learning.moveLimit, moveWindowSeconds: m.learning.moveWindowSeconds,
+                holdSeconds: m.learning.holdSeconds)
+        }
     }
 
     /// The action of an ILM entry and the fields its ILM entry repeats.
@@ -1114,6 +1138,8 @@ public final class FIBEngine: @unchecked Sendable {
         case .popToMultipoint(let m):
             a.operation = .popToMultipoint
             a.aux = m.vni
+            // The site's place ID (`Segment.siteID`): where learned sources of this pseudowire are.
+            a.area.0 = Segment.siteID(m.site)
             if m.controlWord { flags |= ActionFlags.controlWord }
         case .drop:
             a.operation = .drop
@@ -1227,6 +1253,12 @@ public struct ContentHash {
                 for s in m.sites { h.string(s.name); h.labels(s.push); h.string(s.via); h.byte(s.controlWord ? 1 : 0) }
                 h.u32(UInt32(m.vteps.count))
                 for t in m.vteps { h.address(t.address); h.string(t.via) }
+                // Hashed only when not the defaults, so digests of FIBs that never set it are unchanged.
+                if m.learning != MACLearningSpec() {
+                    let l = m.learning
+                    h.byte(0xC1); h.byte(l.enabled ? 1 : 0); h.u32(l.macLimit); h.u32(l.agingSeconds); h.u32(l.moveLimit)
+                    h.u32(l.moveWindowSeconds); h.u32(l.holdSeconds)
+                }
             }
         case .mac(let m):
             h.byte(6); h.u32(m.vni); h.u64(m.mac.value); h.optional(m.site) { $0.string($1) }; h.optional(m.vtep) { $0.address($1) }

@@ -180,10 +180,13 @@ public struct MultipointSpec: Sendable, Equatable {
     /// Broadcast/unknown/multicast frames per second per worker that are replicated (0: no limit).
     public var bumPerSecond: UInt32
     public static let defaultBUMPerSecond: UInt32 = 10_000
+    /// MAC learning (RFC 4762 §4): sources are learned from the traffic and checked against static MACs.
+    public var learning: MACLearningSpec
     public init(localVTEP: IPAddress, vteps: [LocalVTEPSpec], sites: [SiteSpec], udpPort: UInt16 = VXLAN.defaultUDPPort,
-                underlayTTL: UInt8 = 64, bumPerSecond: UInt32 = MultipointSpec.defaultBUMPerSecond) {
+                underlayTTL: UInt8 = 64, bumPerSecond: UInt32 = MultipointSpec.defaultBUMPerSecond,
+                learning: MACLearningSpec = MACLearningSpec()) {
         self.localVTEP = localVTEP; self.vteps = vteps; self.sites = sites; self.udpPort = udpPort
-        self.underlayTTL = underlayTTL; self.bumPerSecond = bumPerSecond
+        self.underlayTTL = underlayTTL; self.bumPerSecond = bumPerSecond; self.learning = learning
     }
 
     /// The place number (sites first, then local VTEPs) a MAC entry names, or nil.
@@ -191,6 +194,29 @@ public struct MultipointSpec: Sendable, Equatable {
         if let s = m.site { return sites.firstIndex { $0.name == s } }
         if let v = m.vtep { return vteps.firstIndex { $0.address == v }.map { sites.count + $0 } }
         return nil
+    }
+}
+
+/// How a multipoint VNI learns MACs (docs/fib-format.md, "MAC learning").
+public struct MACLearningSpec: Sendable, Equatable {
+    /// Off: only static MACs forward as known unicast; sources are neither learned nor checked.
+    public var enabled: Bool
+    /// Learned MACs this VNI may hold; further sources are not learned (their frames still flood).
+    public var macLimit: UInt32
+    /// A learned MAC not refreshed for this long disappears.
+    public var agingSeconds: UInt32
+    /// RFC 7432 §15.1: more than `moveLimit` moves within `moveWindowSeconds` freeze the MAC as a duplicate for
+    /// `holdSeconds` (0: until an operator clears it).
+    public var moveLimit: UInt32
+    public var moveWindowSeconds: UInt32
+    public var holdSeconds: UInt32
+    public static let defaultMACLimit: UInt32 = 16_384
+    public static let macLimitRange: ClosedRange<Int64> = 1...4_194_304
+    public static let agingRange: ClosedRange<Int64> = 10...1_000_000
+    public init(enabled: Bool = true, macLimit: UInt32 = MACLearningSpec.defaultMACLimit, agingSeconds: UInt32 = 300,
+                moveLimit: UInt32 = 5, moveWindowSeconds: UInt32 = 180, holdSeconds: UInt32 = 300) {
+        self.enabled = enabled; self.macLimit = macLimit; self.agingSeconds = agingSeconds
+        self.moveLimit = moveLimit; self.moveWindowSeconds = moveWindowSeconds; self.holdSeconds = holdSeconds
     }
 }
 

@@ -207,6 +207,16 @@ func checkMultipoint(_ e: VNIEntrySpec, _ m: MultipointSpec, _ el: @autoclosure 
     }
     if m.udpPort == 0 { throw ValidationError(el(), "udpPort must not be 0", kind: .range) }
     if m.underlayTTL == 0 { throw ValidationError(el(), "underlayTTL must not be 0", kind: .range) }
+    let l = m.learning
+    if !MACLearningSpec.macLimitRange.contains(Int64(l.macLimit)) {
+        throw ValidationError("\(el()).learning.macLimit", "\(l.macLimit) outside \(MACLearningSpec.macLimitRange)", kind: .range)
+    }
+    if !MACLearningSpec.agingRange.contains(Int64(l.agingSeconds)) {
+        throw ValidationError("\(el()).learning.agingSeconds", "\(l.agingSeconds) outside \(MACLearningSpec.agingRange)", kind: .range)
+    }
+    if l.moveLimit == 0 || l.moveWindowSeconds == 0 {
+        throw ValidationError("\(el()).learning", "moveLimit and moveWindowSeconds must not be 0", kind: .range)
+    }
 }
 
 /// Checks that a static MAC names a place of its VNI (`vni`: the VNI's entry, nil when there is none).

@@ -29,6 +29,11 @@ public protocol DataPlaneView: AnyObject {
     func revertNextHop(_ name: String) -> (result: JSONValue?, refusal: String?)
     /// A multipoint VNI's counters summed over the workers (`SegmentCounters`, by name), by its counter slot.
     func segmentCounters(slot: Int) -> [(String, UInt64)]
+    /// The MACs a multipoint VNI learned (sorted by MAC), and what its learner did.
+    func learnedMACs(vni: UInt32) -> [LearnedMAC]
+    func learnCounters(vni: UInt32) -> LearnCounters?
+    /// Removes learned MACs of `vni`: all, those at a place (`Segment.siteID` / `vtepID`), or one MAC. Returns how many.
+    func flushMACs(vni: UInt32, placeID: UInt64?, mac: UInt64?) -> Int
 }
 
 /// The JSON-RPC methods of the control socket (docs/control-protocol.md), run on the control thread.
@@ -273,8 +278,8 @@ public final class ControlService: RPCHandler {
                     let text = f.filter { $0.0 != "type" }.map { ($0.0, $0.1.plainText) }
                     let kind = f.first { $0.0 == "type" }?.1.plainText ?? "event"
                     let state = f.first { $0.0 == "state" }?.1.plainText ?? ""
-                    let what = kind == "port" ? "port" : kind == "bfd" ? "BFD session" : "next hop"
-                    log?(LogEvent(message: "\(what) \(state)", metadata: text, isError: state == "down"))
+                    let what = kind == "port" ? "port" : kind == "bfd" ? "BFD session" : kind == "mac" ? "learned MAC" : "next hop"
+                    log?(LogEvent(message: "\(what) \(state)", metadata: text, isError: state == "down" || state == "duplicate"))
                 }
             }
         }
@@ -362,6 +367,7 @@ public final class ControlService: RPCHandler {
                 guard let dp = dataplane else { throw Failure(RPCError.internalError, "no live data plane: no BFD sessions") }
                 out = .result(dp.bfdSessions())
             case "macs": out = .result(try macs(&r))
+            case "macs.flush": out = .result(try flushMACs(&r))
             case "events.subscribe":
                 subscribers[client.id] = client
                 out = .result(.object([("subscribed", .bool(true)), ("generation", num(engine.generation))]))
@@ -383,6 +389,7 @@ public final class ControlService: RPCHandler {
         "dump": ["kind", "cursor", "limit"], "counters": ["kind", "cursor", "limit"],
         "trace": ["count", "timeoutMs"], "events.subscribe": [], "nextHops": [], "nextHops.revert": ["name"], "bfd": [],
         "macs": ["vni"],
+        "macs.flush": ["vni", "site", "vtep", "mac"],
     ]
 
     func num<T: BinaryInteger>(_ v: T) -> JSONValue { .number(String(v)) }
@@ -802,14 +809,34 @@ public final class ControlService: RPCHandler {
                                             ("bumPerSecond", num(m.bumPerSecond)),
                                             ("sites", .array(m.sites.map { .string($0.name) })),
                                             ("vteps", .array(m.vteps.map { .string($0.address.description) }))]
+            let l = m.learning
+            f.append(("learning", .object([("enabled", .bool(l.enabled)), ("macLimit", num(l.macLimit)),
+                                           ("agingSeconds", num(l.agingSeconds)), ("moveLimit", num(l.moveLimit)),
+                                           ("moveWindowSeconds", num(l.moveWindowSeconds)), ("holdSeconds", num(l.holdSeconds))])))
             if let dp = dataplane {
-                f.append(("counters", .object(dp.segmentCounters(slot: slot).map { ($0.0, num($0.1)) })))
+                var counters = dp.segmentCounters(slot: slot)
+                if let c = dp.learnCounters(vni: v) {
+                    counters += [("learned", c.learned), ("refreshed", c.refreshed), ("moved", c.moved),
+                                 ("duplicate", c.duplicate), ("overLimit", c.overLimit), ("aged", c.aged), ("flushed", c.flushed)]
+                }
+                f.append(("counters", .object(counters.map { ($0.0, num($0.1)) })))
             }
-            let entries: [JSONValue] = engine.staticMACs(vni: v).map { e in
+            var entries: [JSONValue] = engine.staticMACs(vni: v).map { e in
                 var o: [(String, JSONValue)] = [("mac", .string(e.mac.description)), ("type", .string("static"))]
                 if let s = e.site { o.append(("site", .string(s))) }
                 if let t = e.vtep { o.append(("vtep", .string(t.description))) }
                 return .object(o)
+            }
+            // Learned MACs after the static ones (a static MAC wins over a learned one of the same address).
+            for e in dataplane?.learnedMACs(vni: v) ?? [] {
+                var o: [(String, JSONValue)] = [("mac", .string(e.mac.description)), ("type", .string("learned")),
+                                                (e.isSite ? "site" : "vtep", .string(e.place)), ("ageSeconds", num(e.age)),
+                                                ("learnedSecondsAgo", num(e.learnedAgo)), ("moves", num(e.moves))]
+                if e.frozen {
+                    o.append(("duplicate", .bool(true)))
+                    o.append(("frozenSeconds", num(e.frozenFor)))
+                }
+                entries.append(.object(o))
             }
             f.append(("macs", .array(entries)))
             list.append(.object(f))
@@ -818,6 +845,47 @@ public final class ControlService: RPCHandler {
             throw Failure(RPCError.invalidParams, "vni \(only) is not a multipoint VNI", element: "vni")
         }
         return .object([("generation", num(engine.generation)), ("vnis", .array(list))])
+    }
+
+    /// `macs.flush {vni, [site | vtep | mac]}`: removes learned MACs (all of the VNI's, those at one site or local
+    /// VTEP, or one MAC, which also releases a duplicate). Static MACs are FIB entries and stay.
+    func flushMACs(_ r: inout Params) throws(Failure) -> JSONValue {
+        guard let vni = try r.optionalUInt64("vni") else { throw Failure(RPCError.invalidParams, "vni is required", element: "vni") }
+        guard vni <= UInt64(VNI.maxValue), case .vni(let e)? = engine.entry(.vni(UInt32(vni))), let m = e.multipoint else {
+            throw Failure(RPCError.invalidParams, "vni \(vni) is not a multipoint VNI", element: "vni")
+        }
+        let site = try r.optionalString("site"), vtep = try r.optionalString("vtep"), macText = try r.optionalString("mac")
+        guard [site, vtep, macText].compactMap({ $0 }).count <= 1 else {
+            throw Failure(RPCError.invalidParams, "give at most one of site, vtep and mac", element: "site")
+        }
+        var placeID: UInt64?
+        if let site {
+            guard m.sites.contains(where: { $0.name == site }) else {
+                throw Failure(RPCError.invalidParams, "vni \(vni) has no site \"\(site)\"", element: "site")
+            }
+            placeID = Segment.siteID(site)
+        }
+        if let vtep {
+            guard let a = IPAddress(vtep), m.vteps.contains(where: { $0.address == a }) else {
+                throw Failure(RPCError.invalidParams, "vni \(vni) has no local vtep \(vtep)", element: "vtep")
+            }
+            placeID = Segment.vtepID(IPv6Address(a))
+        }
+        var mac: UInt64?
+        if let macText {
+            guard let a = MACAddress(macText) else {
+                throw Failure(RPCError.invalidParams, "\"\(macText)\" is not a MAC address (aa:bb:cc:dd:ee:ff)", element: "mac")
+            }
+            mac = a.value
+        }
+        guard let dp = dataplane else { throw Failure(RPCError.internalError, "no live data plane: nothing is learned") }
+        let n = dp.flushMACs(vni: UInt32(vni), placeID: placeID, mac: mac)
+        var meta: [(String, String)] = [("vni", "\(vni)"), ("flushed", "\(n)")]
+        if let site { meta.append(("site", site)) }
+        if let vtep { meta.append(("vtep", vtep)) }
+        if let macText { meta.append(("mac", macText)) }
+        log?(LogEvent(message: "learned MACs flushed", metadata: meta, isError: false))
+        return .object([("vni", num(vni)), ("flushed", num(n))])
     }
 
     // MARK: trace
@@ -882,6 +950,11 @@ struct Params {
         guard let v = value(k) else { throw ControlService.Failure(RPCError.invalidParams, "params.\(k) is required", element: k) }
         guard case .string(let s) = v else { throw ControlService.Failure(RPCError.invalidParams, "params.\(k) must be a string, not \(v.typeName)", element: k) }
         return s
+    }
+
+    mutating func optionalString(_ k: String) throws(ControlService.Failure) -> String? {
+        guard has(k) else { return nil }
+        return try string(k)
     }
 
     mutating func array(_ k: String) throws(ControlService.Failure) -> [JSONValue] {

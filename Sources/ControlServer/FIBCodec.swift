@@ -247,9 +247,31 @@ public enum FIBCodec {
             localVTEP: try address(try r.string("localVtep"), "\(path).localVtep"), vteps: vteps, sites: sites,
             udpPort: UInt16(try r.optionalInteger("udpPort", in: 1...65535) ?? Int64(VXLAN.defaultUDPPort)),
             underlayTTL: UInt8(try r.optionalInteger("underlayTtl", in: 1...255) ?? 64),
-            bumPerSecond: UInt32(try r.optionalInteger("bumPerSecond", in: 0...100_000_000) ?? Int64(MultipointSpec.defaultBUMPerSecond)))
+            bumPerSecond: UInt32(try r.optionalInteger("bumPerSecond", in: 0...100_000_000) ?? Int64(MultipointSpec.defaultBUMPerSecond)),
+            learning: try decodeLearning(r.value("learning"), "\(path).learning"))
         try r.rejectUnknownKeys()
         return m
+    }
+
+    static func decodeLearning(_ v: JSONValue?, _ path: String) throws(ValidationError) -> MACLearningSpec {
+        let d = MACLearningSpec()
+        guard let v else { return d }
+        var r = try ObjectReader(v, path: path)
+        let l = MACLearningSpec(
+            enabled: try r.optionalBool("enabled") ?? d.enabled,
+            macLimit: UInt32(try r.optionalInteger("macLimit", in: MACLearningSpec.macLimitRange) ?? Int64(d.macLimit)),
+            agingSeconds: UInt32(try r.optionalInteger("agingSeconds", in: MACLearningSpec.agingRange) ?? Int64(d.agingSeconds)),
+            moveLimit: UInt32(try r.optionalInteger("moveLimit", in: 1...1000) ?? Int64(d.moveLimit)),
+            moveWindowSeconds: UInt32(try r.optionalInteger("moveWindowSeconds", in: 1...86_400) ?? Int64(d.moveWindowSeconds)),
+            holdSeconds: UInt32(try r.optionalInteger("holdSeconds", in: 0...1_000_000) ?? Int64(d.holdSeconds)))
+        try r.rejectUnknownKeys()
+        return l
+    }
+
+    static func encode(_ l: MACLearningSpec) -> JSONValue {
+        .object([("enabled", .bool(l.enabled)), ("macLimit", num(l.macLimit)), ("agingSeconds", num(l.agingSeconds)),
+                 ("moveLimit", num(l.moveLimit)), ("moveWindowSeconds", num(l.moveWindowSeconds)),
+                 ("holdSeconds", num(l.holdSeconds))])
     }
 
     public static func decodeMAC(_ v: JSONValue, _ path: String) throws(ValidationError) -> MACEntrySpec {
@@ -407,10 +429,12 @@ extension FIBCodec {
                          ("controlWord", .bool($0.controlWord))])
             }
             let vteps: [JSONValue] = m.vteps.map { .object([("address", .string($0.address.description)), ("via", .string($0.via))]) }
-            return .object([("vni", num(e.vni)), ("multipoint", .object([
+            var fields: [(String, JSONValue)] = [
                 ("localVtep", .string(m.localVTEP.description)), ("vteps", .array(vteps)), ("sites", .array(sites)),
-                ("udpPort", num(m.udpPort)), ("underlayTtl", num(m.underlayTTL)), ("bumPerSecond", num(m.bumPerSecond))])),
-                ("tc", num(e.tc)), ("ttl", num(e.ttl))])
+                ("udpPort", num(m.udpPort)), ("underlayTtl", num(m.underlayTTL)), ("bumPerSecond", num(m.bumPerSecond))]
+            // Only when not the defaults: dumps and state files of VNIs that never set it stay as they were.
+            if m.learning != MACLearningSpec() { fields.append(("learning", encode(m.learning))) }
+            return .object([("vni", num(e.vni)), ("multipoint", .object(fields)), ("tc", num(e.tc)), ("ttl", num(e.ttl))])
         }
         var f: [(String, JSONValue)] = [
             ("vni", num(e.vni)), ("push", labelArray(e.push)), ("controlWord", .bool(e.controlWord)),

@@ -37,7 +37,11 @@ public struct SegmentCounters: Sendable {
     public var splitHorizon: UInt64 = 0
     /// Floods over the VNI's BUM rate limit.
     public var rateLimited: UInt64 = 0
-    public var reserved: (UInt64, UInt64) = (0, 0)
+    /// Frames dropped because their source is a static MAC of another place (`staticMACMoved`).
+    public var staticMACMoved: UInt64 = 0
+    /// Learn records the worker could not hand to the learner (its batch log or its ring to the learner was full);
+    /// the next frame from that source posts again.
+    public var learnDropped: UInt64 = 0
     public init() {}
 }
 
@@ -51,6 +55,10 @@ public struct WorkerCounters: @unchecked Sendable {
     public let entryCapacity: Int
     /// `Segment.maxSlots` multipoint VNIs' counters (reserved, resident only where used).
     public let segments: UnsafeMutablePointer<SegmentCounters>
+    /// The worker's learning state for the batch in hand (MAC learning, `Learning.swift`): not a counter, but
+    /// per-worker state the pipeline writes, carried with the counters so the pipeline's signature stays one FIB and
+    /// one counter set.
+    public let learn: UnsafeMutablePointer<LearnContext>
 
     /// Allocates zeroed counters for up to `entryCapacity` actions.
     public static func allocate(entryCapacity: Int) -> WorkerCounters {
@@ -68,13 +76,15 @@ public struct WorkerCounters: @unchecked Sendable {
             preconditionFailure("cannot reserve multipoint VNI counters")
         }
         return WorkerCounters(drops: d, ports: p, entries: e, entryCapacity: cap,
-                              segments: seg.bindMemory(to: SegmentCounters.self, capacity: Segment.maxSlots))
+                              segments: seg.bindMemory(to: SegmentCounters.self, capacity: Segment.maxSlots),
+                              learn: LearnContext.allocate())
     }
 
     public func deallocate() {
         drops.deallocate(); ports.deallocate()
         LargeTable.release(UnsafeMutableRawPointer(entries), bytes: entryCapacity * MemoryLayout<EntryCounters>.stride)
         LargeTable.release(UnsafeMutableRawPointer(segments), bytes: Segment.maxSlots * MemoryLayout<SegmentCounters>.stride)
+        LearnContext.deallocate(learn)
     }
 
     public func drops(_ r: DropReason) -> UInt64 { drops[Int(r.rawValue)] }

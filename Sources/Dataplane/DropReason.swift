@@ -68,6 +68,9 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     case flood
     /// A flood over its VNI's BUM rate limit (per worker).
     case bumRateLimited
+    /// A multipoint VNI's frame whose source MAC is a static MAC of another place (a spoofed or misplaced host: the
+    /// controller pinned that MAC elsewhere). Checked on VNIs that learn.
+    case staticMACMoved
 
     /// The name used in counters, traces and JSON.
     public var name: String {
@@ -101,6 +104,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
         case .splitHorizon: return "splitHorizon"
         case .flood: return "flood"
         case .bumRateLimited: return "bumRateLimited"
+        case .staticMACMoved: return "staticMACMoved"
         }
     }
 

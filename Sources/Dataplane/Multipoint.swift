@@ -13,13 +13,21 @@ extension Pipeline {
                                    counters: WorkerCounters) -> Verdict {
         guard let block = UnsafeRawPointer(bitPattern: UInt(action.pointee.vteps)) else { return .dropped(.unknownVNI) }
         let header = Segment.header(block)
-        if !listed(source, in: Segment.vteps(block), count: Int(header.pointee.vtepCount)) { return .dropped(.vtepNotAllowed) }
+        let vtep = index(of: source, in: Segment.vteps(block), count: Int(header.pointee.vtepCount))
+        if vtep < 0 { return .dropped(.vtepNotAllowed) }
         if end - inner < Ethernet.headerSize { return .dropped(.tooShort) }
         count(counters, id, UInt64(f.length))
         let slot = Int(header.pointee.slot)
+        if header.pointee.learning != 0 {
+            let from = Segment.placeID(block, Int(header.pointee.siteCount) &+ vtep)
+            if !observeSource(b, inner: inner, block: block, header: header, sourceID: from, fib: fib, counters: counters) {
+                counters.segments[slot].staticMACMoved &+= 1
+                return .dropped(.staticMACMoved)
+            }
+        }
         let destination = MACAddress(b, at: inner)
         if destination.value & 0x0100_0000_0000 == 0 {
-            let place = MACTable.lookup(fib.macDirectory, vni: header.pointee.vni, mac: destination.value)
+            let place = destinationPlace(destination.value, header: header, fib: fib, counters: counters)
             if place != 0 {
                 if place > header.pointee.siteCount {
                     counters.segments[slot].splitHorizon &+= 1
@@ -36,16 +44,21 @@ extension Pipeline {
     /// split horizon, everything else floods to the local VTEPs.
     @inlinable @inline(__always)
     static func multipointFromSite(_ f: inout Frame, _ b: PacketBytes, inner: Int, end: Int, vni: UInt32,
-                                   fib: FIBSnapshot, counters: WorkerCounters) -> Verdict {
+                                   site: UInt64, fib: FIBSnapshot, counters: WorkerCounters) -> Verdict {
         guard let id = fib.vni(vni) else { return .dropped(.unknownVNI) }
         let action = fib.actions + Int(id.rawValue)
         guard action.pointee.operation == .multipoint,
               let block = UnsafeRawPointer(bitPattern: UInt(action.pointee.vteps)) else { return .dropped(.unknownVNI) }
         let header = Segment.header(block)
         let slot = Int(header.pointee.slot)
+        if header.pointee.learning != 0
+            && !observeSource(b, inner: inner, block: block, header: header, sourceID: site, fib: fib, counters: counters) {
+            counters.segments[slot].staticMACMoved &+= 1
+            return .dropped(.staticMACMoved)
+        }
         let destination = MACAddress(b, at: inner)
         if destination.value & 0x0100_0000_0000 == 0 {
-            let place = MACTable.lookup(fib.macDirectory, vni: vni, mac: destination.value)
+            let place = destinationPlace(destination.value, header: header, fib: fib, counters: counters)
             if place != 0 {
                 if place <= header.pointee.siteCount {
                     counters.segments[slot].splitHorizon &+= 1
@@ -56,6 +69,17 @@ extension Pipeline {
             }
         }
         return flood(&f, inner: inner, end: end, id: id)
+    }
+
+    /// The index of `address` among a multipoint VNI's `count` local VTEPs, or -1.
+    @inlinable @inline(__always)
+    static func index(of address: IPv6Address, in list: UnsafePointer<IPv6Address>, count: Int) -> Int {
+        var i = 0
+        while i < count {
+            if list[i] == address { return i }
+            i &+= 1
+        }
+        return -1
     }
 
     /// Leaves the inner frame for the caller to replicate.

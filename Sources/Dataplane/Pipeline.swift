@@ -220,8 +220,8 @@ public enum Pipeline {
                 if end - inner < Ethernet.headerSize { return .dropped(.tooShort) }
                 count(counters, entry.action, rxBytes)
                 if entry.operation == .popToMultipoint {
-                    return multipointFromSite(&f, b, inner: inner, end: end, vni: action.pointee.aux, fib: fib,
-                                              counters: counters)
+                    return multipointFromSite(&f, b, inner: inner, end: end, vni: action.pointee.aux,
+                                              site: action.pointee.area.0, fib: fib, counters: counters)
                 }
                 return vxlanEncap(&f, b, inner: inner, end: end, action: action, fib: fib)
             }

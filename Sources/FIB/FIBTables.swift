@@ -172,8 +172,8 @@ public final class FIBTables: @unchecked Sendable {
     }
 
     /// A new block for a multipoint action (`Action.vteps`, `Segment`).
-    public func allocateSegment(_ header: SegmentHeader, vteps: [IPv6Address], places: [Action]) -> UInt64 {
-        let (p, size) = Segment.makeBlock(header, vteps: vteps, places: places)
+    public func allocateSegment(_ header: SegmentHeader, vteps: [IPv6Address], places: [Action], ids: [UInt64]) -> UInt64 {
+        let (p, size) = Segment.makeBlock(header, vteps: vteps, places: places, ids: ids)
         return track(p, bytes: size)
     }
 

@@ -4,10 +4,15 @@ import Wire
 /// and the local VTEPs of this data centre. The VNI's `.multipoint` action points (`Action.vteps`) at one block:
 ///
 ///     SegmentHeader (64 bytes) | local VTEP addresses (16 bytes each, padded to 64) | place actions (128 bytes each)
+///     | place IDs (8 bytes each)
 ///
 /// Places are numbered sites first (0..<siteCount: `.vxlanToMPLS` actions that push the site's labels), then local
 /// VTEPs (siteCount..<siteCount + vtepCount: `.popToVXLAN` actions that encapsulate toward the VTEP). A MAC entry
 /// names a place by that number + 1. A block is replaced whole with its VNI entry.
+///
+/// A place's ID (`siteID`, `vtepID`) stays the same across replacements of the VNI while the site or VTEP exists;
+/// `layout` summarises the IDs in order, so that learned MACs (which name places by number, `LearnedTable`) are
+/// used only with the layout they were learned under.
 @frozen
 public struct SegmentHeader {
     public var siteCount: UInt32
@@ -19,11 +24,17 @@ public struct SegmentHeader {
     /// Frames the rate limit admits at once after a quiet spell.
     public var bumBurst: UInt32
     public var vni: UInt32
-    public var reserved: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
+    /// `Segment.layout` of the place IDs (set by `makeBlock`).
+    public var layout: UInt64 = 0
+    /// 1: sources are learned (and checked against static MACs); 0: only static MACs forward as known unicast.
+    public var learning: UInt32 = 0
+    public var pad: UInt32 = 0
+    public var reserved: (UInt64, UInt64, UInt64) = (0, 0, 0)
 
-    public init(siteCount: UInt32, vtepCount: UInt32, slot: UInt32, bumPerSecond: UInt32, bumBurst: UInt32, vni: UInt32) {
+    public init(siteCount: UInt32, vtepCount: UInt32, slot: UInt32, bumPerSecond: UInt32, bumBurst: UInt32, vni: UInt32,
+                learning: Bool = false) {
         self.siteCount = siteCount; self.vtepCount = vtepCount; self.slot = slot
-        self.bumPerSecond = bumPerSecond; self.bumBurst = bumBurst; self.vni = vni
+        self.bumPerSecond = bumPerSecond; self.bumBurst = bumBurst; self.vni = vni; self.learning = learning ? 1 : 0
     }
 }
 
@@ -50,23 +61,64 @@ public enum Segment {
         return UnsafeMutableRawPointer(mutating: block + headerSize + vtepBytes).assumingMemoryBound(to: Action.self) + i
     }
 
-    /// Bytes of a block with these counts.
-    public static func blockSize(sites: Int, vteps: Int) -> Int {
-        headerSize + ((vteps * 16 + 63) & ~63) + (sites + vteps) * MemoryLayout<Action>.stride
+    /// Place `i`'s ID (`siteID`, `vtepID`).
+    @inlinable @inline(__always)
+    public static func placeID(_ block: UnsafeRawPointer, _ i: Int) -> UInt64 {
+        let h = header(block).pointee
+        let vtepBytes = (Int(h.vtepCount) &* 16 &+ 63) & ~63
+        let places = Int(h.siteCount &+ h.vtepCount)
+        return (block + headerSize + vtepBytes + places &* MemoryLayout<Action>.stride)
+            .load(fromByteOffset: i &* 8, as: UInt64.self)
     }
 
-    /// Lays out a block (64-byte aligned); the caller owns it.
-    public static func makeBlock(_ header: SegmentHeader, vteps: [IPv6Address], places: [Action]) -> (UnsafeMutableRawPointer, Int) {
+    /// The ID of the site `name` in any multipoint VNI (FNV-1a, never 0).
+    public static func siteID(_ name: String) -> UInt64 { fnv(Array("site\u{0}\(name)".utf8)) }
+
+    /// The ID of the local VTEP at `address`.
+    public static func vtepID(_ address: IPv6Address) -> UInt64 {
+        fnv(Array("vtep\u{0}".utf8) + withUnsafeBytes(of: address) { Array($0) })
+    }
+
+    /// The layout of a block: its counts and place IDs in order (never 0).
+    public static func layout(sites: Int, ids: [UInt64]) -> UInt64 {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(8 + ids.count * 8)
+        withUnsafeBytes(of: UInt64(sites)) { bytes += $0 }
+        for id in ids { withUnsafeBytes(of: id) { bytes += $0 } }
+        return fnv(bytes)
+    }
+
+    static func fnv(_ bytes: [UInt8]) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        return h == 0 ? 1 : h
+    }
+
+    /// Bytes of a block with these counts.
+    public static func blockSize(sites: Int, vteps: Int) -> Int {
+        headerSize + ((vteps * 16 + 63) & ~63) + (sites + vteps) * (MemoryLayout<Action>.stride + 8)
+    }
+
+    /// Lays out a block (64-byte aligned); the caller owns it. `ids`: one per place (default: sites then VTEPs
+    /// numbered 1, 2, …); the header's `layout` is computed from them.
+    public static func makeBlock(_ header: SegmentHeader, vteps: [IPv6Address], places: [Action],
+                                 ids: [UInt64]? = nil) -> (UnsafeMutableRawPointer, Int) {
         precondition(places.count == Int(header.siteCount + header.vtepCount) && vteps.count == Int(header.vtepCount))
+        let ids = ids ?? places.indices.map { UInt64($0 + 1) }
+        precondition(ids.count == places.count)
         let size = blockSize(sites: Int(header.siteCount), vteps: vteps.count)
         let p = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
         p.initializeMemory(as: UInt8.self, repeating: 0, count: size)
-        p.storeBytes(of: header, as: SegmentHeader.self)
+        var h = header
+        h.layout = layout(sites: Int(header.siteCount), ids: ids)
+        p.storeBytes(of: h, as: SegmentHeader.self)
         if !vteps.isEmpty {
             let v = (p + headerSize).bindMemory(to: IPv6Address.self, capacity: vteps.count)
             for (i, a) in vteps.enumerated() { (v + i).initialize(to: a) }
         }
         for (i, a) in places.enumerated() { place(p, i).initialize(to: a) }
+        let idBase = UnsafeMutableRawPointer(mutating: place(p, 0) + places.count)
+        for (i, id) in ids.enumerated() { idBase.storeBytes(of: id, toByteOffset: i * 8, as: UInt64.self) }
         return (p, size)
     }
 }

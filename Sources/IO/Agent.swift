@@ -37,6 +37,8 @@ public struct AgentOptions: Sendable {
     public var ringSize = 2048
     /// Frames one port may have on its TX ring or awaiting completion.
     public var txInflightCap = 1024
+    /// Learned MACs the agent holds at most, over all multipoint VNIs.
+    public var macCapacity = 1 << 20
     /// Replace a foreign XDP program already attached to an interface.
     public var force = false
     public init() {}
@@ -121,6 +123,8 @@ public final class Agent: @unchecked Sendable {
     public private(set) var channels: [WorkerChannel] = []
     /// Wakes the protection thread when a worker punted a BFD frame.
     public let controlWake: WakeEvent
+    /// MAC learning: the learned tables' writer, fed by every worker.
+    public let learner: LearnerThread
     /// Messages worth logging at start (replaced stale programs, unserved queues).
     public private(set) var notices: [String] = []
 
@@ -137,6 +141,7 @@ public final class Agent: @unchecked Sendable {
         portLive = .allocate(capacity: max(config.count, 1))
         portLive.initialize(repeating: 1, count: max(config.count, 1))
         controlWake = try WakeEvent()
+        learner = LearnerThread(workers: max(options.workers, 1), capacity: options.macCapacity, qsbr: qsbr)
         for _ in 0..<max(options.workers, 1) { channels.append(try WorkerChannel()) }
         guard qsbr.slots.count == options.workers else { throw AgentError("one quiescent-state slot per worker is needed") }
         guard options.workers >= 1 else { throw AgentError("--workers must be at least 1") }
@@ -284,7 +289,7 @@ public final class Agent: @unchecked Sendable {
                                   inflightCap: UInt32(options.txInflightCap), waitMode: options.wait,
                                   entryCapacity: entryCapacity, cell: cell, qsbr: qsbr,
                                   stop: stopFlag, trace: trace, portLive: portLive, channel: channels[k],
-                                  controlWake: controlWake))
+                                  controlWake: controlWake, learnRing: learner.rings[k], learnedTables: learner.root.tables))
         }
     }
 
@@ -296,6 +301,7 @@ public final class Agent: @unchecked Sendable {
         for w in workers {
             threads.append(try NativeThread(name: "mplsgate-w\(w.index)") { w.run() })
         }
+        try learner.start()
     }
 
     /// Stops the workers, detaches the programs (if still ours) and frees everything.
@@ -303,6 +309,7 @@ public final class Agent: @unchecked Sendable {
         stopFlag.set()
         for t in threads { t.join() }
         threads = []
+        learner.stop()
         releaseAll()
     }
 
@@ -327,6 +334,7 @@ public final class Agent: @unchecked Sendable {
             let c = w.counters.segments[slot]
             s.unicast &+= c.unicast; s.flooded &+= c.flooded; s.copies &+= c.copies
             s.noFrame &+= c.noFrame; s.splitHorizon &+= c.splitHorizon; s.rateLimited &+= c.rateLimited
+            s.staticMACMoved &+= c.staticMACMoved; s.learnDropped &+= c.learnDropped
         }
         return s
     }

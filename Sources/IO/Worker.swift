@@ -83,11 +83,13 @@ public final class Worker: @unchecked Sendable {
     /// BFD frames to and from the protection thread (`PacketRing.swift`), and what wakes it.
     let channel: WorkerChannel
     let controlWake: WakeEvent
+    /// Learn records to the learner thread (MAC learning).
+    let learnRing: LearnRing
 
     init(index: Int, cpu: Int?, umem: UnsafeMutablePointer<mg_umem>, sockets: [UnsafeMutablePointer<mg_xsk>],
          fillSize: UInt32, inflightCap: UInt32, waitMode: WaitMode, entryCapacity: Int, cell: SnapshotCell,
          qsbr: QuiescentState, stop: StopFlag, trace: TraceBuffer, portLive: UnsafeMutablePointer<UInt8>,
-         channel: WorkerChannel, controlWake: WakeEvent) {
+         channel: WorkerChannel, controlWake: WakeEvent, learnRing: LearnRing, learnedTables: UnsafeMutablePointer<UInt>) {
         self.index = index; self.cpu = cpu; self.umem = umem
         area = umem.pointee.area
         chunkMask = UInt64(umem.pointee.chunk_size) - 1
@@ -122,6 +124,8 @@ public final class Worker: @unchecked Sendable {
         traceLengths = .allocate(capacity: Worker.batchSize)
         self.trace = trace
         self.cell = cell; self.qsbr = qsbr; slot = qsbr.slots[index]; self.stop = stop
+        self.learnRing = learnRing
+        counters.learn.pointee.tables = learnedTables
     }
 
     deinit {
@@ -146,6 +150,7 @@ public final class Worker: @unchecked Sendable {
             if !channel.outgoing.isEmpty { sendControl() }
             // The pointer only: the snapshot struct is copied per received batch, not per spin of an idle loop.
             let fib = cell.load()
+            counters.learn.pointee.nowSeconds = LearnerThread.seconds()
             var received = 0
             var owed = false
             for p in 0..<portCount {
@@ -221,6 +226,8 @@ public final class Worker: @unchecked Sendable {
             }
             if !enqueue(f, base: base, touchedCount: &touchedCount) { release(base) }
         }
+        let learn = counters.learn
+        if learn.pointee.count > 0 { postLearnRecords(learn) }
         for t in 0..<touchedCount {
             let e = touched[t]
             let k = pending[e]
@@ -234,6 +241,16 @@ public final class Worker: @unchecked Sendable {
         refill(p, want: fillSize)
         if punted { controlWake.signal() }
         return n
+    }
+
+    /// Hands the batch's learn records to the learner thread; a full ring drops them (counted per VNI).
+    @inline(never)
+    func postLearnRecords(_ learn: UnsafeMutablePointer<LearnContext>) {
+        for j in 0..<Int(learn.pointee.count) {
+            let r = learn.pointee.records[j]
+            if !learnRing.push(r) { counters.segments[Int(r.slot)].learnDropped &+= 1 }
+        }
+        learn.pointee.count = 0
     }
 
     /// Puts a forwarded frame on its egress port's TX ring (sent at the end of the batch); false when the port has

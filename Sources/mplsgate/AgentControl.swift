@@ -23,7 +23,14 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
 
     /// The protection thread's view of the next hops: slot, port, and whether traffic has somewhere to go while
     /// one is down (a backup, or a group that lists it).
+    /// The engine's `segmentsVersion` the learner last saw.
+    var learnedSegmentsVersion: UInt64 = .max
+
     func fibCommitted() {
+        if engine.segmentsVersion != learnedSegmentsVersion {
+            learnedSegmentsVersion = engine.segmentsVersion
+            agent.learner.configure(engine.learningSegments())
+        }
         protection.update(engine.nextHopTable().compactMap { n in
             guard let port = portNames.firstIndex(of: n.port) else { return nil }
             let portConfig = engine.config.ports[port]
@@ -81,7 +88,11 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
     }
 
     func protectionEvents() -> [JSONValue] {
-        protection.takeEvents().map { e in
+        let events = protection.takeEvents()
+        // A next hop down with no backup takes the MACs learned behind it away (the sites and local VTEPs it
+        // carries): their frames flood until the MACs are learned again elsewhere.
+        for e in events where e.kind == .nextHop && e.state == "down" { flushLearned(behind: e.name) }
+        return events.map { e in
             var f: [(String, JSONValue)] = [("type", .string(e.kind.rawValue))]
             f.append((e.kind == .port ? "port" : e.kind == .bfd ? "session" : "nextHop", .string(e.name)))
             if e.kind == .port, let i = portNames.firstIndex(of: e.name) { f.append(("interface", .string(agent.ports[i].interface))) }
@@ -95,7 +106,29 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
                 f.append(("switchMicroseconds", .number(String((e.storedNs &- e.receivedNs) / 1000))))
             }
             return .object(f)
+        } + agent.learner.takeEvents().map { e in
+            .object([("type", .string("mac")), ("vni", .number(String(e.vni))), ("mac", .string(e.mac.description)),
+                     ("state", .string(e.kind.rawValue)), ("from", .string(e.from)), ("to", .string(e.to))])
         }
+    }
+
+    /// Flushes the learned MACs of every site and local VTEP whose next hop is `name`.
+    func flushLearned(behind name: String) {
+        for v in engine.multipointVNIs {
+            guard case .vni(let e)? = engine.entry(.vni(v)), let m = e.multipoint else { continue }
+            for site in m.sites where site.via == name {
+                agent.learner.flush(vni: v, placeID: Segment.siteID(site.name), mac: nil)
+            }
+            for t in m.vteps where t.via == name {
+                agent.learner.flush(vni: v, placeID: Segment.vtepID(IPv6Address(t.address)), mac: nil)
+            }
+        }
+    }
+
+    func learnedMACs(vni: UInt32) -> [LearnedMAC] { agent.learner.entries(vni: vni) }
+    func learnCounters(vni: UInt32) -> LearnCounters? { agent.learner.counters(vni: vni) }
+    func flushMACs(vni: UInt32, placeID: UInt64?, mac: UInt64?) -> Int {
+        agent.learner.flush(vni: vni, placeID: placeID, mac: mac)
     }
 
     func nextHopStates() -> JSONValue {
@@ -136,7 +169,8 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
     func segmentCounters(slot: Int) -> [(String, UInt64)] {
         let s = agent.segmentCounters(slot: slot)
         return [("unicast", s.unicast), ("flooded", s.flooded), ("copies", s.copies), ("noFrame", s.noFrame),
-                ("splitHorizon", s.splitHorizon), ("rateLimited", s.rateLimited)]
+                ("splitHorizon", s.splitHorizon), ("rateLimited", s.rateLimited), ("staticMACMoved", s.staticMACMoved),
+                ("learnDropped", s.learnDropped)]
     }
 
     func armTrace(count: Int) { agent.trace.arm(count: count) }

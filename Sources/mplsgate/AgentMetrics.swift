@@ -4,6 +4,7 @@ import Glibc
 import Control
 import ControlServer
 import Dataplane
+import FIB
 import IO
 import MetricsEndpoint
 import Prometheus
@@ -205,6 +206,23 @@ final class AgentMetrics: @unchecked Sendable {
             family("mplsgate_multipoint_copies_not_sent_total", "Flood copies without a free frame, TX ring slot or in-flight room, or too long to copy.") { $0.noFrame }
             family("mplsgate_multipoint_split_horizon_drops_total", "Frames whose destination is on the side they came from.") { $0.splitHorizon }
             family("mplsgate_multipoint_rate_limited_total", "Floods over the VNI's BUM rate limit.") { $0.rateLimited }
+            family("mplsgate_multipoint_static_mac_moved_drops_total", "Frames whose source is a static MAC of another place.") { $0.staticMACMoved }
+            family("mplsgate_multipoint_learn_records_dropped_total", "Learn records a worker could not hand to the learner (ring full).") { $0.learnDropped }
+            // The learner's side (MAC learning): one lock round per VNI.
+            let learned = s.segments.map { (vni: String($0.vni), n: agent.learner.count(vni: $0.vni),
+                                            c: agent.learner.counters(vni: $0.vni) ?? LearnCounters()) }
+            x.family("mplsgate_multipoint_learned_macs", .gauge, "MACs the VNI has learned now.")
+            for e in learned { x.sample("mplsgate_multipoint_learned_macs", [("vni", e.vni)], UInt64(e.n)) }
+            func learnFamily(_ name: String, _ help: String, _ value: (LearnCounters) -> UInt64) {
+                x.family(name, .counter, help)
+                for e in learned { x.sample(name, [("vni", e.vni)], value(e.c)) }
+            }
+            learnFamily("mplsgate_multipoint_macs_learned_total", "Source MACs learned.") { $0.learned }
+            learnFamily("mplsgate_multipoint_mac_moves_total", "Learned MACs that moved to another place.") { $0.moved }
+            learnFamily("mplsgate_multipoint_mac_duplicates_total", "Learned MACs frozen as duplicates (too many moves).") { $0.duplicate }
+            learnFamily("mplsgate_multipoint_macs_over_limit_total", "Sources not learned: the VNI's macLimit or --mac-capacity reached.") { $0.overLimit }
+            learnFamily("mplsgate_multipoint_macs_aged_total", "Learned MACs aged out.") { $0.aged }
+            learnFamily("mplsgate_multipoint_macs_flushed_total", "Learned MACs flushed (request, removed place, next hop down).") { $0.flushed }
         }
 
         if !entryKinds.isEmpty {

@@ -23,6 +23,7 @@ func runAgent(_ o: RunCommand) -> Never {
     options.framesPerPort = o.frames
     options.ringSize = o.ringSize
     options.txInflightCap = o.txInflight
+    options.macCapacity = o.macCapacity
     let maxEntries = o.maxEntries
     if let list = o.cpuList { options.cpus = list }
     options.bind = o.bind

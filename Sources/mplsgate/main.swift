@@ -86,6 +86,9 @@ struct RunCommand: ParsableCommand {
     var allowGid: String?
     @Option(help: ArgumentHelp("ILM + VNI + FTN entries the FIB may hold (1-16000000).", valueName: "N"))
     var maxEntries = 2_000_000
+    @Option(help: ArgumentHelp("Learned MACs the agent holds at most over all multipoint VNIs (1-16777216); beyond, sources are not learned.",
+                               valueName: "N"))
+    var macCapacity = 1_048_576
     @Option(help: ArgumentHelp("Seconds a protected next hop stays on its backup after its link comes back (each flap restarts it); 0: not revertive.",
                                valueName: "S"))
     var holdDown: Double = 2
@@ -144,6 +147,7 @@ struct RunCommand: ParsableCommand {
         guard ringSize & (ringSize - 1) == 0 else { throw ValidationError("--ring-size \(ringSize): expected a power of two") }
         try range("tx-inflight", txInflight, 64...1 << 20)
         try range("max-entries", maxEntries, 1...16_000_000)
+        try range("mac-capacity", macCapacity, 1...16_777_216)
         guard holdDown >= 0 && holdDown <= 3600 else { throw ValidationError("--hold-down \(holdDown): expected 0-3600 seconds") }
         if let list = cpuList, list.isEmpty ? cpus != "none" : list.contains(where: { $0 < 0 }) {
             throw ValidationError("--cpus \(cpus!): expected a comma-separated CPU list or none")
@@ -196,9 +200,16 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: ArgumentHelp("1: read, forward and write on one thread; 2: write the outputs on a second thread.",
                                valueName: "N"))
     var threads = 1
+    @Option(help: ArgumentHelp("Frames per batch (1–256). MACs learned from a batch's frames take effect at its end.",
+                               valueName: "N"))
+    var batch = 64
+    @Option(help: ArgumentHelp("Learned MACs held at most over all multipoint VNIs.", valueName: "N"))
+    var macCapacity = 1_048_576
 
     func validate() throws {
         guard (1...2).contains(threads) else { throw ValidationError("--threads \(threads): expected 1 or 2") }
+        guard (1...256).contains(batch) else { throw ValidationError("--batch \(batch): expected 1-256") }
+        guard (1...16_777_216).contains(macCapacity) else { throw ValidationError("--mac-capacity \(macCapacity): expected 1-16777216") }
     }
 
     func run() throws { replay(self) }
@@ -284,7 +295,7 @@ func printSummary(_ s: ReplaySummary, _ compiled: CompiledFIB, json: Bool) {
         fields.append(("entries", .object(compiled.actionNames.enumerated().map { i, name in
             (name, .object([("packets", .number(String(c.entries[i].packets))), ("bytes", .number(String(c.entries[i].bytes)))]))
         })))
-        fields.append(("multipoint", .object(multipointCounters(c, compiled).map { vni, m in
+        fields.append(("multipoint", .object(multipointCounters(c, compiled, s).map { vni, m in
             (String(vni), .object(m.map { ($0.0, .number(String($0.1))) }))
         })))
         print(JSONWriter.write(.object(fields)))
@@ -306,7 +317,7 @@ func printSummary(_ s: ReplaySummary, _ compiled: CompiledFIB, json: Bool) {
     for (i, name) in compiled.actionNames.enumerated() {
         print(pad("  " + name, 30) + lpad(String(c.entries[i].packets), 9) + lpad(String(c.entries[i].bytes), 13))
     }
-    let mp = multipointCounters(c, compiled)
+    let mp = multipointCounters(c, compiled, s)
     if !mp.isEmpty {
         print("\nmultipoint vni    unicast    flooded     copies  split horizon  rate limited")
         for (vni, m) in mp {
@@ -315,15 +326,32 @@ func printSummary(_ s: ReplaySummary, _ compiled: CompiledFIB, json: Bool) {
                   + lpad(String(v["copies"]!), 11) + lpad(String(v["splitHorizon"]!), 15) + lpad(String(v["rateLimited"]!), 14))
         }
     }
+    if !s.learning.isEmpty {
+        print("\nlearning vni   MACs  learned  refreshed    moved  duplicate  over limit     aged  static moved")
+        for (vni, m) in mp {
+            let v = Dictionary(m, uniquingKeysWith: { a, _ in a })
+            guard let macs = v["learnedMACs"] else { continue }
+            print(pad("  \(vni)", 12) + lpad(String(macs), 8) + lpad(String(v["learned"]!), 9) + lpad(String(v["refreshed"]!), 11)
+                  + lpad(String(v["moved"]!), 9) + lpad(String(v["duplicate"]!), 11) + lpad(String(v["overLimit"]!), 12)
+                  + lpad(String(v["aged"]!), 9) + lpad(String(v["staticMACMoved"]!), 14))
+        }
+    }
 }
 
-/// Each multipoint VNI's counters (`SegmentCounters`), by VNI.
-func multipointCounters(_ c: WorkerCounters, _ compiled: CompiledFIB) -> [(UInt32, [(String, UInt64)])] {
+/// Each multipoint VNI's counters (`SegmentCounters`, and the learner's for a VNI that learns), by VNI.
+func multipointCounters(_ c: WorkerCounters, _ compiled: CompiledFIB, _ summary: ReplaySummary) -> [(UInt32, [(String, UInt64)])] {
     compiled.engine.multipointVNIs.compactMap { v in
         guard let slot = compiled.engine.segmentSlot(vni: v) else { return nil }
         let s = c.segments[slot]
-        return (v, [("unicast", s.unicast), ("flooded", s.flooded), ("copies", s.copies), ("noFrame", s.noFrame),
-                    ("splitHorizon", s.splitHorizon), ("rateLimited", s.rateLimited)])
+        var fields: [(String, UInt64)] = [
+            ("unicast", s.unicast), ("flooded", s.flooded), ("copies", s.copies), ("noFrame", s.noFrame),
+            ("splitHorizon", s.splitHorizon), ("rateLimited", s.rateLimited), ("staticMACMoved", s.staticMACMoved)]
+        if let l = summary.learning.first(where: { $0.vni == v }) {
+            fields += [("learnedMACs", UInt64(l.macs)), ("learned", l.counters.learned), ("refreshed", l.counters.refreshed),
+                       ("moved", l.counters.moved), ("duplicate", l.counters.duplicate), ("overLimit", l.counters.overLimit),
+                       ("aged", l.counters.aged), ("learnDropped", s.learnDropped)]
+        }
+        return (v, fields)
     }
 }
 
@@ -342,7 +370,8 @@ func replay(_ o: ReplayCommand) {
         ingress = PortID(UInt16(i))
     }
     let replayer = Replayer(fib: compiled.snapshot, portNames: config.ports.map(\.name),
-                            interfaceNames: config.ports.map(\.interface), defaultIngress: ingress)
+                            interfaceNames: config.ports.map(\.interface), defaultIngress: ingress, batch: o.batch,
+                            learning: compiled.engine.learningSegments(), macCapacity: o.macCapacity)
     let showProgress = !o.quiet && isatty(2) != 0
     do {
         let summary = try replayer.run(

@@ -260,7 +260,7 @@ struct MPLSGateCtl: ParsableCommand {
             Shell completion: mplsgatectl --generate-completion-script bash|zsh|fish.
             """,
         version: "mplsgatectl \(ControlService.version)",
-        subcommands: [Info.self, Show.self, Trace.self, Apply.self, Resync.self, Revert.self, Watch.self, Events.self,
+        subcommands: [Info.self, Show.self, Trace.self, Apply.self, Resync.self, Revert.self, FlushMACs.self, Watch.self, Events.self,
                       Call.self])
 
     func run() throws { CommandLineRules.subcommandRequired(MPLSGateCtl.self, MPLSGateCtl.self) }
@@ -388,10 +388,15 @@ struct Show: ParsableCommand {
     struct MACs: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "macs",
-            abstract: "Multipoint VNIs: their sites and local VTEPs, per-VNI counters and MAC tables.",
+            abstract: "Multipoint VNIs: their sites and local VTEPs, per-VNI counters and MAC tables (static and learned).",
             discussion: "Counters: unicast (known unicast sent to its one place), flooded (broadcast, multicast and "
                 + "unknown unicast to replicate), copies (sent), noFrame (copies without a free frame or TX slot), "
-                + "splitHorizon (destination on the side the frame came from), rateLimited (floods over bumPerSecond).")
+                + "splitHorizon (destination on the side the frame came from), rateLimited (floods over bumPerSecond), "
+                + "staticMACMoved (a static MAC's address seen as a source at another place: dropped), learnDropped "
+                + "(learn records a worker could not hand over), learned, refreshed, moved, duplicate (frozen after too "
+                + "many moves), overLimit (sources not learned: the VNI's macLimit or --mac-capacity), aged, flushed. "
+                + "A learned MAC shows its age (seconds since last seen), moves in the current window, and "
+                + "DUPLICATE while frozen.")
         @Argument(help: ArgumentHelp("Only this VNI.", valueName: "VNI"))
         var vni: UInt32?
         @OptionGroup var client: ClientOptions
@@ -410,11 +415,19 @@ struct Show: ParsableCommand {
                 let macs = v["macs"]?.items ?? []
                 print("  \(macs.count) MAC\(macs.count == 1 ? "" : "s")")
                 for m in macs {
-                        let mac: String = m["mac"]?.text ?? ""
+                    let mac: String = m["mac"]?.text ?? ""
                     let type: String = m["type"]?.text ?? ""
                     var place = ""
                     if let s = m["site"] { place = "site " + s.text } else if let t = m["vtep"] { place = "vtep " + t.text }
-                    print("  " + pad(mac, 19) + pad(type, 8) + place)
+                    var line = "  " + pad(mac, 19) + pad(type, 8) + pad(place, 24)
+                    if type == "learned" {
+                        line += "age \(m["ageSeconds"]?.text ?? "?")s  moves \(m["moves"]?.text ?? "0")"
+                        if m["duplicate"] != nil {
+                            let left = m["frozenSeconds"]?.text ?? "0"
+                            line += "  DUPLICATE (frozen" + (left == "0" ? " until flushed)" : " \(left)s more)")
+                        }
+                    }
+                    print(line)
                 }
             }
         }
@@ -488,6 +501,38 @@ func showEntries(_ client: ClientOptions, _ kinds: [String]) {
         for e in entries { print((kinds.count > 1 ? "  " : "") + describeEntry(k, e)) }
     }
     if jsonOut { print(JSONWriter.write(.object(doc))) }
+}
+
+struct FlushMACs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flush-macs",
+        abstract: "Forget learned MACs of a multipoint VNI: all, those at one site or local VTEP, or one MAC.",
+        discussion: "Flushing one MAC also releases it if it was frozen as a duplicate. Static MACs are FIB entries "
+            + "(remove them with apply). Frames to a flushed MAC flood until it is learned again.")
+    @Argument(help: ArgumentHelp("The multipoint VNI.", valueName: "VNI"))
+    var vni: UInt32
+    @Option(help: ArgumentHelp("Only MACs learned at this site.", valueName: "NAME"))
+    var site: String?
+    @Option(help: ArgumentHelp("Only MACs learned at this local VTEP.", valueName: "ADDRESS"))
+    var vtep: String?
+    @Option(help: ArgumentHelp("Only this MAC.", valueName: "MAC"))
+    var mac: String?
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        guard [site, vtep, mac].compactMap({ $0 }).count <= 1 else { throw ValidationError("give at most one of --site, --vtep and --mac") }
+    }
+
+    func run() throws {
+        let conn = client.connect()
+        var params: [(String, JSONValue)] = [("vni", .number(String(vni)))]
+        if let site { params.append(("site", .string(site))) }
+        if let vtep { params.append(("vtep", .string(vtep))) }
+        if let mac { params.append(("mac", .string(mac))) }
+        let r = conn.call("macs.flush", .object(params))
+        if jsonOut { print(JSONWriter.write(r)); return }
+        print("vni \(vni): \(r["flushed"]?.text ?? "0") learned MAC(s) flushed")
+    }
 }
 
 struct Revert: ParsableCommand {

@@ -397,7 +397,7 @@ def from_dc3(inner):
 i = mp_inner("aa:bb:cc:00:06:02")
 fwd("multipoint: known unicast from a local VTEP to its site (control word)", "dc0", vx_in(6000, inner=i), [to_dc2(i)],
     truncate=ETH + 20 + 8 + 8 + 14)
-i = mp_inner("aa:bb:cc:00:06:03")
+i = mp_inner("aa:bb:cc:00:06:03", src="aa:bb:cc:00:06:12")
 fwd("multipoint: known unicast from a local VTEP to a site without control word", "dc0", vx_in(6000, src="192.0.2.3", inner=i), [to_dc3(i)])
 i = mp_inner("aa:bb:cc:00:06:12", src="aa:bb:cc:00:06:02")
 fwd("multipoint: known unicast from a site's pseudowire to its local VTEP", "core0", from_dc2(i),
@@ -409,6 +409,10 @@ drop("multipoint split horizon: a local VTEP's frame for another local VTEP", "d
      vx_in(6000, inner=mp_inner("aa:bb:cc:00:06:12")), "splitHorizon")
 drop("multipoint split horizon: a site's frame for another site", "core0",
      from_dc2(mp_inner("aa:bb:cc:00:06:03", src="aa:bb:cc:00:06:02")), "splitHorizon")
+drop("multipoint: a source that is a static MAC of another place (06:02 is at dc2, this comes from dc3)", "core1",
+     from_dc3(mp_inner("aa:bb:cc:00:06:11", src="aa:bb:cc:00:06:02")), "staticMACMoved")
+drop("multipoint: a local VTEP's frame whose source is a static MAC of another VTEP", "dc0",
+     vx_in(6000, src="192.0.2.3", inner=mp_inner("aa:bb:cc:00:06:02")), "staticMACMoved")
 drop("multipoint: VXLAN from a VTEP that is not the VNI's", "dc0", vx_in(6000, src="192.0.2.9", inner=mp_inner("aa:bb:cc:00:06:02")),
      "vtepNotAllowed")
 drop("multipoint: a pseudowire label whose VNI is point-to-point", "core0",
@@ -426,7 +430,98 @@ i = mp_inner("aa:bb:cc:00:06:98", src="aa:bb:cc:00:06:02")
 flood("multipoint flood: unknown unicast from a site goes to every local VTEP", "core0", from_dc2(i),
       [to_vtep(i, "vtep-nh", "192.0.2.2"), to_vtep(i, "vtep-nh2", "192.0.2.3")])
 
+# ---- MAC learning on VNI 6000 (RFC 4762 §4, RFC 7432 §15.1): sequences replayed with `mplsgate replay --batch N`,
+# capture time as the clock. Each frame lists what must come out of it, in order ([] : nothing, e.g. a frame whose
+# destination is a known MAC on its own side); `learning` overrides the VNI's learning settings in the lab FIB.
+# A learn takes effect at the end of the batch that carried it; aging and the duplicate hold are applied when a batch
+# starts in a later second than the last. Hosts: 0a:xx (not static MACs).
+scenarios = []
+def scenario(name, frames, counters, batch=1, learning=None, macs=None):
+    scenarios.append({"name": name, "batch": batch, "learning": learning or {},
+                      "frames": [{"second": t, "port": bytes(f).hex() and port, "input": bytes(f).hex(),
+                                  "outputs": [{"port": p, "bytes": bytes(o).hex(), "mask": list(m)} for (p, o, m) in outs]}
+                                 for (t, port, f, outs) in frames],
+                      "counters": counters, "macs": macs})
+A, B, C, D = "0a:00:00:00:00:0a", "0a:00:00:00:00:0b", "0a:00:00:00:00:0c", "0a:00:00:00:00:0d"
+def vtep2(dst, src):   # from local VTEP 192.0.2.2
+    return ("dc0", vx_in(6000, inner=mp_inner(dst, src=src)), mp_inner(dst, src=src))
+def vtep3(dst, src):   # from local VTEP 192.0.2.3
+    return ("dc0", vx_in(6000, src="192.0.2.3", inner=mp_inner(dst, src=src)), mp_inner(dst, src=src))
+def dc2(dst, src):
+    i = mp_inner(dst, src=src)
+    return ("core0", from_dc2(i), i)
+def dc3(dst, src):
+    i = mp_inner(dst, src=src)
+    return ("core1", from_dc3(i), i)
+def at(t, frm, outs):
+    port, f, i = frm
+    return (t, port, f, [o(i) for o in outs])
+SITES = [to_dc2, to_dc3]
+def V2(i): return to_vtep(i, "vtep-nh", "192.0.2.2")
+def V3(i): return to_vtep(i, "vtep-nh2", "192.0.2.3")
+VTEPS = [V2, V3]
+
+scenario("an unknown source floods at once and is learned at the end of its batch; then it is known unicast", [
+    at(0, vtep2(BCAST := "ff:ff:ff:ff:ff:ff", A), SITES),
+    at(0, dc2(A, B), [V2]),                      # A learned behind VTEP .2; B learned behind dc2
+    at(0, vtep2(B, A), [to_dc2]),                # B known at dc2
+], {"learned": 2, "learnedMACs": 2, "unicast": 2, "flooded": 1})
+scenario("within one batch the learn is not yet visible: the second frame still floods", [
+    at(0, vtep2(BCAST, A), SITES),
+    at(0, dc2(A, B), [V2, V3]),
+    at(0, vtep3(B, C), [to_dc2]),                # batch 2: B learned at the end of batch 1
+], {"learned": 3, "learnedMACs": 3, "unicast": 1, "flooded": 2}, batch=2)
+scenario("a site's source is learned behind that site; split horizon applies to learned MACs", [
+    at(0, dc3(BCAST, C), VTEPS),
+    at(0, vtep2(C, A), [to_dc3]),
+    at(0, dc2(C, B), []),                        # C is at dc3: a site's frame for another site is split horizon
+], {"learned": 3, "unicast": 1, "flooded": 1, "splitHorizon": 1})
+scenario("group source MACs are never learned", [
+    at(0, vtep2(BCAST, "01:00:5e:00:00:07"), SITES),
+    at(0, dc2("01:00:5e:00:00:07", B), [V2, V3]),
+], {"learned": 1, "learnedMACs": 1, "flooded": 2})
+scenario("a move takes effect at once: A from VTEP .2 to dc3 and back to VTEP .3", [
+    at(0, vtep2(BCAST, A), SITES),
+    at(1, dc3(BCAST, A), VTEPS),                 # moved to dc3
+    at(2, vtep2(A, B), [to_dc3]),
+    at(3, vtep3(BCAST, A), SITES),               # moved to VTEP .3
+    at(4, dc2(A, D), [V3]),
+], {"learned": 3, "moved": 2, "learnedMACs": 3})
+flap = []
+for k in range(7):                               # A between dc2 and dc3 every second: moves 1..6
+    flap.append(at(k, dc2(BCAST, A) if k % 2 == 0 else dc3(BCAST, A), VTEPS))
+flap.append(at(8, vtep2(A, B), [to_dc3]))        # frozen at dc3, where the 5th move put it
+flap.append(at(9, dc2(BCAST, A), VTEPS))         # seen at dc2 again: still frozen, no move
+flap.append(at(10, vtep2(A, B), [to_dc3]))
+flap.append(at(70, dc2(BCAST, A), VTEPS))        # hold (60 s) over at 66: free again, this is a move
+flap.append(at(71, vtep2(A, B), [to_dc2]))
+scenario("more than moveLimit moves within the window freeze the MAC where it was (RFC 7432 §15.1)", flap,
+         {"learned": 2, "moved": 6, "duplicate": 1}, learning={"moveLimit": 5, "moveWindowSeconds": 180, "holdSeconds": 60})
+scenario("aging: a MAC not refreshed for agingSeconds disappears; a refreshed one stays", [
+    at(0, vtep2(BCAST, A), SITES),
+    at(0, vtep2(BCAST, C), SITES),
+    at(20, vtep2(BCAST, C), SITES),              # C refreshed at 20
+    at(25, dc2(C, B), [V2]),
+    at(31, dc2(A, B), [V2, V3]),                 # A (last seen 0) aged out at 30: floods
+    at(32, dc2(C, B), [V2]),                     # C (last seen 20) still known
+], {"learned": 3, "refreshed": 3, "aged": 1}, learning={"agingSeconds": 30})
+scenario("the VNI's MAC limit: further sources are not learned and their frames flood", [
+    at(0, vtep2(BCAST, A), SITES),
+    at(0, vtep2(BCAST, B), SITES),
+    at(0, vtep2(BCAST, C), SITES),               # over the limit of 2
+    at(1, dc2(C, D), [V2, V3]),                  # C unknown: floods
+    at(1, dc2(A, D), [V2]),                      # A still known
+], {"learned": 2, "overLimit": 3, "learnedMACs": 2}, learning={"macLimit": 2})   # C once, D twice
+scenario("learning off: sources are neither learned nor checked", [
+    at(0, vtep2(BCAST, A), SITES),
+    at(1, dc2(A, B), [V2, V3]),
+    at(2, dc3(BCAST, "aa:bb:cc:00:06:02"), VTEPS),   # a static MAC of dc2 from dc3: not checked
+], {"flooded": 3}, learning={"enabled": False})
+
 os.makedirs(os.path.join(ROOT, "Tests", "Fixtures"), exist_ok=True)
+with open(os.path.join(ROOT, "Tests", "Fixtures", "learning.json"), "w") as f:
+    json.dump({"generatedBy": "Tests/Fixtures/make_fixtures.py (scapy)", "vni": 6000, "scenarios": scenarios}, f, indent=1)
+    f.write("\n")
 with open(os.path.join(ROOT, "Tests", "Fixtures", "cases.json"), "w") as f:
     json.dump({"generatedBy": "Tests/Fixtures/make_fixtures.py (scapy)", "cases": cases}, f, indent=1)
     f.write("\n")

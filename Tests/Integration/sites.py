@@ -63,8 +63,9 @@ def log(msg):
 
 
 class Sites:
-    def __init__(self, bum_a=10000, workdir=None):
+    def __init__(self, bum_a=10000, workdir=None, learning_a=None):
         self.bum_a = bum_a
+        self.learning_a = learning_a
         self.dir = workdir or tempfile.mkdtemp(prefix="mplsgate-sites-")
         self.ns = {}
         self.agents = {}
@@ -76,6 +77,11 @@ class Sites:
         for n in names:
             self.ns[n] = Netns(n)
         ns = self.ns
+        # The tenant segments and underlays are IPv4 only: no IPv6 link-local chatter (router solicitations, MLD
+        # reports from hosts and VTEP bridges) to blur the counts the tests compare.
+        for n in list(HOSTS) + ["vtep1a", "vtep1b", "vtep2", "vtep3"]:
+            for k in ("all", "default"):
+                ns[n].run("sysctl", "-qw", f"net.ipv6.conf.{k}.disable_ipv6=1")
         # DC1's underlay: both VTEPs and PE1's dc port on one bridge.
         ns["u1"].run("ip", "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0")
         ns["u1"].run("ip", "link", "set", "br0", "up")
@@ -140,8 +146,10 @@ class Sites:
                          if any(HOSTS[h][0] == v and HOSTS[h][1] == vni for h in HOSTS)]
                 sites = [{"name": f"dc{y}", "push": [16000 + y, base + 10 * y + x], "via": "to-p", "controlWord": True}
                          for y in DC if y != x]
-                vnis.append({"vni": vni, "multipoint": {"localVtep": DC[x]["pe"], "vteps": vteps, "sites": sites,
-                                                        "bumPerSecond": bum}})
+                mp = {"localVtep": DC[x]["pe"], "vteps": vteps, "sites": sites, "bumPerSecond": bum}
+                if vni == VNI_A and self.learning_a:
+                    mp["learning"] = self.learning_a
+                vnis.append({"vni": vni, "multipoint": mp})
                 ilm += [{"label": base + 10 * x + y, "op": "popToMultipoint", "vni": vni, "site": f"dc{y}",
                          "controlWord": True} for y in DC if y != x]
             out[f"pe{x}"] = {"version": 1, "nextHops": nhs, "vni": vnis, "ilm": ilm}

@@ -105,7 +105,8 @@ def serving(a, tmp):
               "mplsgate_fib_generation", "mplsgate_fib_durable_generation", "mplsgate_state_file_failures_total",
               "mplsgate_port_up", "mplsgate_next_hop_up", "mplsgate_worker_loops_total",
               "mplsgate_entry_packets_total", "mplsgate_commit_duration_seconds_count",
-              "mplsgate_multipoint_copies_total", "mplsgate_multipoint_rate_limited_total"):
+              "mplsgate_multipoint_copies_total", "mplsgate_multipoint_rate_limited_total",
+              "mplsgate_multipoint_learned_macs", "mplsgate_multipoint_mac_duplicates_total"):
         check(n in names, f"the scrape has {n}")
     mp = [l for (n, l) in samples if n == "mplsgate_multipoint_flooded_packets_total"]
     check(len(mp) == 1 and 'vni="6000"' in str(mp[0]), f"one multipoint series per multipoint VNI of the lab FIB: {mp}")

@@ -793,7 +793,7 @@ const char *mg_c_drop_name(int r)
         "none", "tooShort", "malformed", "notForUs", "mplsNotEnabled", "unknownLabel", "illegalLabel", "reservedLabel",
         "oam", "bosMismatch", "ttlExpired", "badControlWord", "mtuExceeded", "vxlanNoIFlag", "unknownVNI",
         "vtepNotAllowed", "noRoute", "fibDrop", "underlayFragment", "badIPChecksum", "noHeadroom", "frameTooLong",
-        "unknownPort", "noBottomOfStack", "nextHopDown", "control", "splitHorizon", "flood", "bumRateLimited",
+        "unknownPort", "noBottomOfStack", "nextHopDown", "control", "splitHorizon", "flood", "bumRateLimited", "staticMACMoved",
     };
     return r >= 0 && r < MG_REASONS ? names[r] : 0;
 }

@@ -15,6 +15,8 @@ import FuzzInputs
 /// headroom. After the pipeline the verdict must be consistent (a forwarded frame inside its buffer, on a real port;
 /// a dropped one with a reason).
 ///
+/// VNI 6000 learns: a few learned MACs are fixed for the run (`learner`).
+///
 /// MPLSGATE_FUZZ_REACH=1 prints, at exit, every drop reason and FIB entry the inputs reached (scripts/fuzz.sh
 /// replays a corpus that way); MPLSGATE_FUZZ_OVERREAD=1 reads one byte past the frame on purpose, so the harness
 /// can show the sanitizer catches it. Built by scripts/fuzz.sh (`--sanitize=fuzzer --sanitize=address`).
@@ -22,8 +24,25 @@ nonisolated(unsafe) let lab: CompiledFIB = {
     let config = try! FIBCodec.decodeConfig(FuzzInputs.repoFile("examples/config.json"))
     return try! FIBCompiler.compile(config: config, fib: FIBCodec.decodeFIB(FuzzInputs.repoFile("examples/fib.json")), maxEntries: 64)
 }()
+/// VNI 6000's learned MACs, fixed for the whole run so that every input sees the same state: 0a:00:00:00:00:0k
+/// at place k - 1 (sites, then local VTEPs), each input's learn records discarded. A frame to or from one of them
+/// takes the learned-table paths (known unicast to a learned place, a source seen elsewhere, refreshes).
+nonisolated(unsafe) let learner: MACLearner = {
+    let l = MACLearner(root: LearnedRoot(), capacity: 1024)
+    let segments = lab.engine.learningSegments()
+    l.configure(segments)
+    for s in segments {
+        for place in 0..<s.placeIDs.count {
+            l.apply(LearnRecord(mac: 0x0A00_0000_0000 | UInt64(place + 1), placeID: s.placeIDs[place], layout: s.layout,
+                                vni: s.vni, slot: s.slot), now: 100)
+        }
+    }
+    return l
+}()
 nonisolated(unsafe) let counters: WorkerCounters = {
     let c = WorkerCounters.allocate(entryCapacity: lab.engine.tables.maxActions)
+    c.learn.pointee.tables = learner.root.tables
+    c.learn.pointee.nowSeconds = 100
     if getenv("MPLSGATE_FUZZ_REACH") != nil { atexit { printReach() } }
     return c
 }()
@@ -56,6 +75,8 @@ public func fuzzPipeline(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     memcpy(buffer + Frame.headroom, data + 2, n)
     var frame = Frame(buffer: buffer, offset: Int32(Frame.headroom), length: Int32(n), ingress: PortID(port))
     Pipeline.processFrame(&frame, fib: fib, counters: counters)
+    precondition(counters.learn.pointee.count <= 1, "one frame posted more than one learn record")
+    counters.learn.pointee.count = 0
     if overread { overreadSink &+= PacketBytes(buffer).u8(Frame.headroom + n) }
     if frame.isForwarded {
         precondition(frame.drop == .none && Int(frame.egress.rawValue) < fib.portCount, "forwarded to a bad port")

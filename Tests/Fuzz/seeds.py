@@ -3,7 +3,8 @@
 
     Tests/Fuzz/seeds.py pipeline|bfd|fib|capture DIR
 
-pipeline: every fixture as [ingress port index, liveness mask of the first 8 next-hop slots (0: all up), frame];
+pipeline: every fixture as [ingress port index, liveness mask of the first 8 next-hop slots (0: all up), frame], and
+          VXLAN frames to and from the pipeline target's learned MACs;
 bfd:      the BFD fixtures as one-record inputs ([length u16 BE, time step ms, frame]), and a peer's Down → Init → Up
           with a Poll, as bare control packets;
 fib:      examples/fib.json (prefixed 0x00), the same in the compact form, examples/config.json (prefixed 0x01), and
@@ -58,6 +59,16 @@ def main():
             if "down" in c:
                 continue
             put(bytes([ports.index(c["port"]), 0]) + bytes.fromhex(c["input"]))
+        # VNI 6000 frames to and from the target's learned MACs 0a:00:00:00:00:01..04 (its sites, then local VTEPs):
+        # the VXLAN fixture's inner Ethernet header sits at 14 + 20 + 8 + 8.
+        vx = next(c for c in cases if c["name"].startswith("multipoint: known unicast from a local VTEP to its site"))
+        frame = bytearray.fromhex(vx["input"])
+        for dst, src in ((1, 0x11), (2, 0x11), (3, 0x11), (4, 0x11), (1, 3), (2, 4)):
+            f = bytearray(frame)
+            f[50:56] = bytes([0x0A, 0, 0, 0, 0, dst])
+            if src < 16:
+                f[56:62] = bytes([0x0A, 0, 0, 0, 0, src])
+            put(bytes([ports.index(vx["port"]), 0]) + bytes(f))
     elif kind == "bfd":
         for c in cases:
             if c["name"].startswith("BFD"):

@@ -21,6 +21,9 @@ let package = Package(
         ),
         // libFuzzer differential target, Swift pipeline against its C port (scripts/fuzz.sh diff).
         .executableTarget(name: "mplsgate-fuzz-diff", dependencies: ["PipelineWorkloads"], path: "Sources/mplsgate-fuzz-diff"),
+        // MAC learning: forwarding with learning on vs off, and the learner thread's throughput (issue 18).
+        .executableTarget(name: "LearningBench", dependencies: ["PipelineWorkloads", .product(name: "MPLSGateCore", package: "MPLSGate")],
+                          path: "Sources/LearningBench"),
         // Swift/C ratios, interleaved round by round: swift run -c release PipelineRatio --help
         .executableTarget(name: "PipelineRatio", dependencies: ["PipelineWorkloads"], path: "Sources/PipelineRatio"),
         .executableTarget(

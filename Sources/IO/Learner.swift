@@ -59,7 +59,7 @@ public final class LearnerThread: @unchecked Sendable {
     /// Records applied (the control thread picks up events on its next tick, within 100 ms).
     public let applied = Atomic<UInt64>(0)
 
-    init(workers: Int, capacity: Int, qsbr: QuiescentState) {
+    public init(workers: Int, capacity: Int, qsbr: QuiescentState) {
         learner = MACLearner(root: root, capacity: capacity)
         rings = (0..<workers).map { _ in LearnRing() }
         self.qsbr = qsbr
@@ -73,11 +73,11 @@ public final class LearnerThread: @unchecked Sendable {
         return UInt32(truncatingIfNeeded: t.tv_sec)
     }
 
-    func start() throws(AgentError) {
+    public func start() throws(AgentError) {
         thread = try NativeThread(name: "mplsgate-learn") { [self] in run() }
     }
 
-    func stop() {
+    public func stop() {
         stopFlag.set()
         thread?.join()
         thread = nil
@@ -108,6 +108,10 @@ public final class LearnerThread: @unchecked Sendable {
             if n == 0 { usleep(1000) }
         }
     }
+
+    /// What a worker does at the end of a batch, for harnesses without workers (the learning benchmark): false when
+    /// worker `worker`'s ring is full.
+    public func post(_ r: LearnRecord, worker: Int) -> Bool { rings[worker].push(r) }
 
     // MARK: the control thread's side
 

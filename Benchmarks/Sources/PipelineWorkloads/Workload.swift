@@ -82,16 +82,29 @@ public enum Placement: String, Sendable, CaseIterable {
     case spread = "frames over 128 MiB"
 }
 
+/// MAC learning on the multipoint VNI of an `.innerDestination` workload.
+public enum LearningVariant: String, Sendable, CaseIterable {
+    /// The lab FIB as it is: learning on (sources checked against static MACs; the clones are static MACs).
+    case on = "learning on"
+    /// `learning.enabled` false: no source check, static MACs only.
+    case off = "learning off"
+    /// Learning on, the clones learned instead of static (a learner holds them; the VNI's macLimit raised).
+    case learned = "learned MACs"
+}
+
 /// A FIB with N clones of one operation's entry, shared by every workload of that operation.
 public final class ScaledFIB: @unchecked Sendable {
     public let compiled: CompiledFIB
     public let config: InstanceConfig
     /// Big-endian key words to write into frames (a full label stack entry, VXLAN word 1, or IPv4 destination).
     public let keyWords: [UInt32]
+    /// The learned MACs' learner (`.learned`): workloads read its tables.
+    public let learner: MACLearner?
 
-    public init(operation: Operation, clones: Int, frame: [UInt8]) {
+    public init(operation: Operation, clones: Int, frame: [UInt8], learning: LearningVariant = .on) {
         config = try! FIBCodec.decodeConfig(readRepoFile("examples/config.json"))
         var fib = try! FIBCodec.decodeFIB(readRepoFile("examples/fib.json"))
+        var learnedMACs: [UInt64] = []
         var words: [UInt32] = []
         words.reserveCapacity(clones)
         switch operation.key {
@@ -119,7 +132,13 @@ public final class ScaledFIB: @unchecked Sendable {
         case .innerDestination:
             let vx = 14 + 20 + 8
             let vni = frame.withUnsafeBytes { UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: vx + 4, as: UInt32.self)) } >> 8
-            let site = fib.vni.first { $0.vni == vni }!.multipoint!.sites[0].name
+            let k = fib.vni.firstIndex { $0.vni == vni }!
+            let site = fib.vni[k].multipoint!.sites[0].name
+            switch learning {
+            case .on: break
+            case .off: fib.vni[k].multipoint!.learning.enabled = false
+            case .learned: fib.vni[k].multipoint!.learning.macLimit = UInt32(MACLearningSpec.macLimitRange.upperBound)
+            }
             let high = frame.withUnsafeBytes { UInt64(UInt16(bigEndian: $0.loadUnaligned(fromByteOffset: vx + 8, as: UInt16.self))) }
             let existing = Set(fib.macs.map { $0.mac.value })
             for i in 0..<clones {
@@ -127,7 +146,9 @@ public final class ScaledFIB: @unchecked Sendable {
                 let low = UInt32(truncatingIfNeeded: i &* 0x9E37_79B1 &+ 0x1234_5679)
                 let mac = high << 32 | UInt64(low)
                 if existing.contains(mac) { continue }
-                fib.macs.append(MACEntrySpec(vni: vni, mac: MACAddress(value: mac), site: site))
+                if learning == .learned { learnedMACs.append(mac) } else {
+                    fib.macs.append(MACEntrySpec(vni: vni, mac: MACAddress(value: mac), site: site))
+                }
                 words.append(low.bigEndian)
             }
         case .ipv4Destination:
@@ -150,6 +171,20 @@ public final class ScaledFIB: @unchecked Sendable {
         }
         keyWords = words
         compiled = try! FIBCompiler.compile(config: config, fib: fib, maxEntries: clones + 1000)
+        if learning == .learned {
+            // Learned at the VNI's first site at second 1 (the workloads' clock stays at 1: no refresh records).
+            let l = MACLearner(root: LearnedRoot(), capacity: 1 << 23)
+            let segments = compiled.engine.learningSegments()
+            l.configure(segments)
+            let s = segments.first { $0.vni == 6000 }!
+            for mac in learnedMACs {
+                l.apply(LearnRecord(mac: mac, placeID: s.placeIDs[0], layout: s.layout, vni: s.vni, slot: s.slot), now: 1)
+            }
+            precondition(l.count(vni: 6000) == learnedMACs.count, "learned \(l.count(vni: 6000)) of \(learnedMACs.count)")
+            learner = l
+        } else {
+            learner = nil
+        }
     }
 }
 
@@ -450,14 +485,20 @@ public final class WorkloadCache: @unchecked Sendable {
     var fibs: [String: ScaledFIB] = [:]
     var workloads: [String: Workload] = [:]
 
-    public func workload(_ op: Operation, _ table: TableKind, _ placement: Placement) -> Workload {
-        let key = "\(op.name)|\(table.rawValue)|\(placement.rawValue)"
+    public func workload(_ op: Operation, _ table: TableKind, _ placement: Placement,
+                         learning: LearningVariant = .on) -> Workload {
+        let key = "\(op.name)|\(table.rawValue)|\(placement.rawValue)|\(learning.rawValue)"
         if let w = workloads[key] { return w }
         let frame = fixtureFrame(op.fixture)
-        let fibKey = "\(op.name)|\(table == .lab ? "lab" : "scaled")"
-        let fib = fibs[fibKey] ?? ScaledFIB(operation: op, clones: table == .lab ? 0 : scaleEntries, frame: frame)
+        let fibKey = "\(op.name)|\(table == .lab ? "lab" : "scaled")|\(learning.rawValue)"
+        let fib = fibs[fibKey] ?? ScaledFIB(operation: op, clones: table == .lab ? 0 : scaleEntries, frame: frame,
+                                            learning: learning)
         fibs[fibKey] = fib
         let w = Workload(operation: op, fib: fib, table: table, placement: placement, frame: frame)
+        if let l = fib.learner {
+            w.counters.learn.pointee.tables = l.root.tables
+            w.counters.learn.pointee.nowSeconds = 1
+        }
         if op.key == .innerDestination {
             // Swift only: every frame is known unicast (forwarded) or a flood, as the fixture's verdict says.
             w.runSwift()

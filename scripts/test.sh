@@ -90,7 +90,13 @@ if [ "${SKIP_BENCHMARKS:-0}" != 1 ]; then
     || { echo "benchmark: the Swift and C pipelines disagree"; exit 1; }
   # MAC learning's benchmark, briefly: learned destinations forward (it checks every frame's verdict) and the
   # learner thread learns what is posted.
-  (cd Benchmarks && swift build -c release --product LearningBench > /dev/null      && MPLSGATE_SCALE_ENTRIES=20000 .build/release/LearningBench --rounds 1 --batches 200 --rates 10000)     | tee /dev/stderr | grep -q "learning throughput: 10000 " || { echo "benchmark: MAC learning"; exit 1; }
+  learn_log=$(mktemp)
+  (cd Benchmarks && swift build -c release --product LearningBench > /dev/null \
+     && MPLSGATE_SCALE_ENTRIES=20000 .build/release/LearningBench --rounds 1 --batches 200 --rates 10000) > "$learn_log" 2>&1 \
+    || { cat "$learn_log"; echo "benchmark: MAC learning failed"; exit 1; }
+  cat "$learn_log"
+  grep -q "learning throughput: 10000 " "$learn_log" || { echo "benchmark: the learner did not keep up with 10,000 MACs/s"; exit 1; }
+  rm -f "$learn_log"
   # Live A/B on veth, one short round, without a bpffs: the generator, the C forwarder and the agent must all move
   # frames. Then with memlock at 8 MiB and no CAP_IPC_LOCK: each DUT forwards or refuses naming the limit.
   MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Benchmarks/live/run.py --ops swap,vxlan-to-mpls \

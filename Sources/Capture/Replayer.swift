@@ -190,6 +190,9 @@ public final class Replayer {
                 for r in 0..<Int(ctx.pointee.count) { learner.apply(ctx.pointee.records[r], now: second) }
                 ctx.pointee.count = 0
                 learner.events.removeAll()
+                // One thread: nothing else can still read a replaced table.
+                for t in learner.retired { LearnedTable.free(t) }
+                learner.retired.removeAll()
             }
             for i in 0..<n {
                 let f = batch[i]

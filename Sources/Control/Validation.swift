@@ -214,8 +214,9 @@ func checkMultipoint(_ e: VNIEntrySpec, _ m: MultipointSpec, _ el: @autoclosure 
     if !MACLearningSpec.agingRange.contains(Int64(l.agingSeconds)) {
         throw ValidationError("\(el()).learning.agingSeconds", "\(l.agingSeconds) outside \(MACLearningSpec.agingRange)", kind: .range)
     }
-    if l.moveLimit == 0 || l.moveWindowSeconds == 0 {
-        throw ValidationError("\(el()).learning", "moveLimit and moveWindowSeconds must not be 0", kind: .range)
+    if !(1...1000).contains(l.moveLimit) || !(1...86_400).contains(l.moveWindowSeconds) || l.holdSeconds > 1_000_000 {
+        throw ValidationError("\(el()).learning", "moveLimit 1–1000, moveWindowSeconds 1–86400 and holdSeconds 0–1000000",
+                              kind: .range)
     }
 }
 

@@ -59,6 +59,9 @@ extension Pipeline {
         let layout = header.pointee.layout
         if let t = LearnedTable.current(tables, slot: Int(slot), vni: vni, layout: layout) {
             let (i, key) = LearnedTable.probe(t, mac: mac)
+            // A VNI at its limit takes no new MAC: post nothing for new sources (a MAC flood would otherwise fill the
+            // ring every tenant's learning shares).
+            if i < 0 && LearnedTable.isFull(t) { return true }
             if i >= 0 {
                 let place = Int(key & 0xFFFF) &- 1
                 // Possibly another entry's by now (a concurrent delete shifted it in): at worst a refresh posted

@@ -44,6 +44,8 @@ public final class MACLearner {
     /// Events kept at most between two takes (a flapping storm must not grow memory).
     public static let maxEvents = 1024
     public private(set) var lastSweep: UInt32 = 0
+    /// Slots whose table is marked full (`LearnedTable.setFull`).
+    private var fullSlots = Set<Int>()
 
     public init(root: LearnedRoot, capacity: Int) {
         self.root = root; self.capacity = capacity
@@ -72,7 +74,10 @@ public final class MACLearner {
                 segments[slot] = s
                 if !info.learning { drop(slot) } else if old.layout != info.layout { renumber(slot, from: old) }
             } else {
-                if segments[slot] != nil { drop(slot) }
+                if let old = segments[slot] {
+                    drop(slot)
+                    if vniSlot[old.info.vni] == slot { vniSlot[old.info.vni] = nil }
+                }
                 segments[slot] = SegmentState(info)
             }
             vniSlot[info.vni] = slot
@@ -91,6 +96,8 @@ public final class MACLearner {
         total -= n
         segments[slot]?.counters.flushed &+= UInt64(n)
         retired.append(t)
+        fullSlots.remove(slot)
+        releaseFull()
     }
 
     /// Rebuilds a slot's table for its new layout: each MAC keeps its place if the place remains.
@@ -109,7 +116,9 @@ public final class MACLearner {
         }
         total -= lost
         segments[slot]?.counters.flushed &+= UInt64(lost)
+        if fullSlots.contains(slot) { LearnedTable.setFull(fresh, true) }
         if let replaced = root.set(slot, fresh) { retired.append(replaced) }
+        if lost > 0 { releaseFull() }
     }
 
     // MARK: records
@@ -125,7 +134,13 @@ public final class MACLearner {
         let i = table.map { LearnedTable.find($0, mac: mac) } ?? -1
         if i < 0 {
             let count = table.map { LearnedTable.count($0) } ?? 0
-            if count >= s.info.macLimit || total >= capacity { s.counters.overLimit &+= 1; return }
+            if count >= s.info.macLimit || total >= capacity {
+                s.counters.overLimit &+= 1
+                // Workers stop posting new sources for this VNI until it has room again (`sweep`, `flush`).
+                if table == nil { table = grow(slot, nil, info: s.info) }
+                if let t = table { LearnedTable.setFull(t, true); fullSlots.insert(slot) }
+                return
+            }
             if table == nil || (count + 1) * 2 > LearnedTable.capacity(table!) {
                 guard let grown = grow(slot, table, info: s.info) else { s.counters.overLimit &+= 1; return }
                 table = grown
@@ -194,6 +209,18 @@ public final class MACLearner {
         return fresh
     }
 
+    /// Clears the full mark of every VNI that has room again (after MACs went away).
+    private func releaseFull() {
+        guard !fullSlots.isEmpty else { return }
+        for slot in fullSlots {
+            guard let s = segments[slot], let t = root.table(slot) else { fullSlots.remove(slot); continue }
+            if LearnedTable.count(t) < s.info.macLimit && total < capacity {
+                LearnedTable.setFull(t, false)
+                fullSlots.remove(slot)
+            }
+        }
+    }
+
     // MARK: aging, flushing
 
     /// Ages out MACs not refreshed for their VNI's aging time and releases duplicates whose hold expired.
@@ -206,12 +233,15 @@ public final class MACLearner {
                 let k = LearnedTable.key(t, i)
                 if k == 0 { continue }
                 let meta = LearnedTable.meta(t, i)
-                if now &- UInt32(truncatingIfNeeded: meta) >= s.info.agingSeconds && now >= UInt32(truncatingIfNeeded: meta) {
+                let frozen = meta & LearnedTable.frozen != 0
+                let until = UInt32(truncatingIfNeeded: LearnedTable.times(t, i))
+                // A duplicate frozen until an operator flushes it (holdSeconds 0) does not age.
+                let ages = !(frozen && until == 0)
+                if ages && now &- UInt32(truncatingIfNeeded: meta) >= s.info.agingSeconds && now >= UInt32(truncatingIfNeeded: meta) {
                     expired.append(k >> 16)
                     continue
                 }
-                if meta & LearnedTable.frozen != 0 {
-                    let until = UInt32(truncatingIfNeeded: LearnedTable.times(t, i))
+                if frozen {
                     if until != 0 && now >= until {
                         LearnedTable.setMeta(t, i, meta & ~LearnedTable.frozen)
                         LearnedTable.setMoves(t, i, 0)
@@ -225,6 +255,7 @@ public final class MACLearner {
             total -= expired.count
             segments[slot]?.counters.aged &+= UInt64(expired.count)
         }
+        releaseFull()
     }
 
     /// Removes the learned MACs of `vni`: all, those at the place `placeID`, or the one `mac`. Returns how many.
@@ -251,6 +282,7 @@ public final class MACLearner {
         }
         total -= gone.count
         segments[slot]?.counters.flushed &+= UInt64(gone.count)
+        releaseFull()
         return gone.count
     }
 
@@ -283,9 +315,11 @@ public final class MACLearner {
             let until = UInt32(truncatingIfNeeded: times)
             let moves = LearnedTable.moves(t, i)
             let windowOpen = now &- UInt32(truncatingIfNeeded: moves) < s.info.moveWindowSeconds
+            // Seconds since; 0 if the learner stamped a later second than the caller's `now`.
+            func ago(_ x: UInt32) -> UInt32 { now >= x ? now - x : 0 }
             out.append(LearnedMAC(
                 vni: vni, mac: MACAddress(value: k >> 16), place: name(s.info, place), isSite: place < s.info.siteCount,
-                age: now &- UInt32(truncatingIfNeeded: meta), learnedAgo: now &- UInt32(truncatingIfNeeded: times >> 32),
+                age: ago(UInt32(truncatingIfNeeded: meta)), learnedAgo: ago(UInt32(truncatingIfNeeded: times >> 32)),
                 moves: windowOpen || frozen ? UInt32(truncatingIfNeeded: moves >> 32) : 0,
                 frozen: frozen, frozenFor: frozen && until != 0 ? until &- min(now, until) : 0))
         }

@@ -54,6 +54,7 @@ public enum ActionFlags {
 ///   (`backupLabelCount`, at most 8, 24 in all) follow the primary ones.
 /// - popToVXLAN: the outer IP header in network order with length and checksum zero (20 or 40 bytes) at 0, then the
 ///   8-byte VXLAN header at 40.
+/// - popToMultipoint: word 0, the site's place ID (`Segment.siteID`): where the pseudowire's sources are learned.
 @frozen
 public struct Action {
     public var operation: Operation

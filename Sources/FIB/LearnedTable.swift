@@ -25,10 +25,12 @@ public struct LearnedTableHeader {
     public var layout: UInt64
     /// Entries (the learner's count).
     public var count: UInt32
-    public var pad: UInt32
+    /// Bit 0, `full` (atomic, `LearnedTable.isFull`): the learner refuses new MACs for this VNI now (its
+    /// `macLimit` or the agent's capacity), so workers post no records for new sources.
+    public var flags: UInt32
     public var reserved: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
     public init(vni: UInt32, capacityBits: UInt32, layout: UInt64) {
-        self.vni = vni; self.capacityBits = capacityBits; self.layout = layout; count = 0; pad = 0
+        self.vni = vni; self.capacityBits = capacityBits; self.layout = layout; count = 0; flags = 0
     }
 }
 
@@ -66,17 +68,35 @@ public enum LearnedTable {
 
     /// A reader's lookup: the slot holding `mac` and the key read there (one load: the MAC and its place belong
     /// together), or (-1, 0). The slot may hold another MAC by the time its `meta` is read; only `key` is exact.
+    /// At most `capacity` probes (the table is at most half full, so a probe ends at an empty slot long before; the
+    /// bound only guarantees it ends while the writer keeps changing the table).
     @inlinable @inline(__always)
     public static func probe(_ t: UnsafeRawPointer, mac: UInt64) -> (index: Int, key: UInt64) {
         let bits = header(t).pointee.capacityBits
         let mask = (1 << Int(bits)) &- 1
         var i = home(mac, bits: bits)
+        var left = mask
         while true {
             let k = key(t, i)
             if k == 0 { return (-1, 0) }
             if k >> 16 == mac { return (i, k) }
+            if left == 0 { return (-1, 0) }
+            left &-= 1
             i = (i &+ 1) & mask
         }
+    }
+
+    @inlinable @inline(__always)
+    static func flagsWord(_ t: UnsafeRawPointer) -> UnsafePointer<Atomic<UInt32>> {
+        (t + 20).assumingMemoryBound(to: Atomic<UInt32>.self)
+    }
+
+    /// Whether the learner refuses new MACs for this VNI now (workers then post nothing for new sources).
+    @inlinable @inline(__always)
+    public static func isFull(_ t: UnsafeRawPointer) -> Bool { flagsWord(t).pointee.load(ordering: .relaxed) & 1 != 0 }
+
+    public static func setFull(_ t: UnsafeMutableRawPointer, _ full: Bool) {
+        flagsWord(t).pointee.store(full ? 1 : 0, ordering: .relaxed)
     }
 
     /// The writer's lookup: the slot holding `mac`, or -1.

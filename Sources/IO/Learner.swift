@@ -121,8 +121,7 @@ public final class LearnerThread: @unchecked Sendable {
     }
 
     public func entries(vni: UInt32) -> [LearnedMAC] {
-        let now = LearnerThread.seconds()
-        return lock.withLock { _ in learner.entries(vni: vni, now: now) }
+        lock.withLock { _ in learner.entries(vni: vni, now: LearnerThread.seconds()) }
     }
 
     public func counters(vni: UInt32) -> LearnCounters? { lock.withLock { _ in learner.counters(vni: vni) } }

@@ -220,7 +220,7 @@ final class AgentMetrics: @unchecked Sendable {
             learnFamily("mplsgate_multipoint_macs_learned_total", "Source MACs learned.") { $0.learned }
             learnFamily("mplsgate_multipoint_mac_moves_total", "Learned MACs that moved to another place.") { $0.moved }
             learnFamily("mplsgate_multipoint_mac_duplicates_total", "Learned MACs frozen as duplicates (too many moves).") { $0.duplicate }
-            learnFamily("mplsgate_multipoint_macs_over_limit_total", "Sources not learned: the VNI's macLimit or --mac-capacity reached.") { $0.overLimit }
+            learnFamily("mplsgate_multipoint_macs_over_limit_total", "Learn records refused at the VNI's macLimit or --mac-capacity (a full VNI's workers stop posting new sources).") { $0.overLimit }
             learnFamily("mplsgate_multipoint_macs_aged_total", "Learned MACs aged out.") { $0.aged }
             learnFamily("mplsgate_multipoint_macs_flushed_total", "Learned MACs flushed (request, removed place, next hop down).") { $0.flushed }
         }

@@ -59,10 +59,12 @@ import Dataplane
         l.configure([s, other])
         for m in 1...4 { l.apply(Self.record(s, mac: UInt64(m), place: m % 2), now: 0) }
         #expect(l.count(vni: 7000) == 3 && l.counters(vni: 7000)?.overLimit == 1, "the VNI's limit")
+        #expect(LearnedTable.isFull(l.root.table(0)!), "marked full: workers stop posting new sources")
         l.apply(Self.record(other, mac: 9, place: 0), now: 0)
         l.apply(Self.record(other, mac: 10, place: 0), now: 0)
         #expect(l.total == 4 && l.counters(vni: 7001)?.overLimit == 1, "the agent's capacity")
         #expect(l.flush(vni: 7000, placeID: Segment.siteID("dc2")) == 2, "MACs 1 and 3 were at dc2")
+        #expect(!LearnedTable.isFull(l.root.table(0)!), "room again after the flush")
         #expect(l.flush(vni: 7000, mac: 2) == 1 && l.count(vni: 7000) == 0)
         #expect(l.flush(placeID: Segment.siteID("dc1")) == 1, "dc1 of every VNI: 7001's one MAC")
         #expect(l.total == 0)

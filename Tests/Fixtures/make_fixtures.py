@@ -511,7 +511,7 @@ scenario("the VNI's MAC limit: further sources are not learned and their frames 
     at(0, vtep2(BCAST, C), SITES),               # over the limit of 2
     at(1, dc2(C, D), [V2, V3]),                  # C unknown: floods
     at(1, dc2(A, D), [V2]),                      # A still known
-], {"learned": 2, "overLimit": 3, "learnedMACs": 2}, learning={"macLimit": 2})   # C once, D twice
+], {"learned": 2, "overLimit": 1, "learnedMACs": 2}, learning={"macLimit": 2})   # C; then the VNI is full: D is not posted
 scenario("learning off: sources are neither learned nor checked", [
     at(0, vtep2(BCAST, A), SITES),
     at(1, dc2(A, B), [V2, V3]),

@@ -179,6 +179,25 @@ def main():
         bad = s.ctl("pe1", "flush-macs", str(VNI_A), "--site", "dc9", check=False)
         check(bad.returncode != 0 and "no site" in bad.stderr, f"an unknown site is an error: {bad.stderr.strip()}")
 
+        print("PE1's core link down (its next hop to P has no backup): the MACs learned at its sites go")
+        loss(s.ping("h1a", "h3", count=2))   # h3 learned at dc3 again after the flush above
+        sites_before = [m for m, e in learned(s.macs(1)).items() if "site" in e]
+        flushed_before = s.macs(1)["counters"]["flushed"]
+        s.ns["p"].run("ip", "link", "set", "p1", "down")
+        time.sleep(1.0)
+        after = s.macs(1)
+        left = [m for m, e in learned(after).items() if "site" in e]
+        check(sites_before and not left and after["counters"]["flushed"] >= flushed_before + len(sites_before),
+              f"{len(sites_before)} MACs at sites before, {len(left)} after; flushed "
+              f"{flushed_before} -> {after['counters']['flushed']}")
+        check(any("site" not in e for e in learned(after).values()), "the MACs at local VTEPs stay")
+        s.ns["p"].run("ip", "link", "set", "p1", "up")
+        time.sleep(1.0)
+        sent, got = loss(s.ping("h1a", "h3", count=5))
+        e = learned(s.macs(1)).get(HOSTS["h3"][3], {})
+        check(got >= 3 and place(e) == "site dc3",
+              f"after the link is back, h1a -> h3 pings again ({got}/{sent}) and h3 is learned at dc3 again")
+
         for n in ("pe1", "pe2", "pe3", "p"):
             check(s.agents[n].proc.poll() is None, f"agent {n} still running")
         _, _, log = s.agents["pe1"].stop()

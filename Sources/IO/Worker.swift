@@ -150,7 +150,6 @@ public final class Worker: @unchecked Sendable {
             if !channel.outgoing.isEmpty { sendControl() }
             // The pointer only: the snapshot struct is copied per received batch, not per spin of an idle loop.
             let fib = cell.load()
-            counters.learn.pointee.nowSeconds = LearnerThread.seconds()
             var received = 0
             var owed = false
             for p in 0..<portCount {
@@ -207,6 +206,8 @@ public final class Worker: @unchecked Sendable {
         io[p].rxPackets &+= UInt64(n)
         io[p].rxBatches &+= 1
 
+        // The batch's second, for learned MACs' refreshes (one vDSO clock read per received batch, not per idle spin).
+        counters.learn.pointee.nowSeconds = LearnerThread.seconds()
         let tracing = trace.isArmed
         if tracing { keepHeads(n) }
         Pipeline.process(UnsafeMutableBufferPointer(start: batch.baseAddress, count: n), fib: fib.pointee,

@@ -261,7 +261,8 @@ public final class ControlService: RPCHandler {
                 if let error {
                     log?(LogEvent(message: "state file write failed: commits are applied but not durable; retrying",
                                   metadata: [("path", w.path), ("error", error), ("generation", "\(engine.generation)"),
-                                             ("retrySeconds", "\(StateWriter.retrySeconds)")], isError: true))
+                                             ("retrySeconds", "\(StateWriter.retrySeconds)-\(StateWriter.maxRetrySeconds)")],
+                                  isError: true))
                 } else {
                     log?(LogEvent(message: "state file written again",
                                   metadata: [("path", w.path), ("durableGeneration", "\(w.durableGeneration)")],
@@ -308,8 +309,9 @@ public final class ControlService: RPCHandler {
     /// The error for a durable request whose generation could not be written.
     func notDurable(_ generation: UInt64, _ error: String?) -> Failure {
         Failure(RPCError.notDurable, "generation \(generation) is applied and forwarding, but the state file could not be "
-                + "written: \(error ?? "write failed"); the agent retries every \(StateWriter.retrySeconds) s "
-                + "(info.stateFileError)", extra: [("generation", num(generation))])
+                + "written: \(error ?? "write failed"); the agent retries after \(StateWriter.retrySeconds) s, then "
+                + "twice as long each time, up to \(StateWriter.maxRetrySeconds) s (info.stateFileError)",
+                extra: [("generation", num(generation))])
     }
 
     func notify(_ params: JSONValue) {

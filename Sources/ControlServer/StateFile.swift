@@ -412,12 +412,15 @@ public enum StateFile {
 /// when the next write must be one (`nextWriteNeedsSnapshot`: the journal on disk does not continue the FIB the
 /// agent loaded, or it outgrew the last snapshot), and when the writer asks for one now (`retryWanted`). After a
 /// failed write the journal is not trusted: records are not written (their generations count as failed) until a
-/// snapshot succeeds; the writer asks for a fresh snapshot once per `retrySeconds` after its last failed attempt.
+/// snapshot succeeds; the writer asks for a fresh snapshot `retrySeconds` after its first failed attempt, then after
+/// twice as long each time the retry fails too, up to `maxRetrySeconds` (a disk that stays full is not rewritten with
+/// the whole FIB every second), and at once again after a success.
 public final class StateWriter: @unchecked Sendable {
     public let path: String
     public var journalPath: String { path + ".journal" }
-    /// Seconds between attempts while writes fail.
+    /// Seconds before the first retry after a failed write; each further failure doubles it, up to `maxRetrySeconds`.
     public static let retrySeconds: Int32 = 1
+    public static let maxRetrySeconds: Int32 = 30
     /// A commit touching more keys than this, and more than half as many as the FIB holds, is written as a snapshot.
     public static let largeCommit = 4096
     /// The journal may grow to this many bytes, or the last snapshot's size if larger, before a snapshot is asked for.
@@ -463,8 +466,15 @@ public final class StateWriter: @unchecked Sendable {
     /// Whether records may be appended: the journal on disk extends the last snapshot up to the last record.
     /// Writer thread only.
     private var journalGood: Bool
-    /// When the last failure happened (monotonic seconds), for the retry pace. Writer thread only.
+    /// When the last failure happened (monotonic seconds), and how many attempts in a row failed: the retry pace.
+    /// Writer thread only.
     private var failedAt: Double = 0
+    private var failuresInARow = 0
+
+    /// Seconds to wait after the `n`th failure in a row before asking for a retry: 1, 2, 4, … up to the maximum.
+    public static func retryDelay(afterFailures n: Int) -> Int32 {
+        min(maxRetrySeconds, retrySeconds << Int32(min(max(n - 1, 0), 5)))
+    }
 
     /// `pathIsGood`: the file at `path` is intact (StateFile.isIntact), so the first snapshot may rotate it to
     /// `.prev`. `journalContinues`: the journal on disk extends the FIB the agent loaded up to `durableGeneration`
@@ -557,8 +567,8 @@ public final class StateWriter: @unchecked Sendable {
             if stop { return }
             let failing = shared.withLock { $0.lastError != nil }
             if poll(&p, 1, 1000) == 0 || failing {
-                // While writes fail, ask the control thread for a fresh snapshot once per retry interval.
-                if failing, Self.monotonic() - failedAt >= Double(Self.retrySeconds) {
+                // While writes fail, ask the control thread for a fresh snapshot once the retry delay has passed.
+                if failing, Self.monotonic() - failedAt >= Double(Self.retryDelay(afterFailures: failuresInARow)) {
                     failedAt = Self.monotonic()
                     shared.withLock { $0.retryWanted = true }
                     mg_eventfd_signal(done)
@@ -622,7 +632,12 @@ public final class StateWriter: @unchecked Sendable {
         let wasGood = journalGood
         let recordCount = records.count
         let failing = newError != nil
-        if failing { failedAt = Self.monotonic() }
+        if failing {
+            failedAt = Self.monotonic()
+            failuresInARow += 1
+        } else if durable > 0 {
+            failuresInARow = 0
+        }
         shared.withLock { s in
             if let b = snapshotBytes {
                 s.snapshotBytes = b

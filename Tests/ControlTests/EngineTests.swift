@@ -411,6 +411,11 @@ import ControlServer
         #expect(l?.generation == e.generation && l?.fib == e.document())
     }
 
+    @Test func retriesBackOffWhileWritesKeepFailing() {
+        #expect((1...8).map { StateWriter.retryDelay(afterFailures: $0) } == [1, 2, 4, 8, 16, 30, 30, 30])
+        #expect(StateWriter.retryDelay(afterFailures: 0) == 1)
+    }
+
     @Test func journalWithAGapStopsAtTheGap() throws {
         let e = try engine()
         defer { e.release() }

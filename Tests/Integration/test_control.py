@@ -442,7 +442,8 @@ def failing_state_file(a, tmp, state_dir):
           f"{first.get('error', {}).get('code')}, next id {second.get('id')}")
     sh("mount", "-o", "remount,rw", state_dir)
     rpc = RPC(agent.socket, timeout=15)   # a fresh connection: the old one may hold unanswered requests
-    deadline = time.time() + 5
+    # The writer backs off while writes fail (1, 2, 4, ... 30 s): the next retry is at most 30 s away.
+    deadline = time.time() + 35
     info = rpc.result("info")
     while info["durableGeneration"] < g + 1 and time.time() < deadline:
         time.sleep(0.1)

@@ -82,6 +82,7 @@ public final class MACLearner {
             }
             vniSlot[info.vni] = slot
         }
+        learns = list.contains { $0.learning }
         for slot in Array(segments.keys) where !keep.contains(slot) {
             drop(slot)
             if let v = segments[slot]?.info.vni, vniSlot[v] == slot { vniSlot[v] = nil }
@@ -120,6 +121,9 @@ public final class MACLearner {
         if let replaced = root.set(slot, fresh) { retired.append(replaced) }
         if lost > 0 { releaseFull() }
     }
+
+    /// Whether any multipoint VNI learns (as of the last `configure`).
+    public private(set) var learns = false
 
     // MARK: records
 

@@ -85,11 +85,14 @@ public final class LearnerThread: @unchecked Sendable {
     }
 
     private func run() {
+        var lastRecords: UInt32 = 0
         while !stopFlag.isSet {
             let now = LearnerThread.seconds()
             var n = 0
             var retired: [UnsafeMutableRawPointer] = []
+            var learning = false
             lock.withLock { _ in
+                learning = learner.learns
                 if now != learner.lastSweep { learner.sweep(now: now) }
                 // At most 64k records per pass, so the control thread's reads never wait long.
                 for r in rings {
@@ -104,8 +107,11 @@ public final class LearnerThread: @unchecked Sendable {
                 qsbr.synchronize { usleep(50) }
                 for t in retired { LearnedTable.free(t) }
             }
-            // Idle: 1 ms, well inside the 10 ms a new source may take to be learned.
-            if n == 0 { usleep(1000) }
+            // Idle: 1 ms while records came in the last second, else 4 ms (both well inside the 10 ms a new source may
+            // take to be learned); 20 ms while no multipoint VNI learns (no worker posts anything then).
+            if n > 0 { lastRecords = now } else {
+                usleep(!learning ? 20_000 : now &- lastRecords <= 1 ? 1000 : 4000)
+            }
         }
     }
 

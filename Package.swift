@@ -81,6 +81,9 @@ let package = Package(
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .executableTarget(name: "mplsgate-fuzz-fib", dependencies: ["Control", "ControlServer", "FIB", "Wire", "FuzzInputs"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        // The MAC learner: records, aging, flushes and controller changes against its tables' invariants.
+        .executableTarget(name: "mplsgate-fuzz-learn", dependencies: ["Dataplane", "FIB", "Wire", "FuzzInputs"],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         // Our pcap and pcapng readers (replay's input), frames into an exactly sized buffer.
         .executableTarget(name: "mplsgate-fuzz-capture", dependencies: ["Capture", "FuzzInputs"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),

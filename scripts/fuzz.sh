@@ -9,7 +9,8 @@
 #             generated pcap files)
 #   diff      the Swift pipeline against its C port (Benchmarks/CBaseline) on each frame: bytes, verdict, counters
 #             must be the same (seeds: every fixture; built in the Benchmarks package, which holds the C port)
-# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]   each target SECONDS (default 30), all six by default.
+#   learn     the MAC learner: records, aging, flushes and controller changes against its tables' invariants
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]   each target SECONDS (default 30), all seven by default.
 #        scripts/fuzz.sh --long [TARGET...]       the campaign: each target for 10 million executions or 60 CPU-minutes,
 #                                                  whichever comes first, one at a time (an idle machine: never beside a
 #                                                  benchmark); a table of the runs lands in out/fuzz/campaign.md.
@@ -31,7 +32,7 @@ seconds=30
 if [ $long = 0 ] && [ $# -gt 0 ]; then seconds=$1; shift; fi
 case "$seconds" in ''|*[!0-9]*) echo "fuzz: SECONDS must be a whole number, not '$seconds'"; exit 2 ;; esac
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(request pipeline bfd fib capture diff)
+[ ${#targets[@]} -eq 0 ] && targets=(request pipeline bfd fib capture diff learn)
 
 # Release (-O): at -Onone Swift does not instrument UnsafeRawPointer.load for AddressSanitizer, so a one-byte
 # over-read through PacketBytes.u8 would go unseen (the selftest shows the build catches it). The sanitizers go to

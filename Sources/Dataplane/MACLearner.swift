@@ -88,6 +88,8 @@ public final class MACLearner {
             if let v = segments[slot]?.info.vni, vniSlot[v] == slot { vniSlot[v] = nil }
             segments[slot] = nil
         }
+        // A raised macLimit makes room at once.
+        releaseFull()
     }
 
     /// Removes a slot's table (all its MACs, counted as flushed).

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Seed inputs for scripts/fuzz.sh, built from the committed fixtures (Tests/Fixtures/cases.json, examples/).
 
-    Tests/Fuzz/seeds.py pipeline|bfd|fib|capture DIR
+    Tests/Fuzz/seeds.py pipeline|bfd|fib|capture|learn DIR
 
 pipeline: every fixture as [ingress port index, liveness mask of the first 8 next-hop slots (0: all up), frame], and
           VXLAN frames to and from the pipeline target's learned MACs;
@@ -9,6 +9,8 @@ bfd:      the BFD fixtures as one-record inputs ([length u16 BE, time step ms, f
           with a Poll, as bare control packets;
 fib:      examples/fib.json (prefixed 0x00), the same in the compact form, examples/config.json (prefixed 0x01), and
           one mistake of each kind of validation error (FIB_MISTAKES, a syntax error, a config out of range);
+learn:    op sequences for the MAC learner: learning, a flapping MAC frozen and aged, the capacity, renumbered
+          places, a lowered limit, flushes, the clock going back;
 capture:  examples/sample.pcapng whole and cut, and classic pcap files (both byte orders, nanosecond magic, an
           oversized frame, a non-Ethernet link type).
 """
@@ -100,6 +102,17 @@ def main():
         config = json.load(open(os.path.join(ROOT, "examples/config.json")))
         config["ports"][0]["mtu"] = 40                                                    # a config out of range
         put(b"\x01" + json.dumps(config).encode())
+    elif kind == "learn":
+        # [capacity byte] then 3-byte operations (FuzzLearn.swift): op%8 0-3 a record (VNI by bit 3, MAC x%48, place
+        # y%8, clock += y>>6), 4 sweep (clock += x), 5 flush, 6 reconfigure (variant x), 7 the clock jumps.
+        def rec(vni, mac, place, step=0):
+            return bytes([vni << 3, mac, place | step << 6])
+        put(bytes([63]) + b"".join(rec(0, m, m % 5) for m in range(10)))                       # learn ten
+        put(bytes([63]) + b"".join(rec(0, 7, p % 2) for p in range(8)) + bytes([4, 200, 0]))   # flap, freeze, age
+        put(bytes([2]) + b"".join(rec(v, m, 0) for v in (0, 1) for m in range(4)))             # the capacity
+        put(bytes([63]) + b"".join(rec(0, m, 1) for m in range(6)) + bytes([6, 1, 0]) + rec(0, 9, 1)
+            + bytes([6, 3, 0]) + rec(0, 10, 0) + bytes([5, 0, 1, 6, 0, 0]) + rec(0, 11, 0))   # renumber, limit, flush
+        put(bytes([63]) + rec(0, 1, 2) + bytes([7, 0, 0]) + rec(0, 1, 3) + bytes([4, 255, 0, 6, 5, 0]) + rec(1, 2, 0))
     elif kind == "capture":
         sample = open(os.path.join(ROOT, "examples/sample.pcapng"), "rb").read()
         put(sample)

@@ -142,6 +142,10 @@ if printf '%s\n' "${targets[@]}" | grep -qx pipeline; then
   missing=$(awk '$1 == "drop" && $3 == 0 && $2 != "frameTooLong" && $2 != "noHeadroom" && $2 != "flood" \
                  && $2 != "bumRateLimited" { print $2 }' out/fuzz/reach.txt)
   if [ -n "$missing" ]; then echo "fuzz: drop reasons not reached: $(echo $missing)"; status=1; fi
+  # Every operation: each entry of the lab FIB is one (swap, PHP, pop, pop to IP/VRF/VXLAN/multipoint, VNI push,
+  # multipoint VNI, FTN push, drop, ECMP).
+  missing=$(awk '$1 == "entry" && $3 == 0 { print $2 }' out/fuzz/reach.txt)
+  if [ -n "$missing" ]; then echo "fuzz: FIB entries (operations) not reached: $(echo $missing)"; status=1; fi
 fi
 if printf '%s\n' "${targets[@]}" | grep -qx request; then
   echo "== request corpus and seeds: replies by outcome ($(ls out/fuzz/corpus/request Tests/Fuzz/corpus | wc -l) inputs)"
@@ -170,6 +174,22 @@ if printf '%s\n' "${targets[@]}" | grep -qx fib; then
   done
   for k in fib config; do grep -qE "result +$k " out/fuzz/reach-fib.txt || missing="$missing result-$k"; done
   if [ -n "$missing" ]; then echo "fuzz: FIB document outcomes not reached:$missing"; status=1; fi
+fi
+if printf '%s\n' "${targets[@]}" | grep -qx capture; then
+  seeds=$(mktemp -d)
+  seed capture "$seeds"
+  echo "== capture corpus and seeds: files by outcome ($(ls out/fuzz/corpus/capture "$seeds" | wc -l) inputs)"
+  MPLSGATE_FUZZ_REACH=1 "$bin/mplsgate-fuzz-capture" -runs=0 out/fuzz/corpus/capture "$seeds" 2>/dev/null \
+    | grep "^reach " | awk '{ printf "  %-7s %-19s %s\n", $2, $3, $4 }' | tee out/fuzz/reach-capture.txt
+  rm -rf "$seeds"
+  # Every kind of CaptureError a file can earn; not io (the file system's errors) nor usage (replay's options).
+  missing=""
+  for k in notACapture libpcap linkType truncated badLength badMagic blockTooShort unsupported undefinedInterface \
+           overrun noInterface; do
+    grep -qE "error +$k " out/fuzz/reach-capture.txt || missing="$missing $k"
+  done
+  grep -qE "result +read " out/fuzz/reach-capture.txt || missing="$missing result-read"
+  if [ -n "$missing" ]; then echo "fuzz: capture outcomes not reached:$missing"; status=1; fi
 fi
 [ $long = 1 ] && { echo "== campaign (out/fuzz/campaign.md)"; cat out/fuzz/campaign.md; }
 [ $status = 0 ] && echo "fuzz: no failing input"

@@ -18,10 +18,26 @@ public struct CapturedFrame {
     public var tooLarge: Bool
 }
 
-/// Errors opening or reading capture files, with the path in the message.
+/// Errors opening or reading capture files, with the path in the message, and what kind of problem it is.
 public struct CaptureError: Error, CustomStringConvertible {
+    public enum Kind: String, CaseIterable, Sendable {
+        case io                  // the file cannot be opened, read or written (errno)
+        case notACapture         // too short to hold a magic number
+        case libpcap             // libpcap refused a pcap variant it reads for us (its message), or an unknown magic
+        case linkType            // not Ethernet
+        case truncated           // the file ends inside a record or block
+        case badLength           // a record or block length no capture has
+        case badMagic            // a pcapng section's byte-order magic
+        case blockTooShort       // a pcapng block shorter than its fixed fields
+        case unsupported         // a pcapng timestamp resolution finer than 10^-18 s
+        case undefinedInterface  // a pcapng packet naming an interface its section has not described
+        case overrun             // a pcapng packet's data runs past its block
+        case noInterface         // a pcapng simple packet before any interface
+        case usage               // how the capture is used (classic pcap without --ingress)
+    }
     public var description: String
-    public init(_ d: String) { description = d }
+    public var kind: Kind
+    public init(_ d: String, kind: Kind = .io) { description = d; self.kind = kind }
 
     /// "PATH: MESSAGE", unless libpcap's message already starts with the path (its open errors do).
     static func naming(_ path: String, _ message: String) -> String {
@@ -52,7 +68,7 @@ public final class CaptureReader {
         fseek(f, 0, SEEK_END)
         fileSize = Int64(ftell(f))
         fclose(f)
-        guard n == 4 else { throw CaptureError("\(path): too short to be a capture file") }
+        guard n == 4 else { throw CaptureError("\(path): too short to be a capture file", kind: .notACapture) }
         if magic == 0x0A0D_0D0A {
             isPcapNG = true
             source = .pcapng(try PcapNGReader(path: path))
@@ -64,11 +80,11 @@ public final class CaptureReader {
             isPcapNG = false
             var err = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
             guard let p = pcap_open_offline(path, &err) else {
-                throw CaptureError(CaptureError.naming(path, err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }))
+                throw CaptureError(CaptureError.naming(path, err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }), kind: .libpcap)
             }
             guard pcap_datalink(p) == DLT_EN10MB else {
                 pcap_close(p)
-                throw CaptureError("\(path): link type \(pcap_datalink(p)) is not Ethernet")
+                throw CaptureError("\(path): link type \(pcap_datalink(p)) is not Ethernet", kind: .linkType)
             }
             source = .pcap(p)
         }
@@ -104,7 +120,7 @@ public final class CaptureReader {
             var data: UnsafePointer<UInt8>?
             let rc = pcap_next_ex(p, &header, &data)
             if rc == -2 { return nil }
-            if rc != 1 { throw CaptureError("\(path): \(String(cString: pcap_geterr(p)))") }
+            if rc != 1 { throw CaptureError("\(path): \(String(cString: pcap_geterr(p)))", kind: .libpcap) }
             let h = header!.pointee
             let len = Int(h.caplen)
             let ts = Int64(h.ts.tv_sec) * 1_000_000 + Int64(h.ts.tv_usec)

@@ -73,7 +73,7 @@ final class FileBlocks {
         let offset = lseek(fd, off_t(n - buffered), SEEK_CUR)
         guard offset >= 0 else { throw CaptureError("\(path): \(String(cString: strerror(errno)))") }
         guard Int64(offset) <= fileSize else {
-            throw CaptureError("\(path): truncated: the last record ends \(Int64(offset) - fileSize) bytes after the file")
+            throw CaptureError("\(path): truncated: the last record ends \(Int64(offset) - fileSize) bytes after the file", kind: .truncated)
         }
     }
 }

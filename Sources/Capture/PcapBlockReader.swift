@@ -38,7 +38,7 @@ final class PcapBlockReader {
         var linkType = header.loadUnaligned(fromByteOffset: 20, as: UInt32.self)
         if swapped { linkType = linkType.byteSwapped }
         // The top bits may carry FCS information (pcap-linktype(7)); the type is the low 16.
-        guard linkType & 0xFFFF == 1 else { throw CaptureError("\(path): link type \(linkType & 0xFFFF) is not Ethernet") }
+        guard linkType & 0xFFFF == 1 else { throw CaptureError("\(path): link type \(linkType & 0xFFFF) is not Ethernet", kind: .linkType) }
         file.start += 24
         self.file = file
     }
@@ -52,7 +52,7 @@ final class PcapBlockReader {
     @inline(__always)
     func next(into destination: UnsafeMutableRawPointer, capacity limit: Int) throws(CaptureError) -> CapturedFrame? {
         guard try file.fill(16) else {
-            if file.available > 0 { throw CaptureError("\(file.path): truncated: \(file.available) bytes after the last record") }
+            if file.available > 0 { throw CaptureError("\(file.path): truncated: \(file.available) bytes after the last record", kind: .truncated) }
             return nil
         }
         let seconds = Int64(u32(0)), fraction = Int64(u32(4))
@@ -61,7 +61,7 @@ final class PcapBlockReader {
         let caplen = Int(u32(8)), origlen = max(Int(u32(12)), Int(u32(8)))
         let ts = seconds * 1_000_000 + (nanoseconds ? fraction / 1000 : fraction)
         guard caplen <= PcapBlockReader.maxRecord else {
-            throw CaptureError("\(file.path): record at byte \(position) claims \(caplen) bytes: not a valid capture")
+            throw CaptureError("\(file.path): record at byte \(position) claims \(caplen) bytes: not a valid capture", kind: .badLength)
         }
         position += Int64(16 + caplen)
         if caplen > limit {
@@ -70,7 +70,7 @@ final class PcapBlockReader {
             return CapturedFrame(length: 0, originalLength: origlen, timestampMicros: ts, interface: -1, tooLarge: true)
         }
         guard try file.fill(16 + caplen) else {
-            throw CaptureError("\(file.path): truncated: the last record has \(file.available - 16) of its \(caplen) bytes")
+            throw CaptureError("\(file.path): truncated: the last record has \(file.available - 16) of its \(caplen) bytes", kind: .truncated)
         }
         destination.copyMemory(from: file.buffer + file.start + 16, byteCount: caplen)
         file.start += 16 + caplen

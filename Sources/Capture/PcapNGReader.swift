@@ -40,25 +40,25 @@ final class PcapNGReader {
     /// Makes the next whole block available at `start`; returns (type, total length), nil at the end of the file.
     private func nextBlock() throws(CaptureError) -> (UInt32, Int)? {
         guard try file.fill(8) else {
-            if file.available > 0 { throw CaptureError("\(path): truncated block header at byte \(position)") }
+            if file.available > 0 { throw CaptureError("\(path): truncated block header at byte \(position)", kind: .truncated) }
             return nil
         }
         var type = file.buffer.loadUnaligned(fromByteOffset: file.start, as: UInt32.self)
         if type == 0x0A0D_0D0A {
             // Section header: the byte-order magic follows the length; read it to learn the order.
-            guard try file.fill(12) else { throw CaptureError("\(path): truncated section header") }
+            guard try file.fill(12) else { throw CaptureError("\(path): truncated section header", kind: .truncated) }
             let magic = file.buffer.loadUnaligned(fromByteOffset: file.start + 8, as: UInt32.self)
             swapped = magic == 0x4D3C_2B1A
-            guard swapped || magic == 0x1A2B_3C4D else { throw CaptureError("\(path): bad byte-order magic") }
+            guard swapped || magic == 0x1A2B_3C4D else { throw CaptureError("\(path): bad byte-order magic", kind: .badMagic) }
             section.removeAll()
         } else if swapped {
             type = type.byteSwapped
         }
         let total = Int(u32(4))
         guard total >= 12, total % 4 == 0, total <= PcapNGReader.maxBlock else {
-            throw CaptureError("\(path): bad block length \(total) at byte \(position)")
+            throw CaptureError("\(path): bad block length \(total) at byte \(position)", kind: .badLength)
         }
-        guard try file.fill(total) else { throw CaptureError("\(path): truncated block at byte \(position)") }
+        guard try file.fill(total) else { throw CaptureError("\(path): truncated block at byte \(position)", kind: .truncated) }
         return (type, total)
     }
 
@@ -70,7 +70,7 @@ final class PcapNGReader {
             defer { file.start += total; position += Int64(total) }
             switch type {
             case 0x0000_0001:  // Interface Description Block
-                guard total >= 20 else { throw CaptureError("\(path): interface block of \(total) bytes at byte \(position)") }
+                guard total >= 20 else { throw CaptureError("\(path): interface block of \(total) bytes at byte \(position)", kind: .blockTooShort) }
                 let linkType = u16(8)
                 var name: String?
                 var tsDivisor: Int64 = 1  // microseconds by default (if_tsresol 6)
@@ -85,7 +85,7 @@ final class PcapNGReader {
                         let r = byte(o + 4)
                         // Powers of ten up to 10^18 fit an Int64; finer resolutions are not real captures.
                         guard r & 0x80 != 0 || r <= 18 else {
-                            throw CaptureError("\(path): interface timestamp resolution 10^-\(r) s is not supported")
+                            throw CaptureError("\(path): interface timestamp resolution 10^-\(r) s is not supported", kind: .unsupported)
                         }
                         if r & 0x80 == 0 {
                             var units: Int64 = 1
@@ -98,15 +98,15 @@ final class PcapNGReader {
                 section.append((names.count, linkType, tsDivisor))
                 names.append(name)
             case 0x0000_0006:  // Enhanced Packet Block
-                guard total >= 32 else { throw CaptureError("\(path): packet block of \(total) bytes at byte \(position)") }
+                guard total >= 32 else { throw CaptureError("\(path): packet block of \(total) bytes at byte \(position)", kind: .blockTooShort) }
                 let local = Int(u32(8))
-                guard local < section.count else { throw CaptureError("\(path): packet names undefined interface \(local)") }
+                guard local < section.count else { throw CaptureError("\(path): packet names undefined interface \(local)", kind: .undefinedInterface) }
                 let iface = section[local]
-                guard iface.linkType == 1 else { throw CaptureError("\(path): interface \(local) is not Ethernet") }
+                guard iface.linkType == 1 else { throw CaptureError("\(path): interface \(local) is not Ethernet", kind: .linkType) }
                 let ts = (Int64(u32(12)) << 32 | Int64(u32(16))) / iface.tsDivisor
                 // The original length is at least the captured one (a smaller one is malformed).
                 let caplen = Int(u32(20)), origlen = max(Int(u32(24)), Int(u32(20)))
-                guard 28 + caplen <= total - 4 else { throw CaptureError("\(path): packet block overruns its length") }
+                guard 28 + caplen <= total - 4 else { throw CaptureError("\(path): packet block overruns its length", kind: .overrun) }
                 if caplen > limit {
                     return CapturedFrame(length: 0, originalLength: origlen, timestampMicros: ts, interface: iface.index,
                                          tooLarge: true)
@@ -115,8 +115,8 @@ final class PcapNGReader {
                 return CapturedFrame(length: caplen, originalLength: origlen, timestampMicros: ts, interface: iface.index,
                                      tooLarge: false)
             case 0x0000_0003:  // Simple Packet Block: interface 0, no timestamp
-                guard total >= 16 else { throw CaptureError("\(path): packet block of \(total) bytes at byte \(position)") }
-                guard let iface = section.first else { throw CaptureError("\(path): packet before any interface") }
+                guard total >= 16 else { throw CaptureError("\(path): packet block of \(total) bytes at byte \(position)", kind: .blockTooShort) }
+                guard let iface = section.first else { throw CaptureError("\(path): packet before any interface", kind: .noInterface) }
                 let origlen = Int(u32(8))
                 let caplen = min(origlen, total - 16)
                 if caplen > limit {

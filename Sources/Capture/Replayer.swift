@@ -71,7 +71,7 @@ public final class Replayer {
                     progress: ((Int64, Int64, Int) -> Void)? = nil) throws(CaptureError) -> ReplaySummary {
         let reader = try CaptureReader(path: input)
         if !reader.isPcapNG && defaultIngress == nil {
-            throw CaptureError("\(input): classic pcap has no interface names; give --ingress PORT")
+            throw CaptureError("\(input): classic pcap has no interface names; give --ingress PORT", kind: .usage)
         }
         let writers = (outputs.all == nil ? 0 : 1) + (outputs.drops == nil ? 0 : 1)
             + (outputs.perPortDirectory == nil ? 0 : portNames.count)

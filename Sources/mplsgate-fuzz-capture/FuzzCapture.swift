@@ -14,6 +14,24 @@ let capacity = 1600
 let path = "/dev/shm/mplsgate-fuzz-capture-\(getpid())"
 nonisolated(unsafe) let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
 
+/// MPLSGATE_FUZZ_REACH=1: counts each input's outcome (read to the end, or the error's kind) and prints the histogram at
+/// exit (scripts/fuzz.sh replays the corpus this way and fails if a kind of error is missing).
+let reach = getenv("MPLSGATE_FUZZ_REACH") != nil
+nonisolated(unsafe) var outcomes: [String: Int] = [:]
+nonisolated(unsafe) var reachRegistered = false
+
+func count(_ outcome: String) {
+    guard reach else { return }
+    if !reachRegistered {
+        reachRegistered = true
+        atexit {
+            for (k, v) in outcomes.sorted(by: { $0.key < $1.key }) { print("reach \(k) \(v)") }
+            fflush(nil)
+        }
+    }
+    outcomes[outcome, default: 0] += 1
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCapture(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
@@ -26,12 +44,19 @@ public func fuzzCapture(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     close(fd)
     defer { unlink(path) }
-    guard let reader = try? CaptureReader(path: path) else { return 0 }
+    let reader: CaptureReader
+    do { reader = try CaptureReader(path: path) } catch {
+        count("error \(error.kind.rawValue)")
+        return 0
+    }
     // A capture of n bytes holds fewer than n frames; the bound only keeps a looping reader from hanging the run.
     for _ in 0...size {
         let frame: CapturedFrame?
-        do { frame = try reader.next(into: buffer, capacity: capacity) } catch { break }
-        guard let f = frame else { break }
+        do { frame = try reader.next(into: buffer, capacity: capacity) } catch {
+            count("error \(error.kind.rawValue)")
+            return 0
+        }
+        guard let f = frame else { count("result read"); break }
         precondition(f.tooLarge ? f.length == 0 : (0...capacity).contains(f.length), "frame length \(f.length)")
         precondition(f.tooLarge || f.originalLength >= f.length, "original length \(f.originalLength) < \(f.length)")
         precondition(reader.isPcapNG == false || reader.position <= reader.fileSize, "position past the end")

@@ -70,6 +70,20 @@ import Dataplane
         #expect(l.total == 0)
     }
 
+    /// Found by the learn fuzz target: a raised macLimit must clear the full mark at once (workers post nothing for
+    /// new sources while it is set).
+    @Test func aRaisedLimitMakesRoomAtOnce() {
+        let small = Self.segment(sites: ["dc1"], vteps: [], limit: 1)
+        let l = MACLearner(root: LearnedRoot(), capacity: 100)
+        defer { l.releaseAll() }
+        l.configure([small])
+        l.apply(Self.record(small, mac: 1, place: 0), now: 0)
+        l.apply(Self.record(small, mac: 2, place: 0), now: 0)
+        #expect(LearnedTable.isFull(l.root.table(0)!))
+        l.configure([Self.segment(sites: ["dc1"], vteps: [], limit: 10)])
+        #expect(!LearnedTable.isFull(l.root.table(0)!))
+    }
+
     @Test func theTableGrowsAndSurvivesChurn() {
         let s = Self.segment(sites: ["a", "b", "c"], vteps: [])
         let l = MACLearner(root: LearnedRoot(), capacity: 1 << 20)

@@ -11,8 +11,8 @@ fib:      examples/fib.json (prefixed 0x00), the same in the compact form, examp
           one mistake of each kind of validation error (FIB_MISTAKES, a syntax error, a config out of range);
 learn:    op sequences for the MAC learner: learning, a flapping MAC frozen and aged, the capacity, renumbered
           places, a lowered limit, flushes, the clock going back;
-capture:  examples/sample.pcapng whole and cut, and classic pcap files (both byte orders, nanosecond magic, an
-          oversized frame, a non-Ethernet link type).
+capture:  examples/sample.pcapng whole and cut, classic pcap files (both byte orders, nanosecond magic, an
+          oversized frame, a non-Ethernet link type), and one file per kind of capture error.
 """
 import json
 import os
@@ -125,6 +125,26 @@ def main():
                 body += struct.pack(endian + "IIII", 1700000000 + i, i, len(f), len(f)) + f
             put(body)
         put(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 105))   # not Ethernet
+        # One file per kind of capture error (CaptureError.Kind; scripts/fuzz.sh fails unless each is reached).
+        def block(btype, body):
+            return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+        shb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+        idb = block(1, struct.pack("<HHI", 1, 0, 65535))
+        frame = bytes.fromhex(cases[0]["input"])
+        def epb(iface, data, caplen=None):
+            pad = b"\x00" * (-len(data) % 4)
+            return block(6, struct.pack("<IIIII", iface, 0, 0, len(data) if caplen is None else caplen, len(data)) + data + pad)
+        put(b"\xd4\xc3")                                                     # notACapture: no magic
+        put(struct.pack("<I", 0xDEADBEEF) + b"\x00" * 40)                     # libpcap: an unknown magic
+        put(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
+            + struct.pack("<IIII", 0, 0, 1 << 30, 1 << 30))                   # badLength: a classic record of 1 GiB
+        put(struct.pack("<IIIQ", 0x0A0D0D0A, 28, 0x11223344, 0) + struct.pack("<I", 28))   # badMagic
+        put(shb + struct.pack("<II", 1, 13) + b"\x00" * 5)                    # badLength: a block length of 13
+        put(shb + block(1, b"\x01\x00\x00\x00"))                              # blockTooShort: an IDB of 16 bytes
+        put(shb + block(1, struct.pack("<HHI", 1, 0, 65535) + struct.pack("<HHB3x", 9, 1, 40) + b"\x00" * 4))   # unsupported
+        put(shb + idb + epb(3, frame))                                        # undefinedInterface
+        put(shb + idb + epb(0, frame, caplen=len(frame) + 64))                # overrun
+        put(shb + block(3, struct.pack("<I", len(frame)) + frame + b"\x00" * (-len(frame) % 4)))   # noInterface
     else:
         sys.exit(f"unknown kind {kind}")
 

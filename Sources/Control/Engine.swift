@@ -158,6 +158,10 @@ public final class FIBEngine: @unchecked Sendable {
     private var segmentSlotCount: UInt32 = 0
     /// Changes whenever a multipoint VNI is compiled or removed: the MAC learner needs the new `learningSegments`.
     public private(set) var segmentsVersion: UInt64 = 0
+    /// Multipoint VNIs compiled, and counter slots of VNIs that stopped being multipoint, since the last
+    /// `takeSegmentChanges` (the learner's incremental update: a commit touching one VNI hands over one).
+    private var changedSegments = Set<UInt32>()
+    private var removedSegmentSlots: [UInt32] = []
     /// How many entries and groups name each next hop or group.
     private var refs: [String: Int] = [:]
     /// The last commits' costs (a window of `CommitStats.window`), for `info` and the benchmarks.
@@ -816,7 +820,12 @@ public final class FIBEngine: @unchecked Sendable {
         // the old snapshot still count into them), and zeroed then, before anything can reuse them.
         var freedSegments: [UInt32] = []
         for (v, spec) in o.vni where spec?.multipoint == nil {
-            if let slot = segmentSlot.removeValue(forKey: v) { freedSegments.append(slot); segmentsVersion &+= 1 }
+            if let slot = segmentSlot.removeValue(forKey: v) {
+                freedSegments.append(slot)
+                segmentsVersion &+= 1
+                removedSegmentSlots.append(slot)
+                changedSegments.remove(v)
+            }
         }
         for k in o.deleted { carried[k] = nil }
         func carryKey(_ k: EntryKey, _ stays: Bool) -> EntryKey? { stays && !o.deleted.contains(k) ? k : nil }
@@ -1061,7 +1070,18 @@ public final class FIBEngine: @unchecked Sendable {
         a.vteps = tables.allocateSegment(header, vteps: m.vteps.map { IPv6Address($0.address) }, places: places,
                                          ids: FIBEngine.placeIDs(m))
         segmentsVersion &+= 1
+        changedSegments.insert(e.vni)
         return a
+    }
+
+    /// The multipoint VNIs compiled since the last call (as the learner needs them) and the counter slots of those
+    /// that stopped being multipoint, in that order of application: removals first.
+    public func takeSegmentChanges() -> (changed: [LearningSegment], removedSlots: [UInt32]) {
+        let changed = changedSegments.sorted().compactMap(learningSegment)
+        let removed = removedSegmentSlots
+        changedSegments.removeAll(keepingCapacity: true)
+        removedSegmentSlots.removeAll(keepingCapacity: true)
+        return (changed, removed)
     }
 
     /// The places' IDs of a multipoint VNI, in place order (`Segment`).
@@ -1071,16 +1091,19 @@ public final class FIBEngine: @unchecked Sendable {
 
     /// What the MAC learner needs of every multipoint VNI (the agent hands it over when `segmentsVersion` changed).
     public func learningSegments() -> [LearningSegment] {
-        segmentSlot.sorted { $0.key < $1.key }.compactMap { (v, slot) -> LearningSegment? in
-            guard let m = vni[v]?.spec.multipoint else { return nil }
-            let ids = FIBEngine.placeIDs(m)
-            return LearningSegment(
-                slot: slot, vni: v, layout: Segment.layout(sites: m.sites.count, ids: ids), placeIDs: ids,
-                placeNames: m.sites.map(\.name) + m.vteps.map(\.address.description), siteCount: m.sites.count,
-                learning: m.learning.enabled, macLimit: Int(m.learning.macLimit), agingSeconds: m.learning.agingSeconds,
-                moveLimit: m.learning.moveLimit, moveWindowSeconds: m.learning.moveWindowSeconds,
-                holdSeconds: m.learning.holdSeconds)
-        }
+        segmentSlot.keys.sorted().compactMap(learningSegment)
+    }
+
+    /// What the MAC learner needs of multipoint VNI `v`, or nil.
+    public func learningSegment(_ v: UInt32) -> LearningSegment? {
+        guard let slot = segmentSlot[v], let m = vni[v]?.spec.multipoint else { return nil }
+        let ids = FIBEngine.placeIDs(m)
+        return LearningSegment(
+            slot: slot, vni: v, layout: Segment.layout(sites: m.sites.count, ids: ids), placeIDs: ids,
+            placeNames: m.sites.map(\.name) + m.vteps.map(\.address.description), siteCount: m.sites.count,
+            learning: m.learning.enabled, macLimit: Int(m.learning.macLimit), agingSeconds: m.learning.agingSeconds,
+            moveLimit: m.learning.moveLimit, moveWindowSeconds: m.learning.moveWindowSeconds,
+            holdSeconds: m.learning.holdSeconds)
     }
 
     /// The action of an ILM entry and the fields its ILM entry repeats.

@@ -63,10 +63,22 @@ public final class MACLearner {
     /// The multipoint VNIs of the FIB now. A VNI gone (or no longer learning) loses its learned MACs; a VNI whose
     /// places changed keeps the MACs of places that remain (renumbered) and loses those of removed sites or VTEPs.
     public func configure(_ list: [LearningSegment]) {
-        var keep = Set<Int>()
+        let keep = Set(list.map { Int($0.slot) })
+        update(changed: list, removedSlots: segments.keys.filter { !keep.contains($0) }.map(UInt32.init))
+    }
+
+    /// An incremental `configure` (`FIBEngine.takeSegmentChanges`): the slots of VNIs that stopped being multipoint
+    /// lose their MACs first, then the changed or new VNIs are set as `configure` would.
+    public func update(changed list: [LearningSegment], removedSlots: [UInt32]) {
+        for r in removedSlots {
+            let slot = Int(r)
+            guard let s = segments[slot] else { continue }
+            drop(slot)
+            if vniSlot[s.info.vni] == slot { vniSlot[s.info.vni] = nil }
+            segments[slot] = nil
+        }
         for info in list {
             let slot = Int(info.slot)
-            keep.insert(slot)
             if var s = segments[slot], s.info.vni == info.vni {
                 let old = s.info
                 s.info = info
@@ -82,12 +94,7 @@ public final class MACLearner {
             }
             vniSlot[info.vni] = slot
         }
-        learns = list.contains { $0.learning }
-        for slot in Array(segments.keys) where !keep.contains(slot) {
-            drop(slot)
-            if let v = segments[slot]?.info.vni, vniSlot[v] == slot { vniSlot[v] = nil }
-            segments[slot] = nil
-        }
+        learns = segments.values.contains { $0.info.learning }
         // A raised macLimit makes room at once.
         releaseFull()
     }

@@ -121,9 +121,14 @@ public final class LearnerThread: @unchecked Sendable {
 
     // MARK: the control thread's side
 
-    /// The FIB's multipoint VNIs changed (`FIBEngine.learningSegments`).
+    /// The FIB's multipoint VNIs, all of them (`FIBEngine.learningSegments`).
     public func configure(_ segments: [LearningSegment]) {
         lock.withLock { _ in learner.configure(segments) }
+    }
+
+    /// Some of them changed (`FIBEngine.takeSegmentChanges`).
+    public func update(changed: [LearningSegment], removedSlots: [UInt32]) {
+        lock.withLock { _ in learner.update(changed: changed, removedSlots: removedSlots) }
     }
 
     public func entries(vni: UInt32) -> [LearnedMAC] {

@@ -28,8 +28,10 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
 
     func fibCommitted() {
         if engine.segmentsVersion != learnedSegmentsVersion {
+            // Only the multipoint VNIs this commit touched (a commit of one VNI costs the learner one).
             learnedSegmentsVersion = engine.segmentsVersion
-            agent.learner.configure(engine.learningSegments())
+            let (changed, removed) = engine.takeSegmentChanges()
+            agent.learner.update(changed: changed, removedSlots: removed)
         }
         protection.update(engine.nextHopTable().compactMap { n in
             guard let port = portNames.firstIndex(of: n.port) else { return nil }

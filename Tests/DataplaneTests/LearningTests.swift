@@ -51,6 +51,25 @@ import Dataplane
         #expect(l.total == 0 && l.root.table(0) == nil)
     }
 
+    @Test func anIncrementalUpdateTouchesOnlyWhatChanged() {
+        let a = Self.segment(slot: 0, vni: 7000, sites: ["dc1", "dc2"], vteps: [])
+        let b = Self.segment(slot: 1, vni: 7001, sites: ["dc1"], vteps: [])
+        let l = MACLearner(root: LearnedRoot(), capacity: 100)
+        defer { l.releaseAll() }
+        l.update(changed: [a, b], removedSlots: [])
+        l.apply(Self.record(a, mac: 1, place: 1), now: 0)
+        l.apply(Self.record(b, mac: 2, place: 0), now: 0)
+        let a2 = Self.segment(slot: 0, vni: 7000, sites: ["dc2", "dc1"], vteps: [])
+        l.update(changed: [a2], removedSlots: [])
+        #expect(Self.place(l, a2, 1) == 0 && Self.place(l, b, 2) == 0, "7000 renumbered, 7001 untouched")
+        l.update(changed: [], removedSlots: [1])
+        #expect(l.count(vni: 7001) == 0 && l.root.table(1) == nil && l.count(vni: 7000) == 1 && l.total == 1)
+        // A removed slot reused by another VNI in the same update starts empty.
+        let c = Self.segment(slot: 0, vni: 7002, sites: ["dc9"], vteps: [])
+        l.update(changed: [c], removedSlots: [0])
+        #expect(l.count(vni: 7002) == 0 && l.count(vni: 7000) == 0 && l.total == 0)
+    }
+
     @Test func flushesByPlaceAndByMACAndLimits() {
         let s = Self.segment(sites: ["dc1", "dc2"], vteps: [], limit: 3)
         let other = Self.segment(slot: 1, vni: 7001, sites: ["dc1"], vteps: [])

@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import check, finish, Netns, veth  # noqa: E402
+from harness import check, finish, Netns, veth, RPC  # noqa: E402
 from sites import Sites, HOSTS, TENANT_A, VNI_A, VNI_B, DC, HOST_MTU  # noqa: E402
 
 LIMIT_A = 1000
@@ -178,6 +178,31 @@ def main():
               f"flush-macs --site dc3 removed its {n3} MACs: {r.strip()}")
         bad = s.ctl("pe1", "flush-macs", str(VNI_A), "--site", "dc9", check=False)
         check(bad.returncode != 0 and "no site" in bad.stderr, f"an unknown site is an error: {bad.stderr.strip()}")
+
+        print("the controller changes VNI 6000 on PE1: places reordered (MACs stay where they are), then site dc3 removed")
+        loss(s.ping("h1a", "h3", count=2))
+        loss(s.ping("h1b", "h2", count=2))
+        before = {m: place(e) for m, e in learned(s.macs(1)).items()}
+        vni = next(v for v in s.fibs()["pe1"]["vni"] if v["vni"] == VNI_A)
+        vni["multipoint"]["sites"].reverse()
+        vni["multipoint"]["vteps"].reverse()
+        vni["multipoint"]["learning"] = {"macLimit": LIMIT_A}
+        rpc = RPC(s.path("pe1.sock"))
+        rpc.result("apply", {"operations": [{"op": "replace", "kind": "vni", "entry": vni}]})
+        after = {m: place(e) for m, e in learned(s.macs(1)).items()}
+        check(after == before, f"after reordering, {len(after)} learned MACs at the same places")
+        c0 = copies(s)
+        sent, got = loss(s.ping("h1a", "h3", count=5))
+        check(got == 5 and copies(s) == c0, f"h1a -> h3 still known unicast ({got}/{sent}, no flood copy)")
+        vni["multipoint"]["sites"] = [x for x in vni["multipoint"]["sites"] if x["name"] != "dc3"]
+        rpc.result("apply", {"operations": [{"op": "replace", "kind": "vni", "entry": vni}]})
+        after = {m: place(e) for m, e in learned(s.macs(1)).items()}
+        gone = [m for m, p in before.items() if p == "site dc3"]
+        check(gone and all(m not in after for m in gone) and all(after.get(m) == p for m, p in before.items() if p != "site dc3"),
+              f"site dc3 removed: its {len(gone)} MACs went, the others stayed")
+        vni["multipoint"]["sites"] = next(v for v in s.fibs()["pe1"]["vni"] if v["vni"] == VNI_A)["multipoint"]["sites"]
+        rpc.result("apply", {"operations": [{"op": "replace", "kind": "vni", "entry": vni}]})
+        rpc.close()
 
         print("PE1's core link down (its next hop to P has no backup): the MACs learned at its sites go")
         loss(s.ping("h1a", "h3", count=2))   # h3 learned at dc3 again after the flush above

@@ -11,6 +11,7 @@
 #   live.txt      MPLSGate against a minimal C AF_XDP forwarder on veth, A/B (generator CPU 0, DUT CPU 1)
 #   control.txt   1M entries through the control socket: resyncs, applies, ip -batch, one-entry commits per kind
 #   protection.txt  link-protection switch time with the lab FIB and with 1M entries on the protected next hop
+#   learning.txt  MAC learning: multipoint forwarding with learning on vs off (pinned), the learner's throughput
 # --quick: 20,000-entry tables, 1 round each, short runs: checks that everything works, not the figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,10 +24,10 @@ mkdir -p "$out"
 if [ $quick = 1 ]; then
   export MPLSGATE_SCALE_ENTRIES=20000 MPLSGATE_BENCH_MS=50
   ratio_args=(--rounds 1 --batches 500); replay_args=(1000000 1); live_args=(--rounds 1 --seconds 0.5)
-  control_args=(20000 5000 50); protection_entries=20000
+  control_args=(20000 5000 50); protection_entries=20000; learning_args=(--rounds 1 --batches 500 --rates 10000)
 else
   ratio_args=(--rounds 9 --batches 5000); replay_args=(10000000 7); live_args=(--rounds 5 --seconds 2)
-  control_args=(1000000 10000); protection_entries=1000000
+  control_args=(1000000 10000); protection_entries=1000000; learning_args=(--rounds 9 --batches 5000)
 fi
 
 step() { echo "== $1 (log: $out/$2)"; }
@@ -42,6 +43,10 @@ step "scale: 1M ILM, VNI, FTN" scale.txt
 (cd Benchmarks && swift package --allow-writing-to-package-directory benchmark --target Scale --no-progress) \
   > "$out/scale.txt" 2>&1
 grep "^scale:" "$out/scale.txt" || true
+step "MAC learning: forwarding with learning on vs off, and the learner's throughput" learning.txt
+(cd Benchmarks && swift build -c release --product LearningBench > /dev/null \
+   && taskset -c 1 .build/release/LearningBench "${learning_args[@]}" --skip-learning \
+   && .build/release/LearningBench "${learning_args[@]}" --skip-forwarding) | tee "$out/learning.txt"
 step "replay: mplsgate replay vs a libpcap copy loop (null, tmpfs, tmpfs with --threads 2, pcapng)" replay.txt
 for variant in "null 1 pcap" "tmpfs 1 pcap" "tmpfs 2 pcap" "null 1 pcapng"; do
   echo "-- outputs, threads, input: $variant"

@@ -82,9 +82,11 @@ public final class CaptureReader {
             guard let p = pcap_open_offline(path, &err) else {
                 throw CaptureError(CaptureError.naming(path, err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }), kind: .libpcap)
             }
-            guard pcap_datalink(p) == DLT_EN10MB else {
+            let linkType = pcap_datalink(p)
+            guard linkType == DLT_EN10MB else {
+                // Read before pcap_close: the handle is freed there (a review found the message read it after).
                 pcap_close(p)
-                throw CaptureError("\(path): link type \(pcap_datalink(p)) is not Ethernet", kind: .linkType)
+                throw CaptureError("\(path): link type \(linkType) is not Ethernet", kind: .linkType)
             }
             source = .pcap(p)
         }

@@ -159,9 +159,10 @@ public final class FIBEngine: @unchecked Sendable {
     /// Changes whenever a multipoint VNI is compiled or removed: the MAC learner needs the new `learningSegments`.
     public private(set) var segmentsVersion: UInt64 = 0
     /// Multipoint VNIs compiled, and counter slots of VNIs that stopped being multipoint, since the last
-    /// `takeSegmentChanges` (the learner's incremental update: a commit touching one VNI hands over one).
+    /// `takeSegmentChanges` (the learner's incremental update: a commit touching one VNI hands over one). Sets, so an
+    /// engine nobody takes them from (a fuzz harness, replay) holds at most one entry per VNI and slot.
     private var changedSegments = Set<UInt32>()
-    private var removedSegmentSlots: [UInt32] = []
+    private var removedSegmentSlots = Set<UInt32>()
     /// How many entries and groups name each next hop or group.
     private var refs: [String: Int] = [:]
     /// The last commits' costs (a window of `CommitStats.window`), for `info` and the benchmarks.
@@ -823,7 +824,7 @@ public final class FIBEngine: @unchecked Sendable {
             if let slot = segmentSlot.removeValue(forKey: v) {
                 freedSegments.append(slot)
                 segmentsVersion &+= 1
-                removedSegmentSlots.append(slot)
+                removedSegmentSlots.insert(slot)
                 changedSegments.remove(v)
             }
         }
@@ -1078,7 +1079,7 @@ public final class FIBEngine: @unchecked Sendable {
     /// that stopped being multipoint, in that order of application: removals first.
     public func takeSegmentChanges() -> (changed: [LearningSegment], removedSlots: [UInt32]) {
         let changed = changedSegments.sorted().compactMap(learningSegment)
-        let removed = removedSegmentSlots
+        let removed = removedSegmentSlots.sorted()
         changedSegments.removeAll(keepingCapacity: true)
         removedSegmentSlots.removeAll(keepingCapacity: true)
         return (changed, removed)

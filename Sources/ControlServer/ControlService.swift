@@ -261,7 +261,8 @@ public final class ControlService: RPCHandler {
                 if let error {
                     log?(LogEvent(message: "state file write failed: commits are applied but not durable; retrying",
                                   metadata: [("path", w.path), ("error", error), ("generation", "\(engine.generation)"),
-                                             ("retrySeconds", "\(StateWriter.retrySeconds)-\(StateWriter.maxRetrySeconds)")],
+                                             ("retrySeconds", "\(StateWriter.retrySeconds)"),
+                                             ("maxRetrySeconds", "\(StateWriter.maxRetrySeconds)")],
                                   isError: true))
                 } else {
                     log?(LogEvent(message: "state file written again",

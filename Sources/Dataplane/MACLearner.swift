@@ -55,7 +55,7 @@ public final class MACLearner {
     public func releaseAll() {
         for slot in segments.keys { if let t = root.set(slot, nil) { LearnedTable.free(t) } }
         for t in retired { LearnedTable.free(t) }
-        retired = []; segments = [:]; vniSlot = [:]; total = 0
+        retired = []; segments = [:]; vniSlot = [:]; total = 0; learningSegments = 0; fullSlots = []
     }
 
     // MARK: configuration (from the FIB)
@@ -75,10 +75,13 @@ public final class MACLearner {
             guard let s = segments[slot] else { continue }
             drop(slot)
             if vniSlot[s.info.vni] == slot { vniSlot[s.info.vni] = nil }
+            if s.info.learning { learningSegments -= 1 }
             segments[slot] = nil
         }
         for info in list {
             let slot = Int(info.slot)
+            if segments[slot]?.info.learning == true { learningSegments -= 1 }
+            if info.learning { learningSegments += 1 }
             if var s = segments[slot], s.info.vni == info.vni {
                 let old = s.info
                 s.info = info
@@ -94,7 +97,6 @@ public final class MACLearner {
             }
             vniSlot[info.vni] = slot
         }
-        learns = segments.values.contains { $0.info.learning }
         // A raised macLimit makes room at once.
         releaseFull()
     }
@@ -131,8 +133,9 @@ public final class MACLearner {
         if lost > 0 { releaseFull() }
     }
 
-    /// Whether any multipoint VNI learns (as of the last `configure`).
-    public private(set) var learns = false
+    /// Whether any multipoint VNI learns (as of the last `configure` or `update`).
+    public var learns: Bool { learningSegments > 0 }
+    private var learningSegments = 0
 
     // MARK: records
 

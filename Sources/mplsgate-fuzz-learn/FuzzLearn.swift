@@ -10,7 +10,7 @@ import FuzzInputs
 /// 3-byte operations on a fresh learner with two multipoint VNIs: learn records (new, refreshed, moved MACs, from
 /// places that exist or not, under the current layout or an old one), the clock stepping forward or back, aging
 /// sweeps, flushes by VNI, place or MAC, and the controller changing the VNIs (a site removed, learning off, a
-/// small macLimit or capacity, holdSeconds 0). After every operation the tables must agree with the learner: its
+/// small macLimit or capacity, holdSeconds 0) as a whole list or as the agent's incremental update. After every operation the tables must agree with the learner: its
 /// total is the sum of the VNIs' counts, no table is more than half full, a MAC is learned only with room (under the
 /// VNI's limit and the capacity; a lowered limit evicts nothing), every entry names a place of the VNI's current
 /// layout and is found where a worker would look, and a full mark means no room.
@@ -97,7 +97,16 @@ public func fuzzLearn(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
             }
         case 6:
             old = h.segments
-            l.configure(h.variant(x))
+            let new = h.variant(x)
+            if y & 1 == 0 {
+                l.configure(new)
+            } else {
+                // As the agent hands changes over (`FIBEngine.takeSegmentChanges`): the slots whose VNI went or changed
+                // first, then the VNIs that are new or different.
+                let removed = old.filter { o in !new.contains { $0.slot == o.slot && $0.vni == o.vni } }.map(\.slot)
+                l.update(changed: new.filter { !old.contains($0) }, removedSlots: removed)
+            }
+            precondition(l.learns == new.contains { $0.learning }, "learns is \(l.learns)")
         default:
             // The clock stepping back (a capture out of order) or far forward.
             now = now &+ UInt32(x) &- 128 &+ (y == 255 ? 1_000_000 : 0)

@@ -161,7 +161,7 @@ final class AgentMetrics: @unchecked Sendable {
         if let d = s.control.durableGeneration {
             x.family("mplsgate_fib_durable_generation", .gauge, "The newest generation the state file holds.")
             x.sample("mplsgate_fib_durable_generation", [], d)
-            x.family("mplsgate_state_file_failures_total", .counter, "Failed state-file writes (each retried every second).")
+            x.family("mplsgate_state_file_failures_total", .counter, "Failed state-file writes (retried after 1 s, then twice as long each time, up to 30 s).")
             x.sample("mplsgate_state_file_failures_total", [], s.control.stateFileFailures)
             x.family("mplsgate_state_file_failing", .gauge, "1 while the last state-file write failed (commits are not durable).")
             x.sample("mplsgate_state_file_failing", [], s.control.stateFileFailing)

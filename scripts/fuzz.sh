@@ -110,10 +110,10 @@ for t in "${targets[@]}"; do
   echo "   CPU: ${cpu} s"
   rm -rf "$seeds"
   if [ $long = 1 ]; then
-    runs=$(awk -F: '/stat::number_of_executed_units/ { gsub(/ /, "", $2); print $2 }' "out/fuzz/$t.log")
-    rate=$(awk -F: '/stat::average_exec_per_sec/ { gsub(/ /, "", $2); print $2 }' "out/fuzz/$t.log")
+    runs=$(awk '/^stat::number_of_executed_units/ { print $NF }' "out/fuzz/$t.log" | tail -n 1)
+    rate=$(awk '/^stat::average_exec_per_sec/ { print $NF }' "out/fuzz/$t.log" | tail -n 1)
     cov=$(grep -oE "cov: [0-9]+ ft: [0-9]+" "out/fuzz/$t.log" | tail -n 1 | awk '{ print $2 " / " $4 }')
-    size=$(du -sk "$corpus" | awk '{ print $1 }')
+    size=$(find "$corpus" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d", (s + 1023) / 1024 }')
     found=$(compgen -G "out/fuzz/$t-*-*" | wc -l || true)
     printf '| `%s` | %s | %s | %s | %s | %s, %s KiB | %s |\n' "$t" "${runs:-?}" "$cpu" "${rate:-?}" "${cov:-?}" \
       "$(ls "$corpus" | wc -l)" "$size" "$([ "$found" = 0 ] && echo none || echo "$found failing inputs")" \

@@ -28,9 +28,13 @@ public struct LearnedTableHeader {
     /// Bit 0, `full` (atomic, `LearnedTable.isFull`): the learner refuses new MACs for this VNI now (its
     /// `macLimit` or the agent's capacity), so workers post no records for new sources.
     public var flags: UInt32
-    public var reserved: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
-    public init(vni: UInt32, capacityBits: UInt32, layout: UInt64) {
+    /// 1: the table is a `LargeTable` mapping (freed with munmap), 0: a heap allocation.
+    public var mapped: UInt32
+    public var pad: UInt32 = 0
+    public var reserved: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    public init(vni: UInt32, capacityBits: UInt32, layout: UInt64, mapped: Bool = false) {
         self.vni = vni; self.capacityBits = capacityBits; self.layout = layout; count = 0; flags = 0
+        self.mapped = mapped ? 1 : 0
     }
 }
 
@@ -116,16 +120,31 @@ public enum LearnedTable {
 
     public static func bytes(bits: UInt32) -> Int { headerSize + (1 << Int(bits)) * slotSize }
 
+    /// Tables of at least this many bytes are mapped on their own, on transparent huge pages where the kernel
+    /// allows (`LargeTable`): a lookup in a large table of random MACs would otherwise add a TLB miss to its cache miss.
+    static let mappedBytes = 2 << 20
+
     /// A zeroed table.
     public static func allocate(vni: UInt32, layout: UInt64, bits: UInt32) -> UnsafeMutableRawPointer {
         let n = bytes(bits: bits)
-        let t = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64)
-        t.initializeMemory(as: UInt8.self, repeating: 0, count: n)
-        t.storeBytes(of: LearnedTableHeader(vni: vni, capacityBits: bits, layout: layout), as: LearnedTableHeader.self)
+        var mapped = false
+        let t: UnsafeMutableRawPointer
+        if n >= mappedBytes, let m = LargeTable.reserve(bytes: n) {
+            t = m   // zeroed by the kernel
+            mapped = true
+        } else {
+            t = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64)
+            t.initializeMemory(as: UInt8.self, repeating: 0, count: n)
+        }
+        t.storeBytes(of: LearnedTableHeader(vni: vni, capacityBits: bits, layout: layout, mapped: mapped),
+                     as: LearnedTableHeader.self)
         return t
     }
 
-    public static func free(_ t: UnsafeMutableRawPointer) { t.deallocate() }
+    public static func free(_ t: UnsafeMutableRawPointer) {
+        let h = header(t).pointee
+        if h.mapped == 1 { LargeTable.release(t, bytes: bytes(bits: h.capacityBits)) } else { t.deallocate() }
+    }
 
     public static func capacity(_ t: UnsafeRawPointer) -> Int { 1 << Int(header(t).pointee.capacityBits) }
 

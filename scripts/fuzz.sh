@@ -129,67 +129,61 @@ for t in "${targets[@]}"; do
   fi
 done
 
-if printf '%s\n' "${targets[@]}" | grep -qx pipeline; then
+# replay_reach T WHAT: T's corpus and seeds replayed with MPLSGATE_FUZZ_REACH=1; the outcomes (KIND NAME COUNT) go
+# to out/fuzz/reach-T.txt.
+replay_reach() {
+  local t=$1 seeds
   seeds=$(mktemp -d)
-  seed pipeline "$seeds"
-  echo "== pipeline corpus and seeds: drop reasons and FIB entries reached ($(ls out/fuzz/corpus/pipeline "$seeds" | wc -l) inputs)"
-  MPLSGATE_FUZZ_REACH=1 "$bin/mplsgate-fuzz-pipeline" -runs=0 out/fuzz/corpus/pipeline "$seeds" 2>/dev/null \
-    | grep "^reach " | awk '{ printf "  %-6s %-34s %s\n", $2, $3, $4 }' | tee out/fuzz/reach.txt
+  seed "$t" "$seeds"
+  echo "== $t corpus and seeds: $2 ($(ls "out/fuzz/corpus/$t" "$seeds" | wc -l) inputs)"
+  MPLSGATE_FUZZ_REACH=1 "$(binOf "$t")/mplsgate-fuzz-$t" -runs=0 "out/fuzz/corpus/$t" "$seeds" 2>/dev/null \
+    | grep "^reach " | awk '{ printf "  %-6s %-34s %s\n", $2, $3, $4 }' | tee "out/fuzz/reach-$t.txt"
   rm -rf "$seeds"
+}
+# expect_reach T WHAT KIND NAME...: fails the run unless each NAME was reached as KIND at least once.
+expect_reach() {
+  local t=$1 what=$2 kind=$3 missing=""
+  shift 3
+  for n in "$@"; do
+    awk -v k="$kind" -v n="$n" '$1 == k && $2 == n && $3 > 0 { f = 1 } END { exit !f }' "out/fuzz/reach-$t.txt" \
+      || missing="$missing $n"
+  done
+  if [ -n "$missing" ]; then echo "fuzz: $what not reached:$missing"; status=1; fi
+}
+has() { printf '%s\n' "${targets[@]}" | grep -qx "$1"; }
+
+if has pipeline; then
+  replay_reach pipeline "drop reasons and FIB entries reached"
   # Not reachable here by design: frameTooLong (counted by the I/O layer), noHeadroom (256 bytes of headroom hold
   # every push the FIB can make), flood (a verdict, never counted as a drop) and bumRateLimited (set by the
-  # replication step of a worker or replay, which this target does not rate-limit).
-  missing=$(awk '$1 == "drop" && $3 == 0 && $2 != "frameTooLong" && $2 != "noHeadroom" && $2 != "flood" \
-                 && $2 != "bumRateLimited" { print $2 }' out/fuzz/reach.txt)
-  if [ -n "$missing" ]; then echo "fuzz: drop reasons not reached: $(echo $missing)"; status=1; fi
-  # Every operation: each entry of the lab FIB is one (swap, PHP, pop, pop to IP/VRF/VXLAN/multipoint, VNI push,
-  # multipoint VNI, FTN push, drop, ECMP).
-  missing=$(awk '$1 == "entry" && $3 == 0 { print $2 }' out/fuzz/reach.txt)
-  if [ -n "$missing" ]; then echo "fuzz: FIB entries (operations) not reached: $(echo $missing)"; status=1; fi
+  # replication step of a worker or replay, which this target does not rate-limit). Every operation: each entry of
+  # the lab FIB is one (swap, PHP, pop, pop to IP/VRF/VXLAN/multipoint, VNI push, multipoint VNI, FTN push, drop, ECMP).
+  missing=$(awk '$3 == 0 && ($1 == "entry" || ($1 == "drop" && $2 != "frameTooLong" && $2 != "noHeadroom" \
+                 && $2 != "flood" && $2 != "bumRateLimited")) { print $1 " " $2 }' out/fuzz/reach-pipeline.txt)
+  if [ -n "$missing" ]; then echo "fuzz: drop reasons or FIB entries (operations) not reached: $(echo $missing)"; status=1; fi
 fi
-if printf '%s\n' "${targets[@]}" | grep -qx request; then
-  echo "== request corpus and seeds: replies by outcome ($(ls out/fuzz/corpus/request Tests/Fuzz/corpus | wc -l) inputs)"
-  MPLSGATE_FUZZ_REACH=1 "$bin/mplsgate-fuzz-request" -runs=0 out/fuzz/corpus/request Tests/Fuzz/corpus 2>/dev/null \
-    | grep "^reach " | awk '{ printf "  %-7s %-8s %s\n", $2, $3, $4 }' | tee out/fuzz/reach-request.txt
+if has request; then
+  replay_reach request "replies by outcome"
   # Every error code one request can earn from a fresh service without a data plane or state file. Not reachable
   # here by design: -32001 busy (needs a second request or client), -32007 (a limit needs a message far above
   # -max_len), -32009 (the socket's peer check), -32010 (needs a state file).
-  missing=""
-  for c in -32700 -32600 -32601 -32602 -32603 -32002 -32003 -32004 -32005 -32006 -32008; do
-    grep -q "code *$c " out/fuzz/reach-request.txt || missing="$missing $c"
-  done
-  if [ -n "$missing" ]; then echo "fuzz: request error codes not reached:$missing"; status=1; fi
+  expect_reach request "request error codes" code -32700 -32600 -32601 -32602 -32603 -32002 -32003 -32004 -32005 \
+    -32006 -32008
+  expect_reach request "request results" result reply
 fi
-if printf '%s\n' "${targets[@]}" | grep -qx fib; then
-  seeds=$(mktemp -d)
-  seed fib "$seeds"
-  echo "== fib corpus and seeds: documents by outcome ($(ls out/fuzz/corpus/fib "$seeds" | wc -l) inputs)"
-  MPLSGATE_FUZZ_REACH=1 "$bin/mplsgate-fuzz-fib" -runs=0 out/fuzz/corpus/fib "$seeds" 2>/dev/null \
-    | grep "^reach " | awk '{ printf "  %-7s %-11s %s\n", $2, $3, $4 }' | tee out/fuzz/reach-fib.txt
-  rm -rf "$seeds"
+if has fib; then
+  replay_reach fib "documents by outcome"
   # Every kind of validation error (ValidationError.Kind, the control protocol's data.reason) and both results.
-  missing=""
-  for k in syntax type missing unknownKey format range empty reserved duplicate reference limit version rule; do
-    grep -qE "error +$k " out/fuzz/reach-fib.txt || missing="$missing $k"
-  done
-  for k in fib config; do grep -qE "result +$k " out/fuzz/reach-fib.txt || missing="$missing result-$k"; done
-  if [ -n "$missing" ]; then echo "fuzz: FIB document outcomes not reached:$missing"; status=1; fi
+  expect_reach fib "FIB document errors" error syntax type missing unknownKey format range empty reserved duplicate \
+    reference limit version rule
+  expect_reach fib "FIB document results" result fib config
 fi
-if printf '%s\n' "${targets[@]}" | grep -qx capture; then
-  seeds=$(mktemp -d)
-  seed capture "$seeds"
-  echo "== capture corpus and seeds: files by outcome ($(ls out/fuzz/corpus/capture "$seeds" | wc -l) inputs)"
-  MPLSGATE_FUZZ_REACH=1 "$bin/mplsgate-fuzz-capture" -runs=0 out/fuzz/corpus/capture "$seeds" 2>/dev/null \
-    | grep "^reach " | awk '{ printf "  %-7s %-19s %s\n", $2, $3, $4 }' | tee out/fuzz/reach-capture.txt
-  rm -rf "$seeds"
+if has capture; then
+  replay_reach capture "files by outcome"
   # Every kind of CaptureError a file can earn; not io (the file system's errors) nor usage (replay's options).
-  missing=""
-  for k in notACapture libpcap linkType truncated badLength badMagic blockTooShort unsupported undefinedInterface \
-           overrun noInterface; do
-    grep -qE "error +$k " out/fuzz/reach-capture.txt || missing="$missing $k"
-  done
-  grep -qE "result +read " out/fuzz/reach-capture.txt || missing="$missing result-read"
-  if [ -n "$missing" ]; then echo "fuzz: capture outcomes not reached:$missing"; status=1; fi
+  expect_reach capture "capture errors" error notACapture libpcap linkType truncated badLength badMagic blockTooShort \
+    unsupported undefinedInterface overrun noInterface
+  expect_reach capture "capture results" result read
 fi
 [ $long = 1 ] && { echo "== campaign (out/fuzz/campaign.md)"; cat out/fuzz/campaign.md; }
 [ $status = 0 ] && echo "fuzz: no failing input"

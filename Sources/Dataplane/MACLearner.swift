@@ -117,14 +117,8 @@ public final class MACLearner {
         guard let t = root.table(slot), let s = segments[slot] else { return }
         let fresh = LearnedTable.allocate(vni: s.info.vni, layout: s.info.layout,
                                           bits: LearnedTable.header(t).pointee.capacityBits)
-        var lost = 0
-        for i in 0..<LearnedTable.capacity(t) {
-            let k = LearnedTable.key(t, i)
-            if k == 0 { continue }
-            let was = Int(k & 0xFFFF) - 1
-            guard was < old.placeIDs.count, let place = s.index[old.placeIDs[was]] else { lost += 1; continue }
-            LearnedTable.insert(fresh, mac: k >> 16, place: place, meta: LearnedTable.meta(t, i),
-                                moves: LearnedTable.moves(t, i), times: LearnedTable.times(t, i))
+        let lost = LearnedTable.copyEntries(from: t, into: fresh) { was in
+            was < old.placeIDs.count ? s.index[old.placeIDs[was]] : nil
         }
         total -= lost
         segments[slot]?.counters.flushed &+= UInt64(lost)
@@ -213,14 +207,7 @@ public final class MACLearner {
         let bits = old.map { LearnedTable.header($0).pointee.capacityBits + 1 } ?? LearnedTable.minCapacityBits
         if bits > LearnedTable.maxCapacityBits { return nil }
         let fresh = LearnedTable.allocate(vni: info.vni, layout: info.layout, bits: bits)
-        if let old {
-            for i in 0..<LearnedTable.capacity(old) {
-                let k = LearnedTable.key(old, i)
-                if k == 0 { continue }
-                LearnedTable.insert(fresh, mac: k >> 16, place: Int(k & 0xFFFF) - 1, meta: LearnedTable.meta(old, i),
-                                    moves: LearnedTable.moves(old, i), times: LearnedTable.times(old, i))
-            }
-        }
+        if let old { LearnedTable.copyEntries(from: old, into: fresh) }
         if let replaced = root.set(slot, fresh) { retired.append(replaced) }
         return fresh
     }
@@ -251,24 +238,18 @@ public final class MACLearner {
                 let meta = LearnedTable.meta(t, i)
                 let frozen = meta & LearnedTable.frozen != 0
                 let until = UInt32(truncatingIfNeeded: LearnedTable.times(t, i))
+                let seen = UInt32(truncatingIfNeeded: meta)
                 // A duplicate frozen until an operator flushes it (holdSeconds 0) does not age.
-                let ages = !(frozen && until == 0)
-                if ages && now &- UInt32(truncatingIfNeeded: meta) >= s.info.agingSeconds && now >= UInt32(truncatingIfNeeded: meta) {
+                if !(frozen && until == 0) && now >= seen && now - seen >= s.info.agingSeconds {
                     expired.append(k >> 16)
                     continue
                 }
-                if frozen {
-                    if until != 0 && now >= until {
-                        LearnedTable.setMeta(t, i, meta & ~LearnedTable.frozen)
-                        LearnedTable.setMoves(t, i, 0)
-                    }
+                if frozen && until != 0 && now >= until {
+                    LearnedTable.setMeta(t, i, meta & ~LearnedTable.frozen)
+                    LearnedTable.setMoves(t, i, 0)
                 }
             }
-            for mac in expired {
-                let i = LearnedTable.find(t, mac: mac)
-                if i >= 0 { LearnedTable.remove(t, i) }
-            }
-            total -= expired.count
+            remove(expired, from: t)
             segments[slot]?.counters.aged &+= UInt64(expired.count)
         }
         releaseFull()
@@ -280,26 +261,28 @@ public final class MACLearner {
         guard let slot = vniSlot[vni], let s = segments[slot], let t = root.table(slot) else { return 0 }
         let place = placeID.map { s.index[$0] ?? -2 }
         var gone: [UInt64] = []
-        if let mac, placeID == nil {
-            let i = LearnedTable.find(t, mac: mac & 0xFFFF_FFFF_FFFF)
-            if i >= 0 { gone.append(mac & 0xFFFF_FFFF_FFFF) }
+        if let mac = mac.map({ $0 & 0xFFFF_FFFF_FFFF }) {
+            let i = LearnedTable.find(t, mac: mac)
+            if i >= 0 && (place == nil || Int(LearnedTable.key(t, i) & 0xFFFF) - 1 == place) { gone.append(mac) }
         } else {
-          for i in 0..<LearnedTable.capacity(t) {
-            let k = LearnedTable.key(t, i)
-            if k == 0 { continue }
-            if let mac, k >> 16 != mac { continue }
-            if let place, Int(k & 0xFFFF) - 1 != place { continue }
-            gone.append(k >> 16)
-          }
+            for i in 0..<LearnedTable.capacity(t) {
+                let k = LearnedTable.key(t, i)
+                if k != 0 && (place == nil || Int(k & 0xFFFF) - 1 == place) { gone.append(k >> 16) }
+            }
         }
-        for m in gone {
-            let i = LearnedTable.find(t, mac: m)
-            if i >= 0 { LearnedTable.remove(t, i) }
-        }
-        total -= gone.count
+        remove(gone, from: t)
         segments[slot]?.counters.flushed &+= UInt64(gone.count)
         releaseFull()
         return gone.count
+    }
+
+    /// Removes `macs` (all in `t`; collected first, since a removal shifts entries) and counts them out of `total`.
+    private func remove(_ macs: [UInt64], from t: UnsafeMutableRawPointer) {
+        for mac in macs {
+            let i = LearnedTable.find(t, mac: mac)
+            if i >= 0 { LearnedTable.remove(t, i) }
+        }
+        total -= macs.count
     }
 
     /// Flushes the MACs learned at place `placeID` in every VNI that has it (a site whose next hop and backup are

@@ -535,12 +535,7 @@ public enum Pipeline {
     @inlinable @inline(__always)
     static func listed(_ address: IPv6Address, in list: UnsafePointer<IPv6Address>?, count: Int) -> Bool {
         guard let list else { return false }
-        var i = 0
-        while i < count {
-            if list[i] == address { return true }
-            i &+= 1
-        }
-        return false
+        return index(of: address, in: list, count: count) >= 0
     }
 
     /// MPLS → VXLAN: outer IP (DF, valid checksum) / UDP (source port from the inner-frame hash; checksum 0 over

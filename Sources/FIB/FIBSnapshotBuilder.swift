@@ -158,9 +158,12 @@ extension ECMP {
 
 extension FIBSnapshotBuilder {
     /// FNV-1a over UTF-8: stable across runs and platforms (Swift's Hasher is seeded per process).
-    static func stableHash(_ s: String) -> UInt64 {
+    static func stableHash(_ s: String) -> UInt64 { stableHash(bytes: s.utf8) }
+
+    /// FNV-1a over bytes.
+    static func stableHash<S: Sequence>(bytes: S) -> UInt64 where S.Element == UInt8 {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
         return h
     }
 

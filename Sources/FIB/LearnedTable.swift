@@ -178,6 +178,21 @@ public enum LearnedTable {
         return i
     }
 
+    /// Copies every entry of `old` into `fresh` (a new table, not yet published), at the place `place` maps its old
+    /// place to; an entry whose place maps to nil is left out. Returns how many were left out.
+    @discardableResult
+    public static func copyEntries(from old: UnsafeRawPointer, into fresh: UnsafeMutableRawPointer,
+                                   place: (Int) -> Int? = { $0 }) -> Int {
+        var left = 0
+        for i in 0..<capacity(old) {
+            let k = key(old, i)
+            if k == 0 { continue }
+            guard let p = place(Int(k & 0xFFFF) - 1) else { left += 1; continue }
+            insert(fresh, mac: k >> 16, place: p, meta: meta(old, i), moves: moves(old, i), times: times(old, i))
+        }
+        return left
+    }
+
     /// Removes slot `i` by backward shifting the entries behind it (entries move: callers that iterate collect the
     /// MACs first and `find` each).
     public static func remove(_ t: UnsafeMutableRawPointer, _ i: Int) {
@@ -210,12 +225,14 @@ public final class LearnedRoot: @unchecked Sendable {
     public let tables: UnsafeMutablePointer<UInt>
     public let version = Atomic<UInt64>(0)
 
+    /// 512 KiB on the heap, not a `LargeTable` mapping: leak checkers (the fuzz targets' LeakSanitizer) scan the
+    /// heap for the tables' pointers, not mappings.
     public init() {
-        guard let raw = LargeTable.reserve(bytes: Segment.maxSlots * 8) else { preconditionFailure("cannot reserve learned tables") }
-        tables = raw.bindMemory(to: UInt.self, capacity: Segment.maxSlots)
+        tables = .allocate(capacity: Segment.maxSlots)
+        tables.initialize(repeating: 0, count: Segment.maxSlots)
     }
 
-    deinit { LargeTable.release(UnsafeMutableRawPointer(tables), bytes: Segment.maxSlots * 8) }
+    deinit { tables.deallocate() }
 
     public func table(_ slot: Int) -> UnsafeMutableRawPointer? {
         UnsafeMutableRawPointer(bitPattern: UnsafeRawPointer(tables + slot).assumingMemoryBound(to: Atomic<UInt>.self)

@@ -88,9 +88,9 @@ public enum Segment {
         return fnv(bytes)
     }
 
+    /// `FIBSnapshotBuilder.stableHash` (FNV-1a), never 0.
     static func fnv(_ bytes: [UInt8]) -> UInt64 {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        let h = FIBSnapshotBuilder.stableHash(bytes: bytes)
         return h == 0 ? 1 : h
     }
 

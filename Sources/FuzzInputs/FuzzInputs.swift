@@ -36,3 +36,24 @@ public enum FuzzInputs {
         }
     }
 }
+
+/// MPLSGATE_FUZZ_REACH=1: targets count each input's outcome (a result, or the kind or code of its error) and the
+/// histogram is printed at exit as `reach OUTCOME N` lines (scripts/fuzz.sh replays a corpus this way and fails when
+/// an outcome it expects is missing). Off: `count` does nothing.
+public enum FuzzReach {
+    public static let enabled = getenv("MPLSGATE_FUZZ_REACH") != nil
+    nonisolated(unsafe) static var outcomes: [String: Int] = [:]
+    nonisolated(unsafe) static var registered = false
+
+    public static func count(_ outcome: String) {
+        guard enabled else { return }
+        if !registered {
+            registered = true
+            atexit {
+                for (k, v) in FuzzReach.outcomes.sorted(by: { $0.key < $1.key }) { print("reach \(k) \(v)") }
+                fflush(nil)
+            }
+        }
+        outcomes[outcome, default: 0] += 1
+    }
+}

@@ -8,16 +8,11 @@ import FIB
 /// A single-producer, single-consumer ring of learn records from one worker to the learner thread. A full ring
 /// refuses (the worker counts `learnDropped` and the next frame from that source posts again); nobody waits.
 final class LearnRing: @unchecked Sendable {
-    let capacity: Int
-    private let mask: Int
+    private let indices: RingIndices
     private let storage: UnsafeMutablePointer<LearnRecord>
-    private let head = Atomic<Int>(0)
-    private let tail = Atomic<Int>(0)
 
     init(capacity: Int = 4096) {
-        precondition(capacity > 0 && capacity & (capacity - 1) == 0)
-        self.capacity = capacity
-        mask = capacity - 1
+        indices = RingIndices(capacity: capacity)
         storage = .allocate(capacity: capacity)
     }
 
@@ -26,20 +21,18 @@ final class LearnRing: @unchecked Sendable {
     /// Producer.
     @inline(__always)
     func push(_ r: LearnRecord) -> Bool {
-        let t = tail.load(ordering: .relaxed)
-        if t &- head.load(ordering: .acquiring) >= capacity { return false }
-        storage[t & mask] = r
-        tail.store(t &+ 1, ordering: .releasing)
+        guard let i = indices.freeSlot() else { return false }
+        storage[i] = r
+        indices.publish()
         return true
     }
 
     /// Consumer: the oldest record, or nil.
     @inline(__always)
     func pop() -> LearnRecord? {
-        let h = head.load(ordering: .relaxed)
-        if tail.load(ordering: .acquiring) == h { return nil }
-        let r = storage[h & mask]
-        head.store(h &+ 1, ordering: .releasing)
+        guard let i = indices.oldestSlot() else { return nil }
+        let r = storage[i]
+        indices.release()
         return r
     }
 }

@@ -4,6 +4,45 @@ import Glibc
 import Synchronization
 internal import CControlSocket
 
+/// The head and tail of a single-producer, single-consumer ring of `capacity` slots (a power of two): the producer
+/// asks for a free slot, fills it and publishes it (release); the consumer takes the oldest and releases it. Held
+/// inline by the rings (`PacketRing`, `LearnRing`), so an operation is two atomic loads and a store.
+struct RingIndices: ~Copyable {
+    let capacity: Int
+    let mask: Int
+    /// Next slot the consumer reads; written by the consumer only.
+    private let head = Atomic<Int>(0)
+    /// Next slot the producer writes; written by the producer only.
+    private let tail = Atomic<Int>(0)
+
+    init(capacity: Int) {
+        precondition(capacity > 0 && capacity & (capacity - 1) == 0)
+        self.capacity = capacity
+        mask = capacity - 1
+    }
+
+    /// Producer: the slot to fill, or nil when the ring is full.
+    @inline(__always) func freeSlot() -> Int? {
+        let t = tail.load(ordering: .relaxed)
+        return t &- head.load(ordering: .acquiring) >= capacity ? nil : t & mask
+    }
+
+    /// Producer: the slot `freeSlot` gave is filled.
+    @inline(__always) func publish() { tail.store(tail.load(ordering: .relaxed) &+ 1, ordering: .releasing) }
+
+    /// Consumer: the oldest filled slot, or nil when the ring is empty.
+    @inline(__always) func oldestSlot() -> Int? {
+        let h = head.load(ordering: .relaxed)
+        return tail.load(ordering: .acquiring) == h ? nil : h & mask
+    }
+
+    /// Consumer: the slot `oldestSlot` gave is read.
+    @inline(__always) func release() { head.store(head.load(ordering: .relaxed) &+ 1, ordering: .releasing) }
+
+    /// Consumer: whether anything waits (one acquire load).
+    @inline(__always) var isEmpty: Bool { tail.load(ordering: .acquiring) == head.load(ordering: .relaxed) }
+}
+
 /// A single-producer, single-consumer ring of small frames (at most `maxFrame` bytes) between a worker and the
 /// protection thread: BFD frames the pipeline punted go one way, BFD frames to send the other (DESIGN §7: one TX
 /// producer per AF_XDP ring, so other threads' packets go through the worker that owns it). A full ring refuses;
@@ -13,18 +52,11 @@ final class PacketRing: @unchecked Sendable {
     /// A slot holds its length and port (4 bytes) and the frame.
     static let maxFrame = slotBytes - 4
 
-    let capacity: Int
-    private let mask: Int
+    private let indices: RingIndices
     private let storage: UnsafeMutableRawPointer
-    /// Next slot the consumer reads; written by the consumer only.
-    private let head = Atomic<Int>(0)
-    /// Next slot the producer writes; written by the producer only.
-    private let tail = Atomic<Int>(0)
 
     init(capacity: Int = 256) {
-        precondition(capacity > 0 && capacity & (capacity - 1) == 0)
-        self.capacity = capacity
-        mask = capacity - 1
+        indices = RingIndices(capacity: capacity)
         storage = .allocate(byteCount: capacity * PacketRing.slotBytes, alignment: 64)
     }
 
@@ -32,14 +64,12 @@ final class PacketRing: @unchecked Sendable {
 
     /// Producer: copies a frame in; false when the ring is full or the frame too long.
     func push(port: Int, bytes: UnsafeRawPointer, count: Int) -> Bool {
-        guard count <= PacketRing.maxFrame else { return false }
-        let t = tail.load(ordering: .relaxed)
-        if t &- head.load(ordering: .acquiring) >= capacity { return false }
-        let slot = storage + (t & mask) * PacketRing.slotBytes
+        guard count <= PacketRing.maxFrame, let i = indices.freeSlot() else { return false }
+        let slot = storage + i * PacketRing.slotBytes
         slot.storeBytes(of: UInt16(count), as: UInt16.self)
         slot.storeBytes(of: UInt16(truncatingIfNeeded: port), toByteOffset: 2, as: UInt16.self)
         (slot + 4).copyMemory(from: bytes, byteCount: count)
-        tail.store(t &+ 1, ordering: .releasing)
+        indices.publish()
         return true
     }
 
@@ -49,18 +79,17 @@ final class PacketRing: @unchecked Sendable {
     }
 
     /// Consumer: whether anything waits (one acquire load; cheap enough for every worker loop).
-    @inline(__always) var isEmpty: Bool { tail.load(ordering: .acquiring) == head.load(ordering: .relaxed) }
+    @inline(__always) var isEmpty: Bool { indices.isEmpty }
 
     /// Consumer: hands the oldest frame to `body` and frees its slot; false when the ring is empty.
     @inline(__always)
     func pop(_ body: (_ port: Int, _ frame: UnsafeRawBufferPointer) -> Void) -> Bool {
-        let h = head.load(ordering: .relaxed)
-        if tail.load(ordering: .acquiring) == h { return false }
-        let slot = storage + (h & mask) * PacketRing.slotBytes
+        guard let i = indices.oldestSlot() else { return false }
+        let slot = storage + i * PacketRing.slotBytes
         let count = Int(slot.load(as: UInt16.self))
         let port = Int(slot.load(fromByteOffset: 2, as: UInt16.self))
         body(port, UnsafeRawBufferPointer(start: slot + 4, count: count))
-        head.store(h &+ 1, ordering: .releasing)
+        indices.release()
         return true
     }
 }

@@ -10,27 +10,10 @@ import FuzzInputs
 /// `capacity` bytes, so AddressSanitizer catches a copy past it. Invariants beyond "no crash": a frame fits the
 /// buffer (or is flagged too large with no bytes), the original length is at least the captured one, and the
 /// reader's position never passes the file's size. Built by scripts/fuzz.sh (`--sanitize=fuzzer,address`).
+/// MPLSGATE_FUZZ_REACH=1 (`FuzzReach`): each input's outcome, a result or its error's kind, counted and printed at exit.
 let capacity = 1600
 let path = "/dev/shm/mplsgate-fuzz-capture-\(getpid())"
 nonisolated(unsafe) let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
-
-/// MPLSGATE_FUZZ_REACH=1: counts each input's outcome (read to the end, or the error's kind) and prints the histogram at
-/// exit (scripts/fuzz.sh replays the corpus this way and fails if a kind of error is missing).
-let reach = getenv("MPLSGATE_FUZZ_REACH") != nil
-nonisolated(unsafe) var outcomes: [String: Int] = [:]
-nonisolated(unsafe) var reachRegistered = false
-
-func count(_ outcome: String) {
-    guard reach else { return }
-    if !reachRegistered {
-        reachRegistered = true
-        atexit {
-            for (k, v) in outcomes.sorted(by: { $0.key < $1.key }) { print("reach \(k) \(v)") }
-            fflush(nil)
-        }
-    }
-    outcomes[outcome, default: 0] += 1
-}
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCapture(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -46,17 +29,17 @@ public func fuzzCapture(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     defer { unlink(path) }
     let reader: CaptureReader
     do { reader = try CaptureReader(path: path) } catch {
-        count("error \(error.kind.rawValue)")
+        FuzzReach.count("error \(error.kind.rawValue)")
         return 0
     }
     // A capture of n bytes holds fewer than n frames; the bound only keeps a looping reader from hanging the run.
     for _ in 0...size {
         let frame: CapturedFrame?
         do { frame = try reader.next(into: buffer, capacity: capacity) } catch {
-            count("error \(error.kind.rawValue)")
+            FuzzReach.count("error \(error.kind.rawValue)")
             return 0
         }
-        guard let f = frame else { count("result read"); break }
+        guard let f = frame else { FuzzReach.count("result read"); break }
         precondition(f.tooLarge ? f.length == 0 : (0...capacity).contains(f.length), "frame length \(f.length)")
         precondition(f.tooLarge || f.originalLength >= f.length, "original length \(f.originalLength) < \(f.length)")
         precondition(reader.isPcapNG == false || reader.position <= reader.fileSize, "position past the end")

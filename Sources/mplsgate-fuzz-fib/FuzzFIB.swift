@@ -11,25 +11,8 @@ import FuzzInputs
 /// state file's body). Byte 0 chooses: even, a FIB validated and compiled against the lab config; odd, a config.
 /// Bad input must come back as a ValidationError naming an element, never a crash; a FIB that compiles must encode
 /// to a document that decodes to the same FIB.
+/// MPLSGATE_FUZZ_REACH=1 (`FuzzReach`): each input's outcome, a result or its error's kind, counted and printed at exit.
 let config = try! FIBCodec.decodeConfig(FuzzInputs.repoFile("examples/config.json"))
-
-/// MPLSGATE_FUZZ_REACH=1: counts each input's outcome (a compiled FIB or config, or the error's kind) and prints the
-/// histogram at exit (scripts/fuzz.sh replays the corpus this way and fails if a kind of error is missing).
-let reach = getenv("MPLSGATE_FUZZ_REACH") != nil
-nonisolated(unsafe) var outcomes: [String: Int] = [:]
-nonisolated(unsafe) var reachRegistered = false
-
-func count(_ outcome: String) {
-    guard reach else { return }
-    if !reachRegistered {
-        reachRegistered = true
-        atexit {
-            for (k, v) in outcomes.sorted(by: { $0.key < $1.key }) { print("reach \(k) \(v)") }
-            fflush(nil)
-        }
-    }
-    outcomes[outcome, default: 0] += 1
-}
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzFIB(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -39,10 +22,10 @@ public func fuzzFIB(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         do {
             let c = try FIBCodec.decodeConfig(bytes)
             _ = try FIBEngine(config: c, maxEntries: 16)
-            count("result config")
+            FuzzReach.count("result config")
         } catch {
             precondition(!error.description.isEmpty, "an error without a message")
-            count("error \(error.kind.rawValue)")
+            FuzzReach.count("error \(error.kind.rawValue)")
         }
         return 0
     }
@@ -52,10 +35,10 @@ public func fuzzFIB(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         compiled.release()
         let again = try FIBCodec.decodeFIB(Array(JSONWriter.write(FIBCodec.encode(fib)).utf8))
         precondition(again == fib, "a FIB does not survive encode and decode")
-        count("result fib")
+        FuzzReach.count("result fib")
     } catch {
         precondition(!error.description.isEmpty, "an error without a message")
-        count("error \(error.kind.rawValue)")
+        FuzzReach.count("error \(error.kind.rawValue)")
     }
     return 0
 }

@@ -37,12 +37,8 @@ nonisolated(unsafe) let learner: MACLearner = {
                                 vni: s.vni, slot: s.slot), now: 100)
         }
     }
-    // The root's pointers live in mmap'd memory, which LeakSanitizer does not scan: keep the tables reachable from
-    // here too, or the end of every run reports them as leaked (the campaign's first pipeline run did).
-    learnedTables = segments.compactMap { l.root.table(Int($0.slot)) }
     return l
 }()
-nonisolated(unsafe) var learnedTables: [UnsafeMutableRawPointer] = []
 nonisolated(unsafe) let counters: WorkerCounters = {
     let c = WorkerCounters.allocate(entryCapacity: lab.engine.tables.maxActions)
     c.learn.pointee.tables = learner.root.tables

@@ -28,27 +28,16 @@ nonisolated(unsafe) let engine: FIBEngine = {
 let baseGeneration = engine.generation
 nonisolated(unsafe) let client = FuzzSupport.makeClient()
 
-/// MPLSGATE_FUZZ_REACH=1: counts each reply's outcome (a result, or the error code) and prints the histogram at exit
-/// (scripts/fuzz.sh replays the corpus this way and fails if a reachable error code is missing).
-let reach = getenv("MPLSGATE_FUZZ_REACH") != nil
-nonisolated(unsafe) var outcomes: [String: Int] = [:]
-nonisolated(unsafe) var reachRegistered = false
+/// Outcomes (MPLSGATE_FUZZ_REACH=1, `FuzzReach`): each reply's result, or its error code.
+let reach = FuzzReach.enabled
 
 func countOutcomes(_ text: String) {
-    if !reachRegistered {
-        reachRegistered = true
-        atexit {
-            for (k, v) in outcomes.sorted(by: { $0.key < $1.key }) { print("reach \(k) \(v)") }
-            fflush(nil)
-        }
-    }
     // Each reply is one line: {"jsonrpc":"2.0","id":…,"error":{"code":-32602,…}} or {…,"result":…}.
     for line in text.split(separator: "\n") {
         if let r = line.firstRange(of: "\"code\":") {
-            let code = line[r.upperBound...].prefix { $0 == "-" || $0.isNumber }
-            outcomes["code \(code)", default: 0] += 1
+            FuzzReach.count("code \(line[r.upperBound...].prefix { $0 == "-" || $0.isNumber })")
         } else if line.contains("\"result\":") {
-            outcomes["result", default: 0] += 1
+            FuzzReach.count("result reply")
         }
     }
 }

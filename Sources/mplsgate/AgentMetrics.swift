@@ -195,34 +195,30 @@ final class AgentMetrics: @unchecked Sendable {
         }
 
         if !s.segments.isEmpty {
-            let counters = s.segments.map { (vni: String($0.vni), c: agent.segmentCounters(slot: $0.slot)) }
-            func family(_ name: String, _ help: String, _ value: (SegmentCounters) -> UInt64) {
-                x.family(name, .counter, help)
-                for e in counters { x.sample(name, [("vni", e.vni)], value(e.c)) }
+            // The workers' counters, and the learner's (MAC learning: one lock round per VNI).
+            let rows = s.segments.map { (vni: String($0.vni), seg: agent.segmentCounters(slot: $0.slot),
+                                         learned: agent.learner.count(vni: $0.vni),
+                                         learn: agent.learner.counters(vni: $0.vni) ?? LearnCounters()) }
+            func family(_ name: String, _ help: String, _ type: Exposition.Kind = .counter,
+                        _ value: ((vni: String, seg: SegmentCounters, learned: Int, learn: LearnCounters)) -> UInt64) {
+                x.family(name, type, help)
+                for r in rows { x.sample(name, [("vni", r.vni)], value(r)) }
             }
-            family("mplsgate_multipoint_unicast_packets_total", "Known unicast of a multipoint VNI sent to its one place.") { $0.unicast }
-            family("mplsgate_multipoint_flooded_packets_total", "Broadcast, multicast and unknown-unicast frames of a multipoint VNI to replicate.") { $0.flooded }
-            family("mplsgate_multipoint_copies_total", "Flood copies sent.") { $0.copies }
-            family("mplsgate_multipoint_copies_not_sent_total", "Flood copies without a free frame, TX ring slot or in-flight room, or too long to copy.") { $0.noFrame }
-            family("mplsgate_multipoint_split_horizon_drops_total", "Frames whose destination is on the side they came from.") { $0.splitHorizon }
-            family("mplsgate_multipoint_rate_limited_total", "Floods over the VNI's BUM rate limit.") { $0.rateLimited }
-            family("mplsgate_multipoint_static_mac_moved_drops_total", "Frames whose source is a static MAC of another place.") { $0.staticMACMoved }
-            family("mplsgate_multipoint_learn_records_dropped_total", "Learn records a worker could not hand to the learner (ring full).") { $0.learnDropped }
-            // The learner's side (MAC learning): one lock round per VNI.
-            let learned = s.segments.map { (vni: String($0.vni), n: agent.learner.count(vni: $0.vni),
-                                            c: agent.learner.counters(vni: $0.vni) ?? LearnCounters()) }
-            x.family("mplsgate_multipoint_learned_macs", .gauge, "MACs the VNI has learned now.")
-            for e in learned { x.sample("mplsgate_multipoint_learned_macs", [("vni", e.vni)], UInt64(e.n)) }
-            func learnFamily(_ name: String, _ help: String, _ value: (LearnCounters) -> UInt64) {
-                x.family(name, .counter, help)
-                for e in learned { x.sample(name, [("vni", e.vni)], value(e.c)) }
-            }
-            learnFamily("mplsgate_multipoint_macs_learned_total", "Source MACs learned.") { $0.learned }
-            learnFamily("mplsgate_multipoint_mac_moves_total", "Learned MACs that moved to another place.") { $0.moved }
-            learnFamily("mplsgate_multipoint_mac_duplicates_total", "Learned MACs frozen as duplicates (too many moves).") { $0.duplicate }
-            learnFamily("mplsgate_multipoint_macs_over_limit_total", "Learn records refused at the VNI's macLimit or --mac-capacity (a full VNI's workers stop posting new sources).") { $0.overLimit }
-            learnFamily("mplsgate_multipoint_macs_aged_total", "Learned MACs aged out.") { $0.aged }
-            learnFamily("mplsgate_multipoint_macs_flushed_total", "Learned MACs flushed (request, removed place, next hop down).") { $0.flushed }
+            family("mplsgate_multipoint_unicast_packets_total", "Known unicast of a multipoint VNI sent to its one place.") { $0.seg.unicast }
+            family("mplsgate_multipoint_flooded_packets_total", "Broadcast, multicast and unknown-unicast frames of a multipoint VNI to replicate.") { $0.seg.flooded }
+            family("mplsgate_multipoint_copies_total", "Flood copies sent.") { $0.seg.copies }
+            family("mplsgate_multipoint_copies_not_sent_total", "Flood copies without a free frame, TX ring slot or in-flight room, or too long to copy.") { $0.seg.noFrame }
+            family("mplsgate_multipoint_split_horizon_drops_total", "Frames whose destination is on the side they came from.") { $0.seg.splitHorizon }
+            family("mplsgate_multipoint_rate_limited_total", "Floods over the VNI's BUM rate limit.") { $0.seg.rateLimited }
+            family("mplsgate_multipoint_static_mac_moved_drops_total", "Frames whose source is a static MAC of another place.") { $0.seg.staticMACMoved }
+            family("mplsgate_multipoint_learn_records_dropped_total", "Learn records a worker could not hand to the learner (ring full).") { $0.seg.learnDropped }
+            family("mplsgate_multipoint_learned_macs", "MACs the VNI has learned now.", .gauge) { UInt64($0.learned) }
+            family("mplsgate_multipoint_macs_learned_total", "Source MACs learned.") { $0.learn.learned }
+            family("mplsgate_multipoint_mac_moves_total", "Learned MACs that moved to another place.") { $0.learn.moved }
+            family("mplsgate_multipoint_mac_duplicates_total", "Learned MACs frozen as duplicates (too many moves).") { $0.learn.duplicate }
+            family("mplsgate_multipoint_macs_over_limit_total", "Learn records refused at the VNI's macLimit or --mac-capacity (a full VNI's workers stop posting new sources).") { $0.learn.overLimit }
+            family("mplsgate_multipoint_macs_aged_total", "Learned MACs aged out.") { $0.learn.aged }
+            family("mplsgate_multipoint_macs_flushed_total", "Learned MACs flushed (request, removed place, next hop down).") { $0.learn.flushed }
         }
 
         if !entryKinds.isEmpty {

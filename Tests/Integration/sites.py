@@ -19,6 +19,7 @@ Used by scripts/demo.sh --sites 3 and Tests/Integration/test_sites.py.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -60,6 +61,17 @@ def dc_of(vtep):
 
 def log(msg):
     print(f"sites: {msg}", flush=True)
+
+
+def loss(out):
+    """(transmitted, received) from ping's summary, (0, 0) without one."""
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def copies(s):
+    """Flood copies each PE made, over both tenants' VNIs."""
+    return {x: sum(s.macs(x, v)["counters"]["copies"] for v in (VNI_A, VNI_B)) for x in DC}
 
 
 class Sites:
@@ -209,6 +221,18 @@ class Sites:
                              check=False, timeout=count * 2 + 30)
         return r.stdout
 
+    # Every tenant A host to every other, and tenant B's two both ways.
+    PAIRS = [(a, b) for a in TENANT_A for b in TENANT_A if a != b] + [("b1", "b2"), ("b2", "b1")]
+
+    def ping_pairs(self, count=3):
+        """Pings every pair of PAIRS; returns the pairs that lost a reply ("a->b got/sent")."""
+        bad = []
+        for a, b in Sites.PAIRS:
+            sent, got = loss(self.ping(a, b, count=count))
+            if sent == 0 or got < sent:
+                bad.append(f"{a}->{b} {got}/{sent}")
+        return bad
+
     def rx_packets(self, host):
         return int(self.ns[host].run("cat", "/sys/class/net/eth0/statistics/rx_packets", capture=True).stdout)
 
@@ -229,8 +253,7 @@ def demo(keep=False):
         print(s.ctl("pe1", "show", "vni").stdout.rstrip())
         print(s.ctl("pe1", "show", "labels").stdout.rstrip())
         ok = True
-        pairs = [(a, b) for a in TENANT_A for b in TENANT_A if a != b] + [("b1", "b2"), ("b2", "b1")]
-        for a, b in pairs:
+        for a, b in Sites.PAIRS:
             out = s.ping(a, b, count=2)
             good = " 0% packet loss" in out
             ok = ok and good

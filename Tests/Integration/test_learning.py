@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import check, finish, Netns, veth, RPC  # noqa: E402
-from sites import Sites, HOSTS, TENANT_A, VNI_A, VNI_B, DC, HOST_MTU  # noqa: E402
+from sites import Sites, loss, copies, HOSTS, VNI_A, VNI_B, DC, HOST_MTU  # noqa: E402
 
 LIMIT_A = 1000
 FLAPPER = "02:66:00:00:00:66"
@@ -48,13 +48,6 @@ else:   # many N PREFIX PPS: N broadcasts, each from a new locally administered 
 """
 
 
-def loss(out):
-    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-
-
-def copies(s):
-    return {x: sum(s.macs(x, v)["counters"]["copies"] for v in (VNI_A, VNI_B)) for x in DC}
 
 
 def learned(m):
@@ -78,13 +71,8 @@ def main():
         check(not any(e["type"] == "static" for e in s.macs(1)["macs"]), "PE1 has no static MAC")
 
         print("every host pings every other")
-        pairs = [(a, b) for a in TENANT_A for b in TENANT_A if a != b] + [("b1", "b2"), ("b2", "b1")]
-        bad = []
-        for a, b in pairs:
-            sent, got = loss(s.ping(a, b, count=3))
-            if sent == 0 or got < sent:
-                bad.append(f"{a}->{b} {got}/{sent}")
-        check(not bad, f"{len(pairs)} host pairs ping without loss" + (f": {bad}" if bad else ""))
+        bad = s.ping_pairs()
+        check(not bad, f"{len(Sites.PAIRS)} host pairs ping without loss" + (f": {bad}" if bad else ""))
         want = {HOSTS["h1a"][3]: "vtep " + DC[1]["vteps"]["vtep1a"], HOSTS["h1b"][3]: "vtep " + DC[1]["vteps"]["vtep1b"],
                 HOSTS["h2"][3]: "site dc2", HOSTS["h3"][3]: "site dc3"}
         got = {m: place(e) for m, e in learned(s.macs(1)).items()}

@@ -8,7 +8,6 @@ two sites; a broadcast storm from one tenant's host is rate-limited while the ot
 Run: MPLSGATE_BIN_DIR=.build/release /usr/bin/python3 Tests/Integration/test_sites.py   (scripts/test.sh does)
 """
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import check, finish  # noqa: E402
-from sites import Sites, HOSTS, TENANT_A, VNI_A, VNI_B, DC  # noqa: E402
+from sites import Sites, loss, copies, HOSTS, TENANT_A, VNI_A, VNI_B, DC  # noqa: E402
 
 BUM_A = 500
 
@@ -42,13 +41,6 @@ else:
 """
 
 
-def loss(out):
-    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-
-
-def copies(s):
-    return {x: sum(s.macs(x, v)["counters"]["copies"] for v in (VNI_A, VNI_B)) for x in DC}
 
 
 def main():
@@ -65,13 +57,8 @@ def main():
         check("multipoint" in fib and "dc2" in fib and "dc3" in fib, "PE1 shows VNI 6000 as multipoint with sites dc2, dc3")
 
         print("every host pings every other (tenant A across three sites, tenant B across two)")
-        pairs = [(a, b) for a in TENANT_A for b in TENANT_A if a != b] + [("b1", "b2"), ("b2", "b1")]
-        bad = []
-        for a, b in pairs:
-            sent, got = loss(s.ping(a, b, count=3))
-            if sent == 0 or got < sent:
-                bad.append(f"{a}->{b} {got}/{sent}")
-        check(not bad, f"{len(pairs)} host pairs ping without loss" + (f": {bad}" if bad else ""))
+        bad = s.ping_pairs()
+        check(not bad, f"{len(Sites.PAIRS)} host pairs ping without loss" + (f": {bad}" if bad else ""))
 
         print("one ARP broadcast from a host in each site reaches every other host exactly once")
         for i, src in enumerate(["h1a", "h2", "h3"]):

@@ -24,11 +24,7 @@ let usage = """
     """
 var rounds = 9, batches = 20_000, skipForwarding = false, skipLearning = false
 var rates = [10_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, 2_000_000]
-func fail(_ message: String) -> Never {
-    let text = message + "\n" + usage + "\n"
-    _ = text.withCString { write(2, $0, strlen($0)) }
-    exit(2)
-}
+func fail(_ message: String) -> Never { Timing.usageError(message, usage) }
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     func value() -> String {
@@ -45,22 +41,7 @@ while let a = args.popFirst() {
     default: fail("unknown option \(a)")
     }
 }
-func now() -> UInt64 {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
-}
-@inline(never)
-func time(_ n: Int, _ body: () -> Void) -> Double {
-    let t = now()
-    for _ in 0..<n { body() }
-    return Double(now() - t)
-}
-func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }
-func f2(_ x: Double) -> String {
-    let v = Int((x * 100).rounded())
-    return "\(v / 100).\(v % 100 < 10 ? "0" : "")\(v % 100)"
-}
+func f2(_ x: Double) -> String { Timing.fixed(x, 2) }
 
 if !skipForwarding {
     let op = Operation.multipoint[0]
@@ -69,8 +50,8 @@ if !skipForwarding {
                              (.random, .off, .learned)] {
         let a = WorkloadCache.shared.workload(op, table, .resident, learning: off)
         let b = WorkloadCache.shared.workload(op, table, .resident, learning: on)
-        _ = time(batches / 4) { a.runSwift() }
-        _ = time(batches / 4) { b.runSwift() }
+        _ = Timing.time(batches / 4) { a.runSwift() }
+        _ = Timing.time(batches / 4) { b.runSwift() }
         var ta: [Double] = [], tb: [Double] = [], ratio: [Double] = []
         let perPacket = Double(batches * batchSize)
         for r in 0..<rounds {
@@ -78,17 +59,17 @@ if !skipForwarding {
             let sides = r % 2 == 0 ? [0, 1, 2] : [2, 1, 0]
             for side in sides {
                 switch side {
-                case 0: x = time(batches) { a.runSwift() }
-                case 1: y = time(batches) { b.runSwift() }
-                default: z = time(batches) { a.runRestoreOnly() }
+                case 0: x = Timing.time(batches) { a.runSwift() }
+                case 1: y = Timing.time(batches) { b.runSwift() }
+                default: z = Timing.time(batches) { a.runRestoreOnly() }
                 }
             }
             let pa = (x - z) / perPacket, pb = (y - z) / perPacket
             ta.append(pa); tb.append(pb); ratio.append(pb / pa)
         }
         let label = table == .lab ? "lab FIB (static MACs)" : "\(scaleEntries) MACs, random keys (off: static; on: learned)"
-        print("  \(label): \(off.rawValue) \(f2(median(ta))), \(on.rawValue) \(f2(median(tb))) ns/packet; "
-              + "on/off \(f2(median(ratio))) [\(f2(ratio.min()!))–\(f2(ratio.max()!))]")
+        print("  \(label): \(off.rawValue) \(f2(Timing.median(ta))), \(on.rawValue) \(f2(Timing.median(tb))) ns/packet; "
+              + "on/off \(f2(Timing.median(ratio))) [\(f2(ratio.min()!))–\(f2(ratio.max()!))]")
     }
 }
 
@@ -109,16 +90,16 @@ if !skipLearning {
         var latencies: [Double] = []
         var pending: [(mac: UInt64, t: UInt64)] = []
         var full = 0
-        let start = now()
+        let start = Timing.now()
         let n = rate
         var i = 0
         while i < n {
             // Post in bursts of 64 (a worker's batch) on schedule.
             let due = start + UInt64(Double(i) / Double(rate) * 1e9)
-            while now() < due {
+            while Timing.now() < due {
                 if let p = pending.first, let t = LearnedTable.current(learner.root.tables, slot: 0, vni: 6000, layout: segment.layout),
                    LearnedTable.probe(t, mac: p.mac).index >= 0 {
-                    latencies.append(Double(now() - p.t) / 1e6)
+                    latencies.append(Double(Timing.now() - p.t) / 1e6)
                     pending.removeFirst()
                 }
             }
@@ -126,16 +107,16 @@ if !skipLearning {
                 let mac = base | UInt64(i + j)
                 if !learner.post(LearnRecord(mac: mac, placeID: ids[(i + j) & 1], layout: segment.layout, vni: 6000, slot: 0),
                                  worker: 0) { full += 1 }
-                if (i + j) % 64 == 0 { pending.append((mac, now())) }
+                if (i + j) % 64 == 0 { pending.append((mac, Timing.now())) }
             }
             i += 64
         }
         // The rest of the samples (at most 2 s more).
-        let deadline = now() + 2_000_000_000
-        while let p = pending.first, now() < deadline {
+        let deadline = Timing.now() + 2_000_000_000
+        while let p = pending.first, Timing.now() < deadline {
             if let t = LearnedTable.current(learner.root.tables, slot: 0, vni: 6000, layout: segment.layout),
                LearnedTable.probe(t, mac: p.mac).index >= 0 {
-                latencies.append(Double(now() - p.t) / 1e6)
+                latencies.append(Double(Timing.now() - p.t) / 1e6)
                 pending.removeFirst()
             }
         }

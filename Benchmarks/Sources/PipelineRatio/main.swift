@@ -16,11 +16,7 @@ let usage = """
     MPLSGATE_SCALE_ENTRIES sets N for the 1M tables. Pin with taskset (taskset -c 1 PipelineRatio ...).
     """
 var rounds = 9, batches = 20_000, filter = "", tsv = false
-func fail(_ message: String) -> Never {
-    let text = message + "\n" + usage + "\n"
-    _ = text.withCString { write(2, $0, strlen($0)) }
-    exit(2)
-}
+func fail(_ message: String) -> Never { Timing.usageError(message, usage) }
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     func value() -> String {
@@ -36,30 +32,8 @@ while let a = args.popFirst() {
     default: fail("unknown option \(a)")
     }
 }
-func now() -> UInt64 {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
-}
-
-@inline(never)
-func time(_ n: Int, _ body: () -> Void) -> Double {
-    let t = now()
-    for _ in 0..<n { body() }
-    return Double(now() - t)
-}
-
-func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }
-func f1(_ x: Double) -> String { String(Int((x * 10).rounded())).withDecimal(1) }
-func f2(_ x: Double) -> String { String(Int((x * 100).rounded())).withDecimal(2) }
-extension String {
-    func withDecimal(_ places: Int) -> String {
-        let neg = hasPrefix("-")
-        var digits = neg ? String(dropFirst()) : self
-        while digits.count <= places { digits = "0" + digits }
-        return (neg ? "-" : "") + digits.dropLast(places) + "." + digits.suffix(places)
-    }
-}
+func f1(_ x: Double) -> String { Timing.fixed(x, 1) }
+func f2(_ x: Double) -> String { Timing.fixed(x, 2) }
 
 let cases: [(TableKind, Placement)] = [(.lab, .resident), (.random, .resident), (.hot, .resident),
                                        (.random, .spread), (.hot, .spread)]
@@ -72,25 +46,25 @@ for op in Operation.all {
         let name = "\(op.name), \(table.rawValue), \(placement.rawValue)"
         if !filter.isEmpty && !name.contains(filter) { continue }
         let w = WorkloadCache.shared.workload(op, table, placement)
-        _ = time(batches / 4) { w.runSwift() }
-        _ = time(batches / 4) { w.runC() }
+        _ = Timing.time(batches / 4) { w.runSwift() }
+        _ = Timing.time(batches / 4) { w.runC() }
         var swift: [Double] = [], c: [Double] = [], restore: [Double] = [], ratio: [Double] = []
         let perPacket = Double(batches * batchSize)
         for r in 0..<rounds {
             var ts = 0.0, tc = 0.0
             if r % 2 == 0 {
-                ts = time(batches) { w.runSwift() }; tc = time(batches) { w.runC() }
+                ts = Timing.time(batches) { w.runSwift() }; tc = Timing.time(batches) { w.runC() }
             } else {
-                tc = time(batches) { w.runC() }; ts = time(batches) { w.runSwift() }
+                tc = Timing.time(batches) { w.runC() }; ts = Timing.time(batches) { w.runSwift() }
             }
-            let tr = time(batches) { w.runRestoreOnly() }
+            let tr = Timing.time(batches) { w.runRestoreOnly() }
             let s = (ts - tr) / perPacket, cc = (tc - tr) / perPacket
             swift.append(s); c.append(cc); restore.append(tr / perPacket); ratio.append(s / cc)
         }
         let line = tsv
-            ? "\(name)\t\(f2(median(swift)))\t\(f2(median(c)))\t\(f2(median(ratio)))\t\(f2(ratio.min()!))\t\(f2(ratio.max()!))\t\(f2(median(restore)))"
-            : "\(name): Swift \(f1(median(swift))) ns, C \(f1(median(c))) ns, Swift/C \(f2(median(ratio))) "
-              + "[\(f2(ratio.min()!))–\(f2(ratio.max()!))] (restore \(f1(median(restore))) ns)"
+            ? "\(name)\t\(f2(Timing.median(swift)))\t\(f2(Timing.median(c)))\t\(f2(Timing.median(ratio)))\t\(f2(ratio.min()!))\t\(f2(ratio.max()!))\t\(f2(Timing.median(restore)))"
+            : "\(name): Swift \(f1(Timing.median(swift))) ns, C \(f1(Timing.median(c))) ns, Swift/C \(f2(Timing.median(ratio))) "
+              + "[\(f2(ratio.min()!))–\(f2(ratio.max()!))] (restore \(f1(Timing.median(restore))) ns)"
         print(line)
         fflush(nil)
     }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import Capture
+@testable import Capture
 
 /// `mplsgate replay` end to end: the real binary, real pcap/pcapng files, outputs compared with the scapy-built
 /// expectations and judged by tshark.
@@ -367,6 +367,29 @@ import Capture
         let frame = try #require(try reader.next(into: buffer, capacity: 2048))
         #expect(frame.length == 60 && frame.originalLength == 60)
         #expect(try reader.next(into: buffer, capacity: 2048) == nil)
+    }
+
+    /// A small file gets a small read buffer, and a block header claiming more bytes than the file has left is a
+    /// truncation (the buffer grows only to what the file can supply).
+    @Test func smallCapturesReadWithSmallBuffers() throws {
+        #expect(FileBlocks.initialCapacity(fileSize: 100) == 4096)
+        #expect(FileBlocks.initialCapacity(fileSize: 5000) == 8192)
+        #expect(FileBlocks.initialCapacity(fileSize: 1 << 30) == FileBlocks.blockSize)
+        #expect(FileBlocks.initialCapacity(fileSize: nil) == FileBlocks.blockSize)
+        var d = Data()
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+        func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+        u32(0x0A0D_0D0A); u32(28); u32(0x1A2B_3C4D); u16(1); u16(0); u32(0xFFFF_FFFF); u32(0xFFFF_FFFF); u32(28)
+        u32(6); u32(UInt32(PcapNGReader.maxBlock)); u32(0); u32(0)
+        let cut = tmp.appendingPathComponent("claims-more.pcapng")
+        try d.write(to: cut)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 2048, alignment: 8)
+        defer { buffer.deallocate() }
+        let reader = try CaptureReader(path: cut.path)
+        do {
+            _ = try reader.next(into: buffer, capacity: 2048)
+            Issue.record("a block claiming more than the file is not an error")
+        } catch { #expect(error.kind == .truncated, "\(error)") }
     }
 
     @Test func truncatedPcapngIsAnErrorNotACrash() throws {

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Control-plane speed: program N ILM entries into a live agent through its socket and report entries/s, the longest
-reply (the longest step of the control thread a client waits for), the time until the last entry forwards, and the
-agent's resident memory (before, after, peak). Modes, each on a fresh agent (`--no-state`):
+reply (the longest step of the control thread a client waits for), the time until the last entry forwards, the
+agent's resident memory (before, after, peak), and what a second client asking `info` every 2 ms waited meanwhile
+(the longest control-thread step anyone else sees; large resyncs compile on a builder thread). Modes, each on a fresh agent (`--no-state`):
 
   resync          one chunked resync of objects (CHUNK entries per chunk)
   resync-compact  the same in the compact form (columns and rows)
@@ -21,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -87,6 +89,33 @@ def resync(rpc, chunks):
     return seconds, longest, end
 
 
+class Probe(threading.Thread):
+    """A second client asking `info` every 2 ms while the mode runs: its longest wait is the longest step the control
+    thread took for someone else (a resync compiled on the builder thread does not count, an apply does)."""
+
+    def __init__(self, socket_path):
+        super().__init__(daemon=True)
+        self.rpc = RPC(socket_path, timeout=600)
+        self.waits = []
+        self.stopping = False
+
+    def run(self):
+        while not self.stopping:
+            t = time.time()
+            self.rpc.result("info")
+            self.waits.append(time.time() - t)
+            time.sleep(0.002)
+
+    def finish(self):
+        self.stopping = True
+        self.join()
+        self.rpc.close()
+        w = sorted(self.waits) or [0.0]
+        return {"probeRequests": len(self.waits), "probeWaitMsP50": round(w[len(w) // 2] * 1000, 2),
+                "probeWaitMsP99": round(w[min(len(w) - 1, len(w) * 99 // 100)] * 1000, 2),
+                "probeWaitMsMax": round(w[-1] * 1000, 2)}
+
+
 def object_chunks(variant=0):
     lines = entries(N, variant)
     return ["[" + ",".join(lines[i:i + CHUNK]) + "]" for i in range(0, N, CHUNK)]
@@ -105,6 +134,8 @@ def run(mode, a, p, tmp):
     if mode.startswith("apply"):
         rpc.result("apply", {"operations": [{"op": "add", "kind": "nextHop", "entry": NH}]})
     # (A resync sends the next hop in its first chunk: it starts from an empty FIB.)
+    probe = Probe(agent.socket)
+    probe.start()
     longest = 0.0
     extra = {}
     if mode in ("resync", "resync-1pct"):
@@ -148,6 +179,7 @@ def run(mode, a, p, tmp):
         del bodies
     start = time.time() - programmed
     forwards = wait_forwarding(p, FIRST + N - 1, start) if mode != "resync-1pct" else None
+    probed = probe.finish()
     info = rpc.result("info")
     rss1 = rss_kib(pid)
     peak = rss_kib(pid, "VmHWM:")
@@ -157,7 +189,9 @@ def run(mode, a, p, tmp):
            "seconds": round(programmed, 3), "entriesPerSecond": round(N / programmed),
            "longestReplySeconds": round(longest, 3), "lastEntryForwardsAfterSeconds": forwards and round(forwards, 3),
            "rssKiBBefore": rss0, "rssKiBAfter": rss1, "rssKiBPeak": peak, "generation": info["generation"],
-           "ilm": info["entries"]["ilm"], "commitStats": info.get("commitStats")}
+           "ilm": info["entries"]["ilm"], "commitStats": info.get("commitStats"), "compiles": info.get("compiles"),
+           "controlLoop": info.get("controlLoop")}
+    out.update(probed)
     out.update(extra)
     return out
 

@@ -61,6 +61,11 @@ int mg_malloc_trim(void)
     return malloc_trim(0);
 }
 
+int mg_single_malloc_arena(void)
+{
+    return mallopt(M_ARENA_MAX, 1);
+}
+
 int mg_eventfd(void)
 {
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

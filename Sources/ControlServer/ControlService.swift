@@ -4,6 +4,7 @@ import Glibc
 import Control
 import Wire
 import FIB
+internal import CControlSocket
 
 /// What the control service needs from the running data plane (implemented by the agent; nil offline).
 public protocol DataPlaneView: AnyObject {
@@ -20,7 +21,9 @@ public protocol DataPlaneView: AnyObject {
     /// A commit changed the FIB (the protection thread learns the next hops).
     func fibCommitted()
     /// Port and next-hop switches since the last call, each an event's params object (`type` port or nextHop).
-    func protectionEvents() -> [JSONValue]
+    /// `engineBusy`: a builder thread owns the engine, so work that reads it (flushing the MACs learned behind a next
+    /// hop that went down) waits for the next call without it.
+    func protectionEvents(engineBusy: Bool) -> [JSONValue]
     /// The `nextHops` method's result: every next hop's state now.
     func nextHopStates() -> JSONValue
     /// The `bfd` method's result: every BFD session's state, timers and counters.
@@ -56,12 +59,61 @@ public final class ControlService: RPCHandler {
         var session: String
         var owner: Int
         var expectedGeneration: UInt64?
+        /// The chunks received so far, joined. A large chunk is appended on its decoder thread (the arrays are
+        /// checked out to it: `fibOut`), so the copies of a growing array never land on the control thread.
         var fib = FIBSpec()
+        var fibOut = false
+        /// ILM, VNI and FTN entries received (the `maxEntries` limit), and all elements.
+        var entries = 0, elements = 0
         var chunks = 0
         var lastActivity: Double
     }
     var resync: Resync?
     public private(set) var resyncsAbandoned = 0
+
+    /// A resync of at least this many entries is compiled on a builder thread (`BuilderThread`), so the control
+    /// thread keeps serving; nil: always on the control thread (offline tools, unit tests that want it inline).
+    public var builderThreshold: Int?
+    /// The agent's `builderThreshold`: about 10 ms of compiling (~1 µs per entry) and more.
+    public static let builderThreshold = 10_000
+    /// Signalled when a builder thread finishes: the control loop watches it and calls `finishCompile()`.
+    public let builderDone: Int32
+    /// What the control thread shows of the engine while a builder thread owns it.
+    struct EngineFacts {
+        var generation: UInt64
+        var digest: String
+        var counts: (nextHops: Int, groups: Int, ilm: Int, vni: Int, ftn: Int)
+        var macs: Int
+        var commitStats: CommitStats
+    }
+    /// A resync being compiled on a builder thread. The engine (and `digest`) belong to it until `finishCompile()`;
+    /// requests that need them are answered `busy`.
+    final class Compile: @unchecked Sendable {
+        let client: RPCClient
+        let id: JSONValue
+        let durable: Bool
+        let replying: Bool
+        /// What is compiled, for messages: "a resync of N entries", "an apply of N changes".
+        let what: String
+        let started: Double
+        let facts: EngineFacts
+        var clientGone = false
+        /// Written by the builder thread; read after `join()`.
+        var outcome: Result<JobOutcome, Failure>?
+        var thread: BuilderThread?
+        init(client: RPCClient, id: JSONValue, durable: Bool, replying: Bool, what: String, facts: EngineFacts) {
+            self.client = client; self.id = id; self.durable = durable; self.replying = replying
+            self.what = what; self.facts = facts; started = ControlService.now()
+        }
+    }
+    var compiling: Compile?
+    /// Tests: runs on the builder thread before it compiles (to hold a compile open).
+    var beforeCompile: (@Sendable () -> Void)?
+    /// Whether a builder thread owns the engine now (the agent skips what reads it: /metrics' publish, SIGUSR1).
+    public var isCompiling: Bool { compiling != nil }
+    public private(set) var compiles = 0
+    /// The longest time a resync compile held the engine (seconds), on a builder thread or inline.
+    public private(set) var longestCompileSeconds = 0.0
 
     struct PendingTrace {
         var client: RPCClient
@@ -90,6 +142,8 @@ public final class ControlService: RPCHandler {
     public var observeCommit: ((_ seconds: Double) -> Void)?
     /// Called at the end of every `tick()` (the control loop's turn): where the agent hands state to /metrics.
     public var afterTick: (() -> Void)?
+    /// The control loop's longest round (wall, CPU seconds), for `info.controlLoop`; nil without a socket.
+    public var controlLoopSteps: (() -> (wall: Double, cpu: Double))?
 
     /// The control state /metrics reports, read on the control thread.
     public struct MetricsState: Sendable {
@@ -135,6 +189,7 @@ public final class ControlService: RPCHandler {
         }
         bootID = String(decoding: r, as: UTF8.self)
         startedAt = ControlService.now()
+        builderDone = mg_eventfd()
         digest = 0
         for kind in ControlService.kinds {
             for k in engine.keys(of: kind) { if let e = engine.entry(k) { digest &+= ControlService.hash(e) } }
@@ -154,14 +209,162 @@ public final class ControlService: RPCHandler {
         return String(repeating: "0", count: 16 - s.count) + s
     }
 
+    deinit {
+        if builderDone >= 0 { close(builderDone) }
+    }
+
     // MARK: RPCHandler
 
     public func handle(line: ArraySlice<UInt8>, from client: RPCClient) {
+        if let threshold = decodeThreshold, line.count >= threshold, builderDone >= 0 {
+            // A large request (a resync chunk, a big apply) is parsed and decoded on a thread of its own: the control
+            // thread goes on serving; this connection's next request waits behind it, so replies keep their order.
+            let d: Decode
+            if resync?.owner == client.id, resync?.fibOut == false {
+                // The session's owner: likely a chunk, appended to the document on the decoder thread. Swapped out,
+                // not copied, so the decoder holds the only reference and appends in place.
+                var fib = FIBSpec()
+                swap(&fib, &resync!.fib)
+                resync!.fibOut = true
+                d = Decode(client: client, line: Array(line), chunk: resync!.chunks, accumulated: consume fib,
+                           session: resync!.session, entriesBefore: resync!.entries, maxEntries: engine.maxEntries)
+            } else {
+                d = Decode(client: client, line: Array(line), chunk: resync?.chunks ?? 0)
+            }
+            d.thread = BuilderThread(done: builderDone) { d.run() }
+            if d.thread != nil {
+                client.deferReply()
+                decoding.append(d)
+                return
+            }
+            checkIn(d)
+        }
+        let parsed: Result<JSONValue, JSONSyntaxError>
+        do { parsed = .success(try JSONParser.parse(Array(line))) } catch { parsed = .failure(error) }
+        handle(parsed, predecoded: nil, from: client)
+    }
+
+    /// Requests of at least this many bytes are parsed and decoded on a thread (nil: on the control thread).
+    public var decodeThreshold: Int?
+    /// The agent's `decodeThreshold`: a request of ~1,000 entries (about 1–2 ms of parsing) and more.
+    public static let decodeThreshold = 64 * 1024
+
+    /// What a decoder thread made of a request: for `resync.chunk` and `apply` also their entries, decoded (the
+    /// params then hold null in their place, so the control thread never walks or frees the big tree).
+    enum Predecoded {
+        case chunk(Result<DecodedChunk, ValidationError>)
+        case apply(Result<DecodedOperations, Failure>)
+    }
+
+    /// A large request being parsed and decoded on a thread of its own.
+    final class Decode: @unchecked Sendable {
+        let client: RPCClient
+        var line: [UInt8]
+        let chunk: Int
+        var thread: BuilderThread?
+        var clientGone = false
+        /// Written by the thread; read after it finished.
+        var parsed: Result<JSONValue, JSONSyntaxError>?
+        var predecoded: Predecoded?
+        /// The open resync's document, checked out to this thread when the request comes from its owner (likely a
+        /// chunk): a chunk that passes every check is appended here. Checked in again by the control thread.
+        var accumulated: FIBSpec?
+        let session: String?
+        let entriesBefore: Int
+        let maxEntries: Int
+        init(client: RPCClient, line: [UInt8], chunk: Int, accumulated: FIBSpec? = nil, session: String? = nil,
+             entriesBefore: Int = 0, maxEntries: Int = 0) {
+            self.client = client; self.line = line; self.chunk = chunk; self.accumulated = accumulated
+            self.session = session; self.entriesBefore = entriesBefore; self.maxEntries = maxEntries
+        }
+
+        func run() {
+            let value: JSONValue
+            do { value = try JSONParser.parse(line) } catch { parsed = .failure(error); return }
+            line = []
+            parsed = .success(value)
+            // Only a well-formed envelope's params are decoded here; anything else goes the usual way.
+            guard case .object(var fields) = value,
+                  let m = fields.firstIndex(where: { $0.0 == "method" }), case .string(let method) = fields[m].1,
+                  let p = fields.firstIndex(where: { $0.0 == "params" }), case .object(var params) = fields[p].1
+            else { return }
+            let big: [String]
+            switch method {
+            case "resync.chunk":
+                do throws(ValidationError) {
+                    var part = DecodedChunk(try ControlService.decodeChunk(params, chunk: chunk))
+                    if case .string(let sent)? = params.first(where: { $0.0 == "session" })?.1, sent == session,
+                       part.count <= ControlService.maxOperationsPerCall, entriesBefore + part.entries <= maxEntries,
+                       var fib = accumulated {
+                        accumulated = nil   // `fib` is now the only reference: appended in place
+                        ControlService.appendChunk(part.part, to: &fib)
+                        accumulated = fib
+                        part.part = FIBSpec()
+                        part.appended = true
+                    }
+                    predecoded = .chunk(.success(part))
+                } catch {
+                    predecoded = .chunk(.failure(error))
+                }
+                big = ControlService.chunkSections
+            case "apply":
+                do throws(Failure) {
+                    predecoded = .apply(.success(try ControlService.decodeOperations(params.first { $0.0 == "operations" }?.1)))
+                } catch {
+                    predecoded = .apply(.failure(error))
+                }
+                big = ["operations"]
+            default:
+                return
+            }
+            for i in params.indices where big.contains(params[i].0) { params[i].1 = .null }
+            fields[p].1 = .object(params)
+            parsed = .success(.object(fields))   // the big tree is freed here, on this thread
+        }
+    }
+    var decoding: [Decode] = []
+
+    /// Takes what builder and decoder threads finished (when `builderDone` is readable): the compile's reply, and
+    /// each decoded request handled in arrival order.
+    public func collectFinishedWork() {
+        if builderDone >= 0 { mg_eventfd_drain(builderDone) }
+        if let c = compiling, c.thread?.isFinished ?? true { finishCompile() }
+        while let d = decoding.first, d.thread?.isFinished ?? true {
+            decoding.removeFirst()
+            d.thread?.join()
+            checkIn(d)
+            guard !d.clientGone, let parsed = d.parsed else { continue }
+            d.client.resumeReplies()
+            handle(parsed, predecoded: d.predecoded, from: d.client)
+        }
+    }
+
+    /// Handles `line` as if a decoder thread had parsed and decoded it, on this thread (the request fuzz target
+    /// drives both paths through it).
+    public func handleDecoded(line: ArraySlice<UInt8>, from client: RPCClient) {
+        let d = Decode(client: client, line: Array(line), chunk: resync?.chunks ?? 0)
+        d.run()
+        if let parsed = d.parsed { handle(parsed, predecoded: d.predecoded, from: client) }
+    }
+
+    /// Gives the resync's document back from a decoder (when its session is still open).
+    func checkIn(_ d: Decode) {
+        guard let fib = d.accumulated else { return }
+        d.accumulated = nil
+        if let r = resync, r.session == d.session {
+            resync!.fib = fib
+            resync!.fibOut = false
+        }
+    }
+
+    func handle(_ parsed: Result<JSONValue, JSONSyntaxError>, predecoded: Predecoded?, from client: RPCClient) {
         var counted = false
         // A request that never reaches a method (bad JSON, bad envelope) counts as method "invalid", an error.
         defer { if !counted { observeRequest?("invalid", false) } }
         let value: JSONValue
-        do { value = try JSONParser.parse(Array(line)) } catch {
+        switch parsed {
+        case .success(let v): value = v
+        case .failure(let error):
             client.send(RPCError.line(id: .null, code: RPCError.parseError, message: "parse error: \(error.description)"))
             return
         }
@@ -209,7 +412,7 @@ public final class ControlService: RPCHandler {
             return
         }
         replying = id != nil
-        let outcome = dispatch(method, params, client, replyID)
+        let outcome = dispatch(method, params, client, replyID, predecoded: predecoded)
         counted = true
         if let o = observeRequest {
             if case .failure = outcome { o(ControlService.methodLabel(method), false) } else { o(ControlService.methodLabel(method), true) }
@@ -230,11 +433,14 @@ public final class ControlService: RPCHandler {
         subscribers[client.id] = nil
         if let t = trace, t.client === client { trace = nil }
         durableWaits.removeAll { $0.client === client }
+        if let c = compiling, c.client === client { c.clientGone = true }
+        for d in decoding where d.client === client { d.clientGone = true }
     }
 
     public func tick() {
         tickBody()
-        afterTick?()
+        // /metrics reads the engine: while a builder thread owns it, the last published values stay.
+        if compiling == nil { afterTick?() }
     }
 
     private func tickBody() {
@@ -254,13 +460,14 @@ public final class ControlService: RPCHandler {
         }
         if let w = stateWriter {
             // After a failed write the writer asks for the whole FIB, once per retry interval.
-            if w.retryWanted { w.submit(engine.intent()) }
+            if w.retryWanted && compiling == nil { w.submit(engine.intent()) }
             answerDurableWaits(w)
             let error = w.lastError
             if error != reportedStateError {
                 if let error {
                     log?(LogEvent(message: "state file write failed: commits are applied but not durable; retrying",
-                                  metadata: [("path", w.path), ("error", error), ("generation", "\(engine.generation)"),
+                                  metadata: [("path", w.path), ("error", error),
+                                             ("generation", "\(compiling?.facts.generation ?? engine.generation)"),
                                              ("retrySeconds", "\(StateWriter.retrySeconds)"),
                                              ("maxRetrySeconds", "\(StateWriter.maxRetrySeconds)")],
                                   isError: true))
@@ -274,7 +481,7 @@ public final class ControlService: RPCHandler {
         }
         if let dp = dataplane {
             // Link events and next-hop switches, as the protection thread made them (milliseconds, not polling).
-            for e in dp.protectionEvents() {
+            for e in dp.protectionEvents(engineBusy: compiling != nil) {
                 notify(e)
                 if case .object(let f) = e {
                     let text = f.filter { $0.0 != "type" }.map { ($0.0, $0.1.plainText) }
@@ -338,7 +545,8 @@ public final class ControlService: RPCHandler {
         case deferred
     }
 
-    func dispatch(_ method: String, _ params: JSONValue, _ client: RPCClient, _ id: JSONValue) -> Outcome {
+    func dispatch(_ method: String, _ params: JSONValue, _ client: RPCClient, _ id: JSONValue,
+                  predecoded: Predecoded? = nil) -> Outcome {
         do throws(Failure) {
             var r = try Params(params)
             if let allowed = ControlService.parameters[method],
@@ -346,12 +554,22 @@ public final class ControlService: RPCHandler {
                 throw Failure(RPCError.invalidParams, "params.\(extra.0) is not a parameter of \(method) (it takes: "
                               + (allowed.isEmpty ? "nothing" : allowed.sorted().joined(separator: ", ")) + ")", element: extra.0)
             }
+            // While a builder thread owns the engine, only methods that do not read it are served.
+            if compiling != nil && ControlService.parameters[method] != nil && !ControlService.servedWhileCompiling.contains(method) {
+                try busyIfCompiling()
+            }
             let out: Outcome
             switch method {
             case "info": out = .result(info())
-            case "apply": out = try apply(&r, client, id)
+            case "apply":
+                if case .apply(let d)? = predecoded { out = try apply(&r, client, id, decoded: d) } else {
+                    out = try apply(&r, client, id, decoded: nil)
+                }
             case "resync.begin": out = .result(try resyncBegin(&r, client))
-            case "resync.chunk": out = .result(try resyncChunk(&r, client))
+            case "resync.chunk":
+                if case .chunk(let d)? = predecoded { out = .result(try resyncChunk(&r, client, decoded: d)) } else {
+                    out = .result(try resyncChunk(&r, client, decoded: nil))
+                }
             case "resync.end": out = try resyncEnd(&r, client, id)
             case "resync.abort": out = .result(try resyncAbort(&r, client))
             case "dump": out = .result(try dump(&r))
@@ -373,7 +591,8 @@ public final class ControlService: RPCHandler {
             case "macs.flush": out = .result(try flushMACs(&r))
             case "events.subscribe":
                 subscribers[client.id] = client
-                out = .result(.object([("subscribed", .bool(true)), ("generation", num(engine.generation))]))
+                out = .result(.object([("subscribed", .bool(true)),
+                                       ("generation", num(compiling?.facts.generation ?? engine.generation))]))
             default:
                 throw Failure(RPCError.methodNotFound, "method \"\(method)\" does not exist (info, apply, resync.begin, "
                               + "resync.chunk, resync.end, resync.abort, dump, counters, nextHops, nextHops.revert, bfd, macs, trace, events.subscribe)")
@@ -383,6 +602,11 @@ public final class ControlService: RPCHandler {
             return .failure(error)
         }
     }
+
+    /// Methods answered while a resync compiles on a builder thread (`info` from the facts before it).
+    static let servedWhileCompiling: Set<String> = ["info", "events.subscribe", "trace", "bfd", "nextHops.revert"]
+
+    static let chunkSections = ["nextHops", "ecmpGroups", "ilm", "vni", "ftn", "macs"]
 
     static let parameters: [String: Set<String>] = [
         "info": [], "apply": ["operations", "expectedGeneration", "durable"],
@@ -398,7 +622,9 @@ public final class ControlService: RPCHandler {
     func num<T: BinaryInteger>(_ v: T) -> JSONValue { .number(String(v)) }
 
     func info() -> JSONValue {
-        let c = engine.counts
+        let facts = compiling?.facts ?? EngineFacts(generation: engine.generation, digest: digestText, counts: engine.counts,
+                                                    macs: engine.staticMACCount, commitStats: engine.commitStats)
+        let c = facts.counts
         var ports: [JSONValue] = []
         if let dp = dataplane {
             for p in dp.portStates() {
@@ -416,7 +642,7 @@ public final class ControlService: RPCHandler {
         var f: [(String, JSONValue)] = [
             ("version", .string(ControlService.version)), ("bootId", .string(bootID)), ("pid", num(getpid())),
             ("uptimeSeconds", .number(String(Int(ControlService.now() - startedAt)))),
-            ("generation", num(engine.generation)), ("digest", .string(digestText)),
+            ("generation", num(facts.generation)), ("digest", .string(facts.digest)),
         ]
         if let w = stateWriter {
             f.append(("durableGeneration", num(w.durableGeneration)))
@@ -428,7 +654,7 @@ public final class ControlService: RPCHandler {
                                                   ("journalBytes", num(n.journalBytes)),
                                                   ("snapshotBytes", num(n.snapshotBytes))])))
         }
-        let cs = engine.commitStats
+        let cs = facts.commitStats
         func triple<T: BinaryInteger>(_ t: (p50: T, p99: T, max: T)) -> JSONValue {
             .object([("p50", num(t.p50)), ("p99", num(t.p99)), ("max", num(t.max))])
         }
@@ -437,8 +663,18 @@ public final class ControlService: RPCHandler {
                                           ("totalNs", triple(cs.totalNs)), ("tableBytes", triple(cs.bytesCopied))])))
         f += [
             ("entries", .object([("nextHops", num(c.nextHops)), ("ecmpGroups", num(c.groups)), ("ilm", num(c.ilm)),
-                                 ("vni", num(c.vni)), ("ftn", num(c.ftn)), ("macs", num(engine.staticMACCount))])),
+                                 ("vni", num(c.vni)), ("ftn", num(c.ftn)), ("macs", num(facts.macs))])),
             ("resyncOpen", .bool(resync != nil)),
+            ("compiling", compiling.map { c in
+                .object([("what", .string(c.what)), ("milliseconds", num(Int((ControlService.now() - c.started) * 1000)))])
+            } ?? .null),
+            ("controlLoop", controlLoopSteps.map { f in
+                let l = f()
+                return .object([("longestStepMs", .number(String(Double(Int(l.wall * 100_000)) / 100))),
+                                ("longestStepCpuMs", .number(String(Double(Int(l.cpu * 100_000)) / 100)))])
+            } ?? .null),
+            ("compiles", .object([("onBuilderThread", num(compiles)),
+                                  ("longestMilliseconds", num(Int((longestCompileSeconds * 1000).rounded())))])),
             ("ports", .array(ports)),
             ("limits", .object([("maxMessageBytes", num(RPCServer.maxMessageBytes)),
                                 ("maxOperationsPerCall", num(ControlService.maxOperationsPerCall)),
@@ -452,7 +688,7 @@ public final class ControlService: RPCHandler {
 
     /// One operation of `apply`: one change, or in the compact form many of one op and kind — `add`/`replace` with
     /// `"columns"` and `"rows"` (each row an entry, as in resync.chunk), `delete` with `"keys"`.
-    func decodeChanges(_ v: JSONValue, _ path: String, into changes: inout [FIBChange],
+    static func decodeChanges(_ v: JSONValue, _ path: String, into changes: inout [FIBChange],
                        origins: inout [(row: Int, list: StaticString)]) throws(Failure) {
         do throws(ValidationError) {
             var r = try ObjectReader(v, path: path)
@@ -506,34 +742,59 @@ public final class ControlService: RPCHandler {
         }
     }
 
-    func apply(_ r: inout Params, _ client: RPCClient, _ id: JSONValue) throws(Failure) -> Outcome {
-        try busyIfResync(client)
-        let ops = try r.array("operations")
+    /// An apply's operations decoded: the changes, and where each came from (its operation, and its row or key in
+    /// a compact one) for error names.
+    struct DecodedOperations {
+        var changes: [FIBChange] = []
+        var opIndex: [Int] = []
+        var origins: [(row: Int, list: StaticString)] = []
+    }
+
+    /// Decodes `apply`'s operations; pure, so a decoder thread may run it.
+    static func decodeOperations(_ value: JSONValue?) throws(Failure) -> DecodedOperations {
+        guard let value else { throw Failure(RPCError.invalidParams, "params.operations is required", element: "operations") }
+        guard case .array(let ops) = value else {
+            throw Failure(RPCError.invalidParams, "params.operations must be an array, not \(value.typeName)", element: "operations")
+        }
         guard ops.count <= ControlService.maxOperationsPerCall else {
             throw Failure(RPCError.limitExceeded, "\(ops.count) operations; at most \(ControlService.maxOperationsPerCall) per call (use resync for more)")
         }
-        let expected = try r.optionalUInt64("expectedGeneration")
-        let durable = try r.optionalBool("durable") ?? false
-        var changes: [FIBChange] = []
-        changes.reserveCapacity(ops.count)
-        // Where each change came from: its operation, and its row or key in a compact one (for error names).
-        var opIndex: [Int] = []
-        var origins: [(row: Int, list: StaticString)] = []
+        var d = DecodedOperations()
+        d.changes.reserveCapacity(ops.count)
         for (i, v) in ops.enumerated() {
-            try decodeChanges(v, "operations[\(i)]", into: &changes, origins: &origins)
-            opIndex += repeatElement(i, count: changes.count - opIndex.count)
-            guard changes.count <= ControlService.maxOperationsPerCall else {
+            try decodeChanges(v, "operations[\(i)]", into: &d.changes, origins: &d.origins)
+            d.opIndex += repeatElement(i, count: d.changes.count - d.opIndex.count)
+            guard d.changes.count <= ControlService.maxOperationsPerCall else {
                 throw Failure(RPCError.limitExceeded, "more than \(ControlService.maxOperationsPerCall) operations in one call (use resync for more)")
             }
         }
+        return d
+    }
+
+    func apply(_ r: inout Params, _ client: RPCClient, _ id: JSONValue,
+               decoded: Result<DecodedOperations, Failure>?) throws(Failure) -> Outcome {
+        try busyIfResync(client)
+        let operations = r.value("operations")
+        let d: DecodedOperations
+        if let decoded { d = try decoded.get() } else { d = try ControlService.decodeOperations(operations) }
+        let expected = try r.optionalUInt64("expectedGeneration")
+        let durable = try r.optionalBool("durable") ?? false
+        let changes = d.changes, opIndex = d.opIndex, origins = d.origins
         // No operations, no commit: the generation stays (with durable, a barrier for the current generation).
-        let g = changes.isEmpty ? try unchanged(expected: expected)
-                                : try commit(changes, expected: expected, names: { i, c in
-                                      let o = origins[i]
-                                      let sub = o.row < 0 ? "" : ".\(o.list)[\(o.row)]"
-                                      return "operations[\(opIndex[i])]\(sub) (\(c.entryKey))"
-                                  })
-        return awaitDurable(durable, client, id, g, .object([("generation", num(g)), ("applied", num(changes.count))]))
+        if changes.isEmpty {
+            let g = try unchanged(expected: expected)
+            return awaitDurable(durable, client, id, g, .object([("generation", num(g)), ("applied", num(0))]))
+        }
+        let old = digest
+        return try runEngineJob(size: changes.count, what: "an apply of \(changes.count) changes", client, id,
+                                durable: durable) { [self] () throws(Failure) in
+            let c = try applyToEngine(changes, expected: expected, digest: old, names: { i, c in
+                let o = origins[i]
+                let sub = o.row < 0 ? "" : ".\(o.list)[\(o.row)]"
+                return "operations[\(opIndex[i])]\(sub) (\(c.entryKey))"
+            })
+            return JobOutcome(commit: c, generation: c.generation, counts: [("applied", changes.count)])
+        }
     }
 
     /// The current generation, for a call that changes nothing (after checking `expected`).
@@ -546,8 +807,9 @@ public final class ControlService: RPCHandler {
     }
 
     /// The reply now, or (durable) once the state file holds generation `g` or its write fails.
-    func awaitDurable(_ durable: Bool, _ client: RPCClient, _ id: JSONValue, _ g: UInt64, _ result: JSONValue) -> Outcome {
-        guard durable, replying, let w = stateWriter else { return .result(result) }
+    func awaitDurable(_ durable: Bool, _ client: RPCClient, _ id: JSONValue, _ g: UInt64, _ result: JSONValue,
+                      replying: Bool? = nil) -> Outcome {
+        guard durable, replying ?? self.replying, let w = stateWriter else { return .result(result) }
         let status = w.status
         if g <= status.durable { return .result(result) }
         if g <= status.failed { return .failure(notDurable(g, status.error)) }
@@ -555,8 +817,26 @@ public final class ControlService: RPCHandler {
         return .deferred
     }
 
+    /// What a commit did to the engine, computed where the engine is (the control thread, or a builder thread for a
+    /// large resync); `finishCommit` does the rest on the control thread.
+    struct CommitResult {
+        var generation: UInt64
+        var digest: UInt64
+        /// The keys a small commit touched, with their entries after it (a journal record); empty for a large one.
+        var touched: [(key: EntryKey, entry: FIBEntry?)] = []
+        /// Written as a snapshot (a resync-sized commit), not a journal record.
+        var snapshot: Bool
+        var seconds: Double
+    }
+
     /// Applies through the engine, keeping the digest, the state file and event subscribers up to date.
     func commit(_ changes: [FIBChange], expected: UInt64?, names: (Int, FIBChange) -> String) throws(Failure) -> UInt64 {
+        finishCommit(try applyToEngine(changes, expected: expected, digest: digest, names: names))
+    }
+
+    /// The engine's part of `commit`: touches only the engine, so a builder thread may run it.
+    func applyToEngine(_ changes: [FIBChange], expected: UInt64?, digest old: UInt64,
+                       names: (Int, FIBChange) -> String) throws(Failure) -> CommitResult {
         // A commit that rewrites much of the FIB (a resync) is summed again after it and written as a snapshot; any
         // other updates the digest by its keys' hashes before and after and becomes one journal record, so its cost
         // follows its own size, not the FIB's.
@@ -574,45 +854,51 @@ public final class ControlService: RPCHandler {
         do { g = try engine.apply(changes, expectedGeneration: expected, elementName: names) } catch {
             throw ControlService.failure(error)
         }
-        var touched: [(key: EntryKey, entry: FIBEntry?)] = []
+        var result = CommitResult(generation: g, digest: old, snapshot: large, seconds: 0)
         if large {
-            var sum: UInt64 = 0
-            engine.forEachEntry { sum &+= ControlService.hash($0) }
-            digest = sum
+            result.digest = engineDigest()
         } else {
-            touched.reserveCapacity(before.count)
+            result.touched.reserveCapacity(before.count)
             for (k, old) in before {
-                digest &-= old
+                result.digest &-= old
                 let e = engine.entry(k)
-                if let e { digest &+= ControlService.hash(e) }
-                touched.append((k, e))
+                if let e { result.digest &+= ControlService.hash(e) }
+                result.touched.append((k, e))
             }
         }
+        result.seconds = ControlService.now() - started
+        return result
+    }
+
+    /// The order-independent sum of every entry's hash.
+    func engineDigest() -> UInt64 {
+        var sum: UInt64 = 0
+        engine.forEachEntry { sum &+= ControlService.hash($0) }
+        return sum
+    }
+
+    /// The control thread's part of a commit: the digest, the state file, the data plane and event subscribers.
+    @discardableResult
+    func finishCommit(_ r: CommitResult) -> UInt64 {
+        digest = r.digest
         sortedKeys.removeAll()
         dataplane?.fibCommitted()
         if let w = stateWriter {
             // Small commits become journal records; large ones (a resync) and the writer's requests, snapshots.
-            if large || w.nextWriteNeedsSnapshot { w.submit(engine.intent()) } else { w.submit(generation: g, changes: touched) }
+            if r.snapshot || w.nextWriteNeedsSnapshot { w.submit(engine.intent()) } else { w.submit(generation: r.generation, changes: r.touched) }
         }
-        notify(.object([("type", .string("generation")), ("generation", num(g)), ("digest", .string(digestText))]))
-        observeCommit?(ControlService.now() - started)
-        return g
+        notify(.object([("type", .string("generation")), ("generation", num(r.generation)), ("digest", .string(digestText))]))
+        observeCommit?(r.seconds)
+        return r.generation
     }
 
-    /// `commit` for a validated document into an empty engine (`FIBEngine.installFresh`).
-    func commitFresh(_ fib: FIBSpec, expected: UInt64?) throws(Failure) -> UInt64 {
+    /// The engine's part of a validated document's commit into an empty engine (`FIBEngine.installFresh`).
+    func installFreshInEngine(_ fib: FIBSpec, expected: UInt64?) throws(Failure) -> CommitResult {
         let started = ControlService.now()
         let g: UInt64
         do { g = try engine.installFresh(fib, expectedGeneration: expected) } catch { throw ControlService.failure(error) }
-        var sum: UInt64 = 0
-        engine.forEachEntry { sum &+= ControlService.hash($0) }
-        digest = sum
-        sortedKeys.removeAll()
-        dataplane?.fibCommitted()
-        stateWriter?.submit(engine.intent())
-        notify(.object([("type", .string("generation")), ("generation", num(g)), ("digest", .string(digestText))]))
-        observeCommit?(ControlService.now() - started)
-        return g
+        let sum = engineDigest()
+        return CommitResult(generation: g, digest: sum, snapshot: true, seconds: ControlService.now() - started)
     }
 
     static func failure(_ e: TransactionError) -> Failure {
@@ -659,76 +945,188 @@ public final class ControlService: RPCHandler {
         return s
     }
 
-    func resyncChunk(_ r: inout Params, _ client: RPCClient) throws(Failure) -> JSONValue {
+    /// The sections of a resync chunk's params decoded; pure, so a decoder thread may run it. `chunk` names errors.
+    static func decodeChunk(_ fields: [(String, JSONValue)], chunk: Int) throws(ValidationError) -> FIBSpec {
+        func value(_ k: String) -> JSONValue? { fields.first { $0.0 == k }?.1 }
+        var part = FIBSpec()
+        // Each section: an array of objects or the compact {"columns", "rows"} form (docs/control-protocol.md).
+        part.nextHops = try FIBCodec.section(value("nextHops"), "chunk \(chunk) nextHops", FIBCodec.decodeNextHop)
+        part.ecmpGroups = try FIBCodec.section(value("ecmpGroups"), "chunk \(chunk) ecmpGroups", FIBCodec.decodeGroup)
+        part.ilm = try FIBCodec.section(value("ilm"), "chunk \(chunk) ilm", FIBCodec.decodeILM)
+        part.vni = try FIBCodec.section(value("vni"), "chunk \(chunk) vni", FIBCodec.decodeVNI)
+        part.ftn = try FIBCodec.section(value("ftn"), "chunk \(chunk) ftn", FIBCodec.decodeFTN)
+        part.macs = try FIBCodec.section(value("macs"), "chunk \(chunk) macs", FIBCodec.decodeMAC)
+        return part
+    }
+
+    /// A decoded chunk: its entries (empty once appended), whether its decoder thread already appended them to the
+    /// session's document (only when every check below passes), and its counts.
+    struct DecodedChunk {
+        var part: FIBSpec
+        var appended = false
+        let count: Int
+        /// ILM, VNI and FTN entries (the `maxEntries` limit).
+        let entries: Int
+        init(_ part: FIBSpec) {
+            self.part = part
+            count = part.nextHops.count + part.ecmpGroups.count + part.ilm.count + part.vni.count + part.ftn.count + part.macs.count
+            entries = part.ilm.count + part.vni.count + part.ftn.count
+        }
+    }
+
+    static func appendChunk(_ part: FIBSpec, to fib: inout FIBSpec) {
+        fib.nextHops += part.nextHops; fib.ecmpGroups += part.ecmpGroups; fib.ilm += part.ilm
+        fib.vni += part.vni; fib.ftn += part.ftn; fib.macs += part.macs
+    }
+
+    func resyncChunk(_ r: inout Params, _ client: RPCClient, decoded: Result<DecodedChunk, ValidationError>?) throws(Failure) -> JSONValue {
         // Only counts are read from the session here: a copy of it would share its arrays, and appending while a copy
         // is alive copies everything received so far (once per chunk: quadratic in the resync's size).
         let chunk = try ownedResync(&r, client).chunks
-        var part = FIBSpec()
-        var count = 0
+        for k in ControlService.chunkSections { _ = r.value(k) }
+        let part: DecodedChunk
         do throws(ValidationError) {
-            // Each section: an array of objects or the compact {"columns", "rows"} form (docs/control-protocol.md).
-            part.nextHops = try FIBCodec.section(r.value("nextHops"), "chunk \(chunk) nextHops", FIBCodec.decodeNextHop)
-            part.ecmpGroups = try FIBCodec.section(r.value("ecmpGroups"), "chunk \(chunk) ecmpGroups", FIBCodec.decodeGroup)
-            part.ilm = try FIBCodec.section(r.value("ilm"), "chunk \(chunk) ilm", FIBCodec.decodeILM)
-            part.vni = try FIBCodec.section(r.value("vni"), "chunk \(chunk) vni", FIBCodec.decodeVNI)
-            part.ftn = try FIBCodec.section(r.value("ftn"), "chunk \(chunk) ftn", FIBCodec.decodeFTN)
-            part.macs = try FIBCodec.section(r.value("macs"), "chunk \(chunk) macs", FIBCodec.decodeMAC)
+            if let decoded { part = try decoded.get() } else { part = DecodedChunk(try ControlService.decodeChunk(r.fields, chunk: chunk)) }
         } catch {
             throw Failure(RPCError.invalidEntry, error.description + " (the chunk was not taken; the session stays open)", element: error.element,
                           extra: ControlService.reason(error.kind))
         }
-        count = part.nextHops.count + part.ecmpGroups.count + part.ilm.count + part.vni.count + part.ftn.count + part.macs.count
+        let count = part.count
         guard count <= ControlService.maxOperationsPerCall else {
             throw Failure(RPCError.limitExceeded, "\(count) entries in one chunk; at most \(ControlService.maxOperationsPerCall)")
         }
-        let held = resync!.fib
-        let total = held.ilm.count + held.vni.count + held.ftn.count + part.ilm.count + part.vni.count + part.ftn.count
-        let elements = held.nextHops.count + held.ecmpGroups.count + part.nextHops.count + part.ecmpGroups.count + total
-            + held.macs.count + part.macs.count
+        let total = resync!.entries + part.entries
+        let elements = resync!.elements + count
         guard total <= engine.maxEntries else {
             throw Failure(RPCError.limitExceeded, "the resync would hold \(total) entries; the limit is \(engine.maxEntries)")
         }
-        _ = consume held
-        resync!.fib.nextHops += part.nextHops; resync!.fib.ecmpGroups += part.ecmpGroups
-        resync!.fib.ilm += part.ilm; resync!.fib.vni += part.vni; resync!.fib.ftn += part.ftn; resync!.fib.macs += part.macs
+        if !part.appended { ControlService.appendChunk(part.part, to: &resync!.fib) }
+        resync!.entries = total
+        resync!.elements = elements
         resync!.chunks += 1
         resync!.lastActivity = ControlService.now()
         return .object([("chunk", num(chunk)), ("received", num(count)), ("total", num(elements))])
+    }
+
+    /// What an engine job (a resync's end, an apply) did: its commit (nil when nothing changed), the generation,
+    /// and the counts its reply carries after the generation.
+    struct JobOutcome {
+        var commit: CommitResult?
+        var generation: UInt64
+        var counts: [(String, Int)]
+    }
+
+    /// Runs `job` (work on the engine) and answers with its outcome: on a builder thread when it is large (`size`
+    /// ≥ `builderThreshold`), so the control thread goes on serving and the reply follows when the job is published
+    /// (`finishCompile`); otherwise here.
+    func runEngineJob(size: Int, what: String, _ client: RPCClient, _ id: JSONValue, durable: Bool,
+                      _ job: @escaping () throws(Failure) -> JobOutcome) throws(Failure) -> Outcome {
+        if let threshold = builderThreshold, size >= threshold, builderDone >= 0 {
+            let facts = EngineFacts(generation: engine.generation, digest: digestText, counts: engine.counts,
+                                    macs: engine.staticMACCount, commitStats: engine.commitStats)
+            let c = Compile(client: client, id: id, durable: durable, replying: replying, what: what, facts: facts)
+            let hook = beforeCompile
+            c.thread = BuilderThread(done: builderDone) {
+                hook?()
+                do throws(Failure) { c.outcome = .success(try job()) } catch { c.outcome = .failure(error) }
+            }
+            if c.thread != nil {
+                compiling = c
+                return .deferred
+            }
+        }
+        let started = ControlService.now()
+        let outcome = try job()
+        if size >= (builderThreshold ?? ControlService.builderThreshold) {
+            longestCompileSeconds = max(longestCompileSeconds, ControlService.now() - started)
+        }
+        return finishJob(outcome, client, id, durable: durable, replying: replying)
     }
 
     func resyncEnd(_ r: inout Params, _ client: RPCClient, _ id: JSONValue) throws(Failure) -> Outcome {
         let s = try ownedResync(&r, client)
         let durable = try r.optionalBool("durable") ?? false
         resync = nil   // ends either way: an invalid resync changes nothing
-        do throws(ValidationError) { _ = try validateDocument(s.fib) } catch {
+        let entries = s.elements, expected = s.expectedGeneration
+        let old = digest
+        // The job takes the resync out of the box, so it is freed on the builder thread.
+        let box = Held(consume s)
+        return try runEngineJob(size: entries, what: "a resync of \(entries) entries", client, id, durable: durable) { [self] () throws(Failure) in
+            let fib = box.take()?.fib ?? FIBSpec()
+            return try compileResync(fib, expected: expected, digest: old)
+        }
+    }
+
+    /// The engine's part of `resync.end`: validates the document and commits what differs. Touches only the engine
+    /// (and reads `s`), so a builder thread may run it.
+    func compileResync(_ fib: FIBSpec, expected: UInt64?, digest old: UInt64) throws(Failure) -> JobOutcome {
+        do throws(ValidationError) { try Control.validateDocument(fib, config: engine.config) } catch {
             throw Failure(RPCError.invalidEntry, error.description + " (the resync changed nothing)", element: error.element,
                           extra: ControlService.reason(error.kind))
         }
-        let fib = s.fib
         if engine.isEmpty && !(fib.nextHops.isEmpty && fib.ecmpGroups.isEmpty && fib.ilm.isEmpty && fib.vni.isEmpty && fib.ftn.isEmpty) {
             // Into an empty FIB (a first start, a controller's first resync): no diff and no staging.
-            let g = try commitFresh(fib, expected: s.expectedGeneration)
-            let late = FIBEngine.nextHopPhases(fib).late.count
+            let c = try installFreshInEngine(fib, expected: expected)
             let added = fib.nextHops.count + fib.ecmpGroups.count + fib.ilm.count + fib.vni.count + fib.ftn.count + fib.macs.count
-            return awaitDurable(durable, client, id, g, .object([("generation", num(g)), ("added", num(added)),
-                                                                 ("replaced", num(late)), ("deleted", num(0))]))
+            return JobOutcome(commit: c, generation: c.generation,
+                              counts: [("added", added), ("replaced", FIBEngine.nextHopPhases(fib).late.count), ("deleted", 0)])
         }
         let changes = engine.diff(to: fib)
         var added = 0, replaced = 0, deleted = 0
         for c in changes {
             switch c { case .add: added += 1; case .replace: replaced += 1; case .delete: deleted += 1 }
         }
+        var o = JobOutcome(commit: nil, generation: 0, counts: [("added", added), ("replaced", replaced), ("deleted", deleted)])
         // Nothing differs: no commit, the generation stays (the counts say the resync found the FIB as sent).
-        let g = changes.isEmpty ? try unchanged(expected: s.expectedGeneration)
-                                : try commit(changes, expected: s.expectedGeneration, names: { _, c in "\(c.entryKey)" })
-        let result: JSONValue = .object([("generation", num(g)), ("added", num(added)), ("replaced", num(replaced)),
-                                         ("deleted", num(deleted))])
-        return awaitDurable(durable, client, id, g, result)
+        if changes.isEmpty {
+            o.generation = try unchanged(expected: expected)
+        } else {
+            let c = try applyToEngine(changes, expected: expected, digest: old, names: { _, c in "\(c.entryKey)" })
+            o.commit = c
+            o.generation = c.generation
+        }
+        return o
     }
 
-    func validateDocument(_ fib: FIBSpec) throws(ValidationError) -> Bool {
-        try Control.validateDocument(fib, config: engine.config)
-        return true
+    /// The control thread's part of an engine job: finishes the commit and answers (now, or once durable).
+    func finishJob(_ o: JobOutcome, _ client: RPCClient, _ id: JSONValue, durable: Bool, replying: Bool) -> Outcome {
+        if let c = o.commit { finishCommit(c) }
+        let result: JSONValue = .object([("generation", num(o.generation))] + o.counts.map { ($0.0, num($0.1)) })
+        return awaitDurable(durable, client, id, o.generation, result, replying: replying)
+    }
+
+    /// Takes the builder thread's result (when `builderDone` is readable, or at shutdown: then it waits) and sends
+    /// the deferred `resync.end` reply. Nothing to do when no compile is running.
+    public func finishCompile() {
+        if builderDone >= 0 { mg_eventfd_drain(builderDone) }
+        guard let c = compiling else { return }
+        c.thread?.join()
+        compiling = nil
+        compiles += 1
+        longestCompileSeconds = max(longestCompileSeconds, ControlService.now() - c.started)
+        let out: Outcome
+        switch c.outcome {
+        case .success(let o)?: out = finishJob(o, c.client, c.id, durable: c.durable, replying: !c.clientGone)
+        case .failure(let f)?: out = .failure(f)
+        case nil: out = .failure(Failure(RPCError.internalError, "the resync's builder thread ended without a result"))
+        }
+        guard !c.clientGone, c.replying else { return }   // gone, or a notification: no reply
+        switch out {
+        case .result(let r):
+            c.client.sendDeferred(JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", c.id), ("result", r)])))
+        case .failure(let f):
+            c.client.sendDeferred(RPCError.line(id: c.id, code: f.code, message: f.message, element: f.element, extra: f.extra))
+        case .deferred:
+            break   // a durable wait: answered when the state file has the generation
+        }
+    }
+
+    /// The answer to a request that needs the engine while a builder thread owns it.
+    func busyIfCompiling() throws(Failure) {
+        guard let c = compiling else { return }
+        let ms = Int((ControlService.now() - c.started) * 1000)
+        throw Failure(RPCError.busy, "\(c.what) is being compiled (for \(ms) ms); the FIB stays at "
+                      + "generation \(c.facts.generation) until it is published: retry when info.compiling is null again")
     }
 
     func resyncAbort(_ r: inout Params, _ client: RPCClient) throws(Failure) -> JSONValue {

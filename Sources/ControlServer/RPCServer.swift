@@ -62,6 +62,9 @@ public final class RPCClient {
     /// The request being handled will be answered later, with `sendDeferred`.
     public func deferReply() { awaitingReply = true }
 
+    /// The deferred request is handled after all (its parsing finished elsewhere): it answers as any other.
+    func resumeReplies() { awaitingReply = false }
+
     /// Queues the deferred reply; the connection's next request is served after it.
     public func sendDeferred(_ line: String) {
         send(line)
@@ -221,6 +224,11 @@ public final class RPCServer {
             fds.append(pollfd(fd: fd, events: ev, revents: 0))
         }
         let n = poll(&fds, nfds_t(fds.count), ready ? 0 : timeoutMs)
+        let wall = RPCServer.monotonic(), cpu = RPCServer.threadCPU()
+        defer {
+            longestStep.wall = max(longestStep.wall, RPCServer.monotonic() - wall)
+            longestStep.cpu = max(longestStep.cpu, RPCServer.threadCPU() - cpu)
+        }
         if n > 0 {
             if fds[0].revents & Int16(POLLIN) != 0 { acceptAll() }
             for (i, w) in watches.enumerated() where fds[1 + i].revents != 0 { w.onReadable() }
@@ -291,6 +299,16 @@ public final class RPCServer {
                 drop(c)
             }
         }
+    }
+
+    /// The longest round of the loop since start (from poll() returning to the last write): wall-clock seconds,
+    /// and CPU seconds of the control thread (the wall time also counts waiting for a CPU).
+    public private(set) var longestStep = (wall: 0.0, cpu: 0.0)
+
+    static func threadCPU() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
     static func monotonic() -> Double {

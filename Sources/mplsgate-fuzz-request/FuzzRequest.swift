@@ -8,7 +8,8 @@ import Wire
 import FuzzInputs
 
 /// libFuzzer target for the control socket's request decoder and dispatcher: every input is one request line
-/// handed to a ControlService over the examples' config and a small FIB. Every input starts from the same state
+/// handed to a ControlService over the examples' config and a small FIB (odd-sized inputs through `handleDecoded`,
+/// the decoder-thread path of large requests). Every input starts from the same state
 /// (FIB content, generation, a new service: no open resync or subscription), so a crash reproduces from its one
 /// file. Built only with `swift build --sanitize=fuzzer --product mplsgate-fuzz-request --scratch-path .build-fuzz`
 /// (scripts/fuzz.sh).
@@ -50,7 +51,9 @@ public func fuzzRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     let service = ControlService(engine: engine, stateWriter: nil)
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
-    service.handle(line: bytes[...], from: client)
+    // Odd-sized inputs go the way of a large request (parsed and decoded as on a decoder thread), even-sized ones
+    // the inline way: both decoders see every kind of input.
+    if size & 1 == 1 { service.handleDecoded(line: bytes[...], from: client) } else { service.handle(line: bytes[...], from: client) }
     if reach { countOutcomes(FuzzSupport.output(client)) }
     #if FUZZING
     FuzzSupport.discardOutput(client)

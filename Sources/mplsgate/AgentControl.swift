@@ -89,11 +89,16 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
                         ("discarded", .object([("noSession", n(discards.noSession))] + rejected))])
     }
 
-    func protectionEvents() -> [JSONValue] {
+    func protectionEvents(engineBusy: Bool) -> [JSONValue] {
         let events = protection.takeEvents()
         // A next hop down with no backup takes the MACs learned behind it away (the sites and local VTEPs it
-        // carries): their frames flood until the MACs are learned again elsewhere.
-        for e in events where e.kind == .nextHop && e.state == "down" { flushLearned(behind: e.name) }
+        // carries): their frames flood until the MACs are learned again elsewhere. Finding them reads the engine:
+        // while a builder thread compiles a resync, the flush waits for the next call after it.
+        pendingFlush += events.filter { $0.kind == .nextHop && $0.state == "down" }.map(\.name)
+        if !engineBusy && !pendingFlush.isEmpty {
+            for name in pendingFlush { flushLearned(behind: name) }
+            pendingFlush.removeAll()
+        }
         return events.map { e in
             var f: [(String, JSONValue)] = [("type", .string(e.kind.rawValue))]
             f.append((e.kind == .port ? "port" : e.kind == .bfd ? "session" : "nextHop", .string(e.name)))
@@ -113,6 +118,9 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
                      ("state", .string(e.kind.rawValue)), ("from", .string(e.from)), ("to", .string(e.to))])
         }
     }
+
+    /// Next hops that went down while the engine was busy; their learned MACs are flushed once it is free.
+    private var pendingFlush: [String] = []
 
     /// Flushes the learned MACs of every site and local VTEP whose next hop is `name`.
     func flushLearned(behind name: String) {

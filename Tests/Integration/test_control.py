@@ -229,6 +229,50 @@ def run_bad_input(a, p, tmp):
     agent.stop()
 
 
+def run_large_resync(a, p, tmp):
+    """A resync of 100,000 entries compiles on the builder thread: meanwhile another client is answered (info shows
+    the compile and the generation before it; writes are busy), and the owner's reply comes when it is published."""
+    agent = Agent(a, CONFIG, FIB)
+    assert agent.started(), agent.log
+    owner, other = RPC(agent.socket), RPC(agent.socket)
+    g = owner.result("info")["generation"]
+    n = 100_000
+    sess = owner.result("resync.begin")["session"]
+    lab = json.load(open(FIB))
+    nh = lab["nextHops"] + lab["ecmpGroups"]
+    for start in range(0, n, 50_000):
+        rows = [[20_000 + i, "swap", [300_000 + i], "p1"] for i in range(start, start + 50_000)]
+        owner.result("resync.chunk", {"session": sess, "nextHops": lab["nextHops"] if start == 0 else [],
+                                      "ecmpGroups": lab["ecmpGroups"] if start == 0 else [],
+                                      "ilm": {"columns": ["label", "op", "out", "via"], "rows": rows}})
+    owner.send_raw(json.dumps({"jsonrpc": "2.0", "id": 99, "method": "resync.end", "params": {"session": sess}}).encode() + b"\n")
+    seen, busy, answered = None, {}, 0
+    for _ in range(20_000):
+        info = other.result("info")
+        answered += 1
+        if info.get("compiling"):
+            seen = info
+            busy = other.call("apply", {"operations": []})
+            break
+    reply = owner.read_line()
+    check(seen is not None and seen["generation"] == g and seen["compiling"]["what"] == f"a resync of {n + len(nh)} entries",
+          f"another client is answered while the resync compiles ({answered} info replies): {seen and seen['compiling']}")
+    check((busy.get("error") or {}).get("code") == -32001 and "being compiled" in busy["error"]["message"]
+          or (busy.get("result") or {}).get("generation") == g + 1,
+          f"a write during the compile is busy, not queued (or it came after the publish): {busy}")
+    r = reply.get("result", {})
+    check(reply.get("id") == 99 and r.get("generation") == g + 1 and r.get("added") == n,
+          f"the owner's resync.end reply comes when the build is published: {reply}")
+    info = other.result("info")
+    check(info["entries"]["ilm"] == n and info["compiling"] is None and info["compiles"]["onBuilderThread"] >= 1,
+          f"after the compile: {info['entries']}, {info['compiles']}")
+    check(other.result("apply", {"operations": [ilm_swap(20_000, 200, "p1")]})["generation"] == g + 2,
+          "writes are served again once it is published")
+    owner.close()
+    other.close()
+    agent.stop()
+
+
 def run_persistence(a, p, tmp):
     print("persistence, restarts and a lost controller")
     state_dir = os.path.join(tmp, "state")
@@ -511,7 +555,7 @@ def run_updates_under_traffic(a, p, tmp):
 
 def main():
     return run_lab_suite("test_control.py", "control-plane",
-                         [run_bad_input, run_persistence, run_hostile_clients, run_updates_under_traffic])
+                         [run_bad_input, run_large_resync, run_persistence, run_hostile_clients, run_updates_under_traffic])
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ int mg_eventfd(void);
 
 /* Returns memory freed by the calling thread's allocations to the system (glibc malloc_trim(0)). */
 int mg_malloc_trim(void);
+/* Makes every thread allocate from one glibc malloc arena (mallopt M_ARENA_MAX 1); call before starting threads.
+ * Returns mallopt's result (1 on success). */
+int mg_single_malloc_arena(void);
 void mg_eventfd_signal(int fd);
 void mg_eventfd_drain(int fd);
 /* Sends `message` (e.g. "READY=1") to systemd's $NOTIFY_SOCKET; 0 when sent, 1 when not under systemd, -errno. */

@@ -226,18 +226,16 @@ public final class ControlService: RPCHandler {
                 var fib = FIBSpec()
                 swap(&fib, &resync!.fib)
                 resync!.fibOut = true
+                resync!.lastActivity = ControlService.now()
                 d = Decode(client: client, line: Array(line), chunk: resync!.chunks, accumulated: consume fib,
                            session: resync!.session, entriesBefore: resync!.entries, maxEntries: engine.maxEntries)
             } else {
                 d = Decode(client: client, line: Array(line), chunk: resync?.chunks ?? 0)
             }
-            d.thread = BuilderThread(done: builderDone) { d.run() }
-            if d.thread != nil {
-                client.deferReply()
-                decoding.append(d)
-                return
-            }
-            checkIn(d)
+            client.deferReply()
+            decoding.append(d)
+            startDecodes()
+            return
         }
         let parsed: Result<JSONValue, JSONSyntaxError>
         do { parsed = .success(try JSONParser.parse(Array(line))) } catch { parsed = .failure(error) }
@@ -262,6 +260,7 @@ public final class ControlService: RPCHandler {
         var line: [UInt8]
         let chunk: Int
         var thread: BuilderThread?
+        var started = false
         var clientGone = false
         /// Written by the thread; read after it finished.
         var parsed: Result<JSONValue, JSONSyntaxError>?
@@ -297,6 +296,8 @@ public final class ControlService: RPCHandler {
                        part.count <= ControlService.maxOperationsPerCall, entriesBefore + part.entries <= maxEntries,
                        var fib = accumulated {
                         accumulated = nil   // `fib` is now the only reference: appended in place
+                        part.before = (fib.nextHops.count, fib.ecmpGroups.count, fib.ilm.count, fib.vni.count, fib.ftn.count,
+                                       fib.macs.count)
                         ControlService.appendChunk(part.part, to: &fib)
                         accumulated = fib
                         part.part = FIBSpec()
@@ -324,19 +325,73 @@ public final class ControlService: RPCHandler {
     }
     var decoding: [Decode] = []
 
+    /// Decoder threads running at once; more large requests wait their turn (each holds its line and a tree).
+    static let maxDecoders = 2
+
+    /// Starts queued decodes while fewer than `maxDecoders` run (one that cannot get a thread runs here).
+    func startDecodes() {
+        var running = decoding.filter { $0.started && !($0.thread?.isFinished ?? true) }.count
+        for d in decoding where !d.started && running < ControlService.maxDecoders {
+            d.started = true
+            d.thread = BuilderThread(done: builderDone) { d.run() }
+            if d.thread == nil {
+                d.run()
+                mg_eventfd_signal(builderDone)
+            } else {
+                running += 1
+            }
+        }
+    }
+
     /// Takes what builder and decoder threads finished (when `builderDone` is readable): the compile's reply, and
-    /// each decoded request handled in arrival order.
+    /// each finished decode's request, handled (a connection has at most one in flight, so order is kept).
     public func collectFinishedWork() {
         if builderDone >= 0 { mg_eventfd_drain(builderDone) }
         if let c = compiling, c.thread?.isFinished ?? true { finishCompile() }
-        while let d = decoding.first, d.thread?.isFinished ?? true {
-            decoding.removeFirst()
+        var i = 0
+        while i < decoding.count {
+            let d = decoding[i]
+            guard d.started, d.thread?.isFinished ?? true else { i += 1; continue }
+            decoding.remove(at: i)
             d.thread?.join()
             checkIn(d)
             guard !d.clientGone, let parsed = d.parsed else { continue }
             d.client.resumeReplies()
+            chunkTaken = false
             handle(parsed, predecoded: d.predecoded, from: d.client)
+            rollBackIfRefused(d)
         }
+        startDecodes()
+    }
+
+    /// At shutdown: finishes the compile and every decode (queued ones here), handling what they bring, so each
+    /// request that was read completely is answered.
+    public func finishAll() {
+        finishCompile()
+        for d in decoding where !d.started {
+            d.started = true
+            d.run()
+        }
+        for d in decoding { d.thread?.join() }
+        collectFinishedWork()
+        finishCompile()
+    }
+
+    /// Whether the last chunk handled was taken (set by `resyncChunk`).
+    var chunkTaken = false
+
+    /// A chunk its decoder appended to the session's document but the control thread then refused (a bad envelope,
+    /// an unknown parameter): cut back out, so "not taken" holds.
+    func rollBackIfRefused(_ d: Decode) {
+        guard case .chunk(.success(let c))? = d.predecoded, c.appended, !chunkTaken, resync?.session == d.session,
+              resync?.fibOut == false else { return }
+        let b = c.before
+        resync!.fib.nextHops.removeLast(resync!.fib.nextHops.count - b.nextHops)
+        resync!.fib.ecmpGroups.removeLast(resync!.fib.ecmpGroups.count - b.ecmpGroups)
+        resync!.fib.ilm.removeLast(resync!.fib.ilm.count - b.ilm)
+        resync!.fib.vni.removeLast(resync!.fib.vni.count - b.vni)
+        resync!.fib.ftn.removeLast(resync!.fib.ftn.count - b.ftn)
+        resync!.fib.macs.removeLast(resync!.fib.macs.count - b.macs)
     }
 
     /// Handles `line` as if a decoder thread had parsed and decoded it, on this thread (the request fuzz target
@@ -964,6 +1019,8 @@ public final class ControlService: RPCHandler {
     struct DecodedChunk {
         var part: FIBSpec
         var appended = false
+        /// The document's array lengths before an append (to cut a refused chunk back out).
+        var before = (nextHops: 0, ecmpGroups: 0, ilm: 0, vni: 0, ftn: 0, macs: 0)
         let count: Int
         /// ILM, VNI and FTN entries (the `maxEntries` limit).
         let entries: Int
@@ -1000,7 +1057,7 @@ public final class ControlService: RPCHandler {
         guard total <= engine.maxEntries else {
             throw Failure(RPCError.limitExceeded, "the resync would hold \(total) entries; the limit is \(engine.maxEntries)")
         }
-        if !part.appended { ControlService.appendChunk(part.part, to: &resync!.fib) }
+        if part.appended { chunkTaken = true } else { ControlService.appendChunk(part.part, to: &resync!.fib) }
         resync!.entries = total
         resync!.elements = elements
         resync!.chunks += 1

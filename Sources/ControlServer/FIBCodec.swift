@@ -66,11 +66,11 @@ public enum FIBCodec {
     /// and its non-null cells, decoded exactly like the object form. Nil or null: no elements.
     /// `section`: the section's own name in errors about its shape (default `path`).
     static func forEachElement(_ v: JSONValue?, _ path: String, section: String? = nil,
-                               _ body: (JSONValue, String) throws(ValidationError) -> Void) throws(ValidationError) {
+                               _ body: (JSONValue, ElementPath) throws(ValidationError) -> Void) throws(ValidationError) {
         guard let v, v != .null else { return }
         switch v {
         case .array(let a):
-            for (i, e) in a.enumerated() { try body(e, "\(path)[\(i)]") }
+            for (i, e) in a.enumerated() { try body(e, ElementPath(path, index: i, compact: false)) }
         case .object(let f) where f.contains { $0.0 == "columns" }:
             var r = try ObjectReader(v, path: section ?? path)
             let columns = try r.array("columns")
@@ -95,7 +95,7 @@ public enum FIBCodec {
                 var fields: [(String, JSONValue)] = []
                 fields.reserveCapacity(names.count)
                 for j in 0..<names.count where cells[j] != .null { fields.append((names[j], cells[j])) }
-                try body(.object(fields), "\(path).rows[\(i)]")
+                try body(.object(fields), ElementPath(path, index: i, compact: true))
             }
         default:
             throw ValidationError(section ?? path, "expected an array of entries, or the compact form {\"columns\", \"rows\"}; "
@@ -105,7 +105,7 @@ public enum FIBCodec {
 
     /// Elements of a section (`forEachElement`), decoded.
     static func section<T>(_ v: JSONValue?, _ path: String, section: String? = nil,
-                           _ decode: (JSONValue, String) throws(ValidationError) -> T) throws(ValidationError) -> [T] {
+                           _ decode: (JSONValue, ElementPath) throws(ValidationError) -> T) throws(ValidationError) -> [T] {
         var out: [T] = []
         if case .array(let a)? = v { out.reserveCapacity(a.count) }
         try forEachElement(v, path, section: section) { (e, p) throws(ValidationError) in out.append(try decode(e, p)) }
@@ -125,11 +125,11 @@ public enum FIBCodec {
         return f
     }
 
-    public static func decodeNextHop(_ v: JSONValue, _ path: String) throws(ValidationError) -> NextHopSpec {
-        var r = try ObjectReader(v, path: path)
+    public static func decodeNextHop(_ v: JSONValue, _ path: ElementPath) throws(ValidationError) -> NextHopSpec {
+        var r = try ObjectReader(v, element: path)
         let name = try r.string("name")
-        let el = "\(path) (\(name))"
-        r.path = el
+        let el = path.keyed(name)
+        r.element = el
         let src = try r.optionalString("sourceMac")
         let nh = NextHopSpec(
             name: name, port: try r.string("port"), mac: try mac(try r.string("mac"), "\(el).mac"),
@@ -156,11 +156,11 @@ public enum FIBCodec {
         return spec
     }
 
-    public static func decodeILM(_ v: JSONValue, _ path: String) throws(ValidationError) -> ILMEntrySpec {
-        var r = try ObjectReader(v, path: path)
+    public static func decodeILM(_ v: JSONValue, _ path: ElementPath) throws(ValidationError) -> ILMEntrySpec {
+        var r = try ObjectReader(v, element: path)
         let label = UInt32(try r.integer("label", in: 0...Int64(UInt32.max)))
-        let el = "\(path) (label \(label))"
-        r.path = el
+        let el = path.keyed("label", UInt64(label))
+        r.element = el
         let opText = try r.string("op")
         let op: ILMOperationSpec
         switch opText {
@@ -202,11 +202,11 @@ public enum FIBCodec {
         return ILMEntrySpec(label: label, operation: op, backupOut: backupOut)
     }
 
-    public static func decodeVNI(_ v: JSONValue, _ path: String) throws(ValidationError) -> VNIEntrySpec {
-        var r = try ObjectReader(v, path: path)
+    public static func decodeVNI(_ v: JSONValue, _ path: ElementPath) throws(ValidationError) -> VNIEntrySpec {
+        var r = try ObjectReader(v, element: path)
         let vni = UInt32(try r.integer("vni", in: 0...Int64(UInt32.max)))
-        let el = "\(path) (vni \(vni))"
-        r.path = el
+        let el = path.keyed("vni", UInt64(vni))
+        r.element = el
         _ = try ttlMode(&r, el, l2: true)
         if let m = r.value("multipoint"), m != .null {
             let e = VNIEntrySpec(vni: vni, multipoint: try decodeMultipoint(m, "\(el).multipoint"),
@@ -274,11 +274,11 @@ public enum FIBCodec {
                  ("holdSeconds", num(l.holdSeconds))])
     }
 
-    public static func decodeMAC(_ v: JSONValue, _ path: String) throws(ValidationError) -> MACEntrySpec {
-        var r = try ObjectReader(v, path: path)
+    public static func decodeMAC(_ v: JSONValue, _ path: ElementPath) throws(ValidationError) -> MACEntrySpec {
+        var r = try ObjectReader(v, element: path)
         let vni = UInt32(try r.integer("vni", in: 0...Int64(UInt32.max)))
         let text = try r.string("mac")
-        r.path = "\(path) (mac \(vni)/\(text))"
+        r.element = path.keyed("mac \(vni)/\(text)")
         let vtep = try r.optionalString("vtep")
         let e = MACEntrySpec(vni: vni, mac: try mac(text, "\(r.path).mac"), site: try r.optionalString("site"),
                              vtep: try vtep.map { (s: String) throws(ValidationError) -> IPAddress in try address(s, "\(r.path).vtep") })
@@ -286,17 +286,17 @@ public enum FIBCodec {
         return e
     }
 
-    static func backupPush(_ r: inout ObjectReader, _ el: String) throws(ValidationError) -> [UInt32]? {
+    static func backupPush(_ r: inout ObjectReader, _ el: ElementPath) throws(ValidationError) -> [UInt32]? {
         try r.arrayIfPresent("backupPush").map { (a: [JSONValue]) throws(ValidationError) -> [UInt32] in
             try labels(a, "\(el).backupPush")
         }
     }
 
-    public static func decodeFTN(_ v: JSONValue, _ path: String) throws(ValidationError) -> FTNEntrySpec {
-        var r = try ObjectReader(v, path: path)
+    public static func decodeFTN(_ v: JSONValue, _ path: ElementPath) throws(ValidationError) -> FTNEntrySpec {
+        var r = try ObjectReader(v, element: path)
         let prefixText = try r.string("prefix")
-        let el = "\(path) (\(prefixText))"
-        r.path = el
+        let el = path.keyed(prefixText)
+        r.element = el
         let (address, length) = try prefix(prefixText, "\(el).prefix")
         let e = FTNEntrySpec(
             vrf: try r.optionalString("vrf") ?? "default", prefix: address, length: length,
@@ -313,7 +313,7 @@ public enum FIBCodec {
 
 
     /// Reads "ttlMode": uniform (default for IP) or pipe; L2 entries (pseudowires, VNIs) accept only pipe.
-    static func ttlMode(_ r: inout ObjectReader, _ el: String, l2: Bool) throws(ValidationError) -> TTLMode {
+    static func ttlMode(_ r: inout ObjectReader, _ el: ElementPath, l2: Bool) throws(ValidationError) -> TTLMode {
         guard let text = try r.optionalString("ttlMode") else { return l2 ? .pipe : .uniform }
         guard let m = TTLMode(rawValue: text) else { throw ValidationError("\(el).ttlMode", "\"\(text)\" is not uniform or pipe", kind: .format) }
         if l2 && m == .uniform {
@@ -322,43 +322,45 @@ public enum FIBCodec {
         return m
     }
 
-    static func labels(_ a: [JSONValue], _ path: String) throws(ValidationError) -> [UInt32] {
+    static func labels(_ a: [JSONValue], _ path: @autoclosure () -> String) throws(ValidationError) -> [UInt32] {
         var out: [UInt32] = []
+        out.reserveCapacity(a.count)
         for (i, v) in a.enumerated() {
-            out.append(UInt32(try ObjectReader.integer(v, "\(path)[\(i)]", in: 0...Int64(MPLSLabel.maxValue))))
+            out.append(UInt32(try ObjectReader.integer(v, "\(path())[\(i)]", in: 0...Int64(MPLSLabel.maxValue))))
         }
         return out
     }
 
-    static func payload(_ s: String, _ path: String) throws(ValidationError) -> Payload {
+    static func payload(_ s: String, _ path: @autoclosure () -> String) throws(ValidationError) -> Payload {
         switch s {
         case "mpls": return .mpls
         case "ipv4": return .ipv4
         case "ipv6": return .ipv6
-        default: throw ValidationError(path, "\"\(s)\" is not mpls, ipv4 or ipv6", kind: .format)
+        default: throw ValidationError(path(), "\"\(s)\" is not mpls, ipv4 or ipv6", kind: .format)
         }
     }
 
-    static func mac(_ s: String, _ path: String) throws(ValidationError) -> MACAddress {
-        guard let m = MACAddress(s) else { throw ValidationError(path, "\"\(s)\" is not a MAC address (aa:bb:cc:dd:ee:ff)", kind: .format) }
+    static func mac(_ s: String, _ path: @autoclosure () -> String) throws(ValidationError) -> MACAddress {
+        guard let m = MACAddress(s) else { throw ValidationError(path(), "\"\(s)\" is not a MAC address (aa:bb:cc:dd:ee:ff)", kind: .format) }
         return m
     }
 
-    static func address(_ s: String, _ path: String) throws(ValidationError) -> IPAddress {
-        guard let a = IPAddress(s) else { throw ValidationError(path, "\"\(s)\" is not an IPv4 or IPv6 address", kind: .format) }
+    static func address(_ s: String, _ path: @autoclosure () -> String) throws(ValidationError) -> IPAddress {
+        guard let a = IPAddress(s) else { throw ValidationError(path(), "\"\(s)\" is not an IPv4 or IPv6 address", kind: .format) }
         return a
     }
 
-    static func addresses(_ a: [JSONValue], _ path: String) throws(ValidationError) -> [IPAddress] {
+    static func addresses(_ a: [JSONValue], _ path: @autoclosure () -> String) throws(ValidationError) -> [IPAddress] {
         var out: [IPAddress] = []
-        for (i, v) in a.enumerated() { out.append(try address(try ObjectReader.string(v, "\(path)[\(i)]"), "\(path)[\(i)]")) }
+        out.reserveCapacity(a.count)
+        for (i, v) in a.enumerated() { out.append(try address(try ObjectReader.string(v, "\(path())[\(i)]"), "\(path())[\(i)]")) }
         return out
     }
 
-    static func prefix(_ s: String, _ path: String) throws(ValidationError) -> (IPAddress, Int) {
+    static func prefix(_ s: String, _ path: @autoclosure () -> String) throws(ValidationError) -> (IPAddress, Int) {
         let parts = s.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let a = IPAddress(String(parts[0])), let len = Int(parts[1]) else {
-            throw ValidationError(path, "\"\(s)\" is not ADDRESS/LENGTH", kind: .format)
+            throw ValidationError(path(), "\"\(s)\" is not ADDRESS/LENGTH", kind: .format)
         }
         return (a, len)
     }
@@ -478,7 +480,7 @@ extension FIBCodec {
     }
 
     /// Decodes one element of `kind` ("nextHop", "ecmpGroup", "ilm", "vni", "ftn").
-    public static func decodeEntry(kind: String, _ v: JSONValue, _ path: String) throws(ValidationError) -> FIBEntry {
+    public static func decodeEntry(kind: String, _ v: JSONValue, _ path: ElementPath) throws(ValidationError) -> FIBEntry {
         switch kind {
         case "nextHop": return .nextHop(try decodeNextHop(v, path))
         case "ecmpGroup": return .ecmpGroup(try decodeGroup(v, path))
@@ -490,8 +492,8 @@ extension FIBCodec {
         }
     }
 
-    public static func decodeGroup(_ v: JSONValue, _ path: String) throws(ValidationError) -> ECMPGroupSpec {
-        var g = try ObjectReader(v, path: path)
+    public static func decodeGroup(_ v: JSONValue, _ path: ElementPath) throws(ValidationError) -> ECMPGroupSpec {
+        var g = try ObjectReader(v, element: path)
         let name = try g.string("name")
         var members: [String] = []
         for (j, m) in try g.array("members").enumerated() {

@@ -3,16 +3,24 @@ import Control
 /// Reads one JSON object's fields by name, with errors naming the element (`ilm[3].out`) and a check that no
 /// unknown key was given (a typo must not silently become a default).
 struct ObjectReader {
-    /// The element named in errors; decoders refine it once they know the entry's key.
-    var path: String
+    /// The element named in errors; decoders refine it once they know the entry's key. Formatted only on errors.
+    var element: ElementPath
+    var path: String {
+        get { element.description }
+        set { element = ElementPath(newValue) }
+    }
     let fields: [(String, JSONValue)]
     /// The fields asked for, by position (bit i: fields[i]); objects with more than 64 fields fall back to `usedKeys`.
     private var used: UInt64 = 0
     private var usedKeys: Set<String> = []
 
     init(_ v: JSONValue, path: String) throws(ValidationError) {
-        guard case .object(let f) = v else { throw ValidationError(path, "expected an object, got \(v.typeName)", kind: .type) }
-        self.path = path
+        try self.init(v, element: ElementPath(path))
+    }
+
+    init(_ v: JSONValue, element: ElementPath) throws(ValidationError) {
+        guard case .object(let f) = v else { throw ValidationError(element.description, "expected an object, got \(v.typeName)", kind: .type) }
+        self.element = element
         self.fields = f
     }
 
@@ -79,17 +87,17 @@ struct ObjectReader {
         }
     }
 
-    static func string(_ v: JSONValue, _ path: String) throws(ValidationError) -> String {
-        guard case .string(let s) = v else { throw ValidationError(path, "expected a string, got \(v.typeName)", kind: .type) }
+    static func string(_ v: JSONValue, _ path: @autoclosure () -> String) throws(ValidationError) -> String {
+        guard case .string(let s) = v else { throw ValidationError(path(), "expected a string, got \(v.typeName)", kind: .type) }
         return s
     }
 
-    static func integer(_ v: JSONValue, _ path: String, in range: ClosedRange<Int64>) throws(ValidationError) -> Int64 {
-        guard case .number(let text) = v else { throw ValidationError(path, "expected an integer, got \(v.typeName)", kind: .type) }
+    static func integer(_ v: JSONValue, _ path: @autoclosure () -> String, in range: ClosedRange<Int64>) throws(ValidationError) -> Int64 {
+        guard case .number(let text) = v else { throw ValidationError(path(), "expected an integer, got \(v.typeName)", kind: .type) }
         guard let n = Int64(text) else {
-            throw ValidationError(path, "\(text) is not an integer in \(range.lowerBound)–\(range.upperBound)", kind: .range)
+            throw ValidationError(path(), "\(text) is not an integer in \(range.lowerBound)–\(range.upperBound)", kind: .range)
         }
-        guard range.contains(n) else { throw ValidationError(path, "\(n) outside \(range.lowerBound)–\(range.upperBound)", kind: .range) }
+        guard range.contains(n) else { throw ValidationError(path(), "\(n) outside \(range.lowerBound)–\(range.upperBound)", kind: .range) }
         return n
     }
 }

@@ -224,8 +224,9 @@ func runAgent(_ o: RunCommand) -> Never {
 
     server.run { stopping }
     _ = mg_sd_notify("STOPPING=1")
-    // A resync still compiling is finished (and published) before anything stops.
-    service.finishCompile()
+    // A resync still compiling is finished (and published), and requests still being parsed are handled, before
+    // anything stops.
+    service.finishAll()
     server.flushAll()   // its reply, as far as the client takes it now
 
     server.shutdown()

@@ -140,6 +140,19 @@ import Control
         FuzzSupport.discardOutput(a)
         _ = request(service, a, 9, "resync.chunk", "{\"session\":\"\(session)\",\"ilm\":{\"columns\":[\"label\",\"op\",\"out\",\"via\"],\"rows\":[[303,\"swap\",[903],\"p1\"],[304,\"swap\",[904],\"p1\"],[305,\"swap\",[905],\"p1\"]]}}")
         #expect(collect(a).contains("\"total\":7"))
+        // A chunk its decoder appended but the control thread refuses (an unknown parameter, a bad envelope) is not
+        // taken: the resync below holds only the 6 labels above.
+        let rows = "{\"columns\":[\"label\",\"op\",\"out\",\"via\"],\"rows\":["
+            + (400..<406).map { "[\($0),\"swap\",[906],\"p1\"]" }.joined(separator: ",") + "]}"
+        FuzzSupport.discardOutput(a)
+        _ = request(service, a, 20, "resync.chunk", "{\"session\":\"\(session)\",\"foo\":1,\"ilm\":\(rows)}")
+        #expect(a.awaitingReply, "the chunk goes to the decoder")
+        let unknown = collect(a)
+        #expect(unknown.contains("-32602") && unknown.contains("foo"), "\(unknown)")
+        FuzzSupport.discardOutput(a)
+        service.handle(line: Array("{\"jsonrpc\":\"1.0\",\"id\":21,\"method\":\"resync.chunk\",\"params\":{\"session\":\"\(session)\",\"ilm\":\(rows)}}".utf8)[...], from: a)
+        #expect(a.awaitingReply, "the chunk goes to the decoder")
+        #expect(collect(a).contains("-32600"))
         FuzzSupport.discardOutput(a)
         let end = request(service, a, 10, "resync.end", "{\"session\":\"\(session)\"}")
         #expect(end.contains("\"generation\":2") && end.contains("\"added\":6") && end.contains("\"deleted\":2"), "\(end)")

@@ -10,6 +10,8 @@ agent's resident memory (before, after, peak), and what a second client asking `
   apply-10k       apply calls of 10,000 entries in the compact form
   resync-1pct     after a resync of N, a second resync of the same N with 1 % of the entries changed (timed alone;
                   the changed entries' replies and counters follow the usual replace rules)
+  ctl-encode      `mplsgatectl resync FILE` (objects, then --compact) of an N-entry FIB document against a stand-in
+                  socket that answers every request at once: mplsgatectl's own read, decode and encode rate
   ip-batch        `ip -batch` adding N IPv4 /24 routes in a scratch namespace (on a veth: this kernel has no dummy
                   driver), the kernel's FIB through netlink, for comparison with MPLSGate's FTN figures
 
@@ -19,6 +21,7 @@ Run (root): MPLSGATE_BIN_DIR=.build/release /usr/bin/python3 Benchmarks/control/
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,7 +37,7 @@ from scapy.contrib.mpls import MPLS  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 CHUNK = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
-MODES = sys.argv[3:] or ["resync", "resync-compact", "apply", "apply-10k", "resync-1pct", "ip-batch"]
+MODES = sys.argv[3:] or ["resync", "resync-compact", "apply", "apply-10k", "resync-1pct", "ctl-encode", "ip-batch"]
 FIRST = 16
 CONFIG = {"version": 1, "ports": [
     {"name": "core0", "interface": "mg-core0", "mac": "02:00:00:00:00:01", "role": "core"},
@@ -196,6 +199,61 @@ def run(mode, a, p, tmp):
     return out
 
 
+def ctl_encode(tmp):
+    """mplsgatectl's own rate: it reads an N-entry document and sends it as chunks to a stand-in server (a thread
+    here) that answers each request at once, so the agent's work is not in the time."""
+    import socket as s
+    path = os.path.join(tmp, "fib-1m.json")
+    with open(path, "w") as f:
+        f.write('{"version":1,"nextHops":[%s],"ilm":[' % json.dumps(NH))
+        f.write(",".join(entries(N)))
+        f.write("]}")
+    sock_path = os.path.join(tmp, "stand-in.sock")
+    server = s.socket(s.AF_UNIX, s.SOCK_STREAM)
+    server.bind(sock_path)
+    server.listen(4)
+    received = [0]
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            buf = b""
+            with conn:
+                while True:
+                    data = conn.recv(1 << 22)
+                    if not data:
+                        break
+                    buf += data
+                    while b"\n" in buf:
+                        line, buf = buf.split(b"\n", 1)
+                        # Only the envelope is read (a chunk's entries are not parsed here: not what is measured).
+                        head = line[:300].decode("utf-8", "replace")
+                        method = re.search(r'"method":"([^"]+)"', head).group(1)
+                        rid = int(re.search(r'"id":(\d+)', head).group(1))
+                        received[0] += len(line)
+                        result = {"session": "1", "generation": 0, "maxEntriesPerChunk": 100000} if method == "resync.begin" \
+                            else {"chunk": 0, "received": 0, "total": 0} if method == "resync.chunk" \
+                            else {"generation": 1, "added": N, "replaced": 0, "deleted": 0}
+                        conn.sendall(json.dumps({"jsonrpc": "2.0", "id": rid, "result": result}).encode() + b"\n")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    out = {"mode": "ctl-encode", "entries": N, "documentBytes": os.path.getsize(path)}
+    for form, extra in (("objects", []), ("compact", ["--compact"])):
+        received[0] = 0
+        start = time.time()
+        r = subprocess.run([binary("mplsgatectl"), "--socket", sock_path, "resync", path, *extra], capture_output=True, text=True)
+        seconds = time.time() - start
+        assert r.returncode == 0, r.stderr
+        out[form] = {"seconds": round(seconds, 3), "entriesPerSecond": round(N / seconds), "bytesSent": received[0]}
+    server.close()
+    os.unlink(path)
+    return out
+
+
 def ip_batch(tmp):
     """`ip -batch` of N IPv4 /24 routes on a veth (no dummy driver here) in a scratch namespace: the kernel's FIB,
     through netlink."""
@@ -226,6 +284,9 @@ def main():
         for mode in MODES:
             if mode == "ip-batch":
                 print(json.dumps(ip_batch(tmp)), flush=True)
+                continue
+            if mode == "ctl-encode":
+                print(json.dumps(ctl_encode(tmp)), flush=True)
                 continue
             r = run(mode, a, p, tmp)
             print(json.dumps(r), flush=True)

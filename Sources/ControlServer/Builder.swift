@@ -25,7 +25,7 @@ final class BuilderThread: @unchecked Sendable {
             me.job?()
             me.job = nil
             me.finished.store(true, ordering: .releasing)
-            mg_eventfd_signal(me.done)
+            if me.done >= 0 { mg_eventfd_signal(me.done) }
             return nil
         }, box)
         if rc != 0 {
@@ -53,5 +53,22 @@ final class Held<T>: @unchecked Sendable {
     func take() -> T? {
         defer { value = nil }
         return value
+    }
+}
+
+/// A value computed on a thread of its own while the caller does other work (the other CPU is idle while a resync
+/// compiles); `value` waits for it. Computed here when no thread can be started.
+final class ParallelSum: @unchecked Sendable {
+    private var result: UInt64 = 0
+    private var thread: BuilderThread?
+
+    init(_ compute: @escaping () -> UInt64) {
+        thread = BuilderThread(done: -1) { [unowned self] in self.result = compute() }
+        if thread == nil { result = compute() }
+    }
+
+    var value: UInt64 {
+        thread?.join()
+        return result
     }
 }

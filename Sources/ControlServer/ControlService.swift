@@ -890,7 +890,9 @@ public final class ControlService: RPCHandler {
     }
 
     /// The engine's part of `commit`: touches only the engine, so a builder thread may run it.
-    func applyToEngine(_ changes: [FIBChange], expected: UInt64?, digest old: UInt64,
+    /// `document`: what the FIB equals after the commit (a resync's), so a large commit's digest is summed from it on
+    /// a second thread while the engine works.
+    func applyToEngine(_ changes: [FIBChange], expected: UInt64?, digest old: UInt64, document: FIBSpec? = nil,
                        names: (Int, FIBChange) -> String) throws(Failure) -> CommitResult {
         // A commit that rewrites much of the FIB (a resync) is summed again after it and written as a snapshot; any
         // other updates the digest by its keys' hashes before and after and becomes one journal record, so its cost
@@ -906,12 +908,14 @@ public final class ControlService: RPCHandler {
         }
         let g: UInt64
         let started = ControlService.now()
+        let summed = large ? document.map { doc in ParallelSum { ControlService.documentDigest(doc) } } : nil
         do { g = try engine.apply(changes, expectedGeneration: expected, elementName: names) } catch {
+            _ = summed?.value
             throw ControlService.failure(error)
         }
         var result = CommitResult(generation: g, digest: old, snapshot: large, seconds: 0)
         if large {
-            result.digest = engineDigest()
+            result.digest = summed?.value ?? engineDigest()
         } else {
             result.touched.reserveCapacity(before.count)
             for (k, old) in before {
@@ -923,6 +927,18 @@ public final class ControlService: RPCHandler {
         }
         result.seconds = ControlService.now() - started
         return result
+    }
+
+    /// The digest a FIB equal to `fib` has (what `engineDigest` gives after a resync to it).
+    static func documentDigest(_ fib: FIBSpec) -> UInt64 {
+        var sum: UInt64 = 0
+        for e in fib.nextHops { sum &+= hash(.nextHop(e)) }
+        for e in fib.ecmpGroups { sum &+= hash(.ecmpGroup(e)) }
+        for e in fib.ilm { sum &+= hash(.ilm(e)) }
+        for e in fib.vni { sum &+= hash(.vni(e)) }
+        for e in fib.ftn { sum &+= hash(.ftn(e)) }
+        for e in fib.macs { sum &+= hash(.mac(e)) }
+        return sum
     }
 
     /// The order-independent sum of every entry's hash.
@@ -950,9 +966,14 @@ public final class ControlService: RPCHandler {
     /// The engine's part of a validated document's commit into an empty engine (`FIBEngine.installFresh`).
     func installFreshInEngine(_ fib: FIBSpec, expected: UInt64?) throws(Failure) -> CommitResult {
         let started = ControlService.now()
+        // The digest of the FIB after it is the document's: summed on a second thread while the tables are built.
+        let digest = ParallelSum { ControlService.documentDigest(fib) }
         let g: UInt64
-        do { g = try engine.installFresh(fib, expectedGeneration: expected) } catch { throw ControlService.failure(error) }
-        let sum = engineDigest()
+        do { g = try engine.installFresh(fib, expectedGeneration: expected) } catch {
+            _ = digest.value
+            throw ControlService.failure(error)
+        }
+        let sum = digest.value
         return CommitResult(generation: g, digest: sum, snapshot: true, seconds: ControlService.now() - started)
     }
 
@@ -1138,7 +1159,7 @@ public final class ControlService: RPCHandler {
         if changes.isEmpty {
             o.generation = try unchanged(expected: expected)
         } else {
-            let c = try applyToEngine(changes, expected: expected, digest: old, names: { _, c in "\(c.entryKey)" })
+            let c = try applyToEngine(changes, expected: expected, digest: old, document: fib, names: { _, c in "\(c.entryKey)" })
             o.commit = c
             o.generation = c.generation
         }

@@ -164,6 +164,23 @@ import Control
         #expect(engine.counts.ilm == 6 && engine.generation == 2)
     }
 
+    /// After a resync the digest is the document's (summed on a second thread while the engine works): the same as
+    /// summing the engine's entries, into an empty FIB and as a large diff into a full one.
+    @Test func aResyncsDigestIsTheFIBs() throws {
+        let engine = try FIBEngine(config: Self.config, maxEntries: 20_000)
+        let service = ControlService(engine: engine, stateWriter: nil)
+        let owner = RPCClient(id: 1, fd: -1, uid: 0, pid: 0)
+        for (round, base) in [100, 9_000].enumerated() {
+            let s = try #require(request(service, owner, 1, "resync.begin").firstMatch(of: /"session":"([0-9a-f]+)"/)?.1)
+            let rows = (base..<base + 5_000).map { "[\($0),\"swap\",[\($0 + 1)],\"p1\"]" }.joined(separator: ",")
+            _ = request(service, owner, 2, "resync.chunk", "{\"session\":\"\(s)\",\"nextHops\":[{\"name\":\"p1\",\"port\":\"core0\",\"mac\":\"02:aa:00:00:00:01\"}],\"ilm\":{\"columns\":[\"label\",\"op\",\"out\",\"via\"],\"rows\":[\(rows)]}}")
+            let end = request(service, owner, 3, "resync.end", "{\"session\":\"\(s)\"}")
+            #expect(end.contains("\"generation\":\(round + 1)"), "\(end)")
+            #expect(service.digestText == ControlService(engine: engine, stateWriter: nil).digestText, "round \(round)")
+        }
+        #expect(engine.counts.ilm == 5_000)
+    }
+
     @Test func smallResyncsStayOnTheControlThread() throws {
         let engine = try FIBEngine(config: Self.config, maxEntries: 10_000)
         let service = ControlService(engine: engine, stateWriter: nil)

@@ -279,7 +279,14 @@ public final class ControlService: RPCHandler {
 
         func run() {
             let value: JSONValue
-            do { value = try JSONParser.parse(line) } catch { parsed = .failure(error); return }
+            // A chunk whose ILM rows are in the compact form: decoded straight from the bytes (`CompactRows`).
+            let fast = CompactRows.parseChunk(line)
+            #if FUZZING
+            if let fast { ControlService.checkFastPath(fast, line, chunk: chunk) }
+            #endif
+            if let fast { value = fast.request } else {
+                do { value = try JSONParser.parse(line) } catch { parsed = .failure(error); return }
+            }
             line = []
             parsed = .success(value)
             // Only a well-formed envelope's params are decoded here; anything else goes the usual way.
@@ -291,7 +298,9 @@ public final class ControlService: RPCHandler {
             switch method {
             case "resync.chunk":
                 do throws(ValidationError) {
-                    var part = DecodedChunk(try ControlService.decodeChunk(params, chunk: chunk))
+                    var spec = try ControlService.decodeChunk(params, chunk: chunk)
+                    if let fast { spec.ilm = fast.ilm }
+                    var part = DecodedChunk(spec)
                     if case .string(let sent)? = params.first(where: { $0.0 == "session" })?.1, sent == session,
                        part.count <= ControlService.maxOperationsPerCall, entriesBefore + part.entries <= maxEntries,
                        var fib = accumulated {
@@ -401,6 +410,24 @@ public final class ControlService: RPCHandler {
         d.run()
         if let parsed = d.parsed { handle(parsed, predecoded: d.predecoded, from: client) }
     }
+
+    #if FUZZING
+    /// The request fuzz target's check of the fast path: what it accepts, the usual parser and `decodeILM` accept
+    /// too, with the same entries.
+    static func checkFastPath(_ fast: (request: JSONValue, ilm: [ILMEntrySpec]), _ line: [UInt8], chunk: Int) {
+        guard case .object(let fields)? = try? JSONParser.parse(line),
+              case .object(let params)? = fields.first(where: { $0.0 == "params" })?.1 else {
+            preconditionFailure("the fast path took a request the parser refuses")
+        }
+        let ilm = try? FIBCodec.section(params.first { $0.0 == "ilm" }?.1, "chunk \(chunk) ilm", FIBCodec.decodeILM)
+        precondition(ilm == fast.ilm, "the fast path decoded other ILM entries than decodeILM")
+        let nulled = fields.map { f -> (String, JSONValue) in
+            guard f.0 == "params" else { return f }
+            return (f.0, .object(params.map { $0.0 == "ilm" ? ($0.0, .null) : $0 }))
+        }
+        precondition(JSONValue.object(nulled) == fast.request, "the fast path parsed the rest of the request otherwise")
+    }
+    #endif
 
     /// Gives the resync's document back from a decoder (when its session is still open).
     func checkIn(_ d: Decode) {

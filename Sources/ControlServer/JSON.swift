@@ -46,9 +46,9 @@ public struct JSONSyntaxError: Error, Equatable, CustomStringConvertible {
 public struct JSONParser {
     public static let defaultMaxDepth = 64
 
-    private let bytes: [UInt8]
-    private var i = 0
-    private let maxDepth: Int
+    let bytes: [UInt8]
+    var i = 0
+    let maxDepth: Int
 
     public static func parse(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) throws(JSONSyntaxError) -> JSONValue {
         var p = JSONParser(bytes: bytes, maxDepth: maxDepth)
@@ -63,7 +63,7 @@ public struct JSONParser {
         try parse(Array(text.utf8), maxDepth: maxDepth)
     }
 
-    private init(bytes: [UInt8], maxDepth: Int) { self.bytes = bytes; self.maxDepth = maxDepth }
+    init(bytes: [UInt8], maxDepth: Int) { self.bytes = bytes; self.maxDepth = maxDepth }
 
     private func error(_ message: String) -> JSONSyntaxError {
         var line = 1, col = 1
@@ -71,11 +71,11 @@ public struct JSONParser {
         return JSONSyntaxError(offset: i, line: line, column: col, message: message)
     }
 
-    private mutating func skipSpace() {
+    mutating func skipSpace() {
         while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
     }
 
-    private mutating func value(depth: Int) throws(JSONSyntaxError) -> JSONValue {
+    mutating func value(depth: Int) throws(JSONSyntaxError) -> JSONValue {
         guard i < bytes.count else { throw error("unexpected end of input") }
         switch bytes[i] {
         case UInt8(ascii: "{"):
@@ -168,7 +168,7 @@ public struct JSONParser {
         return String(decoding: bytes[start..<i], as: UTF8.self)
     }
 
-    private mutating func string() throws(JSONSyntaxError) -> String {
+    mutating func string() throws(JSONSyntaxError) -> String {
         i += 1  // opening quote
         // Most strings (names, MACs, addresses, keys) have no escapes: one scan, one String made from the bytes.
         let start = i

@@ -1,0 +1,195 @@
+import Control
+import FIB
+import Wire
+
+/// The fast path of a large resync chunk: a request whose `params.ilm` is in the compact form
+/// (`{"columns": [...], "rows": [[...], ...]}`) has its rows decoded straight from the bytes into `ILMEntrySpec`s,
+/// with no JSON tree for them; the rest of the request is parsed as usual, `params.ilm` left as null.
+///
+/// It never reports an error: whatever it does not take on (another method, escapes in a string, an operation other
+/// than swap, pop or drop, a column it does not know, an out-of-range number, any syntax error) makes it return nil,
+/// and the caller parses the request the usual way, so every error reads exactly as before. What it accepts it
+/// decodes exactly as `FIBCodec.decodeILM` does (the request fuzz target checks both against each other).
+enum CompactRows {
+    /// The request's tree (with `params.ilm` null) and the ILM entries of its compact rows; nil: use the slow path.
+    static func parseChunk(_ bytes: [UInt8]) -> (request: JSONValue, ilm: [ILMEntrySpec])? {
+        var p = JSONParser(bytes: bytes, maxDepth: JSONParser.defaultMaxDepth)
+        var fields: [(String, JSONValue)] = []
+        var ilm: [ILMEntrySpec]?
+        p.skipSpace()
+        guard p.take(UInt8(ascii: "{")) else { return nil }
+        repeat {
+            p.skipSpace()
+            guard let key = p.plainString(), !fields.contains(where: { $0.0 == key }), p.colon() else { return nil }
+            if key == "params" && p.peek(UInt8(ascii: "{")) {
+                p.i += 1
+                var params: [(String, JSONValue)] = []
+                repeat {
+                    p.skipSpace()
+                    guard let k = p.plainString(), !params.contains(where: { $0.0 == k }), p.colon() else { return nil }
+                    if k == "ilm" && p.peek(UInt8(ascii: "{")) {
+                        guard let rows = p.compactILM() else { return nil }
+                        ilm = rows
+                        params.append((k, .null))
+                    } else {
+                        guard let v = try? p.value(depth: 2) else { return nil }
+                        params.append((k, v))
+                    }
+                    p.skipSpace()
+                } while p.take(UInt8(ascii: ","))
+                guard p.take(UInt8(ascii: "}")) else { return nil }
+                fields.append((key, .object(params)))
+            } else {
+                guard let v = try? p.value(depth: 1) else { return nil }
+                fields.append((key, v))
+            }
+            p.skipSpace()
+        } while p.take(UInt8(ascii: ","))
+        guard p.take(UInt8(ascii: "}")) else { return nil }
+        p.skipSpace()
+        guard p.i == bytes.count, let ilm,
+              case .string("resync.chunk")? = fields.first(where: { $0.0 == "method" })?.1 else { return nil }
+        return (.object(fields), ilm)
+    }
+}
+
+/// The columns the fast path decodes (`FIBCodec.decodeILM`'s fields for swap, pop and drop).
+private enum ILMColumn: String {
+    case label, op, out, via, ttlMode, payload, backupOut
+}
+
+extension JSONParser {
+    func peek(_ c: UInt8) -> Bool { i < bytes.count && bytes[i] == c }
+
+    /// Takes `c` (after any space) if it comes next.
+    mutating func take(_ c: UInt8) -> Bool {
+        skipSpace()
+        guard peek(c) else { return false }
+        i += 1
+        return true
+    }
+
+    mutating func colon() -> Bool {
+        guard take(UInt8(ascii: ":")) else { return false }
+        skipSpace()
+        return true
+    }
+
+    /// A string of printable ASCII without escapes (nil otherwise: the slow path takes it).
+    mutating func plainString() -> String? {
+        skipSpace()
+        guard peek(UInt8(ascii: "\"")) else { return nil }
+        let start = i + 1
+        var j = start
+        while j < bytes.count {
+            let c = bytes[j]
+            if c == UInt8(ascii: "\"") {
+                i = j + 1
+                return String(decoding: bytes[start..<j], as: UTF8.self)
+            }
+            if c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { return nil }
+            j += 1
+        }
+        return nil
+    }
+
+    /// A non-negative integer in JSON syntax (no sign, fraction, exponent or leading zero) up to `max`.
+    mutating func plainInteger(max: UInt64) -> UInt64? {
+        skipSpace()
+        let start = i
+        var v: UInt64 = 0
+        while i < bytes.count, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") {
+            v = v &* 10 &+ UInt64(bytes[i] - UInt8(ascii: "0"))
+            i += 1
+            if i - start > 10 { return nil }
+        }
+        guard i > start, !(bytes[start] == UInt8(ascii: "0") && i - start > 1), v <= max else { return nil }
+        // A fraction or exponent would make it a number Int64() does not read: the slow path reports it.
+        if i < bytes.count, bytes[i] == UInt8(ascii: ".") || bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+            return nil
+        }
+        return v
+    }
+
+    /// `null` (an absent field in a compact row).
+    mutating func null() -> Bool {
+        skipSpace()
+        guard i + 4 <= bytes.count, bytes[i] == UInt8(ascii: "n"), bytes[i + 1] == UInt8(ascii: "u"),
+              bytes[i + 2] == UInt8(ascii: "l"), bytes[i + 3] == UInt8(ascii: "l") else { return false }
+        i += 4
+        return true
+    }
+
+    /// An array of labels (`FIBCodec.labels`: each 0–2^20-1).
+    mutating func labelArray() -> [UInt32]? {
+        guard take(UInt8(ascii: "[")) else { return nil }
+        var out: [UInt32] = []
+        if take(UInt8(ascii: "]")) { return out }
+        repeat {
+            guard let l = plainInteger(max: UInt64(MPLSLabel.maxValue)) else { return nil }
+            out.append(UInt32(l))
+        } while take(UInt8(ascii: ","))
+        guard take(UInt8(ascii: "]")) else { return nil }
+        return out
+    }
+
+    /// `{"columns": [...], "rows": [[...], ...]}` of ILM entries, in that order; nil: not for the fast path.
+    mutating func compactILM() -> [ILMEntrySpec]? {
+        guard take(UInt8(ascii: "{")), plainString() == "columns", colon(), take(UInt8(ascii: "[")) else { return nil }
+        var columns: [ILMColumn] = []
+        repeat {
+            guard let name = plainString(), let c = ILMColumn(rawValue: name), !columns.contains(c) else { return nil }
+            columns.append(c)
+        } while take(UInt8(ascii: ","))
+        guard take(UInt8(ascii: "]")), columns.contains(.label), columns.contains(.op),
+              take(UInt8(ascii: ",")), plainString() == "rows", colon(), take(UInt8(ascii: "[")) else { return nil }
+        var entries: [ILMEntrySpec] = []
+        if take(UInt8(ascii: "]")) { return take(UInt8(ascii: "}")) ? entries : nil }
+        var lastVia = ""
+        repeat {
+            guard take(UInt8(ascii: "[")) else { return nil }
+            var label: UInt32?, op: String?, out: [UInt32]?, via: String?, ttl: TTLMode?, payload: Payload?
+            var backupOut: [UInt32]?
+            for (n, c) in columns.enumerated() {
+                if n > 0 && !take(UInt8(ascii: ",")) { return nil }
+                if null() { continue }
+                switch c {
+                case .label: guard let v = plainInteger(max: UInt64(UInt32.max)) else { return nil }; label = UInt32(v)
+                case .op: guard let s = plainString() else { return nil }; op = s
+                case .out: guard let l = labelArray() else { return nil }; out = l
+                case .backupOut: guard let l = labelArray() else { return nil }; backupOut = l
+                case .via:
+                    guard let s = plainString() else { return nil }
+                    // Rows name few next hops: keep one String for a run of equal names.
+                    if s == lastVia { via = lastVia } else { via = s; lastVia = s }
+                case .ttlMode: guard let s = plainString(), let m = TTLMode(rawValue: s) else { return nil }; ttl = m
+                case .payload:
+                    switch plainString() {
+                    case "mpls": payload = .mpls
+                    case "ipv4": payload = .ipv4
+                    case "ipv6": payload = .ipv6
+                    default: return nil
+                    }
+                }
+            }
+            guard take(UInt8(ascii: "]")), let label, let op else { return nil }
+            let operation: ILMOperationSpec
+            switch op {
+            case "swap":
+                guard let out, let via else { return nil }
+                operation = .swap(out: out, via: via, payload: payload, ttlMode: ttl ?? .uniform)
+            case "pop":
+                guard out == nil, via == nil, payload == nil else { return nil }
+                operation = .pop(ttlMode: ttl ?? .uniform)
+            case "drop":
+                guard out == nil, via == nil, payload == nil, ttl == nil else { return nil }
+                operation = .drop
+            default:
+                return nil
+            }
+            entries.append(ILMEntrySpec(label: label, operation: operation, backupOut: backupOut))
+        } while take(UInt8(ascii: ","))
+        guard take(UInt8(ascii: "]")), take(UInt8(ascii: "}")) else { return nil }
+        return entries
+    }
+}

@@ -1,0 +1,76 @@
+import Testing
+import Control
+@testable import ControlServer
+
+/// The fast path of compact ILM rows against the usual parser and `decodeILM`: whatever it accepts must decode to
+/// the same entries (and the same request, `params.ilm` aside); whatever it refuses goes the usual way.
+@Suite struct CompactRowsTests {
+    struct Rand {
+        var state: UInt64
+        mutating func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        mutating func pick<T>(_ a: [T]) -> T { a[Int(next() % UInt64(a.count))] }
+        mutating func chance(_ n: UInt64) -> Bool { next() % n == 0 }
+    }
+
+    static let cells: [String: [String]] = [
+        "label": ["100", "0", "4294967295", "4294967296", "-1", "1.0", "01", "1e3", "\"100\"", "null", "16"],
+        "op": ["\"swap\"", "\"swap\"", "\"pop\"", "\"drop\"", "\"popToIP\"", "\"bogus\"", "null", "7", "\"sw\\u0061p\""],
+        "out": ["[200]", "[200,300]", "[]", "[1048575]", "[1048576]", "[3]", "null", "\"x\"", "[2.0]", "[ 17 , 18 ]"],
+        "via": ["\"p1\"", "\"p2\"", "\"\"", "null", "5", "\"p\\u0031\"", "\"pé\""],
+        "ttlMode": ["\"uniform\"", "\"pipe\"", "null", "\"bogus\"", "1"],
+        "payload": ["\"mpls\"", "\"ipv4\"", "\"ipv6\"", "null", "\"eth\""],
+        "backupOut": ["[400]", "[]", "null", "[1048576]", "4"],
+        "extra": ["1", "null"],
+    ]
+
+    @Test func theFastPathDecodesWhatDecodeILMDecodes() throws {
+        var r = Rand(state: 0x5EED)
+        var accepted = 0, refused = 0
+        for _ in 0..<3000 {
+            var columns = ["label", "op"]
+            for c in ["out", "via", "ttlMode", "payload", "backupOut"] where !r.chance(3) { columns.append(c) }
+            if r.chance(40) { columns.append("extra") }
+            if r.chance(40) { columns.append("label") }
+            if r.chance(2) { columns.shuffle(using: &r) }
+            var rows: [String] = []
+            for _ in 0..<Int(r.next() % 4) {
+                // Mostly a well-formed swap, pop or drop; sometimes anything from the column's list.
+                let op = r.pick(["swap", "swap", "pop", "drop"])
+                let cells = columns.map { c -> String in
+                    let good: String?
+                    switch (c, op) {
+                    case ("label", _): good = "\(16 + r.next() % 100_000)"
+                    case ("op", _): good = "\"\(op)\""
+                    case ("out", "swap"): good = "[\(16 + r.next() % 1000)]"
+                    case ("via", "swap"): good = "\"p1\""
+                    case ("out", _), ("via", _), ("payload", "pop"), ("payload", "drop"), ("ttlMode", "drop"): good = "null"
+                    default: good = nil
+                    }
+                    if let good, !r.chance(6) { return good }
+                    return r.pick(Self.cells[c]!)
+                }
+                rows.append("[" + cells.joined(separator: r.chance(2) ? "," : " , ") + "]")
+            }
+            let ilm = "{\"columns\":[" + columns.map { "\"\($0)\"" }.joined(separator: ",") + "],\"rows\":[" + rows.joined(separator: ",") + "]}"
+            let method = r.chance(20) ? "apply" : "resync.chunk"
+            let line = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\(method)\",\"params\":{\"session\":\"ab\",\"ilm\":\(ilm)}}"
+            let bytes = Array(line.utf8)
+            guard let fast = CompactRows.parseChunk(bytes) else { refused += 1; continue }
+            accepted += 1
+            let tree = try JSONParser.parse(bytes)
+            guard case .object(let fields) = tree, case .object(let params)? = fields.first(where: { $0.0 == "params" })?.1 else {
+                Issue.record("not a request: \(line)")
+                continue
+            }
+            let slow = try FIBCodec.section(params.first { $0.0 == "ilm" }?.1, "ilm", FIBCodec.decodeILM)
+            #expect(slow == fast.ilm, "\(line)")
+            let nulled = fields.map { f -> (String, JSONValue) in
+                f.0 == "params" ? (f.0, .object(params.map { $0.0 == "ilm" ? ($0.0, .null) : $0 })) : f
+            }
+            #expect(JSONValue.object(nulled) == fast.request, "\(line)")
+        }
+        #expect(accepted > 500 && refused > 500, "accepted \(accepted), refused \(refused)")
+    }
+}
+
+extension CompactRowsTests.Rand: RandomNumberGenerator {}

@@ -8,6 +8,7 @@ agent's resident memory (before, after, peak), and what a second client asking `
   resync-compact  the same in the compact form (columns and rows)
   apply           apply calls of 1,000 entries
   apply-10k       apply calls of 10,000 entries in the compact form
+  resync-1pct-compact  the same, the second resync in the compact form
   resync-1pct     after a resync of N, a second resync of the same N with 1 % of the entries changed (timed alone;
                   the changed entries' replies and counters follow the usual replace rules)
   ctl-encode      `mplsgatectl resync FILE` (objects, then --compact) of an N-entry FIB document against a stand-in
@@ -141,16 +142,23 @@ def run(mode, a, p, tmp):
     probe.start()
     longest = 0.0
     extra = {}
-    if mode in ("resync", "resync-1pct"):
+    if mode in ("resync", "resync-1pct", "resync-1pct-compact"):
         chunks = object_chunks()
         programmed, longest, _ = resync(rpc, chunks)
-        if mode == "resync-1pct":
+        if mode.startswith("resync-1pct"):
             # 1 % of the entries get other labels; the rest are sent unchanged.
-            lines = entries(N)
-            changed = entries(N, variant=1)
+            if mode == "resync-1pct":
+                lines = entries(N)
+                changed = entries(N, variant=1)
+            else:
+                lines = rows(N)
+                changed = rows(N, variant=1)
             for i in range(0, N, 100):
                 lines[i] = changed[i]
-            chunks = ["[" + ",".join(lines[i:i + CHUNK]) + "]" for i in range(0, N, CHUNK)]
+            if mode == "resync-1pct":
+                chunks = ["[" + ",".join(lines[i:i + CHUNK]) + "]" for i in range(0, N, CHUNK)]
+            else:
+                chunks = ["{%s,\"rows\":[%s]}" % (COLUMNS, ",".join(lines[i:i + CHUNK])) for i in range(0, N, CHUNK)]
             del lines, changed
             rss_full = rss_kib(pid)
             programmed, longest, end = resync(rpc, chunks)
@@ -181,7 +189,7 @@ def run(mode, a, p, tmp):
         programmed = time.time() - start
         del bodies
     start = time.time() - programmed
-    forwards = wait_forwarding(p, FIRST + N - 1, start) if mode != "resync-1pct" else None
+    forwards = wait_forwarding(p, FIRST + N - 1, start) if not mode.startswith("resync-1pct") else None
     probed = probe.finish()
     info = rpc.result("info")
     rss1 = rss_kib(pid)
@@ -290,7 +298,7 @@ def main():
                 continue
             r = run(mode, a, p, tmp)
             print(json.dumps(r), flush=True)
-            if r["ilm"] != N or (mode != "resync-1pct" and r["lastEntryForwardsAfterSeconds"] is None):
+            if r["ilm"] != N or (not mode.startswith("resync-1pct") and r["lastEntryForwardsAfterSeconds"] is None):
                 print("benchmark: not every entry was programmed and forwarding", file=sys.stderr)
                 return 1
     return 0

@@ -13,20 +13,25 @@ import Wire
 enum CompactRows {
     /// The request's tree (with `params.ilm` null) and the ILM entries of its compact rows; nil: use the slow path.
     static func parseChunk(_ bytes: [UInt8]) -> (request: JSONValue, ilm: [ILMEntrySpec])? {
+        // Tried only on what looks like a chunk (the method near the start, as clients write it), so other large
+        // requests are not parsed twice.
+        guard looksLikeChunk(bytes) else { return nil }
         var p = JSONParser(bytes: bytes, maxDepth: JSONParser.defaultMaxDepth)
         var fields: [(String, JSONValue)] = []
+        var keys = Set<String>()
         var ilm: [ILMEntrySpec]?
         p.skipSpace()
         guard p.take(UInt8(ascii: "{")) else { return nil }
         repeat {
             p.skipSpace()
-            guard let key = p.plainString(), !fields.contains(where: { $0.0 == key }), p.colon() else { return nil }
+            guard let key = p.plainString(), keys.insert(key).inserted, p.colon() else { return nil }
             if key == "params" && p.peek(UInt8(ascii: "{")) {
                 p.i += 1
                 var params: [(String, JSONValue)] = []
+                var paramKeys = Set<String>()
                 repeat {
                     p.skipSpace()
-                    guard let k = p.plainString(), !params.contains(where: { $0.0 == k }), p.colon() else { return nil }
+                    guard let k = p.plainString(), paramKeys.insert(k).inserted, p.colon() else { return nil }
                     if k == "ilm" && p.peek(UInt8(ascii: "{")) {
                         guard let rows = p.compactILM() else { return nil }
                         ilm = rows
@@ -50,6 +55,19 @@ enum CompactRows {
         guard p.i == bytes.count, let ilm,
               case .string("resync.chunk")? = fields.first(where: { $0.0 == "method" })?.1 else { return nil }
         return (.object(fields), ilm)
+    }
+
+    static let chunkMethod = Array(#""method":"resync.chunk""#.utf8)
+
+    /// Whether `"method":"resync.chunk"` appears in the first 256 bytes.
+    static func looksLikeChunk(_ bytes: [UInt8]) -> Bool {
+        let head = bytes.prefix(256)
+        guard head.count >= chunkMethod.count else { return false }
+        for start in head.startIndex...(head.endIndex - chunkMethod.count)
+        where head[start] == UInt8(ascii: "\"") && head[start..<start + chunkMethod.count].elementsEqual(chunkMethod) {
+            return true
+        }
+        return false
     }
 }
 

@@ -7,15 +7,24 @@ import Control
 @Suite struct CompactRowsTests {
     struct Rand {
         var state: UInt64
-        mutating func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        /// splitmix64: all 64 bits random (the shuffle below needs the high ones).
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
         mutating func pick<T>(_ a: [T]) -> T { a[Int(next() % UInt64(a.count))] }
         mutating func chance(_ n: UInt64) -> Bool { next() % n == 0 }
     }
 
     static let cells: [String: [String]] = [
-        "label": ["100", "0", "4294967295", "4294967296", "-1", "1.0", "01", "1e3", "\"100\"", "null", "16"],
+        "label": ["100", "0", "4294967295", "4294967296", "-1", "1.0", "01", "1e3", "\"100\"", "null", "16", "-0",
+                  "12345678901", "1E3", "true", "nullx", " 17 "],
         "op": ["\"swap\"", "\"swap\"", "\"pop\"", "\"drop\"", "\"popToIP\"", "\"bogus\"", "null", "7", "\"sw\\u0061p\""],
-        "out": ["[200]", "[200,300]", "[]", "[1048575]", "[1048576]", "[3]", "null", "\"x\"", "[2.0]", "[ 17 , 18 ]"],
+        "out": ["[200]", "[200,300]", "[]", "[1048575]", "[1048576]", "[3]", "null", "\"x\"", "[2.0]", "[ 17 , 18 ]",
+                "[01]", "[17,]", "[[17]]", "[17 18]"],
         "via": ["\"p1\"", "\"p2\"", "\"\"", "null", "5", "\"p\\u0031\"", "\"pé\""],
         "ttlMode": ["\"uniform\"", "\"pipe\"", "null", "\"bogus\"", "1"],
         "payload": ["\"mpls\"", "\"ipv4\"", "\"ipv6\"", "null", "\"eth\""],
@@ -53,7 +62,17 @@ import Control
             }
             let ilm = "{\"columns\":[" + columns.map { "\"\($0)\"" }.joined(separator: ",") + "],\"rows\":[" + rows.joined(separator: ",") + "]}"
             let method = r.chance(20) ? "apply" : "resync.chunk"
-            let line = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\(method)\",\"params\":{\"session\":\"ab\",\"ilm\":\(ilm)}}"
+            var params = ["\"session\":\"ab\"", "\"ilm\":\(r.chance(30) ? " " : "")\(ilm)"]
+            if r.chance(8) { params.append("\"nextHops\":[]") }
+            if r.chance(30) { params.append("\"ilm\":null") }
+            if r.chance(30) { params.append("\"sess\\u0069on\":\"ab\"") }
+            if r.chance(2) { params.shuffle(using: &r) }
+            var envelope = ["\"jsonrpc\":\"2.0\"", "\"id\":1", "\"method\":\"\(method)\"", "\"params\":{" + params.joined(separator: ",") + "}"]
+            if r.chance(6) { envelope.swapAt(2, 3) }
+            if r.chance(30) { envelope.append("\"id\":2") }
+            var line = "{" + envelope.joined(separator: r.chance(5) ? " , " : ",") + "}"
+            if r.chance(30) { line += " x" } else if r.chance(10) { line += "  " }
+            if r.chance(40) { line = line.replacingOccurrences(of: "\"rows\":[[", with: "\"rows\":[[1],[") }
             let bytes = Array(line.utf8)
             guard let fast = CompactRows.parseChunk(bytes) else { refused += 1; continue }
             accepted += 1

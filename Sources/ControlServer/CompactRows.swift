@@ -57,14 +57,89 @@ enum CompactRows {
         return (.object(fields), ilm)
     }
 
-    static let chunkMethod = Array(#""method":"resync.chunk""#.utf8)
+    /// An `apply` whose operations include compact ILM ones (`{"op", "kind": "ilm", "columns", "rows"}`): those
+    /// decoded from the bytes, the others parsed and decoded the usual way, in order; `params.operations` left null.
+    /// Nil: not for the fast path, or any operation fails (the usual path then reports it).
+    static func parseApply(_ bytes: [UInt8]) -> (request: JSONValue, operations: ControlService.DecodedOperations)? {
+        guard looksLike(applyMethod, bytes) else { return nil }
+        var p = JSONParser(bytes: bytes, maxDepth: JSONParser.defaultMaxDepth)
+        var fields: [(String, JSONValue)] = []
+        var keys = Set<String>()
+        var decoded: ControlService.DecodedOperations?
+        var fastOps = 0
+        p.skipSpace()
+        guard p.take(UInt8(ascii: "{")) else { return nil }
+        repeat {
+            p.skipSpace()
+            guard let key = p.plainString(), keys.insert(key).inserted, p.colon() else { return nil }
+            if key == "params" && p.peek(UInt8(ascii: "{")) {
+                p.i += 1
+                var params: [(String, JSONValue)] = []
+                var paramKeys = Set<String>()
+                repeat {
+                    p.skipSpace()
+                    guard let k = p.plainString(), paramKeys.insert(k).inserted, p.colon() else { return nil }
+                    if k == "operations" && p.peek(UInt8(ascii: "[")) {
+                        p.i += 1
+                        var d = ControlService.DecodedOperations()
+                        var count = 0
+                        if !p.take(UInt8(ascii: "]")) {
+                            repeat {
+                                p.skipSpace()
+                                let mark = p.i, before = d.changes.count
+                                if p.compactILMOperation(into: &d) {
+                                    fastOps += 1
+                                } else {
+                                    // Any other operation: parsed and decoded the usual way.
+                                    p.i = mark
+                                    d.changes.removeSubrange(before...)
+                                    d.origins.removeSubrange(before...)
+                                    guard let v = try? p.value(depth: 3) else { return nil }
+                                    do throws(ControlService.Failure) {
+                                        try ControlService.decodeChanges(v, "operations[\(count)]", into: &d.changes, origins: &d.origins)
+                                    } catch { return nil }
+                                }
+                                d.opIndex += repeatElement(count, count: d.changes.count - d.opIndex.count)
+                                count += 1
+                                guard count <= ControlService.maxOperationsPerCall,
+                                      d.changes.count <= ControlService.maxOperationsPerCall else { return nil }
+                            } while p.take(UInt8(ascii: ","))
+                            guard p.take(UInt8(ascii: "]")) else { return nil }
+                        }
+                        decoded = d
+                        params.append((k, .null))
+                    } else {
+                        guard let v = try? p.value(depth: 2) else { return nil }
+                        params.append((k, v))
+                    }
+                    p.skipSpace()
+                } while p.take(UInt8(ascii: ","))
+                guard p.take(UInt8(ascii: "}")) else { return nil }
+                fields.append((key, .object(params)))
+            } else {
+                guard let v = try? p.value(depth: 1) else { return nil }
+                fields.append((key, v))
+            }
+            p.skipSpace()
+        } while p.take(UInt8(ascii: ","))
+        guard p.take(UInt8(ascii: "}")) else { return nil }
+        p.skipSpace()
+        guard p.i == bytes.count, let decoded, fastOps > 0,
+              case .string("apply")? = fields.first(where: { $0.0 == "method" })?.1 else { return nil }
+        return (.object(fields), decoded)
+    }
 
-    /// Whether `"method":"resync.chunk"` appears in the first 256 bytes.
-    static func looksLikeChunk(_ bytes: [UInt8]) -> Bool {
+    static let chunkMethod = Array(#""method":"resync.chunk""#.utf8)
+    static let applyMethod = Array(#""method":"apply""#.utf8)
+
+    static func looksLikeChunk(_ bytes: [UInt8]) -> Bool { looksLike(chunkMethod, bytes) }
+
+    /// Whether `"method":"…"` appears in the first 256 bytes.
+    static func looksLike(_ method: [UInt8], _ bytes: [UInt8]) -> Bool {
         let head = bytes.prefix(256)
-        guard head.count >= chunkMethod.count else { return false }
-        for start in head.startIndex...(head.endIndex - chunkMethod.count)
-        where head[start] == UInt8(ascii: "\"") && head[start..<start + chunkMethod.count].elementsEqual(chunkMethod) {
+        guard head.count >= method.count else { return false }
+        for start in head.startIndex...(head.endIndex - method.count)
+        where head[start] == UInt8(ascii: "\"") && head[start..<start + method.count].elementsEqual(method) {
             return true
         }
         return false
@@ -72,7 +147,7 @@ enum CompactRows {
 }
 
 /// The columns the fast path decodes (`FIBCodec.decodeILM`'s fields for swap, pop and drop).
-private enum ILMColumn: String {
+fileprivate enum ILMColumn: String {
     case label, op, out, via, ttlMode, payload, backupOut
 }
 
@@ -153,16 +228,29 @@ extension JSONParser {
 
     /// `{"columns": [...], "rows": [[...], ...]}` of ILM entries, in that order; nil: not for the fast path.
     mutating func compactILM() -> [ILMEntrySpec]? {
-        guard take(UInt8(ascii: "{")), plainString() == "columns", colon(), take(UInt8(ascii: "[")) else { return nil }
+        guard take(UInt8(ascii: "{")), plainString() == "columns", colon(), let columns = ilmColumns(),
+              take(UInt8(ascii: ",")), plainString() == "rows", colon(), let entries = ilmRows(columns),
+              take(UInt8(ascii: "}")) else { return nil }
+        return entries
+    }
+
+    /// The columns' array (known ILM fields, no duplicates, label and op among them).
+    fileprivate mutating func ilmColumns() -> [ILMColumn]? {
+        guard take(UInt8(ascii: "[")) else { return nil }
         var columns: [ILMColumn] = []
         repeat {
             guard let name = plainString(), let c = ILMColumn(rawValue: name), !columns.contains(c) else { return nil }
             columns.append(c)
         } while take(UInt8(ascii: ","))
-        guard take(UInt8(ascii: "]")), columns.contains(.label), columns.contains(.op),
-              take(UInt8(ascii: ",")), plainString() == "rows", colon(), take(UInt8(ascii: "[")) else { return nil }
+        guard take(UInt8(ascii: "]")), columns.contains(.label), columns.contains(.op) else { return nil }
+        return columns
+    }
+
+    /// The rows' array, each decoded as `FIBCodec.decodeILM` decodes the object of its non-null cells.
+    fileprivate mutating func ilmRows(_ columns: [ILMColumn]) -> [ILMEntrySpec]? {
+        guard take(UInt8(ascii: "[")) else { return nil }
         var entries: [ILMEntrySpec] = []
-        if take(UInt8(ascii: "]")) { return take(UInt8(ascii: "}")) ? entries : nil }
+        if take(UInt8(ascii: "]")) { return entries }
         var lastVia = ""
         repeat {
             guard take(UInt8(ascii: "[")) else { return nil }
@@ -207,7 +295,24 @@ extension JSONParser {
             }
             entries.append(ILMEntrySpec(label: label, operation: operation, backupOut: backupOut))
         } while take(UInt8(ascii: ","))
-        guard take(UInt8(ascii: "]")), take(UInt8(ascii: "}")) else { return nil }
+        guard take(UInt8(ascii: "]")) else { return nil }
         return entries
+    }
+
+    /// One apply operation `{"op": "add" | "replace", "kind": "ilm", "columns": [...], "rows": [...]}` in that
+    /// order, decoded as `ControlService.decodeChanges` does; nil: not for the fast path (the caller rewinds).
+    mutating func compactILMOperation(into d: inout ControlService.DecodedOperations) -> Bool {
+        guard take(UInt8(ascii: "{")), plainString() == "op", colon() else { return false }
+        let op = plainString()
+        guard op == "add" || op == "replace", take(UInt8(ascii: ",")), plainString() == "kind", colon(),
+              plainString() == "ilm", take(UInt8(ascii: ",")), plainString() == "columns", colon(),
+              let columns = ilmColumns(), take(UInt8(ascii: ",")), plainString() == "rows", colon(),
+              let entries = ilmRows(columns), take(UInt8(ascii: "}")) else { return false }
+        d.changes.reserveCapacity(d.changes.count + entries.count)
+        for (row, e) in entries.enumerated() {
+            d.changes.append(op == "add" ? .add(.ilm(e)) : .replace(.ilm(e)))
+            d.origins.append((row, "rows"))
+        }
+        return true
     }
 }

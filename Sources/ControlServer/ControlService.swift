@@ -281,10 +281,13 @@ public final class ControlService: RPCHandler {
             let value: JSONValue
             // A chunk whose ILM rows are in the compact form: decoded straight from the bytes (`CompactRows`).
             let fast = CompactRows.parseChunk(line)
+            // An apply with compact ILM operations: those decoded from the bytes too.
+            let fastApply = fast == nil ? CompactRows.parseApply(line) : nil
             #if FUZZING
             if let fast { ControlService.checkFastPath(fast, line, chunk: chunk) }
+            if let fastApply { ControlService.checkFastApply(fastApply, line) }
             #endif
-            if let fast { value = fast.request } else {
+            if let fast { value = fast.request } else if let fastApply { value = fastApply.request } else {
                 do { value = try JSONParser.parse(line) } catch { parsed = .failure(error); return }
             }
             line = []
@@ -319,7 +322,9 @@ public final class ControlService: RPCHandler {
                 big = ControlService.chunkSections
             case "apply":
                 do throws(Failure) {
-                    predecoded = .apply(.success(try ControlService.decodeOperations(params.first { $0.0 == "operations" }?.1)))
+                    if let fastApply { predecoded = .apply(.success(fastApply.operations)) } else {
+                        predecoded = .apply(.success(try ControlService.decodeOperations(params.first { $0.0 == "operations" }?.1)))
+                    }
                 } catch {
                     predecoded = .apply(.failure(error))
                 }
@@ -412,6 +417,24 @@ public final class ControlService: RPCHandler {
     }
 
     #if FUZZING
+    /// The same for a fast apply: the usual parser and `decodeOperations` give the same changes and names.
+    static func checkFastApply(_ fast: (request: JSONValue, operations: DecodedOperations), _ line: [UInt8]) {
+        guard case .object(let fields)? = try? JSONParser.parse(line),
+              case .object(let params)? = fields.first(where: { $0.0 == "params" })?.1,
+              let slow = try? decodeOperations(params.first { $0.0 == "operations" }?.1) else {
+            preconditionFailure("the fast path took an apply the usual path refuses")
+        }
+        let f = fast.operations
+        precondition(slow.changes == f.changes && slow.opIndex == f.opIndex
+                     && slow.origins.map { "\($0.row)\($0.list)" } == f.origins.map { "\($0.row)\($0.list)" },
+                     "the fast path decoded another apply")
+        let nulled = fields.map { f -> (String, JSONValue) in
+            guard f.0 == "params" else { return f }
+            return (f.0, .object(params.map { $0.0 == "operations" ? ($0.0, .null) : $0 }))
+        }
+        precondition(JSONValue.object(nulled) == fast.request, "the fast path parsed the rest of the apply otherwise")
+    }
+
     /// The request fuzz target's check of the fast path: what it accepts, the usual parser and `decodeILM` accept
     /// too, with the same entries.
     static func checkFastPath(_ fast: (request: JSONValue, ilm: [ILMEntrySpec]), _ line: [UInt8], chunk: Int) {

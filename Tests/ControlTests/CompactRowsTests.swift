@@ -32,10 +32,8 @@ import Control
         "extra": ["1", "null"],
     ]
 
-    @Test func theFastPathDecodesWhatDecodeILMDecodes() throws {
-        var r = Rand(state: 0x5EED)
-        var accepted = 0, refused = 0
-        for _ in 0..<3000 {
+    /// Random compact ILM columns and rows, mostly well-formed: the `"columns":[…],"rows":[…]` members.
+    static func table(_ r: inout Rand) -> String {
             var columns = ["label", "op"]
             for c in ["out", "via", "ttlMode", "payload", "backupOut"] where !r.chance(3) { columns.append(c) }
             if r.chance(40) { columns.append("extra") }
@@ -60,7 +58,14 @@ import Control
                 }
                 rows.append("[" + cells.joined(separator: r.chance(2) ? "," : " , ") + "]")
             }
-            let ilm = "{\"columns\":[" + columns.map { "\"\($0)\"" }.joined(separator: ",") + "],\"rows\":[" + rows.joined(separator: ",") + "]}"
+            return "\"columns\":[" + columns.map { "\"\($0)\"" }.joined(separator: ",") + "],\"rows\":[" + rows.joined(separator: ",") + "]"
+    }
+
+    @Test func theFastPathDecodesWhatDecodeILMDecodes() throws {
+        var r = Rand(state: 0x5EED)
+        var accepted = 0, refused = 0
+        for _ in 0..<3000 {
+            let ilm = "{" + Self.table(&r) + "}"
             let method = r.chance(20) ? "apply" : "resync.chunk"
             var params = ["\"session\":\"ab\"", "\"ilm\":\(r.chance(30) ? " " : "")\(ilm)"]
             if r.chance(8) { params.append("\"nextHops\":[]") }
@@ -89,6 +94,42 @@ import Control
             #expect(JSONValue.object(nulled) == fast.request, "\(line)")
         }
         #expect(accepted > 500 && refused > 500, "accepted \(accepted), refused \(refused)")
+    }
+
+    /// Applies mixing compact ILM operations (the fast path) with any other operation (decoded the usual way).
+    @Test func aFastApplyDecodesWhatDecodeOperationsDecodes() throws {
+        var r = Rand(state: 0xA991)
+        var accepted = 0, refused = 0
+        for _ in 0..<4000 {
+            var ops: [String] = []
+            for _ in 0..<(1 + Int(r.next() % 3)) {
+                switch r.next() % 6 {
+                case 0, 1, 2: ops.append("{\"op\":\"\(r.pick(["add", "add", "replace", "delete"]))\",\"kind\":\"\(r.chance(10) ? "vni" : "ilm")\"," + Self.table(&r) + "}")
+                case 3: ops.append("{\"op\":\"delete\",\"kind\":\"ilm\",\"keys\":[\(16 + r.next() % 100)]}")
+                case 4: ops.append("{\"op\":\"add\",\"kind\":\"ilm\",\"entry\":{\"label\":\(16 + r.next() % 100),\"op\":\"swap\",\"out\":[17],\"via\":\"p1\"}}")
+                default: ops.append(r.pick(["{\"kind\":\"ilm\",\"op\":\"add\",\"columns\":[\"label\",\"op\"],\"rows\":[[20,\"drop\"]]}", "7", "{}",
+                                            "{\"op\":\"add\",\"kind\":\"ilm\",\"columns\":[\"label\",\"op\"],\"rows\":[[20,\"drop\"]],\"x\":1}"]))
+                }
+            }
+            let extra = r.chance(4) ? ",\"expectedGeneration\":3" : ""
+            let line = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"apply\",\"params\":{\"operations\":[" + ops.joined(separator: ",") + "]\(extra)}}"
+            let bytes = Array(line.utf8)
+            guard let fast = CompactRows.parseApply(bytes) else { refused += 1; continue }
+            accepted += 1
+            guard case .object(let fields) = try JSONParser.parse(bytes),
+                  case .object(let params)? = fields.first(where: { $0.0 == "params" })?.1 else {
+                Issue.record("not a request: \(line)")
+                continue
+            }
+            let slow = try ControlService.decodeOperations(params.first { $0.0 == "operations" }?.1)
+            #expect(slow.changes == fast.operations.changes && slow.opIndex == fast.operations.opIndex, "\(line)")
+            #expect(slow.origins.map { "\($0.row)\($0.list)" } == fast.operations.origins.map { "\($0.row)\($0.list)" }, "\(line)")
+            let nulled = fields.map { f -> (String, JSONValue) in
+                f.0 == "params" ? (f.0, .object(params.map { $0.0 == "operations" ? ($0.0, .null) : $0 })) : f
+            }
+            #expect(JSONValue.object(nulled) == fast.request, "\(line)")
+        }
+        #expect(accepted > 200 && refused > 200, "accepted \(accepted), refused \(refused)")
     }
 }
 

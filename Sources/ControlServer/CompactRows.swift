@@ -13,60 +13,63 @@ import Wire
 enum CompactRows {
     /// The request's tree (with `params.ilm` null) and the ILM entries of its compact rows; nil: use the slow path.
     static func parseChunk(_ bytes: [UInt8]) -> (request: JSONValue, ilm: [ILMEntrySpec])? {
-        // Tried only on what looks like a chunk (the method near the start, as clients write it), so other large
-        // requests are not parsed twice.
-        guard looksLikeChunk(bytes) else { return nil }
-        var p = JSONParser(bytes: bytes, maxDepth: JSONParser.defaultMaxDepth)
-        var fields: [(String, JSONValue)] = []
-        var keys = Set<String>()
         var ilm: [ILMEntrySpec]?
-        p.skipSpace()
-        guard p.take(UInt8(ascii: "{")) else { return nil }
-        repeat {
-            p.skipSpace()
-            guard let key = p.plainString(), keys.insert(key).inserted, p.colon() else { return nil }
-            if key == "params" && p.peek(UInt8(ascii: "{")) {
-                p.i += 1
-                var params: [(String, JSONValue)] = []
-                var paramKeys = Set<String>()
-                repeat {
-                    p.skipSpace()
-                    guard let k = p.plainString(), paramKeys.insert(k).inserted, p.colon() else { return nil }
-                    if k == "ilm" && p.peek(UInt8(ascii: "{")) {
-                        guard let rows = p.compactILM() else { return nil }
-                        ilm = rows
-                        params.append((k, .null))
-                    } else {
-                        guard let v = try? p.value(depth: 2) else { return nil }
-                        params.append((k, v))
-                    }
-                    p.skipSpace()
-                } while p.take(UInt8(ascii: ","))
-                guard p.take(UInt8(ascii: "}")) else { return nil }
-                fields.append((key, .object(params)))
-            } else {
-                guard let v = try? p.value(depth: 1) else { return nil }
-                fields.append((key, v))
-            }
-            p.skipSpace()
-        } while p.take(UInt8(ascii: ","))
-        guard p.take(UInt8(ascii: "}")) else { return nil }
-        p.skipSpace()
-        guard p.i == bytes.count, let ilm,
-              case .string("resync.chunk")? = fields.first(where: { $0.0 == "method" })?.1 else { return nil }
-        return (.object(fields), ilm)
+        guard let request = parseRequest(bytes, method: "resync.chunk", param: "ilm", opening: UInt8(ascii: "{"), { p in
+            ilm = p.compactILM()
+            return ilm != nil
+        }), let ilm else { return nil }
+        return (request, ilm)
     }
 
     /// An `apply` whose operations include compact ILM ones (`{"op", "kind": "ilm", "columns", "rows"}`): those
     /// decoded from the bytes, the others parsed and decoded the usual way, in order; `params.operations` left null.
     /// Nil: not for the fast path, or any operation fails (the usual path then reports it).
     static func parseApply(_ bytes: [UInt8]) -> (request: JSONValue, operations: ControlService.DecodedOperations)? {
-        guard looksLike(applyMethod, bytes) else { return nil }
+        var decoded: ControlService.DecodedOperations?
+        var fastOps = 0
+        guard let request = parseRequest(bytes, method: "apply", param: "operations", opening: UInt8(ascii: "["), { p in
+            p.i += 1
+            var d = ControlService.DecodedOperations()
+            var count = 0
+            if !p.take(UInt8(ascii: "]")) {
+                repeat {
+                    p.skipSpace()
+                    let mark = p.i
+                    if p.compactILMOperation(into: &d) {
+                        fastOps += 1
+                    } else {
+                        // Any other operation: parsed and decoded the usual way.
+                        p.i = mark
+                        guard let v = try? p.value(depth: 3) else { return false }
+                        do throws(ControlService.Failure) {
+                            try ControlService.decodeChanges(v, "operations[\(count)]", into: &d.changes, origins: &d.origins)
+                        } catch { return false }
+                    }
+                    d.opIndex += repeatElement(count, count: d.changes.count - d.opIndex.count)
+                    count += 1
+                    guard count <= ControlService.maxOperationsPerCall,
+                          d.changes.count <= ControlService.maxOperationsPerCall else { return false }
+                } while p.take(UInt8(ascii: ","))
+                guard p.take(UInt8(ascii: "]")) else { return false }
+            }
+            decoded = d
+            return true
+        }), let decoded, fastOps > 0 else { return nil }
+        return (request, decoded)
+    }
+
+    /// Parses a request as `JSONParser` does, except that the value of `params.<param>` (when it starts with
+    /// `opening`) goes to `special`, which reads it from the parser and says whether it took it; the tree holds null
+    /// there. Nil: `special` did not take it or never ran, the method is not `method`, or anything is out of reach.
+    /// Tried only when `"method":"<method>"` appears in the first 256 bytes (as clients write it), so other large
+    /// requests are not parsed twice.
+    private static func parseRequest(_ bytes: [UInt8], method: String, param: String, opening: UInt8,
+                                     _ special: (inout JSONParser) -> Bool) -> JSONValue? {
+        guard looksLike(Array("\"method\":\"\(method)\"".utf8), bytes) else { return nil }
         var p = JSONParser(bytes: bytes, maxDepth: JSONParser.defaultMaxDepth)
         var fields: [(String, JSONValue)] = []
         var keys = Set<String>()
-        var decoded: ControlService.DecodedOperations?
-        var fastOps = 0
+        var took = false
         p.skipSpace()
         guard p.take(UInt8(ascii: "{")) else { return nil }
         repeat {
@@ -79,34 +82,9 @@ enum CompactRows {
                 repeat {
                     p.skipSpace()
                     guard let k = p.plainString(), paramKeys.insert(k).inserted, p.colon() else { return nil }
-                    if k == "operations" && p.peek(UInt8(ascii: "[")) {
-                        p.i += 1
-                        var d = ControlService.DecodedOperations()
-                        var count = 0
-                        if !p.take(UInt8(ascii: "]")) {
-                            repeat {
-                                p.skipSpace()
-                                let mark = p.i, before = d.changes.count
-                                if p.compactILMOperation(into: &d) {
-                                    fastOps += 1
-                                } else {
-                                    // Any other operation: parsed and decoded the usual way.
-                                    p.i = mark
-                                    d.changes.removeSubrange(before...)
-                                    d.origins.removeSubrange(before...)
-                                    guard let v = try? p.value(depth: 3) else { return nil }
-                                    do throws(ControlService.Failure) {
-                                        try ControlService.decodeChanges(v, "operations[\(count)]", into: &d.changes, origins: &d.origins)
-                                    } catch { return nil }
-                                }
-                                d.opIndex += repeatElement(count, count: d.changes.count - d.opIndex.count)
-                                count += 1
-                                guard count <= ControlService.maxOperationsPerCall,
-                                      d.changes.count <= ControlService.maxOperationsPerCall else { return nil }
-                            } while p.take(UInt8(ascii: ","))
-                            guard p.take(UInt8(ascii: "]")) else { return nil }
-                        }
-                        decoded = d
+                    if k == param && p.peek(opening) {
+                        guard special(&p) else { return nil }
+                        took = true
                         params.append((k, .null))
                     } else {
                         guard let v = try? p.value(depth: 2) else { return nil }
@@ -124,15 +102,9 @@ enum CompactRows {
         } while p.take(UInt8(ascii: ","))
         guard p.take(UInt8(ascii: "}")) else { return nil }
         p.skipSpace()
-        guard p.i == bytes.count, let decoded, fastOps > 0,
-              case .string("apply")? = fields.first(where: { $0.0 == "method" })?.1 else { return nil }
-        return (.object(fields), decoded)
+        guard p.i == bytes.count, took, case .string(method)? = fields.first(where: { $0.0 == "method" })?.1 else { return nil }
+        return .object(fields)
     }
-
-    static let chunkMethod = Array(#""method":"resync.chunk""#.utf8)
-    static let applyMethod = Array(#""method":"apply""#.utf8)
-
-    static func looksLikeChunk(_ bytes: [UInt8]) -> Bool { looksLike(chunkMethod, bytes) }
 
     /// Whether `"method":"…"` appears in the first 256 bytes.
     static func looksLike(_ method: [UInt8], _ bytes: [UInt8]) -> Bool {

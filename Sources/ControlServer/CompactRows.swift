@@ -3,8 +3,9 @@ import FIB
 import Wire
 
 /// The fast path of a large resync chunk: a request whose `params.ilm` is in the compact form
-/// (`{"columns": [...], "rows": [[...], ...]}`) has its rows decoded straight from the bytes into `ILMEntrySpec`s,
-/// with no JSON tree for them; the rest of the request is parsed as usual, `params.ilm` left as null.
+/// (`{"columns": [...], "rows": [[...], ...]}`) or an array of entry objects has its entries decoded straight from the
+/// bytes into `ILMEntrySpec`s, with no JSON tree for them; the rest of the request is parsed as usual, `params.ilm`
+/// left as null.
 ///
 /// It never reports an error: whatever it does not take on (another method, escapes in a string, an operation other
 /// than swap, pop or drop, a column it does not know, an out-of-range number, any syntax error) makes it return nil,
@@ -14,8 +15,8 @@ enum CompactRows {
     /// The request's tree (with `params.ilm` null) and the ILM entries of its compact rows; nil: use the slow path.
     static func parseChunk(_ bytes: [UInt8]) -> (request: JSONValue, ilm: [ILMEntrySpec])? {
         var ilm: [ILMEntrySpec]?
-        guard let request = parseRequest(bytes, method: "resync.chunk", param: "ilm", opening: UInt8(ascii: "{"), { p in
-            ilm = p.compactILM()
+        guard let request = parseRequest(bytes, method: "resync.chunk", param: "ilm", opening: [UInt8(ascii: "{"), UInt8(ascii: "[")], { p in
+            ilm = p.peek(UInt8(ascii: "{")) ? p.compactILM() : p.objectILM()
             return ilm != nil
         }), let ilm else { return nil }
         return (request, ilm)
@@ -27,7 +28,7 @@ enum CompactRows {
     static func parseApply(_ bytes: [UInt8]) -> (request: JSONValue, operations: ControlService.DecodedOperations)? {
         var decoded: ControlService.DecodedOperations?
         var fastOps = 0
-        guard let request = parseRequest(bytes, method: "apply", param: "operations", opening: UInt8(ascii: "["), { p in
+        guard let request = parseRequest(bytes, method: "apply", param: "operations", opening: [UInt8(ascii: "[")], { p in
             p.i += 1
             var d = ControlService.DecodedOperations()
             var count = 0
@@ -58,12 +59,12 @@ enum CompactRows {
         return (request, decoded)
     }
 
-    /// Parses a request as `JSONParser` does, except that the value of `params.<param>` (when it starts with
+    /// Parses a request as `JSONParser` does, except that the value of `params.<param>` (when it starts with one of
     /// `opening`) goes to `special`, which reads it from the parser and says whether it took it; the tree holds null
     /// there. Nil: `special` did not take it or never ran, the method is not `method`, or anything is out of reach.
     /// Tried only when `"method":"<method>"` appears in the first 256 bytes (as clients write it), so other large
     /// requests are not parsed twice.
-    private static func parseRequest(_ bytes: [UInt8], method: String, param: String, opening: UInt8,
+    private static func parseRequest(_ bytes: [UInt8], method: String, param: String, opening: [UInt8],
                                      _ special: (inout JSONParser) -> Bool) -> JSONValue? {
         guard looksLike(Array("\"method\":\"\(method)\"".utf8), bytes) else { return nil }
         var p = JSONParser(bytes: bytes, maxDepth: JSONParser.defaultMaxDepth)
@@ -82,7 +83,7 @@ enum CompactRows {
                 repeat {
                     p.skipSpace()
                     guard let k = p.plainString(), paramKeys.insert(k).inserted, p.colon() else { return nil }
-                    if k == param && p.peek(opening) {
+                    if k == param && opening.contains(where: { p.peek($0) }) {
                         guard special(&p) else { return nil }
                         took = true
                         params.append((k, .null))
@@ -119,8 +120,60 @@ enum CompactRows {
 }
 
 /// The columns the fast path decodes (`FIBCodec.decodeILM`'s fields for swap, pop and drop).
-fileprivate enum ILMColumn: String {
+fileprivate enum ILMColumn: String, CaseIterable {
     case label, op, out, via, ttlMode, payload, backupOut
+
+    var bit: UInt8 { 1 << UInt8(ILMColumn.allCases.firstIndex(of: self)!) }
+}
+
+/// One ILM entry's fields as read from a row or an object; `entry()` applies `FIBCodec.decodeILM`'s rules.
+fileprivate struct ILMFields {
+    var label: UInt32?, op: String?, out: [UInt32]?, via: String?, ttl: TTLMode?, payload: Payload?
+    var backupOut: [UInt32]?
+
+    /// Reads field `c`'s value (not null); false: not for the fast path.
+    mutating func read(_ c: ILMColumn, from p: inout JSONParser, lastVia: inout String) -> Bool {
+        switch c {
+        case .label: guard let v = p.plainInteger(max: UInt64(UInt32.max)) else { return false }; label = UInt32(v)
+        case .op: guard let s = p.plainString() else { return false }; op = s
+        case .out: guard let l = p.labelArray() else { return false }; out = l
+        case .backupOut: guard let l = p.labelArray() else { return false }; backupOut = l
+        case .via:
+            guard let s = p.plainString() else { return false }
+            // Entries name few next hops: keep one String for a run of equal names.
+            if s == lastVia { via = lastVia } else { via = s; lastVia = s }
+        case .ttlMode: guard let s = p.plainString(), let m = TTLMode(rawValue: s) else { return false }; ttl = m
+        case .payload:
+            switch p.plainString() {
+            case "mpls": payload = .mpls
+            case "ipv4": payload = .ipv4
+            case "ipv6": payload = .ipv6
+            default: return false
+            }
+        }
+        return true
+    }
+
+    /// The entry, as `decodeILM` makes it from these fields; nil where it would refuse them (or a case it does not
+    /// take on: other operations).
+    func entry() -> ILMEntrySpec? {
+        guard let label, let op else { return nil }
+        let operation: ILMOperationSpec
+        switch op {
+        case "swap":
+            guard let out, let via else { return nil }
+            operation = .swap(out: out, via: via, payload: payload, ttlMode: ttl ?? .uniform)
+        case "pop":
+            guard out == nil, via == nil, payload == nil else { return nil }
+            operation = .pop(ttlMode: ttl ?? .uniform)
+        case "drop":
+            guard out == nil, via == nil, payload == nil, ttl == nil else { return nil }
+            operation = .drop
+        default:
+            return nil
+        }
+        return ILMEntrySpec(label: label, operation: operation, backupOut: backupOut)
+    }
 }
 
 extension JSONParser {
@@ -226,46 +279,37 @@ extension JSONParser {
         var lastVia = ""
         repeat {
             guard take(UInt8(ascii: "[")) else { return nil }
-            var label: UInt32?, op: String?, out: [UInt32]?, via: String?, ttl: TTLMode?, payload: Payload?
-            var backupOut: [UInt32]?
+            var f = ILMFields()
             for (n, c) in columns.enumerated() {
                 if n > 0 && !take(UInt8(ascii: ",")) { return nil }
-                if null() { continue }
-                switch c {
-                case .label: guard let v = plainInteger(max: UInt64(UInt32.max)) else { return nil }; label = UInt32(v)
-                case .op: guard let s = plainString() else { return nil }; op = s
-                case .out: guard let l = labelArray() else { return nil }; out = l
-                case .backupOut: guard let l = labelArray() else { return nil }; backupOut = l
-                case .via:
-                    guard let s = plainString() else { return nil }
-                    // Rows name few next hops: keep one String for a run of equal names.
-                    if s == lastVia { via = lastVia } else { via = s; lastVia = s }
-                case .ttlMode: guard let s = plainString(), let m = TTLMode(rawValue: s) else { return nil }; ttl = m
-                case .payload:
-                    switch plainString() {
-                    case "mpls": payload = .mpls
-                    case "ipv4": payload = .ipv4
-                    case "ipv6": payload = .ipv6
-                    default: return nil
-                    }
-                }
+                if null() { continue }   // a null cell: the field is absent
+                guard f.read(c, from: &self, lastVia: &lastVia) else { return nil }
             }
-            guard take(UInt8(ascii: "]")), let label, let op else { return nil }
-            let operation: ILMOperationSpec
-            switch op {
-            case "swap":
-                guard let out, let via else { return nil }
-                operation = .swap(out: out, via: via, payload: payload, ttlMode: ttl ?? .uniform)
-            case "pop":
-                guard out == nil, via == nil, payload == nil else { return nil }
-                operation = .pop(ttlMode: ttl ?? .uniform)
-            case "drop":
-                guard out == nil, via == nil, payload == nil, ttl == nil else { return nil }
-                operation = .drop
-            default:
-                return nil
-            }
-            entries.append(ILMEntrySpec(label: label, operation: operation, backupOut: backupOut))
+            guard take(UInt8(ascii: "]")), let e = f.entry() else { return nil }
+            entries.append(e)
+        } while take(UInt8(ascii: ","))
+        guard take(UInt8(ascii: "]")) else { return nil }
+        return entries
+    }
+
+    /// An array of ILM entry objects (the object form), keys in any order; a null value, an unknown or repeated key
+    /// is left to the usual path (whose rules for null differ by field and operation).
+    mutating func objectILM() -> [ILMEntrySpec]? {
+        guard take(UInt8(ascii: "[")) else { return nil }
+        var entries: [ILMEntrySpec] = []
+        if take(UInt8(ascii: "]")) { return entries }
+        var lastVia = ""
+        repeat {
+            guard take(UInt8(ascii: "{")) else { return nil }
+            var f = ILMFields()
+            var seen: UInt8 = 0
+            repeat {
+                guard let key = plainString(), let c = ILMColumn(rawValue: key), seen & c.bit == 0, colon(), !null(),
+                      f.read(c, from: &self, lastVia: &lastVia) else { return nil }
+                seen |= c.bit
+            } while take(UInt8(ascii: ","))
+            guard take(UInt8(ascii: "}")), let e = f.entry() else { return nil }
+            entries.append(e)
         } while take(UInt8(ascii: ","))
         guard take(UInt8(ascii: "]")) else { return nil }
         return entries

@@ -96,6 +96,40 @@ import Control
         #expect(accepted > 500 && refused > 500, "accepted \(accepted), refused \(refused)")
     }
 
+    /// Chunks in the object form: entry objects with keys in any order, null values, unknown and repeated keys.
+    @Test func objectEntriesDecodeAsDecodeILMDecodes() throws {
+        var r = Rand(state: 0x0B1E)
+        var accepted = 0, refused = 0
+        for _ in 0..<3000 {
+            var objects: [String] = []
+            for _ in 0..<Int(r.next() % 4) {
+                let op = r.pick(["swap", "swap", "pop", "drop"])
+                var fields: [(String, String)] = [("label", "\(16 + r.next() % 100_000)"), ("op", "\"\(op)\"")]
+                if op == "swap" { fields += [("out", "[\(16 + r.next() % 1000)]"), ("via", "\"p1\"")] }
+                for c in ["ttlMode", "payload", "backupOut"] where r.chance(4) { fields.append((c, r.pick(Self.cells[c]!))) }
+                if r.chance(6) {
+                    let c = r.pick(["label", "op", "out", "via", "extra"])
+                    let v = r.pick(Self.cells[c]!)
+                    if let i = fields.firstIndex(where: { $0.0 == c }), !r.chance(4) { fields[i].1 = v } else { fields.append((c, v)) }
+                }
+                if r.chance(2) { fields.shuffle(using: &r) }
+                objects.append("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: r.chance(4) ? " , " : ",") + "}")
+            }
+            let line = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resync.chunk\",\"params\":{\"session\":\"ab\",\"ilm\":[" + objects.joined(separator: ",") + "]}}"
+            let bytes = Array(line.utf8)
+            guard let fast = CompactRows.parseChunk(bytes) else { refused += 1; continue }
+            accepted += 1
+            guard case .object(let fields) = try JSONParser.parse(bytes),
+                  case .object(let params)? = fields.first(where: { $0.0 == "params" })?.1 else {
+                Issue.record("not a request: \(line)")
+                continue
+            }
+            let slow = try FIBCodec.section(params.first { $0.0 == "ilm" }?.1, "ilm", FIBCodec.decodeILM)
+            #expect(slow == fast.ilm, "\(line)")
+        }
+        #expect(accepted > 500 && refused > 500, "accepted \(accepted), refused \(refused)")
+    }
+
     /// Applies mixing compact ILM operations (the fast path) with any other operation (decoded the usual way).
     @Test func aFastApplyDecodesWhatDecodeOperationsDecodes() throws {
         var r = Rand(state: 0xA991)

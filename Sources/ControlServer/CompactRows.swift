@@ -2,32 +2,33 @@ import Control
 import FIB
 import Wire
 
-/// The fast path of a large resync chunk: a request whose `params.ilm` is in the compact form
+/// The fast path of large requests: a resync chunk whose `params.ilm` is in the compact form
 /// (`{"columns": [...], "rows": [[...], ...]}`) or an array of entry objects has its entries decoded straight from the
-/// bytes into `ILMEntrySpec`s, with no JSON tree for them; the rest of the request is parsed as usual, `params.ilm`
-/// left as null.
+/// bytes into `ILMEntrySpec`s, with no JSON tree for them (and an apply its compact ILM operations); the rest of the
+/// request is parsed as `JSONParser` does, the decoded parameter left as null. A request without that parameter is
+/// still parsed here once, whole, so the caller does not parse it again.
 ///
 /// It never reports an error: whatever it does not take on (another method, escapes in a string, an operation other
 /// than swap, pop or drop, a column it does not know, an out-of-range number, any syntax error) makes it return nil,
 /// and the caller parses the request the usual way, so every error reads exactly as before. What it accepts it
 /// decodes exactly as `FIBCodec.decodeILM` does (the request fuzz target checks both against each other).
 enum CompactRows {
-    /// The request's tree (with `params.ilm` null) and the ILM entries of its compact rows; nil: use the slow path.
-    static func parseChunk(_ bytes: [UInt8]) -> (request: JSONValue, ilm: [ILMEntrySpec])? {
+    /// The request's tree and, when its `params.ilm` was decoded here (null in the tree), its ILM entries; nil: use
+    /// the slow path.
+    static func parseChunk(_ bytes: [UInt8]) -> (request: JSONValue, ilm: [ILMEntrySpec]?)? {
         var ilm: [ILMEntrySpec]?
         guard let request = parseRequest(bytes, method: "resync.chunk", param: "ilm", opening: [UInt8(ascii: "{"), UInt8(ascii: "[")], { p in
             ilm = p.peek(UInt8(ascii: "{")) ? p.compactILM() : p.objectILM()
             return ilm != nil
-        }), let ilm else { return nil }
+        }) else { return nil }
         return (request, ilm)
     }
 
-    /// An `apply` whose operations include compact ILM ones (`{"op", "kind": "ilm", "columns", "rows"}`): those
-    /// decoded from the bytes, the others parsed and decoded the usual way, in order; `params.operations` left null.
-    /// Nil: not for the fast path, or any operation fails (the usual path then reports it).
-    static func parseApply(_ bytes: [UInt8]) -> (request: JSONValue, operations: ControlService.DecodedOperations)? {
+    /// An `apply`'s tree and its operations: compact ILM ones (`{"op", "kind": "ilm", "columns", "rows"}`) decoded
+    /// from the bytes, the others parsed and decoded the usual way, in order (`params.operations` null in the tree;
+    /// nil operations when it has none to decode). Nil: any operation fails (the usual path then reports it).
+    static func parseApply(_ bytes: [UInt8]) -> (request: JSONValue, operations: ControlService.DecodedOperations?)? {
         var decoded: ControlService.DecodedOperations?
-        var fastOps = 0
         guard let request = parseRequest(bytes, method: "apply", param: "operations", opening: [UInt8(ascii: "[")], { p in
             p.i += 1
             var d = ControlService.DecodedOperations()
@@ -36,9 +37,7 @@ enum CompactRows {
                 repeat {
                     p.skipSpace()
                     let mark = p.i
-                    if p.compactILMOperation(into: &d) {
-                        fastOps += 1
-                    } else {
+                    if !p.compactILMOperation(into: &d) {
                         // Any other operation: parsed and decoded the usual way.
                         p.i = mark
                         guard let v = try? p.value(depth: 3) else { return false }
@@ -55,13 +54,22 @@ enum CompactRows {
             }
             decoded = d
             return true
-        }), let decoded, fastOps > 0 else { return nil }
+        }) else { return nil }
         return (request, decoded)
+    }
+
+    /// `request` with `params.<param>` null: the tree the fast path gives for what it decoded (for its checks).
+    static func nulling(_ param: String, in request: JSONValue) -> JSONValue {
+        guard case .object(let fields) = request else { return request }
+        return .object(fields.map { f in
+            guard f.0 == "params", case .object(let params) = f.1 else { return f }
+            return (f.0, .object(params.map { $0.0 == param ? ($0.0, .null) : $0 }))
+        })
     }
 
     /// Parses a request as `JSONParser` does, except that the value of `params.<param>` (when it starts with one of
     /// `opening`) goes to `special`, which reads it from the parser and says whether it took it; the tree holds null
-    /// there. Nil: `special` did not take it or never ran, the method is not `method`, or anything is out of reach.
+    /// there. Nil: `special` refused it, the method is not `method`, or anything is out of reach.
     /// Tried only when `"method":"<method>"` appears in the first 256 bytes (as clients write it), so other large
     /// requests are not parsed twice.
     private static func parseRequest(_ bytes: [UInt8], method: String, param: String, opening: [UInt8],
@@ -70,7 +78,6 @@ enum CompactRows {
         var p = JSONParser(bytes: bytes, maxDepth: JSONParser.defaultMaxDepth)
         var fields: [(String, JSONValue)] = []
         var keys = Set<String>()
-        var took = false
         p.skipSpace()
         guard p.take(UInt8(ascii: "{")) else { return nil }
         repeat {
@@ -85,7 +92,6 @@ enum CompactRows {
                     guard let k = p.plainString(), paramKeys.insert(k).inserted, p.colon() else { return nil }
                     if k == param && opening.contains(where: { p.peek($0) }) {
                         guard special(&p) else { return nil }
-                        took = true
                         params.append((k, .null))
                     } else {
                         guard let v = try? p.value(depth: 2) else { return nil }
@@ -103,7 +109,7 @@ enum CompactRows {
         } while p.take(UInt8(ascii: ","))
         guard p.take(UInt8(ascii: "}")) else { return nil }
         p.skipSpace()
-        guard p.i == bytes.count, took, case .string(method)? = fields.first(where: { $0.0 == "method" })?.1 else { return nil }
+        guard p.i == bytes.count, case .string(method)? = fields.first(where: { $0.0 == "method" })?.1 else { return nil }
         return .object(fields)
     }
 
@@ -143,13 +149,7 @@ fileprivate struct ILMFields {
             // Entries name few next hops: keep one String for a run of equal names.
             if s == lastVia { via = lastVia } else { via = s; lastVia = s }
         case .ttlMode: guard let s = p.plainString(), let m = TTLMode(rawValue: s) else { return false }; ttl = m
-        case .payload:
-            switch p.plainString() {
-            case "mpls": payload = .mpls
-            case "ipv4": payload = .ipv4
-            case "ipv6": payload = .ipv6
-            default: return false
-            }
+        case .payload: guard let s = p.plainString(), let v = try? FIBCodec.payload(s, "") else { return false }; payload = v
         }
         return true
     }

@@ -86,8 +86,8 @@ public final class ControlService: RPCHandler {
         var macs: Int
         var commitStats: CommitStats
     }
-    /// A resync being compiled on a builder thread. The engine (and `digest`) belong to it until `finishCompile()`;
-    /// requests that need them are answered `busy`.
+    /// A resync or large apply being compiled on a builder thread. The engine belongs to it until `finishCompile()`;
+    /// requests that need it are answered `busy`.
     final class Compile: @unchecked Sendable {
         let client: RPCClient
         let id: JSONValue
@@ -112,7 +112,8 @@ public final class ControlService: RPCHandler {
     /// Whether a builder thread owns the engine now (the agent skips what reads it: /metrics' publish, SIGUSR1).
     public var isCompiling: Bool { compiling != nil }
     public private(set) var compiles = 0
-    /// The longest time a resync compile held the engine (seconds), on a builder thread or inline.
+    /// The longest time a large compile (a resync or apply of `builderThreshold` or more) held the engine (seconds),
+    /// on a builder thread or inline.
     public private(set) var longestCompileSeconds = 0.0
 
     struct PendingTrace {
@@ -190,10 +191,7 @@ public final class ControlService: RPCHandler {
         bootID = String(decoding: r, as: UTF8.self)
         startedAt = ControlService.now()
         builderDone = mg_eventfd()
-        digest = 0
-        for kind in ControlService.kinds {
-            for k in engine.keys(of: kind) { if let e = engine.entry(k) { digest &+= ControlService.hash(e) } }
-        }
+        digest = engineDigest()
     }
 
     static func now() -> Double {
@@ -252,6 +250,9 @@ public final class ControlService: RPCHandler {
     enum Predecoded {
         case chunk(Result<DecodedChunk, ValidationError>)
         case apply(Result<DecodedOperations, Failure>)
+
+        var chunk: Result<DecodedChunk, ValidationError>? { if case .chunk(let c) = self { c } else { nil } }
+        var apply: Result<DecodedOperations, Failure>? { if case .apply(let a) = self { a } else { nil } }
     }
 
     /// A large request being parsed and decoded on a thread of its own.
@@ -279,9 +280,9 @@ public final class ControlService: RPCHandler {
 
         func run() {
             let value: JSONValue
-            // A chunk whose ILM rows are in the compact form: decoded straight from the bytes (`CompactRows`).
+            // A chunk's ILM entries, and an apply's compact ILM operations, decoded straight from the bytes
+            // (`CompactRows`, which parses the rest of the request too).
             let fast = CompactRows.parseChunk(line)
-            // An apply with compact ILM operations: those decoded from the bytes too.
             let fastApply = fast == nil ? CompactRows.parseApply(line) : nil
             #if FUZZING
             if let fast { ControlService.checkFastPath(fast, line, chunk: chunk) }
@@ -302,7 +303,7 @@ public final class ControlService: RPCHandler {
             case "resync.chunk":
                 do throws(ValidationError) {
                     var spec = try ControlService.decodeChunk(params, chunk: chunk)
-                    if let fast { spec.ilm = fast.ilm }
+                    if let ilm = fast?.ilm { spec.ilm = ilm }
                     var part = DecodedChunk(spec)
                     if case .string(let sent)? = params.first(where: { $0.0 == "session" })?.1, sent == session,
                        part.count <= ControlService.maxOperationsPerCall, entriesBefore + part.entries <= maxEntries,
@@ -322,7 +323,7 @@ public final class ControlService: RPCHandler {
                 big = ControlService.chunkSections
             case "apply":
                 do throws(Failure) {
-                    if let fastApply { predecoded = .apply(.success(fastApply.operations)) } else {
+                    if let operations = fastApply?.operations { predecoded = .apply(.success(operations)) } else {
                         predecoded = .apply(.success(try ControlService.decodeOperations(params.first { $0.0 == "operations" }?.1)))
                     }
                 } catch {
@@ -371,9 +372,10 @@ public final class ControlService: RPCHandler {
             checkIn(d)
             guard !d.clientGone, let parsed = d.parsed else { continue }
             d.client.resumeReplies()
-            chunkTaken = false
+            let chunksBefore = resync?.chunks
             handle(parsed, predecoded: d.predecoded, from: d.client)
-            rollBackIfRefused(d)
+            // A chunk is taken exactly when its session counts one more (`resyncChunk`).
+            if resync?.chunks == chunksBefore { rollBackIfRefused(d) }
         }
         startDecodes()
     }
@@ -391,13 +393,10 @@ public final class ControlService: RPCHandler {
         finishCompile()
     }
 
-    /// Whether the last chunk handled was taken (set by `resyncChunk`).
-    var chunkTaken = false
-
     /// A chunk its decoder appended to the session's document but the control thread then refused (a bad envelope,
     /// an unknown parameter): cut back out, so "not taken" holds.
     func rollBackIfRefused(_ d: Decode) {
-        guard case .chunk(.success(let c))? = d.predecoded, c.appended, !chunkTaken, resync?.session == d.session,
+        guard case .chunk(.success(let c))? = d.predecoded, c.appended, resync?.session == d.session,
               resync?.fibOut == false else { return }
         let b = c.before
         resync!.fib.nextHops.removeLast(resync!.fib.nextHops.count - b.nextHops)
@@ -417,38 +416,39 @@ public final class ControlService: RPCHandler {
     }
 
     #if FUZZING
-    /// The same for a fast apply: the usual parser and `decodeOperations` give the same changes and names.
-    static func checkFastApply(_ fast: (request: JSONValue, operations: DecodedOperations), _ line: [UInt8]) {
-        guard case .object(let fields)? = try? JSONParser.parse(line),
-              case .object(let params)? = fields.first(where: { $0.0 == "params" })?.1,
-              let slow = try? decodeOperations(params.first { $0.0 == "operations" }?.1) else {
+    /// `params.<name>` of a request tree.
+    static func param(_ name: String, of tree: JSONValue) -> JSONValue? {
+        guard case .object(let fields) = tree, case .object(let params)? = fields.first(where: { $0.0 == "params" })?.1 else { return nil }
+        return params.first { $0.0 == name }?.1
+    }
+
+    /// The request fuzz target's check of the fast path: what it accepts, the usual parser (and `decodeILM`) accept
+    /// too, with the same request and entries.
+    static func checkFastPath(_ fast: (request: JSONValue, ilm: [ILMEntrySpec]?), _ line: [UInt8], chunk: Int) {
+        guard let tree = try? JSONParser.parse(line) else { preconditionFailure("the fast path took a request the parser refuses") }
+        guard let ilm = fast.ilm else {
+            precondition(tree == fast.request, "the fast path parsed the request otherwise")
+            return
+        }
+        let slow = try? FIBCodec.section(param("ilm", of: tree), "chunk \(chunk) ilm", FIBCodec.decodeILM)
+        precondition(slow == ilm, "the fast path decoded other ILM entries than decodeILM")
+        precondition(CompactRows.nulling("ilm", in: tree) == fast.request, "the fast path parsed the rest of the request otherwise")
+    }
+
+    /// The same for an apply: the usual parser and `decodeOperations` give the same changes and names.
+    static func checkFastApply(_ fast: (request: JSONValue, operations: DecodedOperations?), _ line: [UInt8]) {
+        guard let tree = try? JSONParser.parse(line) else { preconditionFailure("the fast path took an apply the parser refuses") }
+        guard let f = fast.operations else {
+            precondition(tree == fast.request, "the fast path parsed the apply otherwise")
+            return
+        }
+        guard let slow = try? decodeOperations(param("operations", of: tree)) else {
             preconditionFailure("the fast path took an apply the usual path refuses")
         }
-        let f = fast.operations
         precondition(slow.changes == f.changes && slow.opIndex == f.opIndex
                      && slow.origins.map { "\($0.row)\($0.list)" } == f.origins.map { "\($0.row)\($0.list)" },
                      "the fast path decoded another apply")
-        let nulled = fields.map { f -> (String, JSONValue) in
-            guard f.0 == "params" else { return f }
-            return (f.0, .object(params.map { $0.0 == "operations" ? ($0.0, .null) : $0 }))
-        }
-        precondition(JSONValue.object(nulled) == fast.request, "the fast path parsed the rest of the apply otherwise")
-    }
-
-    /// The request fuzz target's check of the fast path: what it accepts, the usual parser and `decodeILM` accept
-    /// too, with the same entries.
-    static func checkFastPath(_ fast: (request: JSONValue, ilm: [ILMEntrySpec]), _ line: [UInt8], chunk: Int) {
-        guard case .object(let fields)? = try? JSONParser.parse(line),
-              case .object(let params)? = fields.first(where: { $0.0 == "params" })?.1 else {
-            preconditionFailure("the fast path took a request the parser refuses")
-        }
-        let ilm = try? FIBCodec.section(params.first { $0.0 == "ilm" }?.1, "chunk \(chunk) ilm", FIBCodec.decodeILM)
-        precondition(ilm == fast.ilm, "the fast path decoded other ILM entries than decodeILM")
-        let nulled = fields.map { f -> (String, JSONValue) in
-            guard f.0 == "params" else { return f }
-            return (f.0, .object(params.map { $0.0 == "ilm" ? ($0.0, .null) : $0 }))
-        }
-        precondition(JSONValue.object(nulled) == fast.request, "the fast path parsed the rest of the request otherwise")
+        precondition(CompactRows.nulling("operations", in: tree) == fast.request, "the fast path parsed the rest of the apply otherwise")
     }
     #endif
 
@@ -523,13 +523,15 @@ public final class ControlService: RPCHandler {
             if case .failure = outcome { o(ControlService.methodLabel(method), false) } else { o(ControlService.methodLabel(method), true) }
         }
         guard id != nil else { return }   // a notification: no reply
+        if let line = ControlService.line(replyID, outcome) { client.send(line) } else { client.deferReply() }
+    }
+
+    /// The reply line of an outcome (nil: deferred, answered later).
+    static func line(_ id: JSONValue, _ outcome: Outcome) -> String? {
         switch outcome {
-        case .result(let r):
-            client.send(JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", replyID), ("result", r)])))
-        case .failure(let f):
-            client.send(RPCError.line(id: replyID, code: f.code, message: f.message, element: f.element, extra: f.extra))
-        case .deferred:
-            client.deferReply()
+        case .result(let r): return RPCError.resultLine(id: id, result: r)
+        case .failure(let f): return RPCError.line(id: id, code: f.code, message: f.message, element: f.element, extra: f.extra)
+        case .deferred: return nil
         }
     }
 
@@ -555,8 +557,7 @@ public final class ControlService: RPCHandler {
             if let dp = dataplane { t.records += dp.takeTrace() }
             if t.records.count >= t.count || now >= t.deadline {
                 let records = Array(t.records.prefix(t.count))
-                t.client.sendDeferred(JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", t.id),
-                                                                ("result", .object([("packets", .array(records))]))])))
+                t.client.sendDeferred(RPCError.resultLine(id: t.id, result: .object([("packets", .array(records))])))
                 dataplane?.armTrace(count: 0)
                 trace = nil
             } else {
@@ -606,8 +607,7 @@ public final class ControlService: RPCHandler {
         let status = w.status
         durableWaits.removeAll { wait in
             if wait.generation <= status.durable {
-                wait.client.sendDeferred(JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", wait.id),
-                                                                   ("result", wait.result)])))
+                wait.client.sendDeferred(RPCError.resultLine(id: wait.id, result: wait.result))
                 return true
             }
             if wait.generation <= status.failed {
@@ -666,15 +666,9 @@ public final class ControlService: RPCHandler {
             let out: Outcome
             switch method {
             case "info": out = .result(info())
-            case "apply":
-                if case .apply(let d)? = predecoded { out = try apply(&r, client, id, decoded: d) } else {
-                    out = try apply(&r, client, id, decoded: nil)
-                }
+            case "apply": out = try apply(&r, client, id, decoded: predecoded?.apply)
             case "resync.begin": out = .result(try resyncBegin(&r, client))
-            case "resync.chunk":
-                if case .chunk(let d)? = predecoded { out = .result(try resyncChunk(&r, client, decoded: d)) } else {
-                    out = .result(try resyncChunk(&r, client, decoded: nil))
-                }
+            case "resync.chunk": out = .result(try resyncChunk(&r, client, decoded: predecoded?.chunk))
             case "resync.end": out = try resyncEnd(&r, client, id)
             case "resync.abort": out = .result(try resyncAbort(&r, client))
             case "dump": out = .result(try dump(&r))
@@ -1128,7 +1122,7 @@ public final class ControlService: RPCHandler {
         guard total <= engine.maxEntries else {
             throw Failure(RPCError.limitExceeded, "the resync would hold \(total) entries; the limit is \(engine.maxEntries)")
         }
-        if part.appended { chunkTaken = true } else { ControlService.appendChunk(part.part, to: &resync!.fib) }
+        if !part.appended { ControlService.appendChunk(part.part, to: &resync!.fib) }
         resync!.entries = total
         resync!.elements = elements
         resync!.chunks += 1
@@ -1186,7 +1180,7 @@ public final class ControlService: RPCHandler {
     }
 
     /// The engine's part of `resync.end`: validates the document and commits what differs. Touches only the engine
-    /// (and reads `s`), so a builder thread may run it.
+    /// (and reads `fib`), so a builder thread may run it.
     func compileResync(_ fib: FIBSpec, expected: UInt64?, digest old: UInt64) throws(Failure) -> JobOutcome {
         do throws(ValidationError) { try Control.validateDocument(fib, config: engine.config) } catch {
             throw Failure(RPCError.invalidEntry, error.description + " (the resync changed nothing)", element: error.element,
@@ -1224,7 +1218,7 @@ public final class ControlService: RPCHandler {
     }
 
     /// Takes the builder thread's result (when `builderDone` is readable, or at shutdown: then it waits) and sends
-    /// the deferred `resync.end` reply. Nothing to do when no compile is running.
+    /// the deferred reply of its `resync.end` or `apply`. Nothing to do when no compile is running.
     public func finishCompile() {
         if builderDone >= 0 { mg_eventfd_drain(builderDone) }
         guard let c = compiling else { return }
@@ -1234,19 +1228,15 @@ public final class ControlService: RPCHandler {
         longestCompileSeconds = max(longestCompileSeconds, ControlService.now() - c.started)
         let out: Outcome
         switch c.outcome {
-        case .success(let o)?: out = finishJob(o, c.client, c.id, durable: c.durable, replying: !c.clientGone)
+        case .success(let o)?:
+            // A notification, or a client gone meanwhile, gets no reply and so no durable wait either.
+            out = finishJob(o, c.client, c.id, durable: c.durable, replying: c.replying && !c.clientGone)
         case .failure(let f)?: out = .failure(f)
-        case nil: out = .failure(Failure(RPCError.internalError, "the resync's builder thread ended without a result"))
+        case nil: out = .failure(Failure(RPCError.internalError, "the builder thread ended without a result"))
         }
-        guard !c.clientGone, c.replying else { return }   // gone, or a notification: no reply
-        switch out {
-        case .result(let r):
-            c.client.sendDeferred(JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", c.id), ("result", r)])))
-        case .failure(let f):
-            c.client.sendDeferred(RPCError.line(id: c.id, code: f.code, message: f.message, element: f.element, extra: f.extra))
-        case .deferred:
-            break   // a durable wait: answered when the state file has the generation
-        }
+        guard !c.clientGone, c.replying else { return }
+        // Deferred: a durable wait, answered when the state file has the generation.
+        if let line = ControlService.line(c.id, out) { c.client.sendDeferred(line) }
     }
 
     /// The answer to a request that needs the engine while a builder thread owns it.

@@ -169,28 +169,10 @@ public struct JSONParser {
     }
 
     mutating func string() throws(JSONSyntaxError) -> String {
+        // Most strings (names, MACs, addresses, keys) are printable ASCII without escapes: one scan, one String made
+        // from the bytes (`plainString`). The rest are read byte by byte below.
+        if let s = plainString() { return s }
         i += 1  // opening quote
-        // Most strings (names, MACs, addresses, keys) have no escapes: one scan, one String made from the bytes.
-        let start = i
-        var ascii = true
-        var end = i
-        let plain: Bool = bytes.withUnsafeBufferPointer { b in
-            var j = start
-            while j < b.count {
-                let c = b[j]
-                if c == UInt8(ascii: "\"") { end = j; return true }
-                if c == UInt8(ascii: "\\") || c < 0x20 { return false }
-                if c >= 0x80 { ascii = false }
-                j += 1
-            }
-            return false
-        }
-        if plain {
-            i = end + 1
-            if ascii { return String(decoding: bytes[start..<end], as: UTF8.self) }
-            guard let s = String(validating: bytes[start..<end], as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
-            return s
-        }
         var out: [UInt8] = []
         while true {
             guard i < bytes.count else { throw error("unterminated string") }

@@ -438,6 +438,11 @@ public enum RPCError {
     public static let notDurable = -32010
 
     /// One error response line; `data` carries `element` and any `extra` members.
+    /// A result response line.
+    public static func resultLine(id: JSONValue, result: JSONValue) -> String {
+        JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", id), ("result", result)]))
+    }
+
     public static func line(id: JSONValue, code: Int, message: String, element: String? = nil,
                             extra: [(String, JSONValue)] = []) -> String {
         var err: [(String, JSONValue)] = [("code", .number(String(code))), ("message", .string(message))]

@@ -195,8 +195,8 @@ func runAgent(_ o: RunCommand) -> Never {
         while let sig = signals.next() {
             switch sig {
             case SIGUSR1:
-                // The report reads the engine, which a builder thread owns while it compiles a resync.
-                if service.isCompiling { log.notice("SIGUSR1: a resync is being compiled; ask again when it is published") } else {
+                // The report reads the engine, which a builder thread owns while it compiles a large resync or apply.
+                if service.isCompiling { log.notice("SIGUSR1: a large resync or apply is being compiled; ask again when it is published") } else {
                     printReport(agent.report(), engine: engine, json: json)
                 }
             case SIGHUP: log.notice("SIGHUP ignored (FIB updates come over the control socket)")

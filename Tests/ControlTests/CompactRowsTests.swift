@@ -32,6 +32,24 @@ import Control
         "extra": ["1", "null"],
     ]
 
+    /// What the usual parser makes of a request: its tree and its params.
+    static func usual(_ bytes: [UInt8]) throws -> (tree: JSONValue, params: [(String, JSONValue)]) {
+        let tree = try JSONParser.parse(bytes)
+        guard case .object(let fields) = tree, case .object(let params)? = fields.first(where: { $0.0 == "params" })?.1 else {
+            throw JSONSyntaxError(offset: 0, line: 0, column: 0, message: "not a request")
+        }
+        return (tree, params)
+    }
+
+    /// A chunk the fast path took: its ILM entries are decodeILM's, and its tree is the usual one with ilm null.
+    static func expectSame(_ request: JSONValue, _ ilm: [ILMEntrySpec]?, _ bytes: [UInt8]) throws {
+        let line = String(decoding: bytes, as: UTF8.self)
+        let (tree, params) = try usual(bytes)
+        let decoded = try #require(ilm, "the fast path parsed a chunk with ILM entries but did not decode them: \(line)")
+        #expect(try FIBCodec.section(params.first { $0.0 == "ilm" }?.1, "ilm", FIBCodec.decodeILM) == decoded, "\(line)")
+        #expect(CompactRows.nulling("ilm", in: tree) == request, "\(line)")
+    }
+
     /// Random compact ILM columns and rows, mostly well-formed: the `"columns":[…],"rows":[…]` members.
     static func table(_ r: inout Rand) -> String {
             var columns = ["label", "op"]
@@ -81,19 +99,23 @@ import Control
             let bytes = Array(line.utf8)
             guard let fast = CompactRows.parseChunk(bytes) else { refused += 1; continue }
             accepted += 1
-            let tree = try JSONParser.parse(bytes)
-            guard case .object(let fields) = tree, case .object(let params)? = fields.first(where: { $0.0 == "params" })?.1 else {
-                Issue.record("not a request: \(line)")
-                continue
-            }
-            let slow = try FIBCodec.section(params.first { $0.0 == "ilm" }?.1, "ilm", FIBCodec.decodeILM)
-            #expect(slow == fast.ilm, "\(line)")
-            let nulled = fields.map { f -> (String, JSONValue) in
-                f.0 == "params" ? (f.0, .object(params.map { $0.0 == "ilm" ? ($0.0, .null) : $0 })) : f
-            }
-            #expect(JSONValue.object(nulled) == fast.request, "\(line)")
+            try Self.expectSame(fast.request, fast.ilm, bytes)
         }
         #expect(accepted > 500 && refused > 500, "accepted \(accepted), refused \(refused)")
+    }
+
+    /// A chunk without ILM entries (or with a section the fast path does not decode) is still parsed there once,
+    /// whole: the caller does not parse it again.
+    @Test func otherChunksAreParsedOnce() throws {
+        for line in [#"{"jsonrpc":"2.0","id":1,"method":"resync.chunk","params":{"session":"ab","vni":[{"vni":5000,"push":[16],"via":"p1"}]}}"#,
+                     #"{"jsonrpc":"2.0","id":2,"method":"resync.chunk","params":{"session":"ab","ilm":null,"ftn":[]}}"#] {
+            let bytes = Array(line.utf8)
+            let fast = try #require(CompactRows.parseChunk(bytes), "\(line)")
+            let tree = try JSONParser.parse(bytes)
+            #expect(fast.ilm == nil && fast.request == tree, "\(line)")
+        }
+        // An ILM section it refuses (a null value in the object form) leaves the whole request to the usual path.
+        #expect(CompactRows.parseChunk(Array(#"{"jsonrpc":"2.0","id":3,"method":"resync.chunk","params":{"ilm":[{"label":16,"op":"pop","out":null}]}}"#.utf8)) == nil)
     }
 
     /// Chunks in the object form: entry objects with keys in any order, null values, unknown and repeated keys.
@@ -119,13 +141,7 @@ import Control
             let bytes = Array(line.utf8)
             guard let fast = CompactRows.parseChunk(bytes) else { refused += 1; continue }
             accepted += 1
-            guard case .object(let fields) = try JSONParser.parse(bytes),
-                  case .object(let params)? = fields.first(where: { $0.0 == "params" })?.1 else {
-                Issue.record("not a request: \(line)")
-                continue
-            }
-            let slow = try FIBCodec.section(params.first { $0.0 == "ilm" }?.1, "ilm", FIBCodec.decodeILM)
-            #expect(slow == fast.ilm, "\(line)")
+            try Self.expectSame(fast.request, fast.ilm, bytes)
         }
         #expect(accepted > 500 && refused > 500, "accepted \(accepted), refused \(refused)")
     }
@@ -150,18 +166,12 @@ import Control
             let bytes = Array(line.utf8)
             guard let fast = CompactRows.parseApply(bytes) else { refused += 1; continue }
             accepted += 1
-            guard case .object(let fields) = try JSONParser.parse(bytes),
-                  case .object(let params)? = fields.first(where: { $0.0 == "params" })?.1 else {
-                Issue.record("not a request: \(line)")
-                continue
-            }
+            let (tree, params) = try Self.usual(bytes)
+            let decoded = try #require(fast.operations, "\(line)")
             let slow = try ControlService.decodeOperations(params.first { $0.0 == "operations" }?.1)
-            #expect(slow.changes == fast.operations.changes && slow.opIndex == fast.operations.opIndex, "\(line)")
-            #expect(slow.origins.map { "\($0.row)\($0.list)" } == fast.operations.origins.map { "\($0.row)\($0.list)" }, "\(line)")
-            let nulled = fields.map { f -> (String, JSONValue) in
-                f.0 == "params" ? (f.0, .object(params.map { $0.0 == "operations" ? ($0.0, .null) : $0 })) : f
-            }
-            #expect(JSONValue.object(nulled) == fast.request, "\(line)")
+            #expect(slow.changes == decoded.changes && slow.opIndex == decoded.opIndex, "\(line)")
+            #expect(slow.origins.map { "\($0.row)\($0.list)" } == decoded.origins.map { "\($0.row)\($0.list)" }, "\(line)")
+            #expect(CompactRows.nulling("operations", in: tree) == fast.request, "\(line)")
         }
         #expect(accepted > 200 && refused > 200, "accepted \(accepted), refused \(refused)")
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Commits at scale: fill a live agent with N entries of one kind (ILM, VNI, IPv4 FTN /24s or IPv6 FTN /56–/64s) through one chunked resync, then
-time M one-entry `replace` applies, with the state file on (the default) and off. Reports, per kind and state mode:
+time M one-entry `replace` applies, then resync all N into the full FIB with 1 % changed and run ten applies of
+10,000 `replace` operations, with the state file on (the default) and off. Reports, per kind and state mode:
 the resync's entries/s and longest reply, the commits' p50/p99/max latency (client round trip), the agent's bytes
 written per commit (`wchar` from /proc, which also counts the ~60-byte replies and a few
 `info` replies; and the journal's own growth), the engine's own commit time and
@@ -117,6 +118,9 @@ def run(kind, state, a, p, tmp):
             info = rpc.result("info")
     wchar1 = proc_field(pid, "io", "wchar:")
     rss2 = proc_field(pid, "status", "VmRSS:")
+    full = resync_full(rpc, kind)
+    applies = apply_10k(rpc, kind)
+    rss3 = proc_field(pid, "status", "VmRSS:")
     rpc.close()
     code, _, _ = agent.stop()
     ms = [x * 1000 for x in latencies]
@@ -129,8 +133,36 @@ def run(kind, state, a, p, tmp):
             "bytesWrittenPerCommit": round((wchar1 - wchar0) / M),
             "journalBytesPerCommit": round(((info.get("stateFileWrites") or {}).get("journalBytes", 0) - journal0) / M), "commitStats": info.get("commitStats"),
             "stateFileWrites": info.get("stateFileWrites"),
-            "rssMiB": {"start": round(rss0 / 1024), "afterResync": round(rss1 / 1024), "afterCommits": round(rss2 / 1024)},
+            "rssMiB": {"start": round(rss0 / 1024), "afterResync": round(rss1 / 1024), "afterCommits": round(rss2 / 1024),
+                       "afterFullResyncAndApplies": round(rss3 / 1024)},
+            "fullFIBResync": full, "applies10k": applies,
             "generation": info["generation"], "exit": code, "trafficPps": TRAFFIC_PPS}
+
+
+def resync_full(rpc, kind):
+    """A resync of all N entries into the full FIB with 1 % of them changed (a controller reconnecting)."""
+    lines = [entry(kind, i, variant=1 if i % 100 == 0 else 0) for i in range(N)]
+    chunks = ["[" + ",".join(lines[i:i + CHUNK]) + "]" for i in range(0, N, CHUNK)]
+    del lines
+    seconds, _, end_seconds, _ = common.resync(rpc, kind.rstrip("6"), chunks, NH)
+    return {"entriesPerSecond": round(N / seconds), "seconds": round(seconds, 3), "resyncEndSeconds": round(end_seconds, 3)}
+
+
+def apply_10k(rpc, kind, count=10):
+    """`count` applies of 10,000 `replace` operations each (objects) into the full FIB: entries/s over all of them."""
+    size = min(10_000, N)
+    bodies = []
+    for a in range(count):
+        ops = ",".join('{"op":"replace","kind":"%s","entry":%s}' % (kind.rstrip("6"), entry(kind, (a * size + j) % N, variant=2))
+                       for j in range(size))
+        bodies.append(('{"jsonrpc":"2.0","id":1,"method":"apply","params":{"operations":[%s]}}\n' % ops).encode())
+    start = time.perf_counter()
+    for body in bodies:
+        rpc.send_raw(body)
+        r = rpc.read_line()
+        assert "result" in r, r
+    seconds = time.perf_counter() - start
+    return {"entriesPerSecond": round(size * count / seconds), "applies": count, "entriesPerApply": size}
 
 
 def main():

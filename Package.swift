@@ -105,6 +105,6 @@ let package = Package(
         // The three command lines' exit statuses and help, and the log line format.
         .testTarget(name: "CLITests", dependencies: ["CLISupport", "ControlServer", .product(name: "Logging", package: "swift-log")]),
         // The XDP program through BPF_PROG_TEST_RUN, the shared header's layout, QSBR (some need root).
-        .testTarget(name: "IOTests", dependencies: ["IO", "CXDP", "FIB", "Control", "ControlServer", "Wire"]),
+        .testTarget(name: "IOTests", dependencies: ["IO", "CXDP", "FIB", "Control", "ControlServer", "Dataplane", "Wire"]),
     ]
 )

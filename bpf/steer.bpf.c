@@ -54,6 +54,8 @@ static __always_inline int count(__u32 which, int verdict)
     return verdict;
 }
 
+#include "fast_tier.h"
+
 static __always_inline int pass(void) { return count(MG_STAT_PASSED, XDP_PASS); }
 
 static __always_inline int steer(struct xdp_md *ctx)
@@ -148,8 +150,14 @@ int mplsgate_steer(struct xdp_md *ctx)
 
     /* MPLS is steered on every port: core ports forward it, dc and vrf ports count it as a guard drop
      * (mplsNotEnabled), so a tenant's attempt to inject labels is visible instead of silently passed. */
-    if (proto == bpf_htons(ETH_P_MPLS_UC))
+    if (proto == bpf_htons(ETH_P_MPLS_UC)) {
+        if (cfg->role == MG_ROLE_CORE && cfg->fast) {
+            int r = fast_tier(ctx, cfg, (__u32)((__u8 *)l3 - (__u8 *)data));
+            if (r >= 0)
+                return count(MG_STAT_FAST_FORWARDED, r);
+        }
         return steer(ctx);
+    }
 
     /* IP only. Multicast and broadcast frames are the host's (ND, DHCP, routing protocols). */
     if (eth->h_dest[0] & 1)

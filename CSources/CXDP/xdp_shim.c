@@ -32,7 +32,21 @@ static int silent_print(enum libbpf_print_level level, const char *fmt, va_list 
     return 0;
 }
 
+static int size_map(struct bpf_object *obj, const char *name, uint32_t entries)
+{
+    struct bpf_map *m = bpf_object__find_map_by_name(obj, name);
+    if (!m)
+        return -ENOENT;
+    return bpf_map__set_max_entries(m, entries ? entries : 1);
+}
+
 int mg_prog_load(const void *object, size_t size, struct mg_prog **out)
+{
+    struct mg_fast_sizes none = { 0, 0, 0, 0 };
+    return mg_prog_load_sized(object, size, &none, out);
+}
+
+int mg_prog_load_sized(const void *object, size_t size, const struct mg_fast_sizes *sizes, struct mg_prog **out)
 {
     libbpf_set_print(silent_print);
     struct mg_prog *p = calloc(1, sizeof(*p));
@@ -44,7 +58,18 @@ int mg_prog_load(const void *object, size_t size, struct mg_prog **out)
         free(p);
         return (int)err;
     }
-    int rc = bpf_object__load(p->obj);
+    int rc = size_map(p->obj, "mg_fast_ilm", sizes->ilm);
+    if (!rc) rc = size_map(p->obj, "mg_fast_actions", sizes->actions);
+    if (!rc) rc = size_map(p->obj, "mg_fast_entries", sizes->actions);
+    if (!rc) rc = size_map(p->obj, "mg_fast_next_hops", sizes->next_hops);
+    if (!rc) rc = size_map(p->obj, "mg_fast_liveness", sizes->next_hops);
+    if (!rc) rc = size_map(p->obj, "mg_fast_buckets", sizes->buckets);
+    if (rc) {
+        bpf_object__close(p->obj);
+        free(p);
+        return rc;
+    }
+    rc = bpf_object__load(p->obj);
     if (rc) {
         bpf_object__close(p->obj);
         free(p);
@@ -175,6 +200,42 @@ int mg_prog_test_run(const struct mg_prog *prog, const void *frame, uint32_t siz
     *action = opts.retval;
     return 0;
 }
+
+int mg_prog_test_run_out(const struct mg_prog *prog, const void *frame, uint32_t size, uint32_t ifindex,
+                         uint32_t queue, void *out, uint32_t out_cap, uint32_t *out_size, uint32_t *action)
+{
+    struct xdp_md ctx_in;
+    memset(&ctx_in, 0, sizeof(ctx_in));
+    ctx_in.data_end = size;
+    ctx_in.ingress_ifindex = ifindex;
+    ctx_in.rx_queue_index = queue;
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = size, .data_out = out,
+                .data_size_out = out_cap, .ctx_in = &ctx_in, .ctx_size_in = sizeof(ctx_in), .repeat = 1);
+    int rc = bpf_prog_test_run_opts(prog->prog_fd, &opts);
+    if (rc)
+        return rc < 0 ? -errno : -rc;
+    *action = opts.retval;
+    *out_size = opts.data_size_out;
+    return 0;
+}
+
+int mg_prog_map_fd(const struct mg_prog *prog, const char *name)
+{
+    int fd = bpf_object__find_map_fd_by_name(prog->obj, name);
+    return fd < 0 ? -ENOENT : fd;
+}
+
+int mg_map_update(int fd, const void *key, const void *value)
+{
+    return bpf_map_update_elem(fd, key, value, BPF_ANY) ? -errno : 0;
+}
+
+int mg_map_lookup(int fd, const void *key, void *value)
+{
+    return bpf_map_lookup_elem(fd, key, value) ? -errno : 0;
+}
+
+int mg_possible_cpus(void) { return libbpf_num_possible_cpus(); }
 
 int mg_prog_id(const struct mg_prog *prog, uint32_t *id)
 {

@@ -10,6 +10,7 @@ struct BPFObject: BuildToolPlugin {
         let source = root.appending(path: "bpf/steer.bpf.c")
         let header = root.appending(path: "CSources/CXDP/include/mplsgate_xdp.h")
         let script = root.appending(path: "bpf/build.sh")
+        let fastTier = root.appending(path: "bpf/fast_tier.h")
         let outSwift = context.pluginWorkDirectoryURL.appending(path: "SteerProgramObject.swift")
         let outObject = context.pluginWorkDirectoryURL.appending(path: "steer.bpf.o")
         return [.buildCommand(
@@ -18,7 +19,7 @@ struct BPFObject: BuildToolPlugin {
             arguments: [script.path(), source.path(), header.deletingLastPathComponent().path(), outSwift.path(),
                         outObject.path()],
             environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"],
-            inputFiles: [source, header, script],
+            inputFiles: [source, header, script, fastTier],
             outputFiles: [outSwift])]
     }
 }

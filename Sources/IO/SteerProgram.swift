@@ -31,6 +31,8 @@ public struct SteerCounters: Sendable, Equatable {
     public var passed: UInt64 = 0
     /// Ours, but no socket was bound on the receive queue: passed to the host.
     public var noSocket: UInt64 = 0
+    /// Forwarded by the fast tier (bpf/fast_tier.h) without reaching AF_XDP.
+    public var fastForwarded: UInt64 = 0
     public init() {}
 }
 
@@ -50,10 +52,24 @@ public final class SteerProgram {
         try self.init(config: SteerProgram.portConfig(role: role, vxlanPort: vxlanPort, addresses: addresses))
     }
 
-    init(config: mg_port_config) throws(AgentError) {
+    /// Loads the program for a core port with the fast tier on, its tables sized for `fib` (written by
+    /// `loadFastTier`): `index` is the port's index in the config, `mac` its MAC (FIB.PortRecord.mac).
+    public convenience init(fastTierPort index: UInt16, mac: UInt64, fib: FIBSnapshot,
+                            addresses: [IPAddress] = []) throws(AgentError) {
+        var c = try SteerProgram.portConfig(role: .core, vxlanPort: 4789, addresses: addresses)
+        c.fast = 1
+        c.port_index = index
+        withUnsafeMutableBytes(of: &c.mac) { m in
+            for i in 0..<6 { m[i] = UInt8(truncatingIfNeeded: mac >> UInt64(40 - 8 * i)) }
+        }
+        try self.init(config: c, sizes: FastTier.sizes(for: fib))
+    }
+
+    init(config: mg_port_config, sizes: mg_fast_sizes = mg_fast_sizes()) throws(AgentError) {
         let object = SteerProgram.objectBytes
         var p: OpaquePointer?
-        let rc = object.withUnsafeBytes { mg_prog_load($0.baseAddress, $0.count, &p) }
+        var sz = sizes
+        let rc = object.withUnsafeBytes { mg_prog_load_sized($0.baseAddress, $0.count, &sz, &p) }
         guard rc == 0, let p else {
             if rc == -EPERM || rc == -EACCES {
                 throw AgentError("loading the XDP program: permission denied; run as root, or with CAP_BPF, "
@@ -127,7 +143,7 @@ public final class SteerProgram {
         var s = SteerCounters()
         if mg_prog_stats(prog, &raw) == 0 {
             s.redirected = raw[Int(MG_STAT_REDIRECTED)]; s.passed = raw[Int(MG_STAT_PASSED)]
-            s.noSocket = raw[Int(MG_STAT_NO_SOCKET)]
+            s.noSocket = raw[Int(MG_STAT_NO_SOCKET)]; s.fastForwarded = raw[Int(MG_STAT_FAST_FORWARDED)]
         }
         return s
     }

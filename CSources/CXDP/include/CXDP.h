@@ -15,6 +15,23 @@ struct mg_prog;
 
 /* Opens and loads an ELF object held in memory; the program is not attached yet. */
 int mg_prog_load(const void *object, size_t size, struct mg_prog **out);
+
+/* Entries of the fast tier's tables (bpf/fast_tier.h); 0 = one entry (fast tier off: nothing allocated). */
+struct mg_fast_sizes {
+    uint32_t ilm;          /* MG_FAST_ILM_SIZE when on */
+    uint32_t actions;      /* action slots */
+    uint32_t next_hops;    /* next-hop slots */
+    uint32_t buckets;      /* groups x 4096 x 2 */
+};
+/* mg_prog_load with the fast tier's tables sized before the load. */
+int mg_prog_load_sized(const void *object, size_t size, const struct mg_fast_sizes *sizes, struct mg_prog **out);
+/* The fd of one of the program's maps by name, or -ENOENT. */
+int mg_prog_map_fd(const struct mg_prog *prog, const char *name);
+int mg_map_update(int fd, const void *key, const void *value);
+/* Looks up one key; a per-CPU map's value is one (8-byte aligned) value per possible CPU. */
+int mg_map_lookup(int fd, const void *key, void *value);
+/* Number of possible CPUs (per-CPU map values hold this many). */
+int mg_possible_cpus(void);
 void mg_prog_close(struct mg_prog *prog);
 int mg_prog_set_config(struct mg_prog *prog, const struct mg_port_config *config);
 int mg_prog_fd(const struct mg_prog *prog);
@@ -37,6 +54,9 @@ int mg_xdp_detach_id(int ifindex, int mode, uint32_t id);
 /* Runs the loaded program once on `frame` (BPF_PROG_TEST_RUN) with the given rx queue; returns the XDP action. */
 int mg_prog_test_run(const struct mg_prog *prog, const void *frame, uint32_t size, uint32_t ifindex, uint32_t queue,
                      uint32_t *action);
+/* mg_prog_test_run that also returns the frame as the program left it (out_size bytes in out). */
+int mg_prog_test_run_out(const struct mg_prog *prog, const void *frame, uint32_t size, uint32_t ifindex,
+                         uint32_t queue, void *out, uint32_t out_cap, uint32_t *out_size, uint32_t *action);
 /* Id of a loaded program. */
 int mg_prog_id(const struct mg_prog *prog, uint32_t *id);
 

@@ -29,13 +29,98 @@ struct mg_port_config {
     __u16 pad1;
     __u32 v4[MG_MAX_PORT_V4];      /* network order */
     __u8 v6[MG_MAX_PORT_V6][16];   /* network order */
+    /* Fast tier (core ports): 1 when this port's program forwards what it can itself (bpf/fast_tier.h). */
+    __u8 fast;
+    __u8 pad2;
+    __u16 port_index;     /* the port's index in the config (FIB.PortID), for its counters */
+    __u8 mac[6];          /* the port's MAC: only frames to it are forwarded (the pipeline's notForUs rule) */
+    __u16 pad3;
 };
 
 /* Indices of the program's per-CPU "mg_stats" array. */
 #define MG_STAT_REDIRECTED 0   /* sent to the queue's AF_XDP socket */
 #define MG_STAT_PASSED 1       /* not ours: XDP_PASS to the host stack */
 #define MG_STAT_NO_SOCKET 2    /* ours, but no socket bound on this queue: passed */
-#define MG_STAT_COUNT 3
+#define MG_STAT_FAST_FORWARDED 3 /* forwarded by the fast tier */
+#define MG_STAT_COUNT 4
+
+/* ---- Fast tier (issue 19; bpf/fast_tier.h) ----
+ * Transit label switching done in the XDP program itself. The tables mirror the FIBSnapshot's (FIB module): the
+ * ILM entry and next-hop record are byte for byte the Swift ones, the action is the part of FIB.Action a swap or
+ * PHP reads. Anything the fast tier does not do completely goes to AF_XDP untouched, where the pipeline forwards or
+ * drops (and counts) it, so the fast tier never drops a frame itself. */
+#define MG_FAST_ILM_SIZE (1u << 20)     /* one entry per 20-bit label */
+#define MG_FAST_OUT_LABELS 4            /* labels a fast-tier swap writes (primary or backup) */
+#define MG_FAST_POPS 4                  /* pops (pop, explicit null at S=0) before the swap or PHP */
+#define MG_FAST_STACK_SCAN 32           /* = Pipeline.maxLabelDepth: the malformed-stack rule's reach */
+#define MG_FAST_MAX_PORTS 256
+#define MG_FAST_NO_TARGET 0x7FFFFFFFu   /* FIB.ForwardTarget.none */
+#define MG_FAST_GROUP_BIT 0x80000000u
+#define MG_FAST_BUCKETS 4096            /* FIB.ECMP.bucketCount */
+
+/* FIB.ILMEntry (8 bytes). */
+struct mg_fast_ilm {
+    __u32 action;
+    __u8 op;
+    __u8 flags;
+    __u8 payload;
+    __u8 reserved;
+};
+
+/* What a swap or PHP reads of FIB.Action; op 0 = not for the fast tier. */
+struct mg_fast_action {
+    __u8 op;
+    __u8 flags;
+    __u8 label_count;          /* 0: PHP, payload says what follows */
+    __u8 payload;
+    __u8 backup_label_count;
+    __u8 pad[3];
+    __u32 target;              /* FIB.ForwardTarget raw value */
+    __u32 labels[2 * MG_FAST_OUT_LABELS]; /* label templates (label << 12), host order: primary, then backup */
+};
+
+/* FIB.NextHopRecord (32 bytes). */
+struct mg_fast_next_hop {
+    __u8 l2[16];               /* destination MAC, source MAC, optional 802.1Q tag: wire order */
+    __u16 port;
+    __u16 l2_size;             /* 12, or 16 with the tag */
+    __u16 mtu;
+    __u16 reserved;
+    __u32 backup;              /* FIB.ForwardTarget raw value */
+    __u32 reserved2;
+};
+
+/* The one entry of "mg_fast_config". */
+struct mg_fast_config {
+    __u32 group_count;
+    __u32 trace_armed;         /* non-zero: every frame goes to AF_XDP (the trace sees it) */
+};
+
+struct mg_fast_counter { __u64 packets, bytes; };
+struct mg_fast_port_counters { __u64 rx_packets, rx_bytes, tx_packets, tx_bytes; };
+
+/* The per-CPU record of the last MPLS frame the fast tier looked at (tests read it after BPF_PROG_TEST_RUN). */
+struct mg_fast_last {
+    __u32 verdict;             /* MG_FAST_FORWARDED or MG_FAST_STEERED */
+    __u32 port;                /* forwarded: the egress port (the devmap key) */
+    __u32 why;                 /* steered: MG_SLOW_* */
+    __u32 pad;
+};
+#define MG_FAST_STEERED 0
+#define MG_FAST_FORWARDED 1
+
+/* Why a frame went to AF_XDP instead (fast tier on). */
+#define MG_SLOW_GUARD 1        /* not to the port's MAC, or a tag the pipeline refuses */
+#define MG_SLOW_SPECIAL 2      /* a special label other than explicit null at S=0 */
+#define MG_SLOW_OPERATION 3    /* an ILM operation the fast tier does not do */
+#define MG_SLOW_TTL 4          /* TTL would expire */
+#define MG_SLOW_STACK 5        /* too short, bottom-of-stack mismatch, unterminated, too deep */
+#define MG_SLOW_NEXT_HOP 6     /* next hop down with no live choice the fast tier can make */
+#define MG_SLOW_MTU 7
+#define MG_SLOW_EGRESS 8       /* the egress port does not take redirected frames */
+#define MG_SLOW_HEADROOM 9
+#define MG_SLOW_TRACE 10
+#define MG_SLOW_PAYLOAD 11     /* PHP to an IP header that fails the pipeline's checks */
 
 /* Name of the program in the object, used to recognise (and replace) our own stale attachments. */
 #define MG_PROG_NAME "mplsgate_steer"

@@ -20,21 +20,16 @@
 #define PAYLOAD_IPV6 2
 #define FLOW_SEED 0x4D504C53u
 
+/* The labels the fast tier switches; sized by the loader (mg_prog_load_sized), allocated as used. */
 struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, MG_FAST_ILM_SIZE);
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, __u32);
-    __type(value, struct mg_fast_ilm);
+    __type(value, struct mg_fast_entry);
 } mg_fast_ilm SEC(".maps");
 
-/* Sized by the loader (mg_prog_load): action slots, next-hop slots, group buckets (primary then second choices). */
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, struct mg_fast_action);
-} mg_fast_actions SEC(".maps");
-
+/* Sized by the loader: next-hop slots, group buckets (primary then second choices). */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, 1);
@@ -85,10 +80,11 @@ struct {
     __type(value, struct mg_fast_port_counters);
 } mg_fast_ports SEC(".maps");
 
-/* Per-entry counters by action slot, as WorkerCounters.entries. */
+/* Per-entry counters by action slot, as WorkerCounters.entries (the loader adds each slot with its entry). */
 struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
     __uint(max_entries, 1);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, __u32);
     __type(value, struct mg_fast_counter);
 } mg_fast_entries SEC(".maps");
@@ -229,13 +225,17 @@ static __always_inline void ipv4_set_ttl(__u8 *ip, __u8 ttl)
     ip[11] = sum & 0xFF;
 }
 
-static __always_inline void fast_count(void *map, __u32 key, __u64 bytes)
+static __always_inline void fast_count(__u32 key, __u64 bytes)
 {
-    struct mg_fast_counter *c = bpf_map_lookup_elem(map, &key);
+    struct mg_fast_counter *c = bpf_map_lookup_elem(&mg_fast_entries, &key);
     if (c) {
         c->packets += 1;
         c->bytes += bytes;
+        return;
     }
+    /* The loader adds every slot it writes; should one be missing, add it (this CPU's value). */
+    struct mg_fast_counter first = { 1, bytes };
+    bpf_map_update_elem(&mg_fast_entries, &key, &first, BPF_NOEXIST);
 }
 
 static __always_inline int slow(struct mg_fast_last *last, __u32 why)
@@ -256,7 +256,7 @@ static __noinline int fast_tier(struct xdp_md *ctx, const struct mg_port_config 
     const struct mg_fast_config *fc = bpf_map_lookup_elem(&mg_fast_config, &zero);
     if (!fc)
         return slow(last, MG_SLOW_OPERATION);
-    if (fc->trace_armed)
+    if (fc->trace_armed || fc->paused)
         return slow(last, MG_SLOW_TRACE);
     __u8 *data = (void *)(long)ctx->data;
     __u8 *end = (void *)(long)ctx->data_end;
@@ -274,7 +274,7 @@ static __noinline int fast_tier(struct xdp_md *ctx, const struct mg_port_config 
     __u32 popped[MG_FAST_POPS];
     __u32 pops = 0;
     __u32 lse = 0;
-    const struct mg_fast_ilm *e = 0;
+    const struct mg_fast_entry *e = 0;
     for (int depth = 0; depth <= MG_FAST_POPS; depth++) {
         const __u8 *p = data + off;
         if (p + 4 > end)
@@ -315,9 +315,7 @@ static __noinline int fast_tier(struct xdp_md *ctx, const struct mg_port_config 
     if (!e || e->op != OP_SWAP)
         return slow(last, MG_SLOW_STACK);
     __u32 action_slot = e->action;
-    const struct mg_fast_action *a = bpf_map_lookup_elem(&mg_fast_actions, &action_slot);
-    if (!a || a->op != OP_SWAP)
-        return slow(last, MG_SLOW_OPERATION);
+    const struct mg_fast_entry *a = e;
 
     /* Pipeline.swap: every check first. */
     __u8 new_ttl = (__u8)((lse & 0xFF) - 1);
@@ -460,9 +458,9 @@ static __noinline int fast_tier(struct xdp_md *ctx, const struct mg_port_config 
     for (int i = 0; i < MG_FAST_POPS; i++) {
         if (i >= pops)
             break;
-        fast_count(&mg_fast_entries, popped[i], rx_bytes);
+        fast_count(popped[i], rx_bytes);
     }
-    fast_count(&mg_fast_entries, action_slot, rx_bytes);
+    fast_count(action_slot, rx_bytes);
     pc = bpf_map_lookup_elem(&mg_fast_ports, &port);
     if (pc) {
         pc->tx_packets += 1;

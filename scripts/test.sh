@@ -36,6 +36,9 @@ rm -f "$demo_log"
 echo "== integration: the live agent on veth pairs in network namespaces (root)"
 MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_agent.py
 
+echo "== integration: the fast tier (transit labels in the XDP program) on veth: sameness, counters, tier changes (root)"
+MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_fast_tier.py
+
 echo "== integration: the control socket, persistence, and 60 s of updates under traffic (root)"
 MPLSGATE_BIN_DIR="$bin_dir" scripts/restricted.sh /usr/bin/python3 Tests/Integration/test_control.py
 

@@ -119,7 +119,7 @@ def run(kind, state, a, p, tmp):
     wchar1 = proc_field(pid, "io", "wchar:")
     rss2 = proc_field(pid, "status", "VmRSS:")
     full = resync_full(rpc, kind)
-    applies = apply_10k(rpc, kind)
+    applies = apply_10k(rpc, kind, count=10 if N >= 100_000 else 2)
     rss3 = proc_field(pid, "status", "VmRSS:")
     rpc.close()
     code, _, _ = agent.stop()

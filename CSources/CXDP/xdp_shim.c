@@ -12,6 +12,10 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <linux/if_link.h>
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
+#include <sys/time.h>
+#include <sys/timerfd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <numa.h>
@@ -42,11 +46,30 @@ static int size_map(struct bpf_object *obj, const char *name, uint32_t entries)
 
 int mg_prog_load(const void *object, size_t size, struct mg_prog **out)
 {
-    struct mg_fast_sizes none = { 0, 0, 0, 0 };
+    struct mg_fast_sizes none = { 0, 0, 0 };
     return mg_prog_load_sized(object, size, &none, out);
 }
 
+static const char *const shared_maps[] = {
+    "mg_fast_ilm", "mg_fast_entries", "mg_fast_next_hops", "mg_fast_liveness",
+    "mg_fast_buckets", "mg_fast_config", "mg_fast_tx", "mg_fast_egress", "mg_fast_ports",
+};
+
+static int load(const void *object, size_t size, const struct mg_fast_sizes *sizes, const struct mg_prog *share,
+                struct mg_prog **out);
+
+int mg_prog_load_shared(const void *object, size_t size, const struct mg_prog *share, struct mg_prog **out)
+{
+    return load(object, size, NULL, share, out);
+}
+
 int mg_prog_load_sized(const void *object, size_t size, const struct mg_fast_sizes *sizes, struct mg_prog **out)
+{
+    return load(object, size, sizes, NULL, out);
+}
+
+static int load(const void *object, size_t size, const struct mg_fast_sizes *sizes, const struct mg_prog *share,
+                struct mg_prog **out)
 {
     libbpf_set_print(silent_print);
     struct mg_prog *p = calloc(1, sizeof(*p));
@@ -58,12 +81,20 @@ int mg_prog_load_sized(const void *object, size_t size, const struct mg_fast_siz
         free(p);
         return (int)err;
     }
-    int rc = size_map(p->obj, "mg_fast_ilm", sizes->ilm);
-    if (!rc) rc = size_map(p->obj, "mg_fast_actions", sizes->actions);
-    if (!rc) rc = size_map(p->obj, "mg_fast_entries", sizes->actions);
-    if (!rc) rc = size_map(p->obj, "mg_fast_next_hops", sizes->next_hops);
-    if (!rc) rc = size_map(p->obj, "mg_fast_liveness", sizes->next_hops);
-    if (!rc) rc = size_map(p->obj, "mg_fast_buckets", sizes->buckets);
+    int rc = 0;
+    if (share) {
+        for (size_t i = 0; !rc && i < sizeof(shared_maps) / sizeof(shared_maps[0]); i++) {
+            struct bpf_map *m = bpf_object__find_map_by_name(p->obj, shared_maps[i]);
+            int fd = bpf_object__find_map_fd_by_name(share->obj, shared_maps[i]);
+            rc = (!m || fd < 0) ? -ENOENT : bpf_map__reuse_fd(m, fd);
+        }
+    } else {
+        rc = size_map(p->obj, "mg_fast_ilm", sizes->entries);
+        if (!rc) rc = size_map(p->obj, "mg_fast_entries", sizes->entries);
+        if (!rc) rc = size_map(p->obj, "mg_fast_next_hops", sizes->next_hops);
+        if (!rc) rc = size_map(p->obj, "mg_fast_liveness", sizes->next_hops);
+        if (!rc) rc = size_map(p->obj, "mg_fast_buckets", sizes->buckets);
+    }
     if (rc) {
         bpf_object__close(p->obj);
         free(p);
@@ -230,12 +261,123 @@ int mg_map_update(int fd, const void *key, const void *value)
     return bpf_map_update_elem(fd, key, value, BPF_ANY) ? -errno : 0;
 }
 
+int mg_map_delete(int fd, const void *key)
+{
+    return bpf_map_delete_elem(fd, key) ? -errno : 0;
+}
+
 int mg_map_lookup(int fd, const void *key, void *value)
 {
     return bpf_map_lookup_elem(fd, key, value) ? -errno : 0;
 }
 
 int mg_possible_cpus(void) { return libbpf_num_possible_cpus(); }
+
+/* ---- XDP features through the netdev generic netlink family (Linux >= 6.3; Debian 12's headers predate it) ---- */
+
+#define MG_NETDEV_CMD_DEV_GET 1
+#define MG_NETDEV_A_DEV_IFINDEX 1
+#define MG_NETDEV_A_DEV_XDP_FEATURES 3
+
+struct mg_nlmsg {
+    struct nlmsghdr nh;
+    struct genlmsghdr gh;
+    char attrs[256];
+};
+
+static void put_attr(struct mg_nlmsg *m, uint16_t type, const void *data, uint16_t len)
+{
+    struct nlattr *a = (struct nlattr *)((char *)m + NLMSG_ALIGN(m->nh.nlmsg_len));
+    a->nla_type = type;
+    a->nla_len = (uint16_t)(NLA_HDRLEN + len);
+    memcpy((char *)a + NLA_HDRLEN, data, len);
+    m->nh.nlmsg_len = NLMSG_ALIGN(m->nh.nlmsg_len) + NLA_ALIGN(a->nla_len);
+}
+
+/* Sends one request and returns the first reply in buf (its length), or -errno. */
+static int genl_request(int fd, struct mg_nlmsg *req, char *buf, size_t cap)
+{
+    struct sockaddr_nl to = { .nl_family = AF_NETLINK };
+    if (sendto(fd, req, req->nh.nlmsg_len, 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+        return -errno;
+    ssize_t n = recv(fd, buf, cap, 0);
+    if (n < 0)
+        return -errno;
+    struct nlmsghdr *nh = (struct nlmsghdr *)buf;
+    if (n < (ssize_t)sizeof(*nh) || !NLMSG_OK(nh, (unsigned)n))
+        return -EIO;
+    if (nh->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *e = NLMSG_DATA(nh);
+        return e->error ? e->error : -EIO;
+    }
+    return (int)n;
+}
+
+/* The attribute `type` of a generic netlink reply, or NULL. */
+static const struct nlattr *find_attr(const char *buf, int n, uint16_t type)
+{
+    const struct nlmsghdr *nh = (const struct nlmsghdr *)buf;
+    const char *p = (const char *)NLMSG_DATA(nh) + GENL_HDRLEN;
+    const char *end = buf + (nh->nlmsg_len < (unsigned)n ? nh->nlmsg_len : (unsigned)n);
+    while (p + NLA_HDRLEN <= end) {
+        const struct nlattr *a = (const struct nlattr *)p;
+        if (a->nla_len < NLA_HDRLEN || p + a->nla_len > end)
+            break;
+        if ((a->nla_type & NLA_TYPE_MASK) == type)
+            return a;
+        p += NLA_ALIGN(a->nla_len);
+    }
+    return NULL;
+}
+
+int mg_xdp_features(int ifindex, uint64_t *features)
+{
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+    if (fd < 0)
+        return -errno;
+    struct timeval tv = { .tv_sec = 1 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char buf[4096];
+    struct mg_nlmsg req;
+    memset(&req, 0, sizeof(req));
+    req.nh.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN);
+    req.nh.nlmsg_type = GENL_ID_CTRL;
+    req.nh.nlmsg_flags = NLM_F_REQUEST;
+    req.nh.nlmsg_seq = 1;
+    req.gh.cmd = CTRL_CMD_GETFAMILY;
+    req.gh.version = 1;
+    put_attr(&req, CTRL_ATTR_FAMILY_NAME, "netdev", 7);
+    int n = genl_request(fd, &req, buf, sizeof(buf));
+    if (n < 0) {
+        close(fd);
+        return n == -ENOENT ? -ENOENT : n;
+    }
+    const struct nlattr *id = find_attr(buf, n, CTRL_ATTR_FAMILY_ID);
+    if (!id) {
+        close(fd);
+        return -ENOENT;
+    }
+    uint16_t family;
+    memcpy(&family, (const char *)id + NLA_HDRLEN, 2);
+    memset(&req, 0, sizeof(req));
+    req.nh.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN);
+    req.nh.nlmsg_type = family;
+    req.nh.nlmsg_flags = NLM_F_REQUEST;
+    req.nh.nlmsg_seq = 2;
+    req.gh.cmd = MG_NETDEV_CMD_DEV_GET;
+    req.gh.version = 1;
+    uint32_t index = (uint32_t)ifindex;
+    put_attr(&req, MG_NETDEV_A_DEV_IFINDEX, &index, 4);
+    n = genl_request(fd, &req, buf, sizeof(buf));
+    close(fd);
+    if (n < 0)
+        return n;
+    const struct nlattr *f = find_attr(buf, n, MG_NETDEV_A_DEV_XDP_FEATURES);
+    if (!f || f->nla_len < NLA_HDRLEN + 8)
+        return -EOPNOTSUPP;
+    memcpy(features, (const char *)f + NLA_HDRLEN, 8);
+    return 0;
+}
 
 int mg_prog_id(const struct mg_prog *prog, uint32_t *id)
 {
@@ -383,4 +525,21 @@ uint64_t mg_raise_memlock(void)
     if (getrlimit(RLIMIT_MEMLOCK, &r))
         return 0;
     return r.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)r.rlim_cur;
+}
+
+int mg_timerfd_periodic(long ms)
+{
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct itimerspec spec;
+    spec.it_interval.tv_sec = ms / 1000;
+    spec.it_interval.tv_nsec = (ms % 1000) * 1000000L;
+    spec.it_value = spec.it_interval;
+    if (timerfd_settime(fd, 0, &spec, NULL)) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
 }

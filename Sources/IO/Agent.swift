@@ -23,8 +23,19 @@ public enum BindMode: String, Sendable {
     }
 }
 
+/// Where transit label switching runs (issue 19).
+public enum FastPath: String, Sendable {
+    /// In the core ports' XDP program when it can (bpf/fast_tier.h), else on AF_XDP.
+    case xdp
+    /// Every frame on AF_XDP.
+    case off
+}
+
 /// How the agent runs its ports.
 public struct AgentOptions: Sendable {
+    public var fastPath = FastPath.xdp
+    /// Labels the fast tier's tables may hold (its hash maps are allocated as used).
+    public var fastTierEntries = 2_000_000
     public var workers = 1
     /// CPU of worker k is cpus[k]; nil: worker k on CPU k mod CPU count; empty: not pinned.
     public var cpus: [Int]?
@@ -84,6 +95,16 @@ public struct KernelXSKStatistics: Sendable {
     public init() {}
 }
 
+/// A port's fast-tier state and what the fast tier forwarded through it.
+public struct FastTierPortReport: Sendable {
+    public var rxPackets: UInt64
+    public var txPackets: UInt64
+    /// Its XDP program runs the fast tier (core ports).
+    public var ingress: Bool
+    /// The fast tier redirects to it (its device takes redirected frames).
+    public var egress: Bool
+}
+
 /// What the agent reports: pipeline, ring, kernel and XDP program counters, summed over workers.
 public struct AgentReport: Sendable {
     public struct Port: Sendable {
@@ -94,6 +115,8 @@ public struct AgentReport: Sendable {
         public var rings = XSKCounters()
         public var kernel = KernelXSKStatistics()
         public var program = SteerCounters()
+        /// The fast tier's part (nil when it is off): included in `pipeline` too.
+        public var fast: FastTierPortReport?
     }
     public var ports: [Port]
     public var drops: [UInt64]
@@ -127,6 +150,8 @@ public final class Agent: @unchecked Sendable {
     public let learner: LearnerThread
     /// Messages worth logging at start (replaced stale programs, unserved queues).
     public private(set) var notices: [String] = []
+    /// The fast tier's tables, shared by every core port's program (nil with --fast-path off or no core port).
+    public private(set) var fastTier: FastTierTables?
 
     /// Opens every port: checks the interfaces, loads and configures the XDP programs, creates the UMEMs and
     /// sockets, and attaches the programs last (so nothing is steered before a socket can take it).
@@ -181,10 +206,19 @@ public final class Agent: @unchecked Sendable {
         }
         do {
             // Loading the programs touches no interface, and fails first (and clearly) without privileges.
-            for p in config {
-                let cfg = try SteerProgram.portConfig(role: p.role, vxlanPort: p.vxlanPort, addresses: p.match)
-                programs.append(try SteerProgram(config: cfg))
+            var owner: SteerProgram?
+            for (i, p) in config.enumerated() {
+                if p.role == .core && options.fastPath == .xdp {
+                    let prog = try SteerProgram(fastTierPort: UInt16(i), mac: p.mac.value, entries: options.fastTierEntries,
+                                                sharing: owner, addresses: p.match)
+                    owner = owner ?? prog
+                    programs.append(prog)
+                } else {
+                    let cfg = try SteerProgram.portConfig(role: p.role, vxlanPort: p.vxlanPort, addresses: p.match)
+                    programs.append(try SteerProgram(config: cfg))
+                }
             }
+            if let owner { fastTier = try FastTierTables(owner: owner) }
             try lockInterfaces()
             _ = mg_raise_memlock()
             try openSockets()
@@ -366,6 +400,17 @@ public final class Agent: @unchecked Sendable {
             }
         }
         for i in 0..<ports.count { r.ports[i].program = programs[i].counters() }
+        if let fast = fastTier {
+            // Frames the fast tier forwarded never reach a worker: its counters are the ports' too.
+            for i in 0..<ports.count {
+                let c = fast.portCounters(i)
+                r.ports[i].pipeline.rxPackets &+= c.rxPackets; r.ports[i].pipeline.rxBytes &+= c.rxBytes
+                r.ports[i].pipeline.txPackets &+= c.txPackets; r.ports[i].pipeline.txBytes &+= c.txBytes
+                r.ports[i].fast = FastTierPortReport(rxPackets: c.rxPackets, txPackets: c.txPackets,
+                                                    ingress: programs[i].fastTierOn,
+                                                    egress: fast.redirectPorts.contains(i))
+            }
+        }
         return r
     }
 
@@ -380,6 +425,10 @@ public final class Agent: @unchecked Sendable {
             p &+= w.counters.entries[slot].packets
             b &+= w.counters.entries[slot].bytes
         }
+        if let fast = fastTier {
+            let c = fast.entryCounter(slot: slot)
+            p &+= c.packets; b &+= c.bytes
+        }
         return (p, b)
     }
 
@@ -392,6 +441,22 @@ public final class Agent: @unchecked Sendable {
 
     public func resetEntryCounters(slot: Int) {
         for w in workers where slot < w.counters.entryCapacity { w.counters.entries[slot] = EntryCounters() }
+        fastTier?.resetEntryCounter(slot: slot)
+    }
+
+    /// Re-reads which ports take redirected frames (the kernel's xdp-features: a veth only while its peer has an
+    /// XDP program or GRO on) and tells the fast tier; returns the ports whose state changed.
+    @discardableResult
+    public func refreshFastTierEgress() -> [Int] {
+        guard let fast = fastTier else { return [] }
+        var changed: [Int] = []
+        for (i, p) in ports.enumerated() {
+            let takes = FastTier.takesRedirects(ifindex: p.ifindex) ?? false
+            if takes != fast.redirectPorts.contains(i) {
+                if (try? fast.setEgress(port: i, ifindex: p.ifindex, takesRedirects: takes)) != nil { changed.append(i) }
+            }
+        }
+        return changed
     }
 
     /// Receive queues of an interface (sysfs).

@@ -113,6 +113,9 @@ public final class Protection: @unchecked Sendable {
     }
 
     private let liveness: UnsafeMutablePointer<UInt8>
+    /// Told every liveness change (slot, down), after the pipeline's copy: the fast tier keeps its own.
+    /// Set before `start`.
+    public var onLiveness: ((Int, Bool) -> Void)?
     /// Per port: 1 up, 0 down; read by the workers.
     private let portLive: UnsafeMutablePointer<UInt8>
     private let ifindexes: [Int32]
@@ -404,6 +407,7 @@ public final class Protection: @unchecked Sendable {
         let slot = Int(hops[i].hop.slot)
         guard slot < Liveness.capacity else { return }
         liveness[slot] = down ? Liveness.down : Liveness.up
+        onLiveness?(slot, down)
         let stored = Protection.now()
         hops[i].down = down
         hops[i].changedAt = stored
@@ -476,6 +480,7 @@ public final class Protection: @unchecked Sendable {
         }
         for t in hops where Int(t.hop.slot) < Liveness.capacity {
             liveness[Int(t.hop.slot)] = t.down ? Liveness.down : Liveness.up
+            onLiveness?(Int(t.hop.slot), t.down)
         }
     }
 

@@ -39,6 +39,8 @@ public struct SteerCounters: Sendable, Equatable {
 /// One loaded copy of the XDP steering program (bpf/steer.bpf.c), configured for one port.
 public final class SteerProgram {
     let prog: OpaquePointer
+    /// This port's program runs the fast tier.
+    public let fastTierOn: Bool
     public private(set) var attachedIfindex: Int32 = 0
     private var attachedMode: XDPMode = .native
     private var attachedID: UInt32 = 0
@@ -52,9 +54,10 @@ public final class SteerProgram {
         try self.init(config: SteerProgram.portConfig(role: role, vxlanPort: vxlanPort, addresses: addresses))
     }
 
-    /// Loads the program for a core port with the fast tier on, its tables sized for `fib` (written by
-    /// `loadFastTier`): `index` is the port's index in the config, `mac` its MAC (FIB.PortRecord.mac).
-    public convenience init(fastTierPort index: UInt16, mac: UInt64, fib: FIBSnapshot,
+    /// Loads the program for a core port with the fast tier on (bpf/fast_tier.h): `index` is the port's index in
+    /// the config, `mac` its MAC (FIB.PortRecord.mac). The first core port's program owns the fast tier's tables,
+    /// sized for `entries` labels (allocated as used); the others share them (`sharing`).
+    public convenience init(fastTierPort index: UInt16, mac: UInt64, entries: Int, sharing owner: SteerProgram? = nil,
                             addresses: [IPAddress] = []) throws(AgentError) {
         var c = try SteerProgram.portConfig(role: .core, vxlanPort: 4789, addresses: addresses)
         c.fast = 1
@@ -62,14 +65,17 @@ public final class SteerProgram {
         withUnsafeMutableBytes(of: &c.mac) { m in
             for i in 0..<6 { m[i] = UInt8(truncatingIfNeeded: mac >> UInt64(40 - 8 * i)) }
         }
-        try self.init(config: c, sizes: FastTier.sizes(for: fib))
+        try self.init(config: c, sizes: FastTier.sizes(entries: entries), sharing: owner)
     }
 
-    init(config: mg_port_config, sizes: mg_fast_sizes = mg_fast_sizes()) throws(AgentError) {
+    init(config: mg_port_config, sizes: mg_fast_sizes = mg_fast_sizes(), sharing owner: SteerProgram? = nil) throws(AgentError) {
         let object = SteerProgram.objectBytes
         var p: OpaquePointer?
         var sz = sizes
-        let rc = object.withUnsafeBytes { mg_prog_load_sized($0.baseAddress, $0.count, &sz, &p) }
+        let rc = object.withUnsafeBytes { raw in
+            owner.map { mg_prog_load_shared(raw.baseAddress, raw.count, $0.prog, &p) }
+                ?? mg_prog_load_sized(raw.baseAddress, raw.count, &sz, &p)
+        }
         guard rc == 0, let p else {
             if rc == -EPERM || rc == -EACCES {
                 throw AgentError("loading the XDP program: permission denied; run as root, or with CAP_BPF, "
@@ -78,6 +84,7 @@ public final class SteerProgram {
             throw AgentError("loading the XDP program failed: \(errnoText(rc))")
         }
         prog = p
+        fastTierOn = config.fast != 0
         var c = config
         let set = mg_prog_set_config(prog, &c)
         if set != 0 {

@@ -28,7 +28,7 @@ public final class TraceBuffer: @unchecked Sendable {
 
     public func arm(count: Int) { remaining.store(count, ordering: .releasing) }
 
-    @inline(__always) var isArmed: Bool { remaining.load(ordering: .relaxed) > 0 }
+    @inline(__always) public var isArmed: Bool { remaining.load(ordering: .relaxed) > 0 }
 
     /// Claims up to `n` record places; returns how many the caller may add.
     func claim(_ n: Int) -> Int {

@@ -183,7 +183,12 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
                 ("learnDropped", s.learnDropped)]
     }
 
-    func armTrace(count: Int) { agent.trace.arm(count: count) }
+    func armTrace(count: Int) {
+        // Traced frames must reach a worker: the fast tier steps aside until the trace is done (the control loop's
+        // one-second timer turns it back on once the trace has its frames).
+        try? agent.fastTier?.setTraceArmed(count > 0)
+        agent.trace.arm(count: count)
+    }
 
     func takeTrace() -> [JSONValue] {
         agent.trace.take().map { t in
@@ -232,7 +237,11 @@ func portsJSON(_ r: AgentReport) -> JSONValue {
                 ("rxFillRingEmpty", n(p.kernel.rxFillRingEmpty)), ("txRingEmpty", n(p.kernel.txRingEmpty)),
             ])),
             ("xdp", .object([("redirected", n(p.program.redirected)), ("passed", n(p.program.passed)),
-                             ("noSocket", n(p.program.noSocket))])),
+                             ("noSocket", n(p.program.noSocket)), ("fastForwarded", n(p.program.fastForwarded))])),
+            ("fastTier", p.fast.map { f in
+                .object([("ingress", .bool(f.ingress)), ("egress", .bool(f.egress)),
+                         ("rxPackets", n(f.rxPackets)), ("txPackets", n(f.txPackets))])
+            } ?? .null),
         ]))
     })
 }

@@ -30,6 +30,8 @@ func runAgent(_ o: RunCommand) -> Never {
     options.xdpMode = o.xdpMode
     options.wait = o.wait
     options.force = o.force
+    options.fastPath = o.fastPath
+    options.fastTierEntries = o.maxEntries
     let json = o.json
     let instance = o.instance
     let socketPath = o.socket ?? "/run/mplsgate/\(instance).sock"
@@ -130,7 +132,25 @@ func runAgent(_ o: RunCommand) -> Never {
     }
     let view = AgentControl(agent: agent, portNames: config.ports.map(\.name), engine: engine, protection: protection)
     view.fibCommitted()
-    engine.publish = { _ = cell.exchange($0) }
+    // The fast tier (bpf/fast_tier.h) follows every published snapshot, before its grace period ends.
+    let fast = agent.fastTier
+    if let fast {
+        do { try fast.sync(engine.snapshot.pointee) } catch { agent.stop(); fail(error.description) }
+        protection.onLiveness = { slot, down in fast.setLiveness(slot: slot, down: down) }
+        agent.refreshFastTierEgress()
+        let on = agent.ports.enumerated().filter { agent.report().ports[$0.offset].fast?.ingress == true }.map(\.element.name)
+        let to = fast.redirectPorts.sorted().map { agent.ports[$0].name }
+        log.info("fast tier on for \(on.joined(separator: ", ")); redirects to \(to.isEmpty ? "no port yet" : to.joined(separator: ", ")) (a port takes redirected frames while its device says so: a veth while its peer has XDP or GRO on)")
+    }
+    engine.publish = { snapshot in
+        _ = cell.exchange(snapshot)
+        if let fast {
+            do throws(AgentError) { try fast.sync(snapshot.pointee) } catch {
+                log.error("the fast tier could not follow generation \(snapshot.pointee.generation): \(error.description); its frames go to AF_XDP")
+                try? fast.pause()
+            }
+        }
+    }
     engine.synchronize = { qsbr.synchronize { usleep(20) } }
     engine.counterStore = view
     for n in agent.notices { log.warning("\(n)") }
@@ -206,6 +226,17 @@ func runAgent(_ o: RunCommand) -> Never {
     }
     if let writer { server.watch(fd: writer.done) { drainEventFD(writer.done) } }
     server.watch(fd: service.builderDone) { service.collectFinishedWork() }
+    // Once a second: which ports take redirected frames (a veth peer's XDP or GRO may change), and the trace.
+    if let fast, let timer = PeriodicTimer(milliseconds: 1000) {
+        server.watch(fd: timer.fd) {
+            timer.drain()
+            for i in agent.refreshFastTierEgress() {
+                let on = fast.redirectPorts.contains(i)
+                log.notice("fast tier: \(agent.ports[i].name) (\(agent.ports[i].interface)) \(on ? "takes redirected frames now: the fast tier forwards to it" : "no longer takes redirected frames: its frames go through AF_XDP")")
+            }
+            try? fast.setTraceArmed(agent.trace.isArmed)
+        }
+    }
 
     var tv = timespec()
     clock_gettime(CLOCK_REALTIME, &tv)

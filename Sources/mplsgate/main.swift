@@ -31,6 +31,7 @@ struct MPLSGate: ParsableCommand {
 extension BindMode: ExpressibleByArgument {}
 extension XDPMode: ExpressibleByArgument {}
 extension WaitMode: ExpressibleByArgument {}
+extension FastPath: ExpressibleByArgument {}
 
 /// `mplsgate run`: the live agent (Run.swift).
 struct RunCommand: ParsableCommand {
@@ -59,6 +60,9 @@ struct RunCommand: ParsableCommand {
     var xdpMode: XDPMode = .native
     @Option(help: "poll (sleep in poll() when idle) or busy (spin).")
     var wait: WaitMode = .poll
+    @Option(help: ArgumentHelp("Transit label switching in the core ports' XDP program where it can (xdp), or every frame on AF_XDP (off).",
+                               valueName: "xdp|off"))
+    var fastPath: FastPath = .xdp
     @Option(help: ArgumentHelp("UMEM frames (4 KiB each) per port per worker (128-1048576).", valueName: "N"))
     var frames: Int = 4096
     @Option(help: ArgumentHelp("Entries of each fill / completion / RX / TX ring, a power of two (64-65536).", valueName: "N"))

@@ -203,14 +203,28 @@ func describeEntry(_ kind: String, _ e: JSONValue) -> String {
 }
 
 func printPorts(_ info: JSONValue, _ counters: JSONValue) {
-    print("port         interface     role  state  mode      rx packets   tx packets    dropped  xdp passed")
+    print("port         interface     role  state  mode      rx packets   tx packets    dropped  xdp passed  fast tier  fast rx")
+    var ins: [String] = [], outs: [String] = []
     for p in info["ports"]?.items ?? [] {
         let name = p["name"]?.text ?? ""
         let c = counters["ports"]?[name]
+        let fast = c?["fastTier"]
+        let isIn = fast?["ingress"] == .bool(true), isOut = fast?["egress"] == .bool(true)
+        if isIn { ins.append(name) }
+        if isOut { outs.append(name) }
+        let tier = isIn && isOut ? "in, out" : isIn ? "in" : isOut ? "out" : "-"
         print(pad(name, 12) + " " + pad(p["interface"]?.text ?? "", 13) + pad(p["role"]?.text ?? "", 6)
               + pad(p["state"]?.text ?? "", 7) + pad(p["mode"]?.text ?? "", 8)
               + lpad(c?["rxPackets"]?.text ?? "-", 12) + lpad(c?["txPackets"]?.text ?? "-", 13)
-              + lpad(c?["dropPackets"]?.text ?? "-", 11) + lpad(c?["xdp"]?["passed"]?.text ?? "-", 12))
+              + lpad(c?["dropPackets"]?.text ?? "-", 11) + lpad(c?["xdp"]?["passed"]?.text ?? "-", 12)
+              + "  " + pad(tier, 9) + lpad(fast?["rxPackets"]?.text ?? "-", 8))
+    }
+    if ins.isEmpty {
+        print("fast tier: off (every frame goes through AF_XDP)")
+    } else {
+        print("fast tier: transit labels from \(ins.joined(separator: ", ")) to "
+              + (outs.isEmpty ? "no port yet" : outs.joined(separator: ", "))
+              + " stay in the XDP program; every other pair goes through AF_XDP")
     }
 }
 

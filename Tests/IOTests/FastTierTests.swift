@@ -39,14 +39,22 @@ struct FastTierTests {
     /// One loaded program per core port of `fib`, every port an egress that takes redirected frames (the devmap
     /// points at lo: BPF_PROG_TEST_RUN does not transmit).
     static func programs(_ fib: FIBSnapshot) throws -> [Int: SteerProgram] {
+        try loaded(fib).programs
+    }
+
+    /// The programs and their shared tables, synced to `fib`.
+    static func loaded(_ fib: FIBSnapshot) throws -> (programs: [Int: SteerProgram], tables: FastTierTables) {
         var out: [Int: SteerProgram] = [:]
-        let egress = Dictionary(uniqueKeysWithValues: (0..<fib.portCount).map { ($0, Int32(1)) })
+        var owner: SteerProgram?
         for i in 0..<fib.portCount where fib.ports[i].role == .core {
-            let p = try SteerProgram(fastTierPort: UInt16(i), mac: fib.ports[i].mac.value, fib: fib)
-            try p.loadFastTier(fib, egress: egress)
+            let p = try SteerProgram(fastTierPort: UInt16(i), mac: fib.ports[i].mac.value, entries: 1 << 16, sharing: owner)
+            owner = owner ?? p
             out[i] = p
         }
-        return out
+        let tables = try FastTierTables(owner: owner!)
+        try tables.sync(fib)
+        for i in 0..<fib.portCount { try tables.setEgress(port: i, ifindex: 1, takesRedirects: true) }
+        return (out, tables)
     }
 
     /// The pipeline's verdict: (egress, drop, bytes out).
@@ -207,7 +215,7 @@ struct FastTierTests {
         defer { compiled.release() }
         for n in down { compiled.snapshot.liveness[Int(compiled.engine.nextHopSlot(named: n)!)] = Liveness.down }
         let fib = compiled.snapshot
-        let programs = try Self.programs(fib)
+        let (programs, tables) = try Self.loaded(fib)
         let labels = (UInt32(16)..<(1 << 20)).filter { fib.ilm($0).operation != .none }
         // The pipeline's counters of what the fast tier forwarded, to compare with the program's own.
         let fastCounters = WorkerCounters.allocate(entryCapacity: fib.actionCount)
@@ -232,25 +240,57 @@ struct FastTierTests {
             }
         }
         #expect(fast > frames / 40, "the fast tier forwarded only \(fast) of \(frames) random frames")
-        for (port, program) in programs.sorted(by: { $0.key < $1.key }) {
-            let c = try program.fastPortCounters(port: port)
-            let p = fastCounters.ports[port]
-            #expect(c.rx_packets == p.rxPackets && c.rx_bytes == p.rxBytes, "port \(port) rx: fast \(c.rx_packets)/\(c.rx_bytes), pipeline \(p.rxPackets)/\(p.rxBytes)")
-        }
+        // One set of counters, shared by both ports' programs (as the tables are).
         for port in 0..<fib.portCount {
-            let tx = try programs.values.reduce(into: (UInt64(0), UInt64(0))) { acc, program in
-                let c = try program.fastPortCounters(port: port)
-                acc.0 += c.tx_packets; acc.1 += c.tx_bytes
-            }
-            #expect(tx.0 == fastCounters.ports[port].txPackets && tx.1 == fastCounters.ports[port].txBytes, "port \(port) tx")
+            let c = tables.portCounters(port)
+            let p = fastCounters.ports[port]
+            #expect(c.rxPackets == p.rxPackets && c.rxBytes == p.rxBytes && c.txPackets == p.txPackets && c.txBytes == p.txBytes,
+                    "port \(port): fast \(c), pipeline rx \(p.rxPackets)/\(p.rxBytes) tx \(p.txPackets)/\(p.txBytes)")
         }
         for slot in 0..<fib.actionCount {
-            let sum = try programs.values.reduce(into: (UInt64(0), UInt64(0))) { acc, program in
-                let c = try program.fastEntryCounter(action: slot)
-                acc.0 += c.packets; acc.1 += c.bytes
-            }
-            #expect(sum.0 == fastCounters.entries[slot].packets && sum.1 == fastCounters.entries[slot].bytes, "action \(slot) counters")
+            let c = tables.entryCounter(slot: slot)
+            #expect(c.packets == fastCounters.entries[slot].packets && c.bytes == fastCounters.entries[slot].bytes, "action \(slot) counters")
         }
         print("fast tier, random frames (down \(down)): \(fast) of \(frames) forwarded by the fast tier, the rest steered")
+    }
+
+    /// Commits reach the fast tier label by label: a replaced, a removed and an added label are each written once,
+    /// nothing else is, and frames agree with the pipeline on the new snapshot afterwards.
+    @Test func commitsSyncOnlyTheChangedLabels() throws {
+        let compiled = Self.compile()
+        defer { compiled.release() }
+        let engine = compiled.engine
+        let (programs, tables) = try Self.loaded(engine.tables.current.pointee)
+        var syncError: String?
+        engine.publish = { snapshot in
+            do throws(AgentError) { try tables.sync(snapshot.pointee) } catch { syncError = error.description }
+        }
+        let before = tables.labels
+        let swapped = (UInt32(16)..<(1 << 20)).filter { engine.tables.current.pointee.ilm($0).operation == .swap }
+        let replaced = swapped[0], removed = swapped[1]
+        let added: UInt32 = 777_777
+        try engine.apply([
+            .replace(.ilm(ILMEntrySpec(label: replaced, operation: .swap(out: [4242, 4343], via: "p1", payload: nil, ttlMode: .uniform)))),
+            .delete(.ilm(removed)),
+            .add(.ilm(ILMEntrySpec(label: added, operation: .swap(out: [99_999], via: "p2", payload: nil, ttlMode: .pipe)))),
+        ])
+        #expect(syncError == nil)
+        #expect(tables.lastSyncWrites == 3, "a commit of three labels wrote \(tables.lastSyncWrites)")
+        #expect(tables.labels == before, "labels \(tables.labels), before \(before)")
+        let fib = engine.tables.current.pointee
+        let counters = WorkerCounters.allocate(entryCapacity: fib.actionCount)
+        defer { counters.deallocate() }
+        let core0 = Self.portIndex("core0")
+        for label in [replaced, removed, added] {
+            let lse: UInt32 = label << 12 | 1 << 8 | 64
+            let mac = fib.ports[core0].mac.value
+            var frame: [UInt8] = (0..<6).map { UInt8(truncatingIfNeeded: mac >> UInt64(40 - 8 * $0)) }
+            frame += [0x02, 0xee, 0, 0, 0, 0x99, 0x88, 0x47]
+            frame += [UInt8(lse >> 24), UInt8(lse >> 16 & 0xFF), UInt8(lse >> 8 & 0xFF), UInt8(lse & 0xFF)]
+            frame += [0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]
+            frame += [UInt8](repeating: 7, count: 8)
+            let outcome = try Self.compare("label \(label)", frame, port: core0, fib: fib, program: programs[core0]!, counters: counters)
+            #expect(outcome == (label == removed ? .steered : .fast), "label \(label): \(outcome)")
+        }
     }
 }

@@ -17,15 +17,13 @@ import Testing
         #expect(MemoryLayout<mg_port_config>.offset(of: \.mac) == 8 + 64 + 256 + 4)
     }
 
-    /// The fast tier's tables are the FIB's own records: the ILM entry and next-hop record byte for byte.
+    /// The fast tier's next-hop records are the FIB's own, byte for byte; its entries hold what the program reads.
     @Test func fastTierRecordsMatchTheFIB() {
-        #expect(MemoryLayout<mg_fast_ilm>.size == MemoryLayout<ILMEntry>.size)
-        #expect(MemoryLayout<ILMEntry>.offset(of: \.action) == 0 && MemoryLayout<ILMEntry>.offset(of: \.operation) == 4)
-        #expect(MemoryLayout<ILMEntry>.offset(of: \.flags) == 5 && MemoryLayout<ILMEntry>.offset(of: \.payload) == 6)
         #expect(MemoryLayout<mg_fast_next_hop>.size == MemoryLayout<NextHopRecord>.size)
         #expect(MemoryLayout<NextHopRecord>.offset(of: \.port) == 16 && MemoryLayout<NextHopRecord>.offset(of: \.l2Size) == 18)
         #expect(MemoryLayout<NextHopRecord>.offset(of: \.mtu) == 20 && MemoryLayout<NextHopRecord>.offset(of: \.backup) == 24)
-        #expect(MemoryLayout<mg_fast_action>.size == 44)
+        #expect(MemoryLayout<mg_fast_entry>.size == 48)
+        #expect(MemoryLayout<mg_fast_config>.size == 16)
         #expect(Int(MG_FAST_BUCKETS) == ECMP.bucketCount)
         #expect(MG_FAST_NO_TARGET == ForwardTarget.none.rawValue)
         #expect(Operation.swap.rawValue == 1 && Operation.pop.rawValue == 2 && ActionFlags.uniform == 1)

@@ -18,8 +18,7 @@ int mg_prog_load(const void *object, size_t size, struct mg_prog **out);
 
 /* Entries of the fast tier's tables (bpf/fast_tier.h); 0 = one entry (fast tier off: nothing allocated). */
 struct mg_fast_sizes {
-    uint32_t ilm;          /* MG_FAST_ILM_SIZE when on */
-    uint32_t actions;      /* action slots */
+    uint32_t entries;      /* labels and counted action slots (hash maps, allocated as used) */
     uint32_t next_hops;    /* next-hop slots */
     uint32_t buckets;      /* groups x 4096 x 2 */
 };
@@ -28,10 +27,19 @@ int mg_prog_load_sized(const void *object, size_t size, const struct mg_fast_siz
 /* The fd of one of the program's maps by name, or -ENOENT. */
 int mg_prog_map_fd(const struct mg_prog *prog, const char *name);
 int mg_map_update(int fd, const void *key, const void *value);
+/* Deletes a key; -ENOENT when it is not there. */
+int mg_map_delete(int fd, const void *key);
 /* Looks up one key; a per-CPU map's value is one (8-byte aligned) value per possible CPU. */
 int mg_map_lookup(int fd, const void *key, void *value);
 /* Number of possible CPUs (per-CPU map values hold this many). */
 int mg_possible_cpus(void);
+/* Loads a second program whose fast-tier tables are `share`'s (one FIB for every core port). */
+int mg_prog_load_shared(const void *object, size_t size, const struct mg_prog *share, struct mg_prog **out);
+
+/* The device's XDP features (netdev generic netlink, NETDEV_A_DEV_XDP_FEATURES): MG_XDP_ACT_* bits. -ENOENT when
+ * the kernel has no netdev family (before 6.3), -EOPNOTSUPP when it does not report features for the device. */
+#define MG_XDP_ACT_NDO_XMIT 4
+int mg_xdp_features(int ifindex, uint64_t *features);
 void mg_prog_close(struct mg_prog *prog);
 int mg_prog_set_config(struct mg_prog *prog, const struct mg_port_config *config);
 int mg_prog_fd(const struct mg_prog *prog);
@@ -152,6 +160,8 @@ static inline uint64_t mg_comp_addr(const struct mg_xsk *s, uint32_t idx)
 
 /* Pins the calling thread to `cpu`. */
 int mg_pin_current_thread(int cpu);
+/* A non-blocking timerfd firing every `ms` milliseconds; the fd or -errno. */
+int mg_timerfd_periodic(long ms);
 /* Number of CPUs online. */
 int mg_cpu_count(void);
 /* Raises RLIMIT_MEMLOCK to infinity when allowed; returns the limit in bytes after the attempt (UINT64_MAX = none). */

@@ -46,10 +46,9 @@ struct mg_port_config {
 
 /* ---- Fast tier (issue 19; bpf/fast_tier.h) ----
  * Transit label switching done in the XDP program itself. The tables mirror the FIBSnapshot's (FIB module): the
- * ILM entry and next-hop record are byte for byte the Swift ones, the action is the part of FIB.Action a swap or
- * PHP reads. Anything the fast tier does not do completely goes to AF_XDP untouched, where the pipeline forwards or
+ * next-hop record is byte for byte the Swift one, an ILM entry carries the part of its FIB.Action a swap or PHP
+ * reads. Anything the fast tier does not do completely goes to AF_XDP untouched, where the pipeline forwards or
  * drops (and counts) it, so the fast tier never drops a frame itself. */
-#define MG_FAST_ILM_SIZE (1u << 20)     /* one entry per 20-bit label */
 #define MG_FAST_OUT_LABELS 4            /* labels a fast-tier swap writes (primary or backup) */
 #define MG_FAST_POPS 4                  /* pops (pop, explicit null at S=0) before the swap or PHP */
 #define MG_FAST_STACK_SCAN 32           /* = Pipeline.maxLabelDepth: the malformed-stack rule's reach */
@@ -58,19 +57,12 @@ struct mg_port_config {
 #define MG_FAST_GROUP_BIT 0x80000000u
 #define MG_FAST_BUCKETS 4096            /* FIB.ECMP.bucketCount */
 
-/* FIB.ILMEntry (8 bytes). */
-struct mg_fast_ilm {
-    __u32 action;
-    __u8 op;
-    __u8 flags;
-    __u8 payload;
-    __u8 reserved;
-};
-
-/* What a swap or PHP reads of FIB.Action; op 0 = not for the fast tier. */
-struct mg_fast_action {
-    __u8 op;
-    __u8 flags;
+/* One label of the fast tier's ILM (a hash map of the labels it can switch: memory follows the FIB). A pop
+ * entry needs op, flags and action; a swap or PHP entry carries the part of its FIB.Action it reads. */
+struct mg_fast_entry {
+    __u32 action;              /* the action slot: per-entry counters are kept under it, as the pipeline's */
+    __u8 op;                   /* OP_SWAP (swap or PHP) or OP_POP */
+    __u8 flags;                /* pop: the ILM entry's flags; swap: the action's */
     __u8 label_count;          /* 0: PHP, payload says what follows */
     __u8 payload;
     __u8 backup_label_count;
@@ -94,6 +86,8 @@ struct mg_fast_next_hop {
 struct mg_fast_config {
     __u32 group_count;
     __u32 trace_armed;         /* non-zero: every frame goes to AF_XDP (the trace sees it) */
+    __u32 paused;              /* non-zero: every frame goes to AF_XDP (tables being rewritten) */
+    __u32 pad;
 };
 
 struct mg_fast_counter { __u64 packets, bytes; };

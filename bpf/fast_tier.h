@@ -20,14 +20,21 @@
 #define PAYLOAD_IPV6 2
 #define FLOW_SEED 0x4D504C53u
 
-/* The labels the fast tier switches; sized by the loader (mg_prog_load_sized), allocated as used. */
+/* Label -> its entry's index + 1 in mg_fast_table (0: not a fast-tier label). Arrays, so the JIT inlines the
+ * lookups; mg_fast_table and mg_fast_entries are sized by the loader (mg_prog_load_sized). */
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, 1);
-    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, __u32);
+    __type(value, __u32);
+} mg_fast_ilm SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
     __type(key, __u32);
     __type(value, struct mg_fast_entry);
-} mg_fast_ilm SEC(".maps");
+} mg_fast_table SEC(".maps");
 
 /* Sized by the loader: next-hop slots, group buckets (primary then second choices). */
 struct {
@@ -73,32 +80,25 @@ struct {
     __type(value, __u32);
 } mg_fast_egress SEC(".maps");
 
+/* Per-entry counters by entry index (the agent adds them to the entry's action slot, as WorkerCounters.entries). */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, MG_FAST_MAX_PORTS);
-    __type(key, __u32);
-    __type(value, struct mg_fast_port_counters);
-} mg_fast_ports SEC(".maps");
-
-/* Per-entry counters by action slot, as WorkerCounters.entries (the loader adds each slot with its entry). */
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
     __uint(max_entries, 1);
-    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, __u32);
     __type(value, struct mg_fast_counter);
 } mg_fast_entries SEC(".maps");
 
+/* Per port counters and the last frame's record, one lookup per frame. */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, 1);
     __type(key, __u32);
-    __type(value, struct mg_fast_last);
-} mg_fast_last SEC(".maps");
+    __type(value, struct mg_fast_cpu);
+} mg_fast_cpu SEC(".maps");
 
 static __always_inline __u32 be32_at(const __u8 *p)
 {
-    return (__u32)p[0] << 24 | (__u32)p[1] << 16 | (__u32)p[2] << 8 | p[3];
+    return __builtin_bswap32(*(const __u32 *)p);   /* x86 and arm64 load unaligned words */
 }
 
 /* FlowHash.mix / finish (MurmurHash3 steps). */
@@ -231,18 +231,14 @@ static __always_inline void fast_count(__u32 key, __u64 bytes)
     if (c) {
         c->packets += 1;
         c->bytes += bytes;
-        return;
     }
-    /* The loader adds every slot it writes; should one be missing, add it (this CPU's value). */
-    struct mg_fast_counter first = { 1, bytes };
-    bpf_map_update_elem(&mg_fast_entries, &key, &first, BPF_NOEXIST);
 }
 
-static __always_inline int slow(struct mg_fast_last *last, __u32 why)
+static __always_inline int slow(struct mg_fast_cpu *cpu, __u32 why)
 {
-    if (last) {
-        last->verdict = MG_FAST_STEERED;
-        last->why = why;
+    if (cpu) {
+        cpu->last.verdict = MG_FAST_STEERED;
+        cpu->last.why = why;
     }
     return -1;
 }
@@ -252,7 +248,7 @@ static __always_inline int slow(struct mg_fast_last *last, __u32 why)
 static __noinline int fast_tier(struct xdp_md *ctx, const struct mg_port_config *cfg, __u32 top)
 {
     __u32 zero = 0;
-    struct mg_fast_last *last = bpf_map_lookup_elem(&mg_fast_last, &zero);
+    struct mg_fast_cpu *last = bpf_map_lookup_elem(&mg_fast_cpu, &zero);
     const struct mg_fast_config *fc = bpf_map_lookup_elem(&mg_fast_config, &zero);
     if (!fc)
         return slow(last, MG_SLOW_OPERATION);
@@ -263,8 +259,7 @@ static __noinline int fast_tier(struct xdp_md *ctx, const struct mg_port_config 
     if (data + 14 > end)
         return slow(last, MG_SLOW_STACK);
     /* Pipeline.classify: the destination must be the port's MAC. */
-    if (data[0] != cfg->mac[0] || data[1] != cfg->mac[1] || data[2] != cfg->mac[2] || data[3] != cfg->mac[3] ||
-        data[4] != cfg->mac[4] || data[5] != cfg->mac[5])
+    if (*(const __u32 *)data != *(const __u32 *)cfg->mac || *(const __u16 *)(data + 4) != *(const __u16 *)(cfg->mac + 4))
         return slow(last, MG_SLOW_GUARD);
     __u64 rx_bytes = end - data;
 
@@ -292,7 +287,11 @@ static __noinline int fast_tier(struct xdp_md *ctx, const struct mg_port_config 
             }
             return slow(last, MG_SLOW_SPECIAL);
         }
-        e = bpf_map_lookup_elem(&mg_fast_ilm, &label);
+        __u32 *slot = bpf_map_lookup_elem(&mg_fast_ilm, &label);
+        if (!slot || !*slot)
+            return slow(last, MG_SLOW_OPERATION);
+        __u32 index = *slot - 1;
+        e = bpf_map_lookup_elem(&mg_fast_table, &index);
         if (!e)
             return slow(last, MG_SLOW_OPERATION);
         if (e->op == OP_POP) {
@@ -300,7 +299,7 @@ static __noinline int fast_tier(struct xdp_md *ctx, const struct mg_port_config 
                 return slow(last, MG_SLOW_TTL);
             if (bottom || p + 8 > end || depth >= MG_FAST_POPS || pops >= MG_FAST_POPS)
                 return slow(last, MG_SLOW_STACK);
-            popped[pops & (MG_FAST_POPS - 1)] = e->action;
+            popped[pops & (MG_FAST_POPS - 1)] = e->index;
             pops++;
             inherited = (e->flags & FLAG_UNIFORM) ? ttl - 1 : 0x100;
             off += 4;
@@ -314,7 +313,7 @@ static __noinline int fast_tier(struct xdp_md *ctx, const struct mg_port_config 
     }
     if (!e || e->op != OP_SWAP)
         return slow(last, MG_SLOW_STACK);
-    __u32 action_slot = e->action;
+    __u32 counter = e->index;
     const struct mg_fast_entry *a = e;
 
     /* Pipeline.swap: every check first. */
@@ -440,37 +439,29 @@ static __noinline int fast_tier(struct xdp_md *ctx, const struct mg_port_config 
             __u32 v = labels[i];
             if (bottom && i == count - 1)
                 v |= 0x100;
-            w[0] = v >> 24;
-            w[1] = v >> 16;
-            w[2] = v >> 8;
-            w[3] = v;
+            *(__u32 *)w = __builtin_bswap32(v);
         }
     }
 
     /* Counters, as Pipeline.processFrame and mplsInput count them. */
     __u64 tx_bytes = end - data;
-    __u32 in_port = cfg->port_index;
-    struct mg_fast_port_counters *pc = bpf_map_lookup_elem(&mg_fast_ports, &in_port);
-    if (pc) {
+    if (last) {
+        struct mg_fast_port_counters *pc = &last->ports[cfg->port_index & (MG_FAST_MAX_PORTS - 1)];
         pc->rx_packets += 1;
         pc->rx_bytes += rx_bytes;
+        pc = &last->ports[port & (MG_FAST_MAX_PORTS - 1)];
+        pc->tx_packets += 1;
+        pc->tx_bytes += tx_bytes;
+        last->last.verdict = MG_FAST_FORWARDED;
+        last->last.port = port;
+        last->last.why = 0;
     }
     for (int i = 0; i < MG_FAST_POPS; i++) {
         if (i >= pops)
             break;
         fast_count(popped[i], rx_bytes);
     }
-    fast_count(action_slot, rx_bytes);
-    pc = bpf_map_lookup_elem(&mg_fast_ports, &port);
-    if (pc) {
-        pc->tx_packets += 1;
-        pc->tx_bytes += tx_bytes;
-    }
-    if (last) {
-        last->verdict = MG_FAST_FORWARDED;
-        last->port = port;
-        last->why = 0;
-    }
+    fast_count(counter, rx_bytes);
     return bpf_redirect_map(&mg_fast_tx, port, 0);
 }
 

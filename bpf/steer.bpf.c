@@ -154,7 +154,7 @@ int mplsgate_steer(struct xdp_md *ctx)
         if (cfg->role == MG_ROLE_CORE && cfg->fast) {
             int r = fast_tier(ctx, cfg, (__u32)((__u8 *)l3 - (__u8 *)data));
             if (r >= 0)
-                return count(MG_STAT_FAST_FORWARDED, r);
+                return r;   /* counted in the fast tier's own per-CPU block */
         }
         return steer(ctx);
     }

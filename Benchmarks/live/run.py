@@ -1,7 +1,15 @@
 #!/usr/bin/python3
-"""Live forwarding on veth: MPLSGate against a minimal C AF_XDP forwarder, alternated A/B on the same namespaces.
+"""Live forwarding on veth: MPLSGate's two tiers against a minimal C AF_XDP forwarder and a bare XDP_REDIRECT,
+alternated on the same namespaces.
 
-    Benchmarks/live/run.py [--ops swap,push,...] [--sizes 64,1500] [--rounds 5] [--seconds 2]
+    Benchmarks/live/run.py [--ops swap,php,ecmp-swap,push,...] [--sizes 64,1500] [--rounds 5] [--seconds 2]
+
+Devices under test, per operation: MPLSGate's AF_XDP tier (`--fast-path off`) and the C forwarder always; for the
+operations the fast tier does (swap, php, ecmp-swap) also MPLSGate's fast tier (the default, `--fast-path xdp`: the
+sink's XDP program makes d1 take redirected frames) and a bare XDP_REDIRECT program from d0 to d1 (livegen
+redirect: the ceiling). Those three run with d0's receive NAPI threaded and pinned to the DUT's CPU (the agent's
+worker polling, not spinning), so each DUT's whole work (the XDP program, the AF_XDP copy or the fast tier's
+rewrite and redirect, the worker) is on CPU 1: frames per CPU-second there compare them.
 
 Topology (namespaces created here and always deleted):  gen:g0 <-> dut:d0 [DUT] dut:d1 <-> sink:s1
 
@@ -59,6 +67,14 @@ def operations(size):
                  {"nextHops": [nh], "ftn": [{"vrf": "blue", "prefix": "203.0.113.0/24", "push": [16001, 24001],
                                              "via": "nh"}]},
                  pad(Ether(src=GEN_MAC, dst=IN_MAC) / IP(src="198.51.100.7", dst="203.0.113.5", ttl=64) / UDP(), size)),
+        "php": ({"role": "core"}, {"role": "core"},
+                {"nextHops": [nh], "ilm": [{"label": 100, "op": "swap", "out": [3], "payload": "ipv4", "via": "nh"}]},
+                pad(Ether(src=GEN_MAC, dst=IN_MAC) / MPLS(label=100, s=1, ttl=64) / IP(dst="10.0.0.2", ttl=64) / UDP(),
+                    size)),
+        "ecmp-swap": ({"role": "core"}, {"role": "core"},
+                      {"nextHops": [nh, dict(nh, name="nh2")], "ecmpGroups": [{"name": "g", "members": ["nh", "nh2"]}],
+                       "ilm": [{"label": 100, "op": "swap", "out": [200], "via": "g"}]},
+                      pad(Ether(src=GEN_MAC, dst=IN_MAC) / MPLS(label=100, s=1, ttl=64) / IP(dst="10.0.0.2") / UDP(), size)),
         "pop": ({"role": "core"}, {"role": "vrf"},
                 {"nextHops": [nh], "ilm": [{"label": 105, "op": "popToIP", "payload": "ipv4", "via": "nh"}]},
                 pad(Ether(src=GEN_MAC, dst=IN_MAC) / MPLS(label=105, s=1, ttl=64) / IP(dst="10.0.0.2", ttl=64) / UDP(),
@@ -142,21 +158,56 @@ def retrying(start, what):
             time.sleep(0.2)
 
 
-def start_agent(dut, cfg, fib):
-    agent = harness.Agent(dut, cfg, fib, extra=("--cpus", str(DUT_CPU), "--wait", "busy", "--force"))
+FAST_OPS = ("swap", "php", "ecmp-swap")
+
+
+def start_agent(dut, cfg, fib, fast, wait="busy"):
+    extra = ("--cpus", str(DUT_CPU), "--wait", wait, "--force") + (() if fast else ("--fast-path", "off"))
+    agent = harness.Agent(dut, cfg, fib, extra=extra)
     if not agent.started():
         raise RuntimeError("\n".join(agent.log[-10:]))
     return agent
 
 
-def run_mplsgate(dut, cfg, fib, go):
-    agent = retrying(lambda: start_agent(dut, cfg, fib), "mplsgate")
+def run_mplsgate(dut, cfg, fib, go, fast=False, wait="busy"):
+    agent = retrying(lambda: start_agent(dut, cfg, fib, fast, wait), "mplsgate")
+    result = None
     try:
-        return go()
+        result = go()
+        return result
     finally:
         code, counters, log = agent.stop()
         if code != 0:
             raise RuntimeError("mplsgate exited %d: %s" % (code, "\n".join(log[-10:])))
+        fast_count = sum(p["xdp"].get("fastForwarded", 0) for p in (counters or {}).get("ports", {}).values())
+        if fast and result is not None and fast_count == 0:
+            raise RuntimeError("the fast tier forwarded nothing (does d1 take redirected frames?): " + " | ".join(log[-3:]))
+        if not fast and fast_count:
+            raise RuntimeError("--fast-path off, yet the fast tier forwarded %d frames" % fast_count)
+
+
+def run_redirect(dut, go):
+    dut.run(TOOLS["livegen"], "redirect", "d0", "d1")
+    try:
+        return go()
+    finally:
+        dut.run("ip", "link", "set", "d0", "xdp", "off")
+
+
+def napi(dut, pinned):
+    """pinned: d0's receive NAPI as a thread on the DUT's CPU (its XDP program, the AF_XDP copy or the fast tier's
+    rewrite and redirect run there, beside the worker), so all of a DUT's work is on one CPU and measured there.
+    Otherwise the softirq runs on the CPU that queued the frames (the generator's)."""
+    dut.run("sh", "-c", f"echo {1 if pinned else 0} > /sys/class/net/d0/threaded")
+    if not pinned:
+        return 0
+    out = sh("ps", "-eo", "pid,comm", capture=True).stdout
+    pids = [line.split()[0] for line in out.splitlines() if "napi/d0-" in line]
+    for pid in pids:
+        sh("taskset", "-pc", str(DUT_CPU), pid, capture=True)
+    if not pids:
+        raise RuntimeError("d0 has no threaded NAPI to pin")
+    return len(pids)
 
 
 def start_c(dut, strip, prepend):
@@ -197,10 +248,11 @@ def fmt(values):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ops", default="swap,push,pop,vxlan-to-mpls,mpls-to-vxlan")
+    ap.add_argument("--ops", default="swap,php,ecmp-swap,push,pop,vxlan-to-mpls,mpls-to-vxlan")
     ap.add_argument("--sizes", default="64,1500")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--no-fast", action="store_true", help="only the AF_XDP tier and the C forwarder")
     ap.add_argument("--limits-named", action="store_true",
                     help="a DUT may refuse to start if its message names the memlock limit")
     args = ap.parse_args()
@@ -238,16 +290,31 @@ def run(args, work):
                 write_json(fib, dict({"version": 1}, **fib_doc))
                 strip, prepend, _ = rewrite_of(work, cfg, fib, frame)
                 frame_hex = bytes(frame).hex()
-                go = lambda: measure(gen, sink, frame_hex, args.seconds)
-                mg, c = [], []
+
+                def go():
+                    napi(dut, False)
+                    return measure(gen, sink, frame_hex, args.seconds)
+
+                def go_pinned():
+                    napi(dut, True)
+                    return measure(gen, sink, frame_hex, args.seconds)
+                mg, c, fast, redirect, mg_pinned = [], [], [], [], []
+                results = {"mg": mg, "c": c, "fast": fast, "redirect": redirect, "mg-pinned": mg_pinned}
                 refused = {}
+                with_fast = name in FAST_OPS and not args.no_fast
                 for r in range(args.rounds):
                     order = [("mg", lambda: run_mplsgate(dut, cfg, fib, go)), ("c", lambda: run_c(dut, strip, prepend, go))]
+                    if with_fast:
+                        # All on CPU 1 with d0's NAPI thread: the workers poll (a busy worker would take the CPU
+                        # from the NAPI thread that feeds it).
+                        order += [("fast", lambda: run_mplsgate(dut, cfg, fib, go_pinned, fast=True, wait="poll")),
+                                  ("redirect", lambda: run_redirect(dut, go_pinned)),
+                                  ("mg-pinned", lambda: run_mplsgate(dut, cfg, fib, go_pinned, wait="poll"))]
                     for who, fn in (order if r % 2 == 0 else order[::-1]):
                         if who in refused:
                             continue
                         try:
-                            (mg if who == "mg" else c).append(fn())
+                            results[who].append(fn())
                         except RuntimeError as e:
                             if not (args.limits_named and "memlock" in str(e).lower() and "did not start" in str(e)):
                                 raise
@@ -266,6 +333,16 @@ def run(args, work):
                         f" | ratio {fmt(ratio)} (offered {statistics.median([x['offered_mpps'] for x in mg + c]):.1f} Mpps,"
                         f" DUT core busy {100 * statistics.median([x['busy'] for x in mg + c]):.0f} %)")
                 print(line, flush=True)
+                if with_fast:
+                    def fps(runs):
+                        return statistics.median([1e9 / x["ns"] / 1e6 for x in runs])
+                    r_red = [b["ns"] / a["ns"] for a, b in zip(fast, redirect)]
+                    r_af = [b["ns"] / a["ns"] for a, b in zip(fast, mg_pinned)]
+                    print(f"{name}, {len(frame)} B, d0's NAPI on CPU 1, M frames per CPU-second there: fast tier "
+                          f"{fps(fast):.2f} ({fmt([x['mpps'] for x in fast])} Mpps) | bare redirect {fps(redirect):.2f} "
+                          f"({fmt([x['mpps'] for x in redirect])} Mpps) | AF_XDP tier, poll {fps(mg_pinned):.2f} "
+                          f"({fmt([x['mpps'] for x in mg_pinned])} Mpps) | fast/redirect {fmt(r_red)} | "
+                          f"fast/AF_XDP {fmt(r_af)}", flush=True)
     return 0
 
 

@@ -51,8 +51,8 @@ int mg_prog_load(const void *object, size_t size, struct mg_prog **out)
 }
 
 static const char *const shared_maps[] = {
-    "mg_fast_ilm", "mg_fast_entries", "mg_fast_next_hops", "mg_fast_liveness",
-    "mg_fast_buckets", "mg_fast_config", "mg_fast_tx", "mg_fast_egress", "mg_fast_ports",
+    "mg_fast_ilm", "mg_fast_table", "mg_fast_entries", "mg_fast_next_hops", "mg_fast_liveness",
+    "mg_fast_buckets", "mg_fast_config", "mg_fast_tx", "mg_fast_egress", "mg_fast_cpu",
 };
 
 static int load(const void *object, size_t size, const struct mg_fast_sizes *sizes, const struct mg_prog *share,
@@ -89,7 +89,8 @@ static int load(const void *object, size_t size, const struct mg_fast_sizes *siz
             rc = (!m || fd < 0) ? -ENOENT : bpf_map__reuse_fd(m, fd);
         }
     } else {
-        rc = size_map(p->obj, "mg_fast_ilm", sizes->entries);
+        rc = size_map(p->obj, "mg_fast_ilm", sizes->entries ? MG_FAST_ILM_SIZE : 1);
+        if (!rc) rc = size_map(p->obj, "mg_fast_table", sizes->entries);
         if (!rc) rc = size_map(p->obj, "mg_fast_entries", sizes->entries);
         if (!rc) rc = size_map(p->obj, "mg_fast_next_hops", sizes->next_hops);
         if (!rc) rc = size_map(p->obj, "mg_fast_liveness", sizes->next_hops);

@@ -34,8 +34,8 @@ public enum FastPath: String, Sendable {
 /// How the agent runs its ports.
 public struct AgentOptions: Sendable {
     public var fastPath = FastPath.xdp
-    /// Labels the fast tier's tables may hold (its hash maps are allocated as used).
-    public var fastTierEntries = 2_000_000
+    /// Entries of the fast tier's table: labels it switches at once (more go through AF_XDP).
+    public var fastTierEntries = FastTier.defaultEntries
     public var workers = 1
     /// CPU of worker k is cpus[k]; nil: worker k on CPU k mod CPU count; empty: not pinned.
     public var cpus: [Int]?
@@ -218,7 +218,7 @@ public final class Agent: @unchecked Sendable {
                     programs.append(try SteerProgram(config: cfg))
                 }
             }
-            if let owner { fastTier = try FastTierTables(owner: owner) }
+            if let owner { fastTier = try FastTierTables(owner: owner, capacity: options.fastTierEntries) }
             try lockInterfaces()
             _ = mg_raise_memlock()
             try openSockets()
@@ -406,6 +406,7 @@ public final class Agent: @unchecked Sendable {
                 let c = fast.portCounters(i)
                 r.ports[i].pipeline.rxPackets &+= c.rxPackets; r.ports[i].pipeline.rxBytes &+= c.rxBytes
                 r.ports[i].pipeline.txPackets &+= c.txPackets; r.ports[i].pipeline.txBytes &+= c.txBytes
+                r.ports[i].program.fastForwarded = c.rxPackets
                 r.ports[i].fast = FastTierPortReport(rxPackets: c.rxPackets, txPackets: c.txPackets,
                                                     ingress: programs[i].fastTierOn,
                                                     egress: fast.redirectPorts.contains(i))
@@ -450,9 +451,11 @@ public final class Agent: @unchecked Sendable {
     public func refreshFastTierEgress() -> [Int] {
         guard let fast = fastTier else { return [] }
         var changed: [Int] = []
+        let current = fast.redirectPorts
         for (i, p) in ports.enumerated() {
-            let takes = FastTier.takesRedirects(ifindex: p.ifindex) ?? false
-            if takes != fast.redirectPorts.contains(i) {
+            // Unknown (the kernel did not answer, or has no netdev family): keep what we knew.
+            guard let takes = FastTier.takesRedirects(ifindex: p.ifindex) else { continue }
+            if takes != current.contains(i) {
                 if (try? fast.setEgress(port: i, ifindex: p.ifindex, takesRedirects: takes)) != nil { changed.append(i) }
             }
         }

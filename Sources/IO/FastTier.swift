@@ -3,19 +3,20 @@ import Glibc
 #endif
 internal import CXDP
 import FIB
+import Synchronization
 
 /// The fast tier (bpf/fast_tier.h): transit label switching done by a core port's XDP program itself, before
 /// AF_XDP. Every core port's program reads one set of tables (loaded with the first, shared by the others), and
 /// `FastTierTables` keeps them in step with the published FIB snapshots.
 ///
-/// The fast tier's ILM holds only the labels it can switch completely (pop, swap and PHP with at most
-/// `MG_FAST_OUT_LABELS` labels), each with the part of its action a swap reads; next-hop records are the
-/// snapshot's byte for byte; group buckets and liveness are copied. A label not in it goes to AF_XDP.
+/// The fast tier's ILM points the labels it can switch completely (pop, swap and PHP with at most
+/// `MG_FAST_OUT_LABELS` labels) at entries of its table, each with the part of its action a swap reads and its own
+/// counters; next-hop records are the snapshot's byte for byte; group buckets and liveness are copied. A label
+/// without an entry goes to AF_XDP.
 public enum FastTier {
     /// The fast tier's entry for a label, or nil when its frames must go to AF_XDP.
     static func entry(_ e: ILMEntry, action a: Action) -> mg_fast_entry? {
         var f = mg_fast_entry()
-        f.action = e.action.rawValue
         switch e.operation {
         case .pop:
             f.op = Operation.pop.rawValue
@@ -47,7 +48,11 @@ public enum FastTier {
     /// Groups the fast tier's bucket table holds; a FIB with more keeps every frame on AF_XDP (reported).
     public static let maxGroups = 128
 
-    /// Table sizes: `entries` labels and counted slots (allocated as used), every next-hop slot, `maxGroups`.
+    /// Entries the fast tier holds by default (`--fast-tier-entries`): labels it switches at once, each with its
+    /// counters (48 bytes, and 16 per CPU).
+    public static let defaultEntries = 65_536
+
+    /// Table sizes: `entries` fast-tier entries, every next-hop slot, `maxGroups`.
     static func sizes(entries: Int) -> mg_fast_sizes {
         mg_fast_sizes(entries: UInt32(max(entries, 1)), next_hops: UInt32(Liveness.capacity),
                       buckets: UInt32(maxGroups * ECMP.bucketCount * 2))
@@ -77,10 +82,12 @@ struct BPFMap {
     let fd: Int32
     let name: String
 
-    init(_ program: SteerProgram, _ name: String) throws(AgentError) {
+    /// `owned`: a duplicate of the program's fd, for a holder that outlives the program (it closes it).
+    init(_ program: SteerProgram, _ name: String, owned: Bool = false) throws(AgentError) {
         let fd = mg_prog_map_fd(program.prog, name)
         if fd < 0 { throw AgentError("the XDP program has no map \(name)") }
-        self.fd = fd
+        self.fd = owned ? dup(fd) : fd
+        if self.fd < 0 { throw AgentError("duplicating the fd of map \(name) failed: \(errnoText(errno))") }
         self.name = name
     }
 
@@ -112,165 +119,317 @@ struct BPFMap {
     }
 }
 
-/// The fast tier's tables of a running agent (or a test), written through the program that owns them and read by
-/// every program that shares them. Synced from each published snapshot by `sync`: only changed ILM pages are
-/// compared, only changed labels written (the action's part first, then the label); next hops and groups are
-/// rewritten when the snapshot has new tables for them, with the fast tier paused meanwhile.
+/// The fast tier's tables of a running agent (or a test), written through the owner program's maps and read by
+/// every program that shares them.
+///
+/// `sync` brings them to each published snapshot (on the control thread, or on a builder thread for large
+/// commits): only ILM pages whose pointer changed are compared with a copy of what was written, and only changed
+/// labels are written, each label's entry before the label. Next-hop records and group buckets are compared with
+/// copies too; when any of them changes the fast tier is paused (every frame to AF_XDP) while they are written.
+/// A sync that fails leaves the fast tier paused and everything marked for a full rewrite, which the next sync
+/// (a commit, or `retryIfNeeded` from the control loop's timer) does.
 public final class FastTierTables {
-    let ilm: BPFMap, entries: BPFMap, nextHops: BPFMap, liveness: BPFMap, buckets: BPFMap, config: BPFMap
-    let devmap: BPFMap, egress: BPFMap, ports: BPFMap
-    /// The directory pages last synced (compared by identity: a page is never changed once published, and the one
-    /// last synced stays allocated until a later snapshot replaces it) and a copy of their entries.
-    private var pages: [UnsafeMutablePointer<ILMEntry>]
-    private var shadow: [UnsafeMutablePointer<ILMEntry>?]
-    private var syncedNextHops: UnsafeMutablePointer<NextHopRecord>?
-    private var syncedNextHopCount = -1
-    private var syncedBuckets: UnsafeMutablePointer<UInt32>?
-    private var syncedGroupCount = -1
-    private var current = mg_fast_config()
-    /// Labels the fast tier switches now.
-    public private(set) var labels = 0
-    /// Label writes and deletes of the last sync, and of all syncs.
-    public private(set) var lastSyncWrites = 0
-    public private(set) var totalWrites = 0
-    /// True while the FIB has more groups than the fast tier holds (every frame goes to AF_XDP then).
-    public private(set) var tooManyGroups = false
-    /// Egress ports (by index) that take redirected frames.
-    public private(set) var redirectPorts: Set<Int> = []
+    let ilm: BPFMap, table: BPFMap, entries: BPFMap, nextHops: BPFMap, liveness: BPFMap, buckets: BPFMap, config: BPFMap
+    let devmap: BPFMap, egress: BPFMap, cpu: BPFMap
 
-    public init(owner: SteerProgram) throws(AgentError) {
-        ilm = try BPFMap(owner, "mg_fast_ilm"); entries = try BPFMap(owner, "mg_fast_entries")
-        nextHops = try BPFMap(owner, "mg_fast_next_hops"); liveness = try BPFMap(owner, "mg_fast_liveness")
-        buckets = try BPFMap(owner, "mg_fast_buckets"); config = try BPFMap(owner, "mg_fast_config")
-        devmap = try BPFMap(owner, "mg_fast_tx"); egress = try BPFMap(owner, "mg_fast_egress")
-        ports = try BPFMap(owner, "mg_fast_ports")
-        pages = [UnsafeMutablePointer<ILMEntry>](repeating: ILM.emptyPage, count: ILM.directorySize)
-        shadow = [UnsafeMutablePointer<ILMEntry>?](repeating: nil, count: ILM.directorySize)
+    /// What the maps hold, as far as the syncs know (guarded by `lock`).
+    private struct Synced {
+        /// The directory pages last synced, compared by identity (a page never changes once published, and the one
+        /// last synced stays allocated until a later snapshot replaces it), and a copy of the entries written.
+        var pages: [UnsafeMutablePointer<ILMEntry>?]
+        var shadow: [UnsafeMutablePointer<ILMEntry>?]
+        var nextHops: [NextHopRecord] = []
+        var buckets: [UInt32] = []
+        var groupCount = 0
+        /// Action slot -> its entry index: from the sync that first writes the slot until the engine resets it
+        /// (after the grace period of the commit that retired it).
+        var indexOf: [UInt32: UInt32] = [:]
+        var freeIndexes: [UInt32] = []
+        var nextIndex: UInt32 = 0
+        /// Labels the fast tier could switch but had no entry for: tried again at every sync.
+        var waiting: Set<UInt32> = []
+        /// A sync failed: everything is rewritten by the next one.
+        var dirty = false
+        var labels = 0
+        var lastSyncWrites = 0
+    }
+    private let state: Mutex<Synced>
+    /// The shared config map's value, and the egress ports (any thread: control, builder, metrics, protection).
+    private struct Shared {
+        var config = mg_fast_config()
+        var redirectPorts: Set<Int> = []
+    }
+    private let shared = Mutex<Shared>(Shared())
+    /// The engine's liveness array (shared by its snapshots), and the lock that makes "read it, write the map" one
+    /// step for the sync and the protection thread, so the map ends with the array's last value.
+    private let livenessLock = Mutex<UnsafeMutablePointer<UInt8>?>(nil)
+
+    /// Entries of the fast tier's table (`--fast-tier-entries`).
+    public let capacity: Int
+
+    public init(owner: SteerProgram, capacity: Int) throws(AgentError) {
+        self.capacity = capacity
+        ilm = try BPFMap(owner, "mg_fast_ilm", owned: true); table = try BPFMap(owner, "mg_fast_table", owned: true)
+        entries = try BPFMap(owner, "mg_fast_entries", owned: true)
+        nextHops = try BPFMap(owner, "mg_fast_next_hops", owned: true); liveness = try BPFMap(owner, "mg_fast_liveness", owned: true)
+        buckets = try BPFMap(owner, "mg_fast_buckets", owned: true); config = try BPFMap(owner, "mg_fast_config", owned: true)
+        devmap = try BPFMap(owner, "mg_fast_tx", owned: true); egress = try BPFMap(owner, "mg_fast_egress", owned: true)
+        cpu = try BPFMap(owner, "mg_fast_cpu", owned: true)
+        state = Mutex(Synced(pages: [UnsafeMutablePointer<ILMEntry>?](repeating: nil, count: ILM.directorySize),
+                             shadow: [UnsafeMutablePointer<ILMEntry>?](repeating: nil, count: ILM.directorySize)))
     }
 
-    deinit { for p in shadow { p?.deallocate() } }
+    deinit {
+        state.withLock { s in for p in s.shadow { p?.deallocate() } }
+        for m in [ilm, table, entries, nextHops, liveness, buckets, config, devmap, egress, cpu] { close(m.fd) }
+    }
 
-    private func writeConfig() throws(AgentError) { try config.update(UInt32(0), current) }
+    /// Changes the shared config and writes it.
+    private func setConfig(_ change: (inout mg_fast_config) -> Void) throws(AgentError) {
+        try shared.withLock { (s: inout Shared) throws(AgentError) in
+            var c = s.config
+            change(&c)
+            try config.update(UInt32(0), c)
+            s.config = c
+        }
+    }
+
+    /// Every frame to AF_XDP until a sync succeeds.
+    public func pause() throws(AgentError) { try setConfig { $0.paused = 1 } }
+
+    /// Labels the fast tier switches now; labels it could switch but has no entry for; label writes of the last
+    /// sync; entries in use (action slots with an entry, live or retired and not yet reset); whether a sync is owed.
+    public var labels: Int { state.withLock { $0.labels } }
+    public var labelsWithoutEntry: Int { state.withLock { $0.waiting.count } }
+    public var lastSyncWrites: Int { state.withLock { $0.lastSyncWrites } }
+    public var entriesInUse: Int { state.withLock { $0.indexOf.count } }
+    public var needsSync: Bool { state.withLock { $0.dirty || !$0.waiting.isEmpty } }
+    /// True while the FIB has more groups than the fast tier holds (every frame goes to AF_XDP then).
+    public var tooManyGroups: Bool { state.withLock { $0.groupCount > FastTier.maxGroups } }
+    /// Egress ports (by index) that take redirected frames.
+    public var redirectPorts: Set<Int> { shared.withLock { $0.redirectPorts } }
 
     /// Brings the tables to `fib`. Call with every snapshot published, before its grace period ends.
     public func sync(_ fib: FIBSnapshot) throws(AgentError) {
-        var writes = 0
-        let nhChanged = fib.nextHops != syncedNextHops || fib.nextHopCount != syncedNextHopCount
-        let groupsChanged = fib.groupBuckets != syncedBuckets || fib.groupCount != syncedGroupCount
-        if nhChanged || groupsChanged {
-            // Pause: frames go to AF_XDP (which reads one snapshot per frame) while records and buckets change
-            // together. XDP programs run for well under a microsecond; 1 ms covers any frame already past the check.
-            current.paused = 1
-            try writeConfig()
-            usleep(1000)
-            for slot in 0..<fib.nextHopCount { try nextHops.update(UInt32(slot), fib.nextHops[slot]) }
-            for slot in 0..<fib.nextHopCount { try liveness.update(UInt32(slot), UInt32(fib.liveness[slot])) }
-            tooManyGroups = fib.groupCount > FastTier.maxGroups
-            if !tooManyGroups {
-                for i in 0..<(fib.groupCount * ECMP.bucketCount * 2) { try buckets.update(UInt32(i), fib.groupBuckets[i]) }
+        try state.withLock { (s: inout Synced) throws(AgentError) in
+            do throws(AgentError) {
+                try syncLocked(fib, &s)
+            } catch {
+                // Whatever was half written is rewritten next time; until then every frame goes to AF_XDP.
+                s.dirty = true
+                try? setConfig { $0.paused = 1 }
+                throw error
             }
-            current.group_count = UInt32(fib.groupCount)
-            syncedNextHops = fib.nextHops; syncedNextHopCount = fib.nextHopCount
-            syncedBuckets = fib.groupBuckets; syncedGroupCount = fib.groupCount
+        }
+    }
+
+    /// The entry index of an action slot, allocated (with zeroed counters) on first use; nil when the table is full.
+    private func index(for slot: UInt32, _ s: inout Synced) throws(AgentError) -> UInt32? {
+        if let i = s.indexOf[slot] { return i }
+        let i: UInt32
+        if let f = s.freeIndexes.last { i = f } else {
+            guard Int(s.nextIndex) < capacity else { return nil }
+            i = s.nextIndex
+        }
+        try entries.update(i, perCPU: [mg_fast_counter](repeating: mg_fast_counter(), count: Int(mg_possible_cpus())))
+        if s.freeIndexes.last == i { s.freeIndexes.removeLast() } else { s.nextIndex += 1 }
+        s.indexOf[slot] = i
+        return i
+    }
+
+    /// Writes one label: its entry and the label when the fast tier can switch it (and has an entry), else 0.
+    /// Returns whether the label is a fast one now.
+    private func write(label: UInt32, _ e: ILMEntry, _ fib: FIBSnapshot, wasFast: Bool, _ s: inout Synced) throws(AgentError) -> Bool {
+        var fast = false
+        s.waiting.remove(label)
+        if e.operation != .none, var f = FastTier.entry(e, action: fib.actions[Int(e.action.rawValue)]) {
+            if let index = try index(for: e.action.rawValue, &s) {
+                f.index = index
+                try table.update(index, f)
+                try ilm.update(label, index + 1)
+                fast = true
+            } else {
+                s.waiting.insert(label)
+            }
+        }
+        if !fast && wasFast { try ilm.update(label, UInt32(0)) }
+        return fast
+    }
+
+    private func syncLocked(_ fib: FIBSnapshot, _ s: inout Synced) throws(AgentError) {
+        var writes = 0
+        let full = s.dirty
+        // Next hops and groups: written where they differ, with the fast tier paused (a reader could otherwise
+        // see half a record, or buckets of one layout with the group count of another).
+        let records = Array(UnsafeBufferPointer(start: fib.nextHops, count: fib.nextHopCount))
+        let groupBuckets = fib.groupCount <= FastTier.maxGroups
+            ? Array(UnsafeBufferPointer(start: fib.groupBuckets, count: fib.groupCount * ECMP.bucketCount * 2)) : []
+        let recordBytes = { (r: NextHopRecord) in withUnsafeBytes(of: r) { Array($0) } }
+        let changedRecords = (0..<records.count).filter { i in
+            full || i >= s.nextHops.count || recordBytes(records[i]) != recordBytes(s.nextHops[i])
+        }
+        let changedBuckets = (0..<groupBuckets.count).filter { full || $0 >= s.buckets.count || groupBuckets[$0] != s.buckets[$0] }
+        let groupsChanged = fib.groupCount != s.groupCount
+        let paused = !changedRecords.isEmpty || !changedBuckets.isEmpty || groupsChanged || full
+        if paused {
+            try setConfig { $0.paused = 1 }
+            // XDP programs run for well under a microsecond; 1 ms covers any frame already past the check.
+            usleep(1000)
+            s.nextHops = []; s.buckets = []; s.groupCount = -1   // unknown until written
+            for i in changedRecords { try nextHops.update(UInt32(i), records[i]) }
+            for i in changedBuckets { try buckets.update(UInt32(i), groupBuckets[i]) }
+            s.nextHops = records; s.buckets = groupBuckets; s.groupCount = fib.groupCount
+        }
+        try writeLiveness(fib)
+        if full {
+            for d in 0..<ILM.directorySize { s.pages[d] = nil }
         }
         for d in 0..<ILM.directorySize {
             let page = fib.ilmDirectory[d]
-            if page == pages[d] { continue }
-            let copy = shadow[d] ?? {
+            if page == s.pages[d] { continue }
+            let copy = s.shadow[d] ?? {
                 let p = UnsafeMutablePointer<ILMEntry>.allocate(capacity: ILM.pageSize)
                 p.initialize(repeating: .empty, count: ILM.pageSize)
-                shadow[d] = p
                 return p
             }()
+            s.shadow[d] = copy
             for i in 0..<ILM.pageSize {
                 let new = page[i], old = copy[i]
-                if new.action == old.action && new.operation == old.operation && new.flags == old.flags
-                    && new.payload == old.payload { continue }
+                let same = new.action == old.action && new.operation == old.operation && new.flags == old.flags
+                    && new.payload == old.payload
                 let label = UInt32(d << ILM.pageBits | i)
-                if label < 16 { continue }
-                let wasFast = old.operation != .none && ilmHas(label)
-                if new.operation != .none, let e = FastTier.entry(new, action: fib.actions[Int(new.action.rawValue)]) {
-                    // The slot's counter first (per-CPU zeros), then the label that counts into it.
-                    if entries.perCPU(e.action, zero: mg_fast_counter()) == nil {
-                        try entries.update(e.action, perCPU: [mg_fast_counter](repeating: mg_fast_counter(), count: Int(mg_possible_cpus())))
-                    }
-                    try ilm.update(label, e)
-                    if !wasFast { labels += 1 }
-                } else if wasFast {
-                    ilm.delete(label)
-                    labels -= 1
-                }
+                if label < 16 || (same && !full) { continue }
+                if full && new.operation == .none && old.operation == .none && ilmIndex(label) == 0 { continue }
+                let wasFast = ilmIndex(label) != 0
+                let fast = try write(label: label, new, fib, wasFast: wasFast, &s)
+                s.labels += (fast ? 1 : 0) - (wasFast ? 1 : 0)
                 copy[i] = new
                 writes += 1
             }
-            pages[d] = page
+            s.pages[d] = page
         }
-        if current.paused != 0 {
-            current.paused = tooManyGroups ? 1 : 0
-            try writeConfig()
-        } else if syncedGroupCount >= 0 && current.group_count != UInt32(fib.groupCount) {
-            current.group_count = UInt32(fib.groupCount)
-            try writeConfig()
+        // Labels that had no entry: entries freed since (reset slots) may take them now.
+        for label in s.waiting {
+            let e = fib.ilm(label)
+            let wasFast = ilmIndex(label) != 0
+            let fast = try write(label: label, e, fib, wasFast: wasFast, &s)
+            s.labels += (fast ? 1 : 0) - (wasFast ? 1 : 0)
         }
-        lastSyncWrites = writes
-        totalWrites += writes
+        s.dirty = false
+        let tooMany = fib.groupCount > FastTier.maxGroups
+        try setConfig {
+            $0.group_count = UInt32(fib.groupCount)
+            $0.paused = tooMany ? 1 : 0
+        }
+        s.lastSyncWrites = writes
     }
 
-    private func ilmHas(_ label: UInt32) -> Bool {
+    /// A sync owed (one failed, or labels wait for entries): done now, from the snapshot the workers use. Only
+    /// while nothing else publishes (the caller checks that no builder thread owns the engine).
+    public func retryIfNeeded(_ fib: FIBSnapshot) throws(AgentError) {
+        if needsSync { try sync(fib) }
+    }
+
+    /// Whether the fast tier switches `label` now (its ILM slot points at an entry).
+    public func switches(label: UInt32) -> Bool { ilmIndex(label) != 0 }
+
+    private func ilmIndex(_ label: UInt32) -> UInt32 {
         var k = label
-        var v = mg_fast_entry()
-        return withUnsafeBytes(of: &k) { kp in withUnsafeMutableBytes(of: &v) { mg_map_lookup(ilm.fd, kp.baseAddress, $0.baseAddress) } } == 0
+        var v: UInt32 = 0
+        _ = withUnsafeBytes(of: &k) { kp in withUnsafeMutableBytes(of: &v) { mg_map_lookup(ilm.fd, kp.baseAddress, $0.baseAddress) } }
+        return v
     }
 
-    /// Every frame to AF_XDP until the next sync that succeeds (one failed half-way: what it wrote is in the copy,
-    /// what it did not is compared again next time).
-    public func pause() throws(AgentError) {
-        current.paused = 1
-        try writeConfig()
+    /// Copies the engine's liveness (0 up) for every next-hop slot, under the lock `setLiveness` takes.
+    private func writeLiveness(_ fib: FIBSnapshot) throws(AgentError) {
+        try livenessLock.withLock { (array: inout UnsafeMutablePointer<UInt8>?) throws(AgentError) in
+            array = fib.liveness
+            for slot in 0..<fib.nextHopCount { try liveness.update(UInt32(slot), UInt32(fib.liveness[slot])) }
+        }
     }
 
-    /// A next hop's liveness changed (the protection thread): the fast tier sees it with the pipeline.
-    public func setLiveness(slot: Int, down: Bool) {
-        try? liveness.update(UInt32(slot), UInt32(down ? Liveness.down : Liveness.up))
+    /// A next hop's liveness changed (the protection thread, after writing the engine's array): the map gets the
+    /// array's value. If the write fails, the fast tier pauses rather than send to a dead next hop.
+    public func setLiveness(slot: Int) {
+        let ok: Bool = livenessLock.withLock { array in
+            guard let array, slot >= 0 && slot < Liveness.capacity else { return true }
+            return (try? liveness.update(UInt32(slot), UInt32(array[slot]))) != nil
+        }
+        if !ok { try? pause() }
     }
 
     /// While a trace is armed every frame goes to AF_XDP, where the trace records it.
     public func setTraceArmed(_ armed: Bool) throws(AgentError) {
         let v: UInt32 = armed ? 1 : 0
-        if current.trace_armed == v { return }
-        current.trace_armed = v
-        try writeConfig()
+        if shared.withLock({ $0.config.trace_armed }) == v { return }
+        try setConfig { $0.trace_armed = v }
     }
 
     /// Whether port `index` (device `ifindex`) takes redirected frames; the fast tier redirects only to those.
+    /// The devmap entry stays once written (a frame already past the check still has somewhere to go).
     public func setEgress(port index: Int, ifindex: Int32, takesRedirects: Bool) throws(AgentError) {
-        if takesRedirects == redirectPorts.contains(index) { return }
-        if takesRedirects {
-            try devmap.update(UInt32(index), UInt32(bitPattern: ifindex))
-            try egress.update(UInt32(index), UInt32(1))
-            redirectPorts.insert(index)
-        } else {
-            try egress.update(UInt32(index), UInt32(0))
-            devmap.delete(UInt32(index))
-            redirectPorts.remove(index)
+        try shared.withLock { (s: inout Shared) throws(AgentError) in
+            if takesRedirects == s.redirectPorts.contains(index) { return }
+            if takesRedirects {
+                try devmap.update(UInt32(index), UInt32(bitPattern: ifindex))
+                try egress.update(UInt32(index), UInt32(1))
+                s.redirectPorts.insert(index)
+            } else {
+                try egress.update(UInt32(index), UInt32(0))
+                s.redirectPorts.remove(index)
+            }
         }
     }
 
     /// One action slot's fast-tier packets and bytes (summed over CPUs).
     public func entryCounter(slot: Int) -> (packets: UInt64, bytes: UInt64) {
-        guard let values = entries.perCPU(UInt32(slot), zero: mg_fast_counter()) else { return (0, 0) }
+        guard let index = state.withLock({ $0.indexOf[UInt32(truncatingIfNeeded: slot)] }),
+              let values = entries.perCPU(index, zero: mg_fast_counter()) else { return (0, 0) }
         return values.reduce(into: (UInt64(0), UInt64(0))) { $0.0 &+= $1.packets; $0.1 &+= $1.bytes }
     }
 
-    /// Forgets a retired slot's counter (after its grace period; the slot's label is gone from the fast tier).
-    public func resetEntryCounter(slot: Int) { entries.delete(UInt32(slot)) }
+    /// A retired slot's counters are folded and reset (after the grace period of the commit that retired it, so
+    /// no label points at its entry any more and no frame is still counting into it): its entry is free again.
+    public func resetEntryCounter(slot: Int) {
+        state.withLock { s in
+            guard let index = s.indexOf.removeValue(forKey: UInt32(truncatingIfNeeded: slot)) else { return }
+            s.freeIndexes.append(index)
+        }
+    }
 
     /// A port's fast-tier counters (summed over CPUs): received and sent by the fast tier.
     public func portCounters(_ index: Int) -> (rxPackets: UInt64, rxBytes: UInt64, txPackets: UInt64, txBytes: UInt64) {
-        guard let values = ports.perCPU(UInt32(index), zero: mg_fast_port_counters()) else { return (0, 0, 0, 0) }
-        return values.reduce(into: (UInt64(0), UInt64(0), UInt64(0), UInt64(0))) {
-            $0.0 &+= $1.rx_packets; $0.1 &+= $1.rx_bytes; $0.2 &+= $1.tx_packets; $0.3 &+= $1.tx_bytes
+        var sum = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        guard index >= 0 && index < Int(MG_FAST_MAX_PORTS) else { return sum }
+        let offset = MemoryLayout<mg_fast_cpu>.offset(of: \mg_fast_cpu.ports)! + index * MemoryLayout<mg_fast_port_counters>.stride
+        _ = cpu.withPerCPU(UInt32(0), valueSize: MemoryLayout<mg_fast_cpu>.size) { raw, stride, cpus in
+            for c in 0..<cpus {
+                let v = raw.load(fromByteOffset: c * stride + offset, as: mg_fast_port_counters.self)
+                sum.0 &+= v.rx_packets; sum.1 &+= v.rx_bytes; sum.2 &+= v.tx_packets; sum.3 &+= v.tx_bytes
+            }
         }
+        return sum
+    }
+}
+
+extension BPFMap {
+    /// Reads a per-CPU value (one per possible CPU, each `valueSize` rounded up to 8 bytes) and hands it to `body`
+    /// with its stride and CPU count; nil when the key is not there.
+    func withPerCPU<R>(_ key: UInt32, valueSize: Int, _ body: (UnsafeMutableRawBufferPointer, Int, Int) -> R) -> R? {
+        let cpus = Int(mg_possible_cpus())
+        let stride = (valueSize + 7) & ~7
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: stride * cpus, alignment: 8)
+        defer { buffer.deallocate() }
+        var k = key
+        let rc = withUnsafeBytes(of: &k) { mg_map_lookup(fd, $0.baseAddress, buffer.baseAddress) }
+        if rc != 0 { return nil }
+        return body(buffer, stride, cpus)
+    }
+
+    /// Writes a whole per-CPU value back (after `withPerCPU` changed it).
+    func writePerCPU(_ key: UInt32, _ buffer: UnsafeMutableRawBufferPointer) -> Int32 {
+        var k = key
+        return withUnsafeBytes(of: &k) { mg_map_update(fd, $0.baseAddress, buffer.baseAddress) }
     }
 }
 
@@ -279,9 +438,14 @@ extension SteerProgram {
     /// and what the fast tier recorded (nil when it did not look at the frame).
     public func testRunFast(_ frame: [UInt8], ifindex: UInt32 = 1) throws(AgentError)
         -> (action: UInt32, bytes: [UInt8], verdict: FastTierVerdict?) {
-        let last = try BPFMap(self, "mg_fast_last")
-        let unset = mg_fast_last(verdict: 0xFFFF_FFFF, port: 0, why: 0, pad: 0)
-        try last.update(UInt32(0), perCPU: [mg_fast_last](repeating: unset, count: Int(mg_possible_cpus())))
+        let cpu = try BPFMap(self, "mg_fast_cpu")
+        let size = MemoryLayout<mg_fast_cpu>.size
+        let unset: UInt32 = 0xFFFF_FFFF
+        // Mark every CPU's record unset (the rest of the block, the port counters, is written back as it was).
+        _ = cpu.withPerCPU(0, valueSize: size) { raw, stride, cpus in
+            for c in 0..<cpus { raw.storeBytes(of: unset, toByteOffset: c * stride, as: UInt32.self) }
+            return cpu.writePerCPU(0, raw)
+        }
         var out = [UInt8](repeating: 0, count: frame.count + 512)
         var outSize: UInt32 = 0
         var action: UInt32 = 0
@@ -292,7 +456,9 @@ extension SteerProgram {
             }
         }
         if rc != 0 { throw AgentError("BPF_PROG_TEST_RUN failed: \(errnoText(rc))") }
-        let seen = last.perCPU(UInt32(0), zero: unset)?.first { $0.verdict != 0xFFFF_FFFF }
+        let seen: mg_fast_last? = cpu.withPerCPU(0, valueSize: size) { raw, stride, cpus in
+            (0..<cpus).lazy.map { raw.load(fromByteOffset: $0 * stride, as: mg_fast_last.self) }.first { $0.verdict != unset }
+        } ?? nil
         return (action, Array(out.prefix(Int(outSize))),
                 seen.map { FastTierVerdict(forwarded: $0.verdict == MG_FAST_FORWARDED, port: $0.port, why: $0.why) })
     }

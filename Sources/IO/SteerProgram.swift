@@ -31,7 +31,7 @@ public struct SteerCounters: Sendable, Equatable {
     public var passed: UInt64 = 0
     /// Ours, but no socket was bound on the receive queue: passed to the host.
     public var noSocket: UInt64 = 0
-    /// Forwarded by the fast tier (bpf/fast_tier.h) without reaching AF_XDP.
+    /// Forwarded by the fast tier (bpf/fast_tier.h) without reaching AF_XDP (the fast tier's received count).
     public var fastForwarded: UInt64 = 0
     public init() {}
 }
@@ -150,7 +150,7 @@ public final class SteerProgram {
         var s = SteerCounters()
         if mg_prog_stats(prog, &raw) == 0 {
             s.redirected = raw[Int(MG_STAT_REDIRECTED)]; s.passed = raw[Int(MG_STAT_PASSED)]
-            s.noSocket = raw[Int(MG_STAT_NO_SOCKET)]; s.fastForwarded = raw[Int(MG_STAT_FAST_FORWARDED)]
+            s.noSocket = raw[Int(MG_STAT_NO_SOCKET)]
         }
         return s
     }

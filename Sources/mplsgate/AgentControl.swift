@@ -186,7 +186,12 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
     func armTrace(count: Int) {
         // Traced frames must reach a worker: the fast tier steps aside until the trace is done (the control loop's
         // one-second timer turns it back on once the trace has its frames).
-        try? agent.fastTier?.setTraceArmed(count > 0)
+        if let fast = agent.fastTier {
+            do throws(AgentError) { try fast.setTraceArmed(count > 0) } catch {
+                // Frames the fast tier forwards meanwhile are not traced; say so rather than lose them quietly.
+                agentLog?.error("fast tier: could not step aside for the trace (\(error.description)); its frames are not traced")
+            }
+        }
         agent.trace.arm(count: count)
     }
 

@@ -31,7 +31,7 @@ func runAgent(_ o: RunCommand) -> Never {
     options.wait = o.wait
     options.force = o.force
     options.fastPath = o.fastPath
-    options.fastTierEntries = o.maxEntries
+    options.fastTierEntries = o.fastTierEntries
     let json = o.json
     let instance = o.instance
     let socketPath = o.socket ?? "/run/mplsgate/\(instance).sock"
@@ -136,7 +136,7 @@ func runAgent(_ o: RunCommand) -> Never {
     let fast = agent.fastTier
     if let fast {
         do { try fast.sync(engine.snapshot.pointee) } catch { agent.stop(); fail(error.description) }
-        protection.onLiveness = { slot, down in fast.setLiveness(slot: slot, down: down) }
+        protection.onLiveness = { slot, _ in fast.setLiveness(slot: slot) }
         agent.refreshFastTierEgress()
         let on = agent.ports.enumerated().filter { agent.report().ports[$0.offset].fast?.ingress == true }.map(\.element.name)
         let to = fast.redirectPorts.sorted().map { agent.ports[$0].name }
@@ -227,14 +227,27 @@ func runAgent(_ o: RunCommand) -> Never {
     if let writer { server.watch(fd: writer.done) { drainEventFD(writer.done) } }
     server.watch(fd: service.builderDone) { service.collectFinishedWork() }
     // Once a second: which ports take redirected frames (a veth peer's XDP or GRO may change), and the trace.
-    if let fast, let timer = PeriodicTimer(milliseconds: 1000) {
+    // Also a sync owed (one failed, or labels waiting for a free entry), while no builder thread owns the engine.
+    let fastTimer = fast.flatMap { _ in PeriodicTimer(milliseconds: 1000) }
+    if let fast, fastTimer == nil {
+        log.error("fast tier: no timer for its periodic checks; it stays off (every frame through AF_XDP)")
+        try? fast.pause()
+    }
+    if let fast, let timer = fastTimer {
         server.watch(fd: timer.fd) {
             timer.drain()
             for i in agent.refreshFastTierEgress() {
                 let on = fast.redirectPorts.contains(i)
                 log.notice("fast tier: \(agent.ports[i].name) (\(agent.ports[i].interface)) \(on ? "takes redirected frames now: the fast tier forwards to it" : "no longer takes redirected frames: its frames go through AF_XDP")")
             }
-            try? fast.setTraceArmed(agent.trace.isArmed)
+            do throws(AgentError) { try fast.setTraceArmed(agent.trace.isArmed) } catch {
+                log.error("fast tier: \(error.description)")
+            }
+            if !service.isCompiling && fast.needsSync {
+                do throws(AgentError) { try fast.retryIfNeeded(engine.snapshot.pointee) } catch {
+                    log.error("fast tier: a retried sync failed: \(error.description); its frames go through AF_XDP")
+                }
+            }
         }
     }
 

@@ -42,16 +42,16 @@ struct FastTierTests {
         try loaded(fib).programs
     }
 
-    /// The programs and their shared tables, synced to `fib`.
-    static func loaded(_ fib: FIBSnapshot) throws -> (programs: [Int: SteerProgram], tables: FastTierTables) {
+    /// The programs and their shared tables (`capacity` entries), synced to `fib`.
+    static func loaded(_ fib: FIBSnapshot, capacity: Int = 1 << 16) throws -> (programs: [Int: SteerProgram], tables: FastTierTables) {
         var out: [Int: SteerProgram] = [:]
         var owner: SteerProgram?
         for i in 0..<fib.portCount where fib.ports[i].role == .core {
-            let p = try SteerProgram(fastTierPort: UInt16(i), mac: fib.ports[i].mac.value, entries: 1 << 16, sharing: owner)
+            let p = try SteerProgram(fastTierPort: UInt16(i), mac: fib.ports[i].mac.value, entries: capacity, sharing: owner)
             owner = owner ?? p
             out[i] = p
         }
-        let tables = try FastTierTables(owner: owner!)
+        let tables = try FastTierTables(owner: owner!, capacity: capacity)
         try tables.sync(fib)
         for i in 0..<fib.portCount { try tables.setEgress(port: i, ifindex: 1, takesRedirects: true) }
         return (out, tables)
@@ -292,5 +292,42 @@ struct FastTierTests {
             let outcome = try Self.compare("label \(label)", frame, port: core0, fib: fib, program: programs[core0]!, counters: counters)
             #expect(outcome == (label == removed ? .steered : .fast), "label \(label): \(outcome)")
         }
+    }
+
+    /// A full table: the labels without an entry go to AF_XDP (and still agree), and a reset slot frees its entry.
+    @Test func aFullTableSendsTheRestThroughAFXDP() throws {
+        let compiled = Self.compile()
+        defer { compiled.release() }
+        let fib = compiled.snapshot
+        let (programs, tables) = try Self.loaded(fib, capacity: 3)
+        #expect(tables.labels == 3 && tables.labelsWithoutEntry > 0, "labels \(tables.labels), without \(tables.labelsWithoutEntry)")
+        let counters = WorkerCounters.allocate(entryCapacity: fib.actionCount)
+        defer { counters.deallocate() }
+        let labels = (UInt32(16)..<(1 << 20)).filter { fib.ilm($0).operation != .none }
+        var r = Rng(state: 7)
+        var fast = 0
+        let cores = programs.keys.sorted()
+        for i in 0..<3000 {
+            let port = cores[r.below(cores.count)]
+            let frame = Self.randomFrame(&r, mac: fib.ports[port].mac.value, labels: labels)
+            if try Self.compare("frame \(i)", frame, port: port, fib: fib, program: programs[port]!, counters: counters) == .fast { fast += 1 }
+        }
+        #expect(fast > 0, "the three labels with an entry are forwarded by the fast tier")
+        #expect(tables.entriesInUse == 3)
+        // A fast label deleted: once the engine resets its retired slot, a waiting label takes the free entry.
+        let engine = compiled.engine
+        engine.publish = { snapshot in try? tables.sync(snapshot.pointee) }
+        let waitingBefore = tables.labelsWithoutEntry
+        // A label with an entry that nothing references (a swap, not a pop a test frame relies on).
+        let gone = labels.first { tables.switches(label: $0) && engine.tables.current.pointee.ilm($0).operation == .swap }!
+        let slot = Int(engine.tables.current.pointee.ilm(gone).action.rawValue)
+        try engine.apply([.delete(.ilm(gone))])
+        #expect(tables.entriesInUse == 3, "the retired slot keeps its entry until the engine resets it")
+        tables.resetEntryCounter(slot: slot)
+        #expect(tables.needsSync)
+        try tables.retryIfNeeded(engine.tables.current.pointee)
+        #expect(!tables.switches(label: gone))
+        #expect(tables.labels == 3 && tables.labelsWithoutEntry == waitingBefore - 1,
+                "labels \(tables.labels), waiting \(tables.labelsWithoutEntry), before \(waitingBefore)")
     }
 }

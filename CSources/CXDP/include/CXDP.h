@@ -18,7 +18,7 @@ int mg_prog_load(const void *object, size_t size, struct mg_prog **out);
 
 /* Entries of the fast tier's tables (bpf/fast_tier.h); 0 = one entry (fast tier off: nothing allocated). */
 struct mg_fast_sizes {
-    uint32_t entries;      /* labels and counted action slots (hash maps, allocated as used) */
+    uint32_t entries;      /* fast-tier entries (labels the fast tier switches at once, with their counters) */
     uint32_t next_hops;    /* next-hop slots */
     uint32_t buckets;      /* groups x 4096 x 2 */
 };

@@ -41,14 +41,14 @@ struct mg_port_config {
 #define MG_STAT_REDIRECTED 0   /* sent to the queue's AF_XDP socket */
 #define MG_STAT_PASSED 1       /* not ours: XDP_PASS to the host stack */
 #define MG_STAT_NO_SOCKET 2    /* ours, but no socket bound on this queue: passed */
-#define MG_STAT_FAST_FORWARDED 3 /* forwarded by the fast tier */
-#define MG_STAT_COUNT 4
+#define MG_STAT_COUNT 3
 
 /* ---- Fast tier (issue 19; bpf/fast_tier.h) ----
  * Transit label switching done in the XDP program itself. The tables mirror the FIBSnapshot's (FIB module): the
  * next-hop record is byte for byte the Swift one, an ILM entry carries the part of its FIB.Action a swap or PHP
  * reads. Anything the fast tier does not do completely goes to AF_XDP untouched, where the pipeline forwards or
  * drops (and counts) it, so the fast tier never drops a frame itself. */
+#define MG_FAST_ILM_SIZE (1u << 20)     /* mg_fast_ilm: one slot per 20-bit label */
 #define MG_FAST_OUT_LABELS 4            /* labels a fast-tier swap writes (primary or backup) */
 #define MG_FAST_POPS 4                  /* pops (pop, explicit null at S=0) before the swap or PHP */
 #define MG_FAST_STACK_SCAN 32           /* = Pipeline.maxLabelDepth: the malformed-stack rule's reach */
@@ -57,10 +57,11 @@ struct mg_port_config {
 #define MG_FAST_GROUP_BIT 0x80000000u
 #define MG_FAST_BUCKETS 4096            /* FIB.ECMP.bucketCount */
 
-/* One label of the fast tier's ILM (a hash map of the labels it can switch: memory follows the FIB). A pop
- * entry needs op, flags and action; a swap or PHP entry carries the part of its FIB.Action it reads. */
+/* One label the fast tier switches, in "mg_fast_table" at the index "mg_fast_ilm" gives (index + 1; 0: not a fast
+ * label). A pop entry needs op and flags; a swap or PHP entry carries the part of its FIB.Action it reads. The
+ * same index keeps the entry's per-CPU counters ("mg_fast_entries"), which the agent adds to its action slot's. */
 struct mg_fast_entry {
-    __u32 action;              /* the action slot: per-entry counters are kept under it, as the pipeline's */
+    __u32 index;               /* this entry's index: its counters */
     __u8 op;                   /* OP_SWAP (swap or PHP) or OP_POP */
     __u8 flags;                /* pop: the ILM entry's flags; swap: the action's */
     __u8 label_count;          /* 0: PHP, payload says what follows */
@@ -93,12 +94,19 @@ struct mg_fast_config {
 struct mg_fast_counter { __u64 packets, bytes; };
 struct mg_fast_port_counters { __u64 rx_packets, rx_bytes, tx_packets, tx_bytes; };
 
-/* The per-CPU record of the last MPLS frame the fast tier looked at (tests read it after BPF_PROG_TEST_RUN). */
+/* The record of the last MPLS frame the fast tier looked at (tests read it after BPF_PROG_TEST_RUN). */
 struct mg_fast_last {
     __u32 verdict;             /* MG_FAST_FORWARDED or MG_FAST_STEERED */
     __u32 port;                /* forwarded: the egress port (the devmap key) */
     __u32 why;                 /* steered: MG_SLOW_* */
     __u32 pad;
+};
+
+/* The one entry of the per-CPU "mg_fast_cpu": everything the fast tier writes per frame but the entry's counters,
+ * reached with one lookup. */
+struct mg_fast_cpu {
+    struct mg_fast_last last;
+    struct mg_fast_port_counters ports[MG_FAST_MAX_PORTS];
 };
 #define MG_FAST_STEERED 0
 #define MG_FAST_FORWARDED 1

@@ -12,7 +12,12 @@ Run: MPLSGATE_BIN_DIR=.build/release /usr/bin/python3 Tests/Integration/test_fas
 3. A tier change: a peer that stops taking redirected frames (GRO off) is noticed within the agent's one-second
    check; frames to it keep arriving, through AF_XDP; when it takes them again the fast tier comes back.
 4. A trace sees frames the fast tier would forward (it steps aside while a trace is armed).
+5. Churn across tiers: 10,000 frames/s of one label for 60 s (MPLSGATE_SOAK_SECONDS) while 1,000 commits/s cycle
+   its entry through a swap the fast tier does (via p1), a 5-label swap it leaves to AF_XDP (via p9) and a
+   popToVXLAN (AF_XDP, out of dc0): every frame arrives once, on core0 or dc0, with one generation's rewrite, and
+   the label's counter counts every frame; frames overtaken at a tier change are reported.
 """
+import struct
 import json
 import os
 import subprocess
@@ -209,8 +214,110 @@ def run_tier_change(a, p, tmp):
           "and the port that takes them again")
 
 
+def pcap_frames(path):
+    """The frames of a classic little-endian pcap (the traffic tool's sink writes them), without scapy: fast."""
+    data = open(path, "rb").read()
+    off, out = 24, []
+    while off + 16 <= len(data):
+        incl = struct.unpack_from("<I", data, off + 8)[0]
+        out.append(data[off + 16:off + 16 + incl])
+        off += 16 + incl
+    return out
+
+
+def trailer_seq(frame):
+    """The sequence number of the traffic tool's trailer ("MGSQ", stream, sequence), or None."""
+    if len(frame) >= 30 and frame[-16:-12] == b"MGSQ":
+        return struct.unpack(">Q", frame[-8:])[0]
+    return None
+
+
+def run_churn_across_tiers(a, p, tmp):
+    seconds = int(os.environ.get("MPLSGATE_SOAK_SECONDS", "60"))
+    rate = int(os.environ.get("MPLSGATE_SOAK_COMMITS_PER_SECOND", "1000"))
+    print(f"churn across tiers: 10k packets/s for {seconds} s, {rate} commits/s cycling label 100 through a fast-tier "
+          "swap, a 5-label swap (AF_XDP) and a popToVXLAN (AF_XDP)")
+    gro(p, True)
+    agent = Agent(a, CONFIG, FIB, instance="fast-churn")
+    if not check(agent.started(), "agent starts"):
+        gro(p, False)
+        return
+    rpc = RPC(agent.socket)
+    rpc.result("apply", {"operations": [{"op": "add", "kind": "nextHop",
+                                         "entry": {"name": "p9", "port": "core0", "mac": "02:aa:00:00:00:09"}}]})
+    gens = [
+        {"label": 100, "op": "swap", "out": [200], "via": "p1"},
+        {"label": 100, "op": "swap", "out": [300, 301, 302, 303, 304], "via": "p9"},
+        {"label": 100, "op": "popToVXLAN", "vni": 5000, "localVtep": "192.0.2.1", "remoteVtep": "192.0.2.2",
+         "via": "vtep-nh"},
+    ]
+    swap = next(c for c in CASES if c["name"] == "swap ttl 64, S=0 kept, label below untouched")
+    frame = bytearray(bytes.fromhex(swap["input"]))
+    frame[14:17] = bytes([0x00, 0x06, 0x41])   # label 100, TC 0, S=1 (TTL 64 stays in byte 17)
+    pcap = os.path.join(tmp, "churn.pcap")
+    wrpcap(pcap, [Ether(bytes(frame) + b"\0" * 16)])
+    outs = {n: os.path.join(tmp, f"churn-{n}.pcap") for n in ("core0", "dc0")}
+    sinks = {n: Sink(p, "p-" + n, out=outs[n], extra=("--stream-only",), idle=2) for n in outs}
+    count = 10000 * seconds
+    sender = p.popen(binary("mplsgate-traffic"), "send", "--iface", "p-core0", "--pcap", pcap, "--count", str(count),
+                     "--rate", "10000", "--stream", "3", stdout=subprocess.PIPE)
+    commits = 0
+    t0 = time.time()
+    while sender.poll() is None and time.time() < t0 + seconds + 5:
+        rpc.result("apply", {"operations": [{"op": "replace", "kind": "ilm", "entry": gens[commits % 3]}]})
+        commits += 1
+        delay = t0 + commits / rate - time.time()
+        if delay > 0:
+            time.sleep(delay)
+    elapsed = time.time() - t0
+    out, _ = sender.communicate(timeout=60)
+    sent = json.loads(out.strip().splitlines()[-1])["sent"]
+    for sk in sinks.values():
+        sk.result(timeout=120)
+    ports = rpc.result("counters")["ports"]
+    fast = ports["core0"]["xdp"]["fastForwarded"]
+    rpc.close()
+    rc, counters, _ = agent.stop()
+    gro(p, False)
+    seen, dup, bad, reordered = set(), 0, [], 0
+    by_gen = [0, 0, 0]
+    for name, path in outs.items():
+        last = -1
+        for f in pcap_frames(path):
+            seq = trailer_seq(f)
+            if seq is None:
+                continue
+            if seq in seen:
+                dup += 1
+            seen.add(seq)
+            if seq < last:
+                reordered += 1
+            last = max(last, seq)
+            dst, etype = f[0:6].hex(), f[12:14]
+            if name == "core0" and etype == b"\x88\x47" and dst == "02aa00000001" and f[14:17] == bytes([0x00, 0x0c, 0x81]):
+                by_gen[0] += 1      # label 200, S=1
+            elif (name == "core0" and etype == b"\x88\x47" and dst == "02aa00000009" and f[14:17] == bytes([0x00, 0x12, 0xc0])
+                  and f[30:33] == bytes([0x00, 0x13, 0x01])):
+                by_gen[1] += 1      # labels 300..304, S=1 on 304
+            elif name == "dc0" and etype == b"\x08\x00" and dst == "02bb00000001" and f[14 + 20 + 8 + 4:14 + 20 + 8 + 7] == bytes([0x00, 0x13, 0x88]):
+                by_gen[2] += 1      # VXLAN, VNI 5000
+            else:
+                bad.append((name, f[:40].hex()))
+    check(sent == count, f"sent {sent} frames")
+    check(commits >= 0.8 * rate * min(elapsed, seconds), f"{commits} commits while they flowed ({commits / elapsed:.0f}/s)")
+    check(len(seen) == sent and dup == 0, f"0 frames lost: {len(seen)} of {sent} arrived, {dup} twice")
+    check(not bad, f"every frame carries one generation's rewrite ({len(bad)} do not: {bad[:2]})")
+    check(all(by_gen), f"each generation forwarded frames: fast-tier swap {by_gen[0]}, 5-label swap {by_gen[1]}, "
+                       f"popToVXLAN {by_gen[2]}")
+    check(0 < fast <= by_gen[0], f"the fast tier forwarded {fast} of the {by_gen[0]} fast-tier-swap frames")
+    check(rc == 0 and counters is not None and counters["entries"]["ilm 100"]["packets"] == sent,
+          f"the ILM 100 counter counted every frame across {commits} replaces and both tiers: "
+          f"{counters and counters['entries']['ilm 100']}")
+    print(f"  ({reordered} frames arrived on a port after a later one: overtaken at a tier change)")
+
+
 def main():
-    return run_lab_suite("test_fast_tier.py", "fast-tier", [run_sameness, run_tier_change])
+    return run_lab_suite("test_fast_tier.py", "fast-tier", [run_sameness, run_tier_change, run_churn_across_tiers])
 
 
 if __name__ == "__main__":

@@ -330,4 +330,102 @@ struct FastTierTests {
         #expect(tables.labels == 3 && tables.labelsWithoutEntry == waitingBefore - 1,
                 "labels \(tables.labels), waiting \(tables.labelsWithoutEntry), before \(waitingBefore)")
     }
+
+    /// A random FIB on the lab ports: next hops with and without VLAN tags, small MTUs, source MACs and backups (next
+    /// hops or groups), groups of 1-4 members, and labels that swap (1-6 labels, some with backup labels), PHP to
+    /// MPLS/IPv4/IPv6, pop (uniform or pipe), pop to IP, VXLAN or drop; some next hops down.
+    static func randomFIB(_ r: inout Rng) -> (FIBEngine, [UInt32]) {
+        let engine = try! FIBEngine(config: config, maxEntries: 10_000)
+        let ports = ["core0", "core1", "dc0", "vrf0"]
+        func mac() -> MACAddress { MACAddress(value: 0x02AA_0000_0000 | UInt64(r.below(1 << 16))) }
+        let hops = (0..<8).map { "n\($0)" }
+        for h in hops {
+            let spec = NextHopSpec(name: h, port: r.below(4) == 0 ? ports[r.below(4)] : ports[r.below(2)], mac: mac(),
+                                   sourceMAC: r.below(5) == 0 ? mac() : nil, vlan: r.below(3) == 0 ? UInt16(1 + r.below(4094)) : nil,
+                                   mtu: [nil, nil, 100, 200, 1500][r.below(5)])
+            try! engine.apply([.add(.nextHop(spec))])
+        }
+        let groups = (0..<3).map { "g\($0)" }
+        for g in groups {
+            let members = Array(Set((0..<(1 + r.below(4))).map { _ in hops[r.below(hops.count)] })).sorted()
+            try! engine.apply([.add(.ecmpGroup(ECMPGroupSpec(name: g, members: members)))])
+        }
+        var protected: [String] = []
+        for h in hops where r.below(2) == 0 {
+            guard case .nextHop(var spec)? = engine.entry(.nextHop(h)) else { continue }
+            spec.backup = r.below(4) == 0 ? groups[r.below(groups.count)] : hops[r.below(hops.count)]
+            if (try? engine.apply([.replace(.nextHop(spec))])) != nil { protected.append(h) }
+        }
+        func label() -> UInt32 { [0, 2, UInt32(16 + r.below(1000)), UInt32(16 + r.below((1 << 20) - 16))][r.below(4) == 0 ? r.below(2) : 2 + r.below(2)] }
+        func via() -> String { r.below(4) == 0 ? groups[r.below(groups.count)] : hops[r.below(hops.count)] }
+        var labels: [UInt32] = []
+        for _ in 0..<60 {
+            let l = UInt32(16 + (r.below(2) == 0 ? r.below(64) : r.below((1 << 20) - 16)))
+            let mode: TTLMode = r.below(2) == 0 ? .uniform : .pipe
+            var spec: ILMEntrySpec
+            switch r.below(10) {
+            case 0...3:
+                var out = (0..<(1 + r.below(r.below(3) == 0 ? 6 : 3))).map { _ in label() }
+                out[out.count - 1] = UInt32(16 + r.below(1000))
+                // Backup labels go with a next hop that has a backup.
+                let backup = !protected.isEmpty && r.below(2) == 0
+                spec = ILMEntrySpec(label: l, operation: .swap(out: out, via: backup ? protected[r.below(protected.count)] : via(),
+                                                               payload: nil, ttlMode: mode),
+                                    backupOut: backup ? (0..<(1 + r.below(5))).map { _ in UInt32(16 + r.below(1000)) } : nil)
+            case 4, 5:
+                spec = ILMEntrySpec(label: l, operation: .swap(out: [3], via: via(), payload: [.mpls, .ipv4, .ipv6][r.below(3)], ttlMode: mode))
+            case 6, 7:
+                spec = ILMEntrySpec(label: l, operation: .pop(ttlMode: mode))
+            case 8:
+                spec = ILMEntrySpec(label: l, operation: .popToIP(payload: r.below(2) == 0 ? .ipv4 : .ipv6, via: via(), vrf: nil, ttlMode: mode))
+            default:
+                spec = ILMEntrySpec(label: l, operation: .drop)
+            }
+            if (try? engine.apply([.add(.ilm(spec))])) != nil { labels.append(l) }
+        }
+        for h in hops where r.below(3) == 0 {
+            if let slot = engine.nextHopSlot(named: h) { engine.tables.liveness[Int(slot)] = Liveness.down }
+        }
+        return (engine, labels)
+    }
+
+    /// Random frames over random FIBs through both tiers (MPLSGATE_FAST_DIFF_FIBS FIBs, default 12, each with
+    /// MPLSGATE_FAST_DIFF_FRAMES / 4 frames): the same rule as on the lab FIB.
+    @Test func randomFIBsAgree() throws {
+        let env = ProcessInfo.processInfo.environment
+        let fibs = Int(env["MPLSGATE_FAST_DIFF_FIBS"] ?? "") ?? 12
+        let frames = (Int(env["MPLSGATE_FAST_DIFF_FRAMES"] ?? "") ?? 20_000) / 4
+        let seed = UInt64(env["MPLSGATE_FAST_DIFF_SEED"] ?? "") ?? 0x5EED_F1B5
+        var r = Rng(state: seed)
+        var fast = 0, total = 0
+        for k in 0..<fibs {
+            let (engine, labels) = Self.randomFIB(&r)
+            defer { engine.release() }
+            let fib = engine.snapshot.pointee
+            guard !labels.isEmpty else { continue }
+            let (programs, tables) = try Self.loaded(fib)
+            let counters = WorkerCounters.allocate(entryCapacity: fib.actionCount)
+            let fastCounters = WorkerCounters.allocate(entryCapacity: fib.actionCount)
+            defer { counters.deallocate(); fastCounters.deallocate() }
+            let cores = programs.keys.sorted()
+            for i in 0..<frames {
+                let port = cores[r.below(cores.count)]
+                let frame = Self.randomFrame(&r, mac: fib.ports[port].mac.value, labels: labels)
+                let outcome = try Self.compare("FIB \(k) (seed \(seed)) frame \(i)", frame, port: port, fib: fib,
+                                               program: programs[port]!, counters: counters)
+                if outcome == .fast {
+                    fast += 1
+                    _ = Self.pipeline(frame, port: port, fib: fib, counters: fastCounters)
+                }
+                total += 1
+            }
+            for slot in 0..<fib.actionCount {
+                let c = tables.entryCounter(slot: slot)
+                #expect(c.packets == fastCounters.entries[slot].packets && c.bytes == fastCounters.entries[slot].bytes,
+                        "FIB \(k): action \(slot) counters")
+            }
+        }
+        #expect(fast > total / 50, "the fast tier forwarded \(fast) of \(total) frames over random FIBs")
+        print("fast tier, random FIBs: \(fast) of \(total) frames over \(fibs) FIBs forwarded by the fast tier")
+    }
 }

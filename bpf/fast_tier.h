@@ -245,7 +245,7 @@ static __always_inline int slow(struct mg_fast_cpu *cpu, __u32 why)
 
 /* The fast tier for an MPLS frame on a core port whose program has it on: an XDP action, or -1 to steer the frame
  * (untouched) to AF_XDP. `top` is the offset of the first label. */
-static __noinline int fast_tier(struct xdp_md *ctx, const struct mg_port_config *cfg, __u32 top)
+static __always_inline int fast_tier(struct xdp_md *ctx, const struct mg_port_config *cfg, __u32 top)
 {
     __u32 zero = 0;
     struct mg_fast_cpu *last = bpf_map_lookup_elem(&mg_fast_cpu, &zero);
@@ -395,7 +395,7 @@ static __noinline int fast_tier(struct xdp_md *ctx, const struct mg_port_config 
 
     /* Rewrite: the only step that can fail is moving the head, and it changes nothing when it fails. */
     int delta = out_payload - header;  /* negative: the frame grows at the head */
-    if (bpf_xdp_adjust_head(ctx, delta))
+    if (delta && bpf_xdp_adjust_head(ctx, delta))
         return slow(last, MG_SLOW_HEADROOM);
     data = (void *)(long)ctx->data;
     end = (void *)(long)ctx->data_end;

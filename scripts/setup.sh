@@ -22,6 +22,7 @@ PACKAGES=(
   frr              # integration tests: FRR's bfdd and zebra, the BFD interop peer
   prometheus       # integration tests: a real Prometheus scrapes /metrics; promtool checks scrapes and deploy/ rules
   curl             # integration tests: HTTP requests to /metrics and Prometheus' API inside a namespace
+  openvswitch-switch # Benchmarks/live: Open vSwitch's userspace datapath with afxdp ports, a DUT beside MPLSGate
 )
 
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

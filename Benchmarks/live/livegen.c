@@ -6,6 +6,8 @@
  *                                          `ethtool -S IFNAME` (veth: rx_queue_0_xdp_packets)
  *   livegen redirect IFIN IFOUT            attach a bare XDP_REDIRECT program to IFIN: every frame out of IFOUT,
  *                                          unchanged (the ceiling the fast tier is measured against)
+ *   livegen redirect-rw IFIN IFOUT         the same after copying the frame's first 4 bytes over bytes 6-9 (it reads
+ *                                          and writes the frame's first cache line, as any header rewrite does)
  *
  * `send` runs a small XDP program through BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES: the kernel builds
  * real frames from HEXFRAME and transmits them out of IFNAME in batches (~12 Mpps from one core here, platform
@@ -56,15 +58,26 @@ static int parse_hex(const char *hex, unsigned char *out, int max)
     return *hex ? -1 : n;
 }
 
-static int load_redirect(int ifindex)
+/* XDP_REDIRECT to ifindex; with `touch`, first write the frame's first word (the frame's cache line is then read
+ * and written, as by any forwarder that rewrites a header). */
+static int load_redirect(int ifindex, int touch)
 {
     struct bpf_insn prog[] = {
+        { .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_2, .src_reg = BPF_REG_1, .off = 0 },
+        { .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_3, .src_reg = BPF_REG_1, .off = 4 },
+        { .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_4, .src_reg = BPF_REG_2 },
+        { .code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = BPF_REG_4, .imm = 14 },
+        { .code = BPF_JMP | BPF_JGT | BPF_X, .dst_reg = BPF_REG_4, .src_reg = BPF_REG_3, .off = 2 },
+        { .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_5, .src_reg = BPF_REG_2, .off = 0 },
+        { .code = BPF_STX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_2, .src_reg = BPF_REG_5, .off = 6 },
         { .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_1, .imm = ifindex },
         { .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .imm = 0 },
         { .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_redirect },
         { .code = BPF_JMP | BPF_EXIT },
     };
-    int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "livegen_redir", "GPL", prog, 4, NULL);
+    int skip = touch ? 0 : 7;
+    int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, touch ? "livegen_redir_rw" : "livegen_redir", "GPL", prog + skip,
+                           11 - skip, NULL);
     if (fd < 0) {
         fprintf(stderr, "livegen: loading the redirect program failed: %s\n", strerror(errno));
         exit(1);
@@ -101,10 +114,10 @@ static int load_restoring_tx(const unsigned char *frame, int len)
 
 int main(int argc, char **argv)
 {
-    if (argc == 4 && !strcmp(argv[1], "redirect")) {
+    if (argc == 4 && (!strcmp(argv[1], "redirect") || !strcmp(argv[1], "redirect-rw"))) {
         int in = if_nametoindex(argv[2]), out = if_nametoindex(argv[3]);
         if (!in || !out) { fprintf(stderr, "livegen: no interface %s or %s\n", argv[2], argv[3]); return 1; }
-        int err = bpf_xdp_attach(in, load_redirect(out), XDP_FLAGS_DRV_MODE, NULL);
+        int err = bpf_xdp_attach(in, load_redirect(out, !strcmp(argv[1], "redirect-rw")), XDP_FLAGS_DRV_MODE, NULL);
         if (err) { fprintf(stderr, "livegen: attaching to %s failed: %s\n", argv[2], strerror(-err)); return 1; }
         return 0;
     }
@@ -117,7 +130,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc != 5 || strcmp(argv[1], "send")) {
-        fprintf(stderr, "usage: livegen send IFNAME HEXFRAME SECONDS | livegen sink IFNAME | livegen redirect IFIN IFOUT\n");
+        fprintf(stderr, "usage: livegen send IFNAME HEXFRAME SECONDS | livegen sink IFNAME | livegen redirect[-rw] IFIN IFOUT\n");
         return 2;
     }
     int ifindex = if_nametoindex(argv[2]);

@@ -4,7 +4,9 @@ alternated on the same namespaces.
 
     Benchmarks/live/run.py [--ops swap,php,ecmp-swap,push,...] [--sizes 64,1500] [--rounds 5] [--seconds 2]
 
-Devices under test, per operation: MPLSGate's AF_XDP tier (`--fast-path off`) and the C forwarder always; for the
+Devices under test, per operation: MPLSGate's AF_XDP tier (`--fast-path off`) and the C forwarder always; Open
+vSwitch 3.1's userspace datapath with afxdp ports (a private instance, PMD on the DUT's CPU, one OpenFlow rule) for
+swap, php and ecmp-swap when openvswitch-switch is installed (scripts/setup.sh installs it); for the
 operations the fast tier does (swap, php, ecmp-swap) also MPLSGate's fast tier (the default, `--fast-path xdp`: the
 sink's XDP program makes d1 take redirected frames) and a bare XDP_REDIRECT program from d0 to d1 (livegen
 redirect: the ceiling). Those three run with d0's receive NAPI threaded and pinned to the DUT's CPU (the agent's
@@ -161,8 +163,11 @@ def retrying(start, what):
 FAST_OPS = ("swap", "php", "ecmp-swap")
 
 
+AGENT_EXTRA = []
+
+
 def start_agent(dut, cfg, fib, fast, wait="busy"):
-    extra = ("--cpus", str(DUT_CPU), "--wait", wait, "--force") + (() if fast else ("--fast-path", "off"))
+    extra = ("--cpus", str(DUT_CPU), "--wait", wait, "--force") + (() if fast else ("--fast-path", "off")) + tuple(AGENT_EXTRA)
     agent = harness.Agent(dut, cfg, fib, extra=extra)
     if not agent.started():
         raise RuntimeError("\n".join(agent.log[-10:]))
@@ -186,12 +191,69 @@ def run_mplsgate(dut, cfg, fib, go, fast=False, wait="busy"):
             raise RuntimeError("--fast-path off, yet the fast tier forwarded %d frames" % fast_count)
 
 
-def run_redirect(dut, go):
-    dut.run(TOOLS["livegen"], "redirect", "d0", "d1")
+def run_redirect(dut, go, touch=False):
+    dut.run(TOOLS["livegen"], "redirect-rw" if touch else "redirect", "d0", "d1")
     try:
         return go()
     finally:
         dut.run("ip", "link", "set", "d0", "xdp", "off")
+
+
+# Open vSwitch's userspace datapath with AF_XDP ports (Debian's openvswitch-switch, a private instance per run:
+# its own database, sockets and logs in a scratch directory; the PMD thread pinned to the DUT's CPU), one OpenFlow
+# rule doing the operation's rewrite.
+OVS_FLOWS = {
+    "swap": ["in_port=d0,mpls,mpls_label=100,actions=set_mpls_label:200,dec_mpls_ttl,"
+             f"mod_dl_src:{OUT_MAC},mod_dl_dst:{NH_MAC},output:d1"],
+    "php": ["in_port=d0,mpls,mpls_label=100,actions=pop_mpls:0x0800,dec_ttl,"
+            f"mod_dl_src:{OUT_MAC},mod_dl_dst:{NH_MAC},output:d1"],
+    "ecmp-swap": ["in_port=d0,mpls,mpls_label=100,actions=set_mpls_label:200,dec_mpls_ttl,"
+                  f"mod_dl_src:{OUT_MAC},group:1"],
+}
+OVS_GROUPS = {
+    "ecmp-swap": [f"group_id=1,type=select,bucket=mod_dl_dst:{NH_MAC},output:d1,bucket=mod_dl_dst:{NH_MAC},output:d1"],
+}
+
+
+def ovs_available():
+    return all(subprocess.run(["sh", "-c", f"command -v {t}"], capture_output=True).returncode == 0
+               for t in ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl"))
+
+
+def run_ovs(dut, work, name, go):
+    d = tempfile.mkdtemp(prefix="ovs-", dir=work)
+    env = ["env", f"OVS_RUNDIR={d}", f"OVS_LOGDIR={d}", f"OVS_DBDIR={d}"]
+    db = f"unix:{d}/db.sock"
+    sh("ovsdb-tool", "create", f"{d}/conf.db", "/usr/share/openvswitch/vswitch.ovsschema", capture=True)
+    sh(*env, "ovsdb-server", f"{d}/conf.db", f"--remote=punix:{d}/db.sock", f"--pidfile={d}/ovsdb.pid", "--detach",
+       f"--log-file={d}/ovsdb.log", f"--unixctl={d}/ovsdb.ctl", capture=True)
+    vsctl = [*env, "ovs-vsctl", f"--db={db}"]
+    try:
+        sh(*vsctl, "--no-wait", "init", capture=True)
+        sh(*vsctl, "--no-wait", "set", "Open_vSwitch", ".", f"other_config:pmd-cpu-mask={1 << DUT_CPU:#x}", capture=True)
+        dut.run(*env, "ovs-vswitchd", db, f"--pidfile={d}/vswitchd.pid", "--detach", f"--log-file={d}/vswitchd.log",
+                f"--unixctl={d}/vswitchd.ctl", capture=True)
+        sh(*vsctl, "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev", capture=True)
+        for port in ("d0", "d1"):
+            sh(*vsctl, "add-port", "br0", port, "--", "set", "interface", port, "type=afxdp", "options:xdp-mode=native",
+               capture=True)
+        for port in ("d0", "d1"):
+            err = sh(*vsctl, "get", "interface", port, "error", capture=True, check=False).stdout.strip()
+            if err not in ("", "[]"):
+                raise RuntimeError(f"Open vSwitch could not open {port}: {err}")
+        ofctl = [*env, "ovs-ofctl", "-O", "OpenFlow13"]
+        sh(*ofctl, "del-flows", "br0", capture=True)
+        for g in OVS_GROUPS.get(name, []):
+            sh(*ofctl, "add-group", "br0", g, capture=True)
+        for f in OVS_FLOWS[name]:
+            sh(*ofctl, "add-flow", "br0", f, capture=True)
+        time.sleep(0.5)
+        return go()
+    finally:
+        sh(*env, "ovs-appctl", "-t", f"{d}/vswitchd.ctl", "exit", "--cleanup", check=False, capture=True)
+        sh(*env, "ovs-appctl", "-t", f"{d}/ovsdb.ctl", "exit", check=False, capture=True)
+        for port in ("d0", "d1"):
+            dut.run("ip", "link", "set", port, "xdp", "off", check=False, capture=True)
 
 
 def napi(dut, pinned):
@@ -243,7 +305,11 @@ def build_tools(work):
 
 
 def fmt(values):
-    return "%.3f [%.3f–%.3f]" % (statistics.median(values), min(values), max(values))
+    return "%.3f [%.3f–%.3f]" % (statistics.median(values), min(values), max(values)) if values else "-"
+
+
+def med(values):
+    return statistics.median(values) if values else float("nan")
 
 
 def main():
@@ -253,6 +319,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--no-fast", action="store_true", help="only the AF_XDP tier and the C forwarder")
+    ap.add_argument("--no-ovs", action="store_true", help="leave Open vSwitch out")
+    ap.add_argument("--duts", default="", help="only these DUTs (mg,c,ovs,fast,redirect,redirect-rw,mg-pinned); "
+                                               "the lines print what ran")
+    ap.add_argument("--ilm-entries", type=int, default=1,
+                    help="ILM entries in the FIB of swap/php/ecmp-swap (the frame's label among them; e.g. 1000000)")
     ap.add_argument("--limits-named", action="store_true",
                     help="a DUT may refuse to start if its message names the memlock limit")
     args = ap.parse_args()
@@ -267,6 +338,8 @@ def main():
 
 def run(args, work):
     build_tools(work)
+    if args.ilm_entries > 1:
+        AGENT_EXTRA.extend(["--fast-tier-entries", str(2 * args.ilm_entries + 16)])
     mhz = [float(l.split(":")[1]) for l in open("/proc/cpuinfo") if l.startswith("cpu MHz")]
     print(f"live benchmark: generator on CPU {GEN_CPU}, DUT on CPU {DUT_CPU} ({mhz[DUT_CPU]:.0f} MHz), "
           f"{args.rounds} rounds × {args.seconds} s per DUT, alternating")
@@ -287,6 +360,11 @@ def run(args, work):
                 write_json(cfg, {"version": 1, "ports": [
                     dict({"name": "in", "interface": "d0", "mac": IN_MAC, "mtu": MTU}, **in_port),
                     dict({"name": "out", "interface": "d1", "mac": OUT_MAC, "mtu": MTU}, **out_port)]})
+                if args.ilm_entries > 1 and "ilm" in fib_doc:
+                    # The lab entry among N-1 others (the frame's label stays the same one).
+                    fib_doc = dict(fib_doc, ilm=fib_doc["ilm"] + [
+                        {"label": 1000 + i, "op": "swap", "out": [17 + i % 1000], "via": "nh"}
+                        for i in range(args.ilm_entries - 1)])
                 write_json(fib, dict({"version": 1}, **fib_doc))
                 strip, prepend, _ = rewrite_of(work, cfg, fib, frame)
                 frame_hex = bytes(frame).hex()
@@ -298,20 +376,25 @@ def run(args, work):
                 def go_pinned():
                     napi(dut, True)
                     return measure(gen, sink, frame_hex, args.seconds)
-                mg, c, fast, redirect, mg_pinned = [], [], [], [], []
-                results = {"mg": mg, "c": c, "fast": fast, "redirect": redirect, "mg-pinned": mg_pinned}
+                mg, c, fast, redirect, redirect_rw, mg_pinned, ovs = [], [], [], [], [], [], []
+                results = {"mg": mg, "c": c, "fast": fast, "redirect": redirect, "redirect-rw": redirect_rw,
+                           "mg-pinned": mg_pinned, "ovs": ovs}
                 refused = {}
                 with_fast = name in FAST_OPS and not args.no_fast
+                with_ovs = not args.no_ovs and ovs_available()
                 for r in range(args.rounds):
                     order = [("mg", lambda: run_mplsgate(dut, cfg, fib, go)), ("c", lambda: run_c(dut, strip, prepend, go))]
+                    if with_ovs and name in OVS_FLOWS:
+                        order.append(("ovs", lambda: run_ovs(dut, work, name, go)))
                     if with_fast:
                         # All on CPU 1 with d0's NAPI thread: the workers poll (a busy worker would take the CPU
                         # from the NAPI thread that feeds it).
                         order += [("fast", lambda: run_mplsgate(dut, cfg, fib, go_pinned, fast=True, wait="poll")),
                                   ("redirect", lambda: run_redirect(dut, go_pinned)),
+                                  ("redirect-rw", lambda: run_redirect(dut, go_pinned, touch=True)),
                                   ("mg-pinned", lambda: run_mplsgate(dut, cfg, fib, go_pinned, wait="poll"))]
                     for who, fn in (order if r % 2 == 0 else order[::-1]):
-                        if who in refused:
+                        if who in refused or (args.duts and who not in args.duts.split(",")):
                             continue
                         try:
                             results[who].append(fn())
@@ -329,20 +412,25 @@ def run(args, work):
                     continue
                 ratio = [a["ns"] / b["ns"] for a, b in zip(mg, c)]
                 line = (f"{name}, {len(frame)} B: MPLSGate {fmt([x['mpps'] for x in mg])} | C {fmt([x['mpps'] for x in c])}"
-                        f" | ns/frame {statistics.median([x['ns'] for x in mg]):.0f} vs {statistics.median([x['ns'] for x in c]):.0f}"
-                        f" | ratio {fmt(ratio)} (offered {statistics.median([x['offered_mpps'] for x in mg + c]):.1f} Mpps,"
-                        f" DUT core busy {100 * statistics.median([x['busy'] for x in mg + c]):.0f} %)")
+                        f" | ns/frame {med([x['ns'] for x in mg]):.0f} vs {med([x['ns'] for x in c]):.0f}"
+                        f" | ratio {fmt(ratio)} (offered {med([x['offered_mpps'] for x in mg + c]):.1f} Mpps,"
+                        f" DUT core busy {100 * med([x['busy'] for x in mg + c]):.0f} %)") if mg or c else f"{name}, {len(frame)} B:"
+                if ovs:
+                    line += (f" | Open vSwitch (afxdp ports, PMD on CPU {DUT_CPU}) {fmt([x['mpps'] for x in ovs])} Mpps, "
+                             f"{med([x['ns'] for x in ovs]):.0f} ns/frame")
                 print(line, flush=True)
                 if with_fast:
                     def fps(runs):
-                        return statistics.median([1e9 / x["ns"] / 1e6 for x in runs])
+                        return med([1e9 / x["ns"] / 1e6 for x in runs])
                     r_red = [b["ns"] / a["ns"] for a, b in zip(fast, redirect)]
                     r_af = [b["ns"] / a["ns"] for a, b in zip(fast, mg_pinned)]
                     print(f"{name}, {len(frame)} B, d0's NAPI on CPU 1, M frames per CPU-second there: fast tier "
                           f"{fps(fast):.2f} ({fmt([x['mpps'] for x in fast])} Mpps) | bare redirect {fps(redirect):.2f} "
-                          f"({fmt([x['mpps'] for x in redirect])} Mpps) | AF_XDP tier, poll {fps(mg_pinned):.2f} "
+                          f"({fmt([x['mpps'] for x in redirect])} Mpps) | redirect writing the frame's first line "
+                          f"{fps(redirect_rw):.2f} | AF_XDP tier, poll {fps(mg_pinned):.2f} "
                           f"({fmt([x['mpps'] for x in mg_pinned])} Mpps) | fast/redirect {fmt(r_red)} | "
-                          f"fast/AF_XDP {fmt(r_af)}", flush=True)
+                          f"fast/AF_XDP {fmt(r_af)} | fast/redirect writing {fmt([b['ns'] / a['ns'] for a, b in zip(fast, redirect_rw)])}",
+                          flush=True)
     return 0
 
 

@@ -37,6 +37,8 @@ public protocol DataPlaneView: AnyObject {
     func learnCounters(vni: UInt32) -> LearnCounters?
     /// Removes learned MACs of `vni`: all, those at a place (`Segment.siteID` / `vtepID`), or one MAC. Returns how many.
     func flushMACs(vni: UInt32, placeID: UInt64?, mac: UInt64?) -> Int
+    /// The fast tier's state for `info` (nil: no fast tier).
+    func fastTierInfo() -> JSONValue?
 }
 
 /// The JSON-RPC methods of the control socket (docs/control-protocol.md), run on the control thread.
@@ -775,6 +777,7 @@ public final class ControlService: RPCHandler {
             ("compiles", .object([("onBuilderThread", num(compiles)),
                                   ("longestMilliseconds", num(Int((longestCompileSeconds * 1000).rounded())))])),
             ("ports", .array(ports)),
+            ("fastTier", dataplane?.fastTierInfo() ?? .null),
             ("limits", .object([("maxMessageBytes", num(RPCServer.maxMessageBytes)),
                                 ("maxOperationsPerCall", num(ControlService.maxOperationsPerCall)),
                                 ("maxEntries", num(engine.maxEntries)),

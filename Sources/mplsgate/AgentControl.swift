@@ -183,6 +183,15 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
                 ("learnDropped", s.learnDropped)]
     }
 
+    func fastTierInfo() -> JSONValue? {
+        guard let f = agent.fastTier else { return nil }
+        func n(_ v: Int) -> JSONValue { .number(String(v)) }
+        return .object([("labels", n(f.labels)), ("entriesInUse", n(f.entriesInUse)), ("capacity", n(f.capacity)),
+                        ("labelsWithoutEntry", n(f.labelsWithoutEntry)), ("tooManyGroups", .bool(f.tooManyGroups)),
+                        ("syncOwed", .bool(f.needsSync)),
+                        ("redirectsTo", .array(f.redirectPorts.sorted().map { .string(portNames[$0]) }))])
+    }
+
     func armTrace(count: Int) {
         // Traced frames must reach a worker: the fast tier steps aside until the trace is done (the control loop's
         // one-second timer turns it back on once the trace has its frames).

@@ -66,6 +66,7 @@ def run_once(a, p, tmp, tag, extra=()):
     for s in sinks.values():
         s.result()
     rpc = RPC(agent.socket)
+    fast_info = rpc.result("info").get("fastTier")
     ilm = {}
     cursor = None
     while True:
@@ -85,7 +86,7 @@ def run_once(a, p, tmp, tag, extra=()):
     check(rc == 0 and counters is not None, f"{tag}: agent stops cleanly (exit {rc})")
     outputs = {port["name"]: [bytes(f) for f in rdpcap(os.path.join(tmp, f"{tag}-out-{port['name']}.pcap"))]
                for port in PORTS}
-    return counters, ilm, outputs, log, ctl.stdout
+    return counters, ilm, outputs, log, ctl.stdout, fast_info
 
 
 def expected_outputs():
@@ -129,7 +130,11 @@ def run_sameness(a, p, tmp):
     gro(p, False)
     if not on or not off:
         return
-    (c_on, ilm_on, out_on, log_on, show_on), (c_off, ilm_off, out_off, _, show_off) = on, off
+    (c_on, ilm_on, out_on, log_on, show_on, info_on), (c_off, ilm_off, out_off, _, show_off, info_off) = on, off
+    check(info_on and info_on["labels"] > 0 and info_on["redirectsTo"] == ["core0", "core1", "dc0", "vrf0"]
+          and not info_on["syncOwed"] and info_on["labelsWithoutEntry"] == 0,
+          f"info.fastTier says what the fast tier switches and where it redirects: {info_on}")
+    check(info_off is None, "info.fastTier is null with --fast-path off")
     check(any("fast tier on for core0, core1; redirects to core0, core1, dc0, vrf0" in line for line in log_on),
           "the agent says which ports run the fast tier and which take its frames")
     reordered = check_outputs("on", out_on)

@@ -163,7 +163,8 @@ def retrying(start, what):
 FAST_OPS = ("swap", "php", "ecmp-swap")
 
 
-AGENT_EXTRA = []
+# No state file: its writer (a snapshot of a large FIB takes seconds) would share the DUT's CPU with the measurement.
+AGENT_EXTRA = ["--no-state"]
 
 
 def start_agent(dut, cfg, fib, fast, wait="busy"):

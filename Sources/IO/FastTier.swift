@@ -167,6 +167,16 @@ public final class FastTierTables {
     /// Entries of the fast tier's table (`--fast-tier-entries`).
     public let capacity: Int
 
+    /// Bytes of the fast tier's maps (all preallocated by the kernel at load): the label array, the entry table,
+    /// the per-CPU entry counters, next hops, liveness, buckets and the per-CPU port block.
+    public var mapBytes: Int {
+        let cpus = Int(mg_possible_cpus())
+        return Int(MG_FAST_ILM_SIZE) * 4 + capacity * MemoryLayout<mg_fast_entry>.stride
+            + capacity * MemoryLayout<mg_fast_counter>.stride * cpus
+            + Liveness.capacity * (MemoryLayout<mg_fast_next_hop>.stride + 4)
+            + FastTier.maxGroups * ECMP.bucketCount * 2 * 4 + MemoryLayout<mg_fast_cpu>.stride * cpus
+    }
+
     public init(owner: SteerProgram, capacity: Int) throws(AgentError) {
         self.capacity = capacity
         ilm = try BPFMap(owner, "mg_fast_ilm", owned: true); table = try BPFMap(owner, "mg_fast_table", owned: true)

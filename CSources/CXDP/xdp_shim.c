@@ -295,6 +295,18 @@ static void put_attr(struct mg_nlmsg *m, uint16_t type, const void *data, uint16
     m->nh.nlmsg_len = NLMSG_ALIGN(m->nh.nlmsg_len) + NLA_ALIGN(a->nla_len);
 }
 
+/* An empty generic netlink request of `type` (a family id) and `cmd`. */
+static void genl_start(struct mg_nlmsg *m, uint16_t type, uint8_t cmd, uint32_t seq)
+{
+    memset(m, 0, sizeof(*m));
+    m->nh.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN);
+    m->nh.nlmsg_type = type;
+    m->nh.nlmsg_flags = NLM_F_REQUEST;
+    m->nh.nlmsg_seq = seq;
+    m->gh.cmd = cmd;
+    m->gh.version = 1;
+}
+
 /* Sends one request and returns the first reply in buf (its length), or -errno. */
 static int genl_request(int fd, struct mg_nlmsg *req, char *buf, size_t cap)
 {
@@ -340,13 +352,7 @@ int mg_xdp_features(int ifindex, uint64_t *features)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     char buf[4096];
     struct mg_nlmsg req;
-    memset(&req, 0, sizeof(req));
-    req.nh.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN);
-    req.nh.nlmsg_type = GENL_ID_CTRL;
-    req.nh.nlmsg_flags = NLM_F_REQUEST;
-    req.nh.nlmsg_seq = 1;
-    req.gh.cmd = CTRL_CMD_GETFAMILY;
-    req.gh.version = 1;
+    genl_start(&req, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1);
     put_attr(&req, CTRL_ATTR_FAMILY_NAME, "netdev", 7);
     int n = genl_request(fd, &req, buf, sizeof(buf));
     if (n < 0) {
@@ -360,13 +366,7 @@ int mg_xdp_features(int ifindex, uint64_t *features)
     }
     uint16_t family;
     memcpy(&family, (const char *)id + NLA_HDRLEN, 2);
-    memset(&req, 0, sizeof(req));
-    req.nh.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN);
-    req.nh.nlmsg_type = family;
-    req.nh.nlmsg_flags = NLM_F_REQUEST;
-    req.nh.nlmsg_seq = 2;
-    req.gh.cmd = MG_NETDEV_CMD_DEV_GET;
-    req.gh.version = 1;
+    genl_start(&req, family, MG_NETDEV_CMD_DEV_GET, 2);
     uint32_t index = (uint32_t)ifindex;
     put_attr(&req, MG_NETDEV_A_DEV_IFINDEX, &index, 4);
     n = genl_request(fd, &req, buf, sizeof(buf));

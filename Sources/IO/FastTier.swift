@@ -148,21 +148,36 @@ public final class FastTierTables {
         var nextIndex: UInt32 = 0
         /// Labels the fast tier could switch but had no entry for: tried again at every sync.
         var waiting: Set<UInt32> = []
-        /// A sync failed: everything is rewritten by the next one.
-        var dirty = false
+        /// Labels whose ILM slot points at an entry (one bit per label): what the map holds, without asking it.
+        var fast = [UInt64](repeating: 0, count: Int(MG_FAST_ILM_SIZE) / 64)
         var labels = 0
         var lastSyncWrites = 0
+
+        func isFast(_ label: UInt32) -> Bool { fast[Int(label >> 6)] & (1 << UInt64(label & 63)) != 0 }
+        mutating func setFast(_ label: UInt32, _ on: Bool) {
+            if on { fast[Int(label >> 6)] |= 1 << UInt64(label & 63) } else { fast[Int(label >> 6)] &= ~(1 << UInt64(label & 63)) }
+        }
     }
     private let state: Mutex<Synced>
+    /// What `info` and the control loop read without waiting for a sync (a builder thread's may take seconds).
+    private struct Stats {
+        var labels = 0, waiting = 0, lastSyncWrites = 0, entriesInUse = 0
+        var hasFreeEntry = true, tooManyGroups = false
+        /// A sync failed (or a liveness write did): everything is rewritten by the next one.
+        var owed = false
+    }
+    private let stats = Mutex<Stats>(Stats())
     /// The shared config map's value, and the egress ports (any thread: control, builder, metrics, protection).
     private struct Shared {
         var config = mg_fast_config()
         var redirectPorts: Set<Int> = []
+        /// Kept stepped aside whatever the syncs do (`forceOff`).
+        var forcedOff = false
     }
     private let shared = Mutex<Shared>(Shared())
     /// The engine's liveness array (shared by its snapshots), and the lock that makes "read it, write the map" one
     /// step for the sync and the protection thread, so the map ends with the array's last value.
-    private let livenessLock = Mutex<UnsafeMutablePointer<UInt8>?>(nil)
+    private let livenessLock = Mutex<(array: UnsafeMutablePointer<UInt8>?, written: [UInt8])>((nil, []))
 
     /// Entries of the fast tier's table (`--fast-tier-entries`).
     public let capacity: Int
@@ -207,15 +222,31 @@ public final class FastTierTables {
     /// Every frame to AF_XDP until a sync succeeds.
     public func pause() throws(AgentError) { try setConfig { $0.paused = 1 } }
 
+    /// Every frame to AF_XDP for good (the agent cannot run the fast tier's periodic checks).
+    public func forceOff() throws(AgentError) {
+        shared.withLock { $0.forcedOff = true }
+        try setConfig { $0.paused = 1 }
+    }
+
     /// Labels the fast tier switches now; labels it could switch but has no entry for; label writes of the last
     /// sync; entries in use (action slots with an entry, live or retired and not yet reset); whether a sync is owed.
-    public var labels: Int { state.withLock { $0.labels } }
-    public var labelsWithoutEntry: Int { state.withLock { $0.waiting.count } }
-    public var lastSyncWrites: Int { state.withLock { $0.lastSyncWrites } }
-    public var entriesInUse: Int { state.withLock { $0.indexOf.count } }
-    public var needsSync: Bool { state.withLock { $0.dirty || !$0.waiting.isEmpty } }
+    public var labels: Int { stats.withLock { $0.labels } }
+    public var labelsWithoutEntry: Int { stats.withLock { $0.waiting } }
+    public var lastSyncWrites: Int { stats.withLock { $0.lastSyncWrites } }
+    public var entriesInUse: Int { stats.withLock { $0.entriesInUse } }
+    /// A sync is owed: one failed, or labels wait for an entry and one is free.
+    public var needsSync: Bool { stats.withLock { $0.owed || ($0.waiting > 0 && $0.hasFreeEntry) } }
     /// True while the FIB has more groups than the fast tier holds (every frame goes to AF_XDP then).
-    public var tooManyGroups: Bool { state.withLock { $0.groupCount > FastTier.maxGroups } }
+    public var tooManyGroups: Bool { stats.withLock { $0.tooManyGroups } }
+
+    private func publishStats(_ s: Synced, owed: Bool) {
+        let free = !s.freeIndexes.isEmpty || Int(s.nextIndex) < capacity
+        stats.withLock {
+            $0 = Stats(labels: s.labels, waiting: s.waiting.count, lastSyncWrites: s.lastSyncWrites,
+                       entriesInUse: s.indexOf.count, hasFreeEntry: free, tooManyGroups: s.groupCount > FastTier.maxGroups,
+                       owed: owed)
+        }
+    }
     /// Egress ports (by index) that take redirected frames.
     public var redirectPorts: Set<Int> { shared.withLock { $0.redirectPorts } }
 
@@ -223,11 +254,12 @@ public final class FastTierTables {
     public func sync(_ fib: FIBSnapshot) throws(AgentError) {
         try state.withLock { (s: inout Synced) throws(AgentError) in
             do throws(AgentError) {
-                try syncLocked(fib, &s)
+                try syncLocked(fib, &s, full: stats.withLock { $0.owed })
+                publishStats(s, owed: false)
             } catch {
                 // Whatever was half written is rewritten next time; until then every frame goes to AF_XDP.
-                s.dirty = true
                 try? setConfig { $0.paused = 1 }
+                publishStats(s, owed: true)
                 throw error
             }
         }
@@ -263,21 +295,21 @@ public final class FastTierTables {
             }
         }
         if !fast && wasFast { try ilm.update(label, UInt32(0)) }
+        s.setFast(label, fast)
         return fast
     }
 
-    private func syncLocked(_ fib: FIBSnapshot, _ s: inout Synced) throws(AgentError) {
+    private func syncLocked(_ fib: FIBSnapshot, _ s: inout Synced, full: Bool) throws(AgentError) {
         var writes = 0
-        let full = s.dirty
         // Next hops and groups: written where they differ, with the fast tier paused (a reader could otherwise
         // see half a record, or buckets of one layout with the group count of another).
         let records = Array(UnsafeBufferPointer(start: fib.nextHops, count: fib.nextHopCount))
         let groupBuckets = fib.groupCount <= FastTier.maxGroups
             ? Array(UnsafeBufferPointer(start: fib.groupBuckets, count: fib.groupCount * ECMP.bucketCount * 2)) : []
-        let recordBytes = { (r: NextHopRecord) in withUnsafeBytes(of: r) { Array($0) } }
-        let changedRecords = (0..<records.count).filter { i in
-            full || i >= s.nextHops.count || recordBytes(records[i]) != recordBytes(s.nextHops[i])
+        func same(_ a: NextHopRecord, _ b: NextHopRecord) -> Bool {
+            withUnsafeBytes(of: a) { x in withUnsafeBytes(of: b) { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 } }
         }
+        let changedRecords = (0..<records.count).filter { i in full || i >= s.nextHops.count || !same(records[i], s.nextHops[i]) }
         let changedBuckets = (0..<groupBuckets.count).filter { full || $0 >= s.buckets.count || groupBuckets[$0] != s.buckets[$0] }
         let groupsChanged = fib.groupCount != s.groupCount
         let paused = !changedRecords.isEmpty || !changedBuckets.isEmpty || groupsChanged || full
@@ -290,7 +322,7 @@ public final class FastTierTables {
             for i in changedBuckets { try buckets.update(UInt32(i), groupBuckets[i]) }
             s.nextHops = records; s.buckets = groupBuckets; s.groupCount = fib.groupCount
         }
-        try writeLiveness(fib)
+        try writeLiveness(fib, full: full)
         if full {
             for d in 0..<ILM.directorySize { s.pages[d] = nil }
         }
@@ -309,8 +341,8 @@ public final class FastTierTables {
                     && new.payload == old.payload
                 let label = UInt32(d << ILM.pageBits | i)
                 if label < 16 || (same && !full) { continue }
-                if full && new.operation == .none && old.operation == .none && ilmIndex(label) == 0 { continue }
-                let wasFast = ilmIndex(label) != 0
+                let wasFast = s.isFast(label)
+                if full && new.operation == .none && !wasFast { continue }
                 let fast = try write(label: label, new, fib, wasFast: wasFast, &s)
                 s.labels += (fast ? 1 : 0) - (wasFast ? 1 : 0)
                 copy[i] = new
@@ -318,18 +350,19 @@ public final class FastTierTables {
             }
             s.pages[d] = page
         }
-        // Labels that had no entry: entries freed since (reset slots) may take them now.
-        for label in s.waiting {
-            let e = fib.ilm(label)
-            let wasFast = ilmIndex(label) != 0
-            let fast = try write(label: label, e, fib, wasFast: wasFast, &s)
-            s.labels += (fast ? 1 : 0) - (wasFast ? 1 : 0)
+        // Labels that had no entry: entries freed since (reset slots) may take them now, until none is left.
+        if !s.waiting.isEmpty && (!s.freeIndexes.isEmpty || Int(s.nextIndex) < capacity) {
+            for label in Array(s.waiting) {
+                if s.freeIndexes.isEmpty && Int(s.nextIndex) >= capacity { break }
+                let fast = try write(label: label, fib.ilm(label), fib, wasFast: false, &s)
+                s.labels += fast ? 1 : 0
+            }
         }
-        s.dirty = false
         let tooMany = fib.groupCount > FastTier.maxGroups
+        let off = shared.withLock { $0.forcedOff }
         try setConfig {
             $0.group_count = UInt32(fib.groupCount)
-            $0.paused = tooMany ? 1 : 0
+            $0.paused = tooMany || off ? 1 : 0
         }
         s.lastSyncWrites = writes
     }
@@ -340,32 +373,44 @@ public final class FastTierTables {
         if needsSync { try sync(fib) }
     }
 
-    /// Whether the fast tier switches `label` now (its ILM slot points at an entry).
-    public func switches(label: UInt32) -> Bool { ilmIndex(label) != 0 }
-
-    private func ilmIndex(_ label: UInt32) -> UInt32 {
+    /// Whether the fast tier switches `label` now: its ILM slot in the map points at an entry (asked of the map).
+    public func switches(label: UInt32) -> Bool {
         var k = label
         var v: UInt32 = 0
-        _ = withUnsafeBytes(of: &k) { kp in withUnsafeMutableBytes(of: &v) { mg_map_lookup(ilm.fd, kp.baseAddress, $0.baseAddress) } }
-        return v
+        let rc = withUnsafeBytes(of: &k) { kp in withUnsafeMutableBytes(of: &v) { mg_map_lookup(ilm.fd, kp.baseAddress, $0.baseAddress) } }
+        return rc == 0 && v != 0
     }
 
     /// Copies the engine's liveness (0 up) for every next-hop slot, under the lock `setLiveness` takes.
-    private func writeLiveness(_ fib: FIBSnapshot) throws(AgentError) {
-        try livenessLock.withLock { (array: inout UnsafeMutablePointer<UInt8>?) throws(AgentError) in
-            array = fib.liveness
-            for slot in 0..<fib.nextHopCount { try liveness.update(UInt32(slot), UInt32(fib.liveness[slot])) }
+    private func writeLiveness(_ fib: FIBSnapshot, full: Bool) throws(AgentError) {
+        try livenessLock.withLock { (l: inout (array: UnsafeMutablePointer<UInt8>?, written: [UInt8])) throws(AgentError) in
+            l.array = fib.liveness
+            if full || l.written.count != Liveness.capacity { l.written = [UInt8](repeating: 0xFF, count: Liveness.capacity) }
+            for slot in 0..<fib.nextHopCount where l.written[slot] != fib.liveness[slot] {
+                let v = fib.liveness[slot]
+                l.written[slot] = 0xFF        // unknown until written
+                try liveness.update(UInt32(slot), UInt32(v))
+                l.written[slot] = v
+            }
         }
     }
 
     /// A next hop's liveness changed (the protection thread, after writing the engine's array): the map gets the
     /// array's value. If the write fails, the fast tier pauses rather than send to a dead next hop.
     public func setLiveness(slot: Int) {
-        let ok: Bool = livenessLock.withLock { array in
-            guard let array, slot >= 0 && slot < Liveness.capacity else { return true }
-            return (try? liveness.update(UInt32(slot), UInt32(array[slot]))) != nil
+        let ok: Bool = livenessLock.withLock { l in
+            guard let array = l.array, slot >= 0 && slot < Liveness.capacity && slot < l.written.count else { return true }
+            let v = array[slot]
+            l.written[slot] = 0xFF
+            guard (try? liveness.update(UInt32(slot), UInt32(v))) != nil else { return false }
+            l.written[slot] = v
+            return true
         }
-        if !ok { try? pause() }
+        if !ok {
+            // Not sending to a next hop that may be dead: step aside until a full sync (the timer's) succeeds.
+            stats.withLock { $0.owed = true }
+            try? pause()
+        }
     }
 
     /// While a trace is armed every frame goes to AF_XDP, where the trace records it.
@@ -404,6 +449,8 @@ public final class FastTierTables {
         state.withLock { s in
             guard let index = s.indexOf.removeValue(forKey: UInt32(truncatingIfNeeded: slot)) else { return }
             s.freeIndexes.append(index)
+            let count = s.indexOf.count
+            stats.withLock { $0.entriesInUse = count; $0.hasFreeEntry = true }
         }
     }
 

@@ -147,12 +147,14 @@ func runAgent(_ o: RunCommand) -> Never {
         _ = cell.exchange(snapshot)
         if let fast {
             do throws(AgentError) { try fast.sync(snapshot.pointee) } catch {
-                log.error("the fast tier could not follow generation \(snapshot.pointee.generation): \(error.description); its frames go to AF_XDP")
-                try? fast.pause()
+                log.error("the fast tier could not follow generation \(snapshot.pointee.generation): \(error.description); its frames go to AF_XDP until a sync succeeds")
             }
         }
     }
-    engine.synchronize = { qsbr.synchronize { usleep(20) } }
+    // The workers' grace period; with the fast tier, also XDP programs still running on a frame that read the old
+    // tables (NAPI runs them without preemption, well under a microsecond each): 20 µs more before a retired slot's
+    // counters are read and its entry freed.
+    engine.synchronize = fast == nil ? { qsbr.synchronize { usleep(20) } } : { qsbr.synchronize { usleep(20) }; usleep(20) }
     engine.counterStore = view
     for n in agent.notices { log.warning("\(n)") }
     do {
@@ -232,7 +234,7 @@ func runAgent(_ o: RunCommand) -> Never {
     let fastTimer = fast.flatMap { _ in PeriodicTimer(milliseconds: 1000) }
     if let fast, fastTimer == nil {
         log.error("fast tier: no timer for its periodic checks; it stays off (every frame through AF_XDP)")
-        try? fast.pause()
+        try? fast.forceOff()
     }
     if let fast, let timer = fastTimer {
         server.watch(fd: timer.fd) {

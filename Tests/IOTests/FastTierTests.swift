@@ -389,8 +389,22 @@ struct FastTierTests {
         return (engine, labels)
     }
 
+    /// Resets retired slots as the agent does (after each commit's grace period): frees their fast-tier entries.
+    final class ResettingStore: EntryCounterStore {
+        let tables: FastTierTables
+        let pipeline: WorkerCounters
+        init(_ tables: FastTierTables, _ pipeline: WorkerCounters) { self.tables = tables; self.pipeline = pipeline }
+        func read(slot: Int) -> (packets: UInt64, bytes: UInt64) { tables.entryCounter(slot: slot) }
+        func reset(slot: Int) {
+            tables.resetEntryCounter(slot: slot)
+            pipeline.entries[slot] = EntryCounters()
+        }
+        func resetSegment(slot: Int) {}
+    }
+
     /// Random frames over random FIBs through both tiers (MPLSGATE_FAST_DIFF_FIBS FIBs, default 12, each with
-    /// MPLSGATE_FAST_DIFF_FRAMES / 4 frames): the same rule as on the lab FIB.
+    /// MPLSGATE_FAST_DIFF_FRAMES / 4 frames), the FIB changed by random commits half-way (synced incrementally,
+    /// retired entries freed and reused): the same rule as on the lab FIB.
     @Test func randomFIBsAgree() throws {
         let env = ProcessInfo.processInfo.environment
         let fibs = Int(env["MPLSGATE_FAST_DIFF_FIBS"] ?? "") ?? 12
@@ -399,16 +413,46 @@ struct FastTierTests {
         var r = Rng(state: seed)
         var fast = 0, total = 0
         for k in 0..<fibs {
-            let (engine, labels) = Self.randomFIB(&r)
+            let (engine, initialLabels) = Self.randomFIB(&r)
             defer { engine.release() }
             let fib = engine.snapshot.pointee
-            guard !labels.isEmpty else { continue }
-            let (programs, tables) = try Self.loaded(fib)
-            let counters = WorkerCounters.allocate(entryCapacity: fib.actionCount)
-            let fastCounters = WorkerCounters.allocate(entryCapacity: fib.actionCount)
+            guard !initialLabels.isEmpty else { continue }
+            // A small table, so that commits must free and reuse entries and some labels wait for one.
+            let (programs, tables) = try Self.loaded(fib, capacity: 24)
+            // Room for every slot the commits may use.
+            let counters = WorkerCounters.allocate(entryCapacity: engine.tables.maxActions)
+            let fastCounters = WorkerCounters.allocate(entryCapacity: engine.tables.maxActions)
             defer { counters.deallocate(); fastCounters.deallocate() }
             let cores = programs.keys.sorted()
+            var labels = initialLabels
             for i in 0..<frames {
+                if i == frames / 2 {
+                    // Commits: replaced, deleted and added labels, synced as the agent syncs them.
+                    let store = ResettingStore(tables, fastCounters)
+                    engine.counterStore = store
+                    var failure: String?
+                    engine.publish = { snapshot in
+                        do throws(AgentError) { try tables.sync(snapshot.pointee) } catch { failure = error.description }
+                    }
+                    for _ in 0..<20 {
+                        let l = labels[r.below(labels.count)]
+                        if r.below(3) == 0 {
+                            if (try? engine.apply([.delete(.ilm(l))])) != nil { labels.removeAll { $0 == l } }
+                        } else {
+                            let out = (0..<(1 + r.below(4))).map { _ in UInt32(16 + r.below(1000)) }
+                            let spec = ILMEntrySpec(label: r.below(2) == 0 ? l : UInt32(16 + r.below(100_000)),
+                                                    operation: r.below(3) == 0 ? .pop(ttlMode: .uniform)
+                                                        : .swap(out: out, via: "n\(r.below(8))", payload: nil, ttlMode: .pipe))
+                            let op: FIBChange = labels.contains(spec.label) ? .replace(.ilm(spec)) : .add(.ilm(spec))
+                            if (try? engine.apply([op])) != nil, !labels.contains(spec.label) { labels.append(spec.label) }
+                        }
+                        if labels.isEmpty { break }
+                    }
+                    #expect(failure == nil, "FIB \(k): a sync failed: \(failure ?? "")")
+                    try tables.retryIfNeeded(engine.snapshot.pointee)
+                    if labels.isEmpty { break }
+                }
+                let fib = engine.snapshot.pointee
                 let port = cores[r.below(cores.count)]
                 let frame = Self.randomFrame(&r, mac: fib.ports[port].mac.value, labels: labels)
                 let outcome = try Self.compare("FIB \(k) (seed \(seed)) frame \(i)", frame, port: port, fib: fib,
@@ -419,10 +463,15 @@ struct FastTierTests {
                 }
                 total += 1
             }
-            for slot in 0..<fib.actionCount {
+            // Counters of the slots still live (retired ones were folded by the store and freed).
+            let live = engine.snapshot.pointee
+            for l in labels {
+                let e = live.ilm(l)
+                guard e.operation != .none else { continue }
+                let slot = Int(e.action.rawValue)
                 let c = tables.entryCounter(slot: slot)
                 #expect(c.packets == fastCounters.entries[slot].packets && c.bytes == fastCounters.entries[slot].bytes,
-                        "FIB \(k): action \(slot) counters")
+                        "FIB \(k): label \(l) (slot \(slot)) counters")
             }
         }
         #expect(fast > total / 50, "the fast tier forwarded \(fast) of \(total) frames over random FIBs")

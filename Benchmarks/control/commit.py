@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Commits at scale: fill a live agent with N entries of one kind (ILM, VNI, IPv4 FTN /24s or IPv6 FTN /56–/64s) through one chunked resync, then
-time M one-entry `replace` applies, then resync all N into the full FIB with 1 % changed and run ten applies of
-10,000 `replace` operations, with the state file on (the default) and off. Reports, per kind and state mode:
+time M one-entry `replace` applies, then resync all N into the full FIB with 1 % changed and run applies of
+10,000 `replace` operations (ten; two when N < 100,000), with the state file on (the default) and off. Reports, per kind and state mode:
 the resync's entries/s and longest reply, the commits' p50/p99/max latency (client round trip), the agent's bytes
 written per commit (`wchar` from /proc, which also counts the ~60-byte replies and a few
 `info` replies; and the journal's own growth), the engine's own commit time and

@@ -215,24 +215,6 @@ int mg_xdp_detach_id(int ifindex, int mode, uint32_t id)
     return rc < 0 ? rc : 0;
 }
 
-int mg_prog_test_run(const struct mg_prog *prog, const void *frame, uint32_t size, uint32_t ifindex, uint32_t queue,
-                     uint32_t *action)
-{
-    struct xdp_md ctx_in;
-    memset(&ctx_in, 0, sizeof(ctx_in));
-    ctx_in.data_end = size;
-    ctx_in.ingress_ifindex = ifindex;
-    ctx_in.rx_queue_index = queue;
-    unsigned char out[4096];
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = size, .data_out = out,
-                .data_size_out = sizeof(out), .ctx_in = &ctx_in, .ctx_size_in = sizeof(ctx_in), .repeat = 1);
-    int rc = bpf_prog_test_run_opts(prog->prog_fd, &opts);
-    if (rc)
-        return rc < 0 ? -errno : -rc;
-    *action = opts.retval;
-    return 0;
-}
-
 int mg_prog_test_run_out(const struct mg_prog *prog, const void *frame, uint32_t size, uint32_t ifindex,
                          uint32_t queue, void *out, uint32_t out_cap, uint32_t *out_size, uint32_t *action)
 {
@@ -251,6 +233,14 @@ int mg_prog_test_run_out(const struct mg_prog *prog, const void *frame, uint32_t
     return 0;
 }
 
+int mg_prog_test_run(const struct mg_prog *prog, const void *frame, uint32_t size, uint32_t ifindex, uint32_t queue,
+                     uint32_t *action)
+{
+    unsigned char out[4096];
+    uint32_t out_size;
+    return mg_prog_test_run_out(prog, frame, size, ifindex, queue, out, sizeof(out), &out_size, action);
+}
+
 int mg_prog_map_fd(const struct mg_prog *prog, const char *name)
 {
     int fd = bpf_object__find_map_fd_by_name(prog->obj, name);
@@ -260,11 +250,6 @@ int mg_prog_map_fd(const struct mg_prog *prog, const char *name)
 int mg_map_update(int fd, const void *key, const void *value)
 {
     return bpf_map_update_elem(fd, key, value, BPF_ANY) ? -errno : 0;
-}
-
-int mg_map_delete(int fd, const void *key)
-{
-    return bpf_map_delete_elem(fd, key) ? -errno : 0;
 }
 
 int mg_map_lookup(int fd, const void *key, void *value)

@@ -437,12 +437,12 @@ public enum RPCError {
     /// `durable: true`: the commit is applied (and forwarding), but the state file could not be written.
     public static let notDurable = -32010
 
-    /// One error response line; `data` carries `element` and any `extra` members.
     /// A result response line.
     public static func resultLine(id: JSONValue, result: JSONValue) -> String {
         JSONWriter.write(.object([("jsonrpc", .string("2.0")), ("id", id), ("result", result)]))
     }
 
+    /// One error response line; `data` carries `element` and any `extra` members.
     public static func line(id: JSONValue, code: Int, message: String, element: String? = nil,
                             extra: [(String, JSONValue)] = []) -> String {
         var err: [(String, JSONValue)] = [("code", .number(String(code))), ("message", .string(message))]

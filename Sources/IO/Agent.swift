@@ -406,7 +406,6 @@ public final class Agent: @unchecked Sendable {
                 let c = fast.portCounters(i)
                 r.ports[i].pipeline.rxPackets &+= c.rxPackets; r.ports[i].pipeline.rxBytes &+= c.rxBytes
                 r.ports[i].pipeline.txPackets &+= c.txPackets; r.ports[i].pipeline.txBytes &+= c.txBytes
-                r.ports[i].program.fastForwarded = c.rxPackets
                 r.ports[i].fast = FastTierPortReport(rxPackets: c.rxPackets, txPackets: c.txPackets,
                                                     ingress: programs[i].fastTierOn,
                                                     egress: fast.redirectPorts.contains(i))

@@ -104,19 +104,6 @@ struct BPFMap {
         if rc != 0 { throw AgentError("writing the fast tier's \(name) map failed: \(errnoText(rc))") }
     }
 
-    /// Deletes a key; a key that is not there is fine.
-    func delete<K: BitwiseCopyable>(_ key: K) {
-        var k = key
-        _ = withUnsafeBytes(of: &k) { mg_map_delete(fd, $0.baseAddress) }
-    }
-
-    /// A per-CPU value, one per possible CPU; nil when the key is not there.
-    func perCPU<K: BitwiseCopyable, V: BitwiseCopyable>(_ key: K, zero: V) -> [V]? {
-        var k = key
-        var values = [V](repeating: zero, count: Int(mg_possible_cpus()))
-        let rc = withUnsafeBytes(of: &k) { kp in values.withUnsafeMutableBytes { mg_map_lookup(fd, kp.baseAddress, $0.baseAddress) } }
-        return rc == 0 ? values : nil
-    }
 }
 
 /// The fast tier's tables of a running agent (or a test), written through the owner program's maps and read by
@@ -438,9 +425,13 @@ public final class FastTierTables {
 
     /// One action slot's fast-tier packets and bytes (summed over CPUs).
     public func entryCounter(slot: Int) -> (packets: UInt64, bytes: UInt64) {
-        guard let index = state.withLock({ $0.indexOf[UInt32(truncatingIfNeeded: slot)] }),
-              let values = entries.perCPU(index, zero: mg_fast_counter()) else { return (0, 0) }
-        return values.reduce(into: (UInt64(0), UInt64(0))) { $0.0 &+= $1.packets; $0.1 &+= $1.bytes }
+        guard let index = state.withLock({ $0.indexOf[UInt32(truncatingIfNeeded: slot)] }) else { return (0, 0) }
+        return entries.withPerCPU(index, valueSize: MemoryLayout<mg_fast_counter>.size) { raw, stride, cpus in
+            (0..<cpus).reduce(into: (UInt64(0), UInt64(0))) { sum, c in
+                let v = raw.load(fromByteOffset: c * stride, as: mg_fast_counter.self)
+                sum.0 &+= v.packets; sum.1 &+= v.bytes
+            }
+        } ?? (0, 0)
     }
 
     /// A retired slot's counters are folded and reset (after the grace period of the commit that retired it, so

@@ -113,9 +113,9 @@ public final class Protection: @unchecked Sendable {
     }
 
     private let liveness: UnsafeMutablePointer<UInt8>
-    /// Told every liveness change (slot, down), after the pipeline's copy: the fast tier keeps its own.
+    /// Told the slot of every liveness change, after the pipeline's copy is written: the fast tier copies it.
     /// Set before `start`.
-    public var onLiveness: ((Int, Bool) -> Void)?
+    public var onLiveness: ((Int) -> Void)?
     /// Per port: 1 up, 0 down; read by the workers.
     private let portLive: UnsafeMutablePointer<UInt8>
     private let ifindexes: [Int32]
@@ -407,7 +407,7 @@ public final class Protection: @unchecked Sendable {
         let slot = Int(hops[i].hop.slot)
         guard slot < Liveness.capacity else { return }
         liveness[slot] = down ? Liveness.down : Liveness.up
-        onLiveness?(slot, down)
+        onLiveness?(slot)
         let stored = Protection.now()
         hops[i].down = down
         hops[i].changedAt = stored
@@ -480,7 +480,7 @@ public final class Protection: @unchecked Sendable {
         }
         for t in hops where Int(t.hop.slot) < Liveness.capacity {
             liveness[Int(t.hop.slot)] = t.down ? Liveness.down : Liveness.up
-            onLiveness?(Int(t.hop.slot), t.down)
+            onLiveness?(Int(t.hop.slot))
         }
     }
 

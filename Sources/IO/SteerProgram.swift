@@ -31,8 +31,6 @@ public struct SteerCounters: Sendable, Equatable {
     public var passed: UInt64 = 0
     /// Ours, but no socket was bound on the receive queue: passed to the host.
     public var noSocket: UInt64 = 0
-    /// Forwarded by the fast tier (bpf/fast_tier.h) without reaching AF_XDP (the fast tier's received count).
-    public var fastForwarded: UInt64 = 0
     public init() {}
 }
 

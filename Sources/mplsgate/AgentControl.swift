@@ -251,7 +251,7 @@ func portsJSON(_ r: AgentReport) -> JSONValue {
                 ("rxFillRingEmpty", n(p.kernel.rxFillRingEmpty)), ("txRingEmpty", n(p.kernel.txRingEmpty)),
             ])),
             ("xdp", .object([("redirected", n(p.program.redirected)), ("passed", n(p.program.passed)),
-                             ("noSocket", n(p.program.noSocket)), ("fastForwarded", n(p.program.fastForwarded))])),
+                             ("noSocket", n(p.program.noSocket)), ("fastForwarded", n(p.fast?.rxPackets ?? 0))])),
             ("fastTier", p.fast.map { f in
                 .object([("ingress", .bool(f.ingress)), ("egress", .bool(f.egress)),
                          ("rxPackets", n(f.rxPackets)), ("txPackets", n(f.txPackets))])

@@ -136,9 +136,9 @@ func runAgent(_ o: RunCommand) -> Never {
     let fast = agent.fastTier
     if let fast {
         do { try fast.sync(engine.snapshot.pointee) } catch { agent.stop(); fail(error.description) }
-        protection.onLiveness = { slot, _ in fast.setLiveness(slot: slot) }
+        protection.onLiveness = { slot in fast.setLiveness(slot: slot) }
         agent.refreshFastTierEgress()
-        let on = agent.ports.enumerated().filter { agent.report().ports[$0.offset].fast?.ingress == true }.map(\.element.name)
+        let on = agent.ports.filter { $0.role == .core }.map(\.name)
         let to = fast.redirectPorts.sorted().map { agent.ports[$0].name }
         log.info("fast tier on for \(on.joined(separator: ", ")); redirects to \(to.isEmpty ? "no port yet" : to.joined(separator: ", ")) (a port takes redirected frames while its device says so: a veth while its peer has XDP or GRO on)")
         log.info("fast tier tables: \(fast.capacity) entries, \(fast.mapBytes / 1024) KiB of maps (--fast-tier-entries)")

@@ -112,8 +112,10 @@ import Control
             """) == "", "the reply waits for the decoder")
         #expect(a.awaitingReply)
         let info = request(service, b, 2, "info")
-        #expect(info.contains("\"id\":2") && a.awaitingReply && FuzzSupport.output(a).isEmpty,
-                "another connection is served while the first one's request is still being decoded: \(info)")
+        // (Only collectFinishedWork delivers a decoded reply, so a's output is empty here by construction: what this
+        // shows is that b was answered while a still waits for its reply.)
+        #expect(info.contains("\"id\":2") && a.awaitingReply,
+                "another connection is served while the first one's reply waits for its decoder: \(info)")
         let applied = collect(a)
         #expect(applied.contains("\"id\":1") && applied.contains("\"applied\":3") && !a.awaitingReply, "\(applied)")
         #expect(engine.counts.ilm == 2)

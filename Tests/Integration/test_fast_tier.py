@@ -143,7 +143,10 @@ def run_sameness(a, p, tmp):
     fast = sum(c_on["ports"][port["name"]]["xdp"]["fastForwarded"] for port in PORTS)
     fast_rx = sum((c_on["ports"][port["name"]].get("fastTier") or {}).get("rxPackets", 0) for port in PORTS)
     check(fast >= 15, f"the fast tier forwarded {fast} fixture frames itself (swap, PHP, pops, ECMP)")
-    check(fast == fast_rx, f"its program's count ({fast}) is its tables' ({fast_rx})")
+    sent_out = sum(len(v) for v in out_on.values())
+    tx = sum(c_on["ports"][port["name"]]["txPackets"] for port in PORTS)
+    check(fast == fast_rx and tx == sent_out,
+          f"the agent's tx counters ({tx}, the fast tier's part included) count the frames the peers received ({sent_out})")
     check(all(c_off["ports"][port["name"]]["xdp"]["fastForwarded"] == 0 for port in PORTS),
           "with --fast-path off nothing is forwarded by the fast tier")
     for port in PORTS:

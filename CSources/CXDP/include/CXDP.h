@@ -27,8 +27,6 @@ int mg_prog_load_sized(const void *object, size_t size, const struct mg_fast_siz
 /* The fd of one of the program's maps by name, or -ENOENT. */
 int mg_prog_map_fd(const struct mg_prog *prog, const char *name);
 int mg_map_update(int fd, const void *key, const void *value);
-/* Deletes a key; -ENOENT when it is not there. */
-int mg_map_delete(int fd, const void *key);
 /* Looks up one key; a per-CPU map's value is one (8-byte aligned) value per possible CPU. */
 int mg_map_lookup(int fd, const void *key, void *value);
 /* Number of possible CPUs (per-CPU map values hold this many). */

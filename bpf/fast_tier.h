@@ -20,30 +20,40 @@
 #define PAYLOAD_IPV6 2
 #define FLOW_SEED 0x4D504C53u
 
-/* Label -> its entry's index + 1 in mg_fast_table (0: not a fast-tier label). Arrays, so the JIT inlines the
- * lookups; mg_fast_table and mg_fast_entries are sized by the loader (mg_prog_load_sized). */
+/* The tables below marked "two halves" hold one generation in each half; the frame reads the half its generation
+ * names (mg_fast_generation, looked up once per frame). They are arrays, so the JIT inlines the lookups, and
+ * mmapable: the agent writes them in place (the half no frame reads, or one 32-bit word). The loader sizes them
+ * (mg_prog_load_sized). */
+
+/* Label -> its entry's index + 1 in mg_fast_table, per half (0: not a fast-tier label). Two halves. */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, 1);
+    __uint(map_flags, BPF_F_MMAPABLE);
     __type(key, __u32);
-    __type(value, __u32);
+    __type(value, struct mg_fast_ilm_slot);
 } mg_fast_ilm SEC(".maps");
 
+/* Entries by index. Not generational: an index's entry never changes while a label points at it (an action slot
+ * never changes, and indexes follow action slots). */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, 1);
+    __uint(map_flags, BPF_F_MMAPABLE);
     __type(key, __u32);
     __type(value, struct mg_fast_entry);
 } mg_fast_table SEC(".maps");
 
-/* Sized by the loader: next-hop slots, group buckets (primary then second choices). */
+/* Next-hop records by half x slots + slot. Two halves. */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, 1);
+    __uint(map_flags, BPF_F_MMAPABLE);
     __type(key, __u32);
     __type(value, struct mg_fast_next_hop);
 } mg_fast_next_hops SEC(".maps");
 
+/* Next-hop liveness by slot (0 up). Not generational: a local event, as in the engine's liveness array. */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, 1);
@@ -51,12 +61,31 @@ struct {
     __type(value, __u32);
 } mg_fast_liveness SEC(".maps");
 
+/* Group buckets by half x groups x 4096 + group x 4096 + bucket. Two halves. */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, 1);
+    __uint(map_flags, BPF_F_MMAPABLE);
     __type(key, __u32);
-    __type(value, __u32);
+    __type(value, struct mg_fast_bucket);
 } mg_fast_buckets SEC(".maps");
+
+/* The generation: one slot, pointing at one of two one-entry maps (half 0, half 1). The agent fills the slot
+ * (FastTierTables); while it is empty every frame goes to AF_XDP. */
+struct mg_fast_generation_map {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct mg_fast_generation);
+};
+struct mg_fast_generation_map mg_fast_gen0 SEC(".maps"), mg_fast_gen1 SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __array(values, struct mg_fast_generation_map);
+} mg_fast_generation SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -167,32 +196,33 @@ static __always_inline int is_live(__u32 slot)
     return down && *down == 0;
 }
 
-static __always_inline __u32 bucket_member(__u32 index)
+static __always_inline const struct mg_fast_bucket *bucket_at(__u32 index)
 {
-    __u32 *m = bpf_map_lookup_elem(&mg_fast_buckets, &index);
-    return m ? *m : MG_FAST_NO_TARGET;
+    return bpf_map_lookup_elem(&mg_fast_buckets, &index);
 }
 
 /* FIBSnapshot.resolveLive, except a next hop falling back to a group backup (that hashes the frame as rewritten):
- * the next-hop slot to send through, or -1 (steer). */
-static __always_inline long resolve(__u32 target, __u32 hash, __u32 group_count)
+ * the next-hop slot to send through, or -1 (steer). Slots are the FIB's; `g` says where its half starts. */
+static __always_inline long resolve(__u32 target, __u32 hash, const struct mg_fast_generation *g)
 {
     __u32 bucket = hash & (MG_FAST_BUCKETS - 1);
     __u32 slot;
     if (target & MG_FAST_GROUP_BIT) {
-        __u32 b = (target & 0x7FFFFFFF) * MG_FAST_BUCKETS + bucket;
-        slot = bucket_member(b);
+        const struct mg_fast_bucket *b = bucket_at(g->bucket_base + (target & 0x7FFFFFFF) * MG_FAST_BUCKETS + bucket);
+        if (!b)
+            return -1;
+        slot = b->primary;
         if (is_live(slot))
             return slot;
-        __u32 second = bucket_member(group_count * MG_FAST_BUCKETS + b);
-        if (is_live(second))
-            return second;
+        if (is_live(b->second))
+            return b->second;
     } else {
         slot = target & 0x7FFFFFFF;
         if (is_live(slot))
             return slot;
     }
-    const struct mg_fast_next_hop *nh = bpf_map_lookup_elem(&mg_fast_next_hops, &slot);
+    __u32 key = g->next_hop_base + slot;
+    const struct mg_fast_next_hop *nh = bpf_map_lookup_elem(&mg_fast_next_hops, &key);
     if (!nh)
         return -1;
     __u32 backup = nh->backup;
@@ -201,10 +231,10 @@ static __always_inline long resolve(__u32 target, __u32 hash, __u32 group_count)
     if (backup & MG_FAST_GROUP_BIT) {
         if (!(target & MG_FAST_GROUP_BIT))
             return -1;  /* backupFlowHash: the pipeline hashes the rewritten frame */
-        __u32 b = (backup & 0x7FFFFFFF) * MG_FAST_BUCKETS + bucket;
-        __u32 m = bucket_member(b);
-        if (!is_live(m))
-            m = bucket_member(group_count * MG_FAST_BUCKETS + b);
+        const struct mg_fast_bucket *b = bucket_at(g->bucket_base + (backup & 0x7FFFFFFF) * MG_FAST_BUCKETS + bucket);
+        if (!b)
+            return -1;
+        __u32 m = is_live(b->primary) ? b->primary : b->second;
         return is_live(m) ? (long)m : -1;
     }
     return is_live(backup) ? (long)backup : -1;
@@ -254,6 +284,14 @@ static __always_inline int fast_tier(struct xdp_md *ctx, const struct mg_port_co
         return slow(last, MG_SLOW_OPERATION);
     if (fc->trace_armed || fc->paused)
         return slow(last, MG_SLOW_TRACE);
+    /* The frame's generation: every table below is read in the half it names. */
+    void *generation = bpf_map_lookup_elem(&mg_fast_generation, &zero);
+    if (!generation)
+        return slow(last, MG_SLOW_OPERATION);
+    const struct mg_fast_generation *g = bpf_map_lookup_elem(generation, &zero);
+    if (!g)
+        return slow(last, MG_SLOW_OPERATION);
+    __u32 half = g->half & 1;
     __u8 *data = (void *)(long)ctx->data;
     __u8 *end = (void *)(long)ctx->data_end;
     if (data + 14 > end)
@@ -287,10 +325,11 @@ static __always_inline int fast_tier(struct xdp_md *ctx, const struct mg_port_co
             }
             return slow(last, MG_SLOW_SPECIAL);
         }
-        __u32 *slot = bpf_map_lookup_elem(&mg_fast_ilm, &label);
-        if (!slot || !*slot)
+        const struct mg_fast_ilm_slot *slot = bpf_map_lookup_elem(&mg_fast_ilm, &label);
+        __u32 index = slot ? slot->index[half] : 0;
+        if (!index)
             return slow(last, MG_SLOW_OPERATION);
-        __u32 index = *slot - 1;
+        index -= 1;
         e = bpf_map_lookup_elem(&mg_fast_table, &index);
         if (!e)
             return slow(last, MG_SLOW_OPERATION);
@@ -370,10 +409,10 @@ static __always_inline int fast_tier(struct xdp_md *ctx, const struct mg_port_co
         if (!ok)
             return slow(last, MG_SLOW_STACK);
     }
-    long slot = resolve(a->target, hash, fc->group_count);
+    long slot = resolve(a->target, hash, g);
     if (slot < 0)
         return slow(last, MG_SLOW_NEXT_HOP);
-    __u32 nh_slot = (__u32)slot;
+    __u32 nh_slot = g->next_hop_base + (__u32)slot;
     const struct mg_fast_next_hop *nh = bpf_map_lookup_elem(&mg_fast_next_hops, &nh_slot);
     if (!nh)
         return slow(last, MG_SLOW_NEXT_HOP);

@@ -52,7 +52,8 @@ int mg_prog_load(const void *object, size_t size, struct mg_prog **out)
 
 static const char *const shared_maps[] = {
     "mg_fast_ilm", "mg_fast_table", "mg_fast_entries", "mg_fast_next_hops", "mg_fast_liveness",
-    "mg_fast_buckets", "mg_fast_config", "mg_fast_tx", "mg_fast_egress", "mg_fast_cpu",
+    "mg_fast_buckets", "mg_fast_config", "mg_fast_tx", "mg_fast_egress", "mg_fast_cpu", "mg_fast_gen0",
+    "mg_fast_gen1", "mg_fast_generation",
 };
 
 static int load(const void *object, size_t size, const struct mg_fast_sizes *sizes, const struct mg_prog *share,
@@ -92,7 +93,7 @@ static int load(const void *object, size_t size, const struct mg_fast_sizes *siz
         rc = size_map(p->obj, "mg_fast_ilm", sizes->entries ? MG_FAST_ILM_SIZE : 1);
         if (!rc) rc = size_map(p->obj, "mg_fast_table", sizes->entries);
         if (!rc) rc = size_map(p->obj, "mg_fast_entries", sizes->entries);
-        if (!rc) rc = size_map(p->obj, "mg_fast_next_hops", sizes->next_hops);
+        if (!rc) rc = size_map(p->obj, "mg_fast_next_hops", 2 * sizes->next_hops);   /* two halves */
         if (!rc) rc = size_map(p->obj, "mg_fast_liveness", sizes->next_hops);
         if (!rc) rc = size_map(p->obj, "mg_fast_buckets", sizes->buckets);
     }
@@ -258,6 +259,35 @@ int mg_map_lookup(int fd, const void *key, void *value)
 }
 
 int mg_possible_cpus(void) { return libbpf_num_possible_cpus(); }
+
+void *mg_map_mmap(int fd, size_t *bytes, uint32_t *stride, uint32_t *entries)
+{
+    struct bpf_map_info info;
+    __u32 len = sizeof(info);
+    memset(&info, 0, sizeof(info));
+    if (bpf_obj_get_info_by_fd(fd, &info, &len))
+        return NULL;
+    if (!(info.map_flags & BPF_F_MMAPABLE) || info.type != BPF_MAP_TYPE_ARRAY) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t step = ((size_t)info.value_size + 7) & ~(size_t)7;
+    size_t size = (step * info.max_entries + page - 1) & ~(page - 1);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    *bytes = size;
+    *stride = (uint32_t)step;
+    *entries = info.max_entries;
+    return p;
+}
+
+int mg_map_set_inner(int outer_fd, int inner_fd)
+{
+    __u32 zero = 0;
+    return bpf_map_update_elem(outer_fd, &zero, &inner_fd, BPF_ANY) ? -errno : 0;
+}
 
 /* ---- XDP features through the netdev generic netlink family (Linux >= 6.3; Debian 12's headers predate it) ---- */
 

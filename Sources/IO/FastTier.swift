@@ -52,10 +52,11 @@ public enum FastTier {
     /// counters (48 bytes, and 16 per CPU).
     public static let defaultEntries = 65_536
 
-    /// Table sizes: `entries` fast-tier entries, every next-hop slot, `maxGroups`.
+    /// Table sizes: `entries` fast-tier entries, every next-hop slot, `maxGroups` (records and buckets in two
+    /// halves, one per generation).
     static func sizes(entries: Int) -> mg_fast_sizes {
         mg_fast_sizes(entries: UInt32(max(entries, 1)), next_hops: UInt32(Liveness.capacity),
-                      buckets: UInt32(maxGroups * ECMP.bucketCount * 2))
+                      buckets: UInt32(2 * maxGroups * ECMP.bucketCount))
     }
 
     /// True when the kernel says `ifindex` takes frames redirected by XDP (NETDEV_XDP_ACT_NDO_XMIT; a veth only
@@ -106,18 +107,52 @@ struct BPFMap {
 
 }
 
+/// An mmapable array map (BPF_F_MMAPABLE) mapped into the agent: the program's values, written in place.
+final class MappedArray {
+    let base: UnsafeMutableRawPointer
+    let bytes: Int, stride: Int, count: Int
+
+    init(_ map: BPFMap) throws(AgentError) {
+        var bytes = 0, stride: UInt32 = 0, count: UInt32 = 0
+        guard let p = mg_map_mmap(map.fd, &bytes, &stride, &count) else {
+            throw AgentError("mapping the fast tier's \(map.name) map failed: \(errnoText(errno))")
+        }
+        base = p; self.bytes = bytes; self.stride = Int(stride); self.count = Int(count)
+    }
+
+    deinit { munmap(base, bytes) }
+
+    /// Value `i` (in range: the caller's indexes come from the sizes the maps were loaded with).
+    @inline(__always) func at(_ i: Int) -> UnsafeMutableRawPointer {
+        precondition(i >= 0 && i < count, "fast tier map index out of range")
+        return base + i * stride
+    }
+}
+
 /// The fast tier's tables of a running agent (or a test), written through the owner program's maps and read by
 /// every program that shares them.
 ///
+/// **One generation per frame.** The label slots, next-hop records and group buckets hold two halves; a frame
+/// reads the half that the generation slot (`mg_fast_generation`, one ARRAY_OF_MAPS slot) names, and looks that
+/// slot up once. Both halves hold the same tables between syncs. A sync that changes more than one label, or any
+/// next-hop record or bucket, writes its change into the half no frame reads, points the slot at the other
+/// generation (the kernel returns after an RCU grace period: no frame still reads the old half), then writes the
+/// same change into the old half. A sync that changes one label only and nothing else writes that label's 32-bit
+/// slot in place, in both halves: a frame sees the old or the new value, each a whole generation.
+///
 /// `sync` brings them to each published snapshot (on the control thread, or on a builder thread for large
 /// commits): only ILM pages whose pointer changed are compared with a copy of what was written, and only changed
-/// labels are written, each label's entry before the label. Next-hop records and group buckets are compared with
-/// copies too; when any of them changes the fast tier is paused (every frame to AF_XDP) while they are written.
-/// A sync that fails leaves the fast tier paused and everything marked for a full rewrite, which the next sync
-/// (a commit, or `retryIfNeeded` from the control loop's timer) does.
+/// labels are written, each label's entry (at an index no label points at yet) before the label. Entry indexes
+/// follow action slots, whose actions never change; a retired slot's index is reused only after a kernel grace
+/// period (a flip, or one waited for when no other index is free). A sync that fails leaves the fast tier paused
+/// and everything marked for a full rewrite, which the next sync (a commit, or `retryIfNeeded` from the control
+/// loop's timer) does.
 public final class FastTierTables {
     let ilm: BPFMap, table: BPFMap, entries: BPFMap, nextHops: BPFMap, liveness: BPFMap, buckets: BPFMap, config: BPFMap
     let devmap: BPFMap, egress: BPFMap, cpu: BPFMap
+    let generation: BPFMap, generations: [BPFMap]
+    /// The generational tables and the entry table, written in place.
+    private let ilmSlots: MappedArray, entryTable: MappedArray, records: MappedArray, bucketPairs: MappedArray
 
     /// What the maps hold, as far as the syncs know (guarded by `lock`).
     private struct Synced {
@@ -126,12 +161,17 @@ public final class FastTierTables {
         var pages: [UnsafeMutablePointer<ILMEntry>?]
         var shadow: [UnsafeMutablePointer<ILMEntry>?]
         var nextHops: [NextHopRecord] = []
-        var buckets: [UInt32] = []
+        var buckets: [mg_fast_bucket] = []
         var groupCount = 0
+        /// The half frames read (the generation slot points at `generations[half]`).
+        var half = 0
+        var flips = 0
         /// Action slot -> its entry index: from the sync that first writes the slot until the engine resets it
         /// (after the grace period of the commit that retired it).
         var indexOf: [UInt32: UInt32] = [:]
         var freeIndexes: [UInt32] = []
+        /// Reset slots' indexes: free after the next kernel grace period (a frame may have read one just before).
+        var retiredIndexes: [UInt32] = []
         var nextIndex: UInt32 = 0
         /// Labels the fast tier could switch but had no entry for: tried again at every sync.
         var waiting: Set<UInt32> = []
@@ -144,11 +184,12 @@ public final class FastTierTables {
         mutating func setFast(_ label: UInt32, _ on: Bool) {
             if on { fast[Int(label >> 6)] |= 1 << UInt64(label & 63) } else { fast[Int(label >> 6)] &= ~(1 << UInt64(label & 63)) }
         }
+        var hasFreeIndex: Bool { !freeIndexes.isEmpty || !retiredIndexes.isEmpty }
     }
     private let state: Mutex<Synced>
     /// What `info` and the control loop read without waiting for a sync (a builder thread's may take seconds).
     private struct Stats {
-        var labels = 0, waiting = 0, lastSyncWrites = 0, entriesInUse = 0
+        var labels = 0, waiting = 0, lastSyncWrites = 0, entriesInUse = 0, flips = 0
         var hasFreeEntry = true, tooManyGroups = false
         /// A sync failed (or a liveness write did): everything is rewritten by the next one.
         var owed = false
@@ -168,15 +209,17 @@ public final class FastTierTables {
 
     /// Entries of the fast tier's table (`--fast-tier-entries`).
     public let capacity: Int
+    /// Next-hop slots and group buckets in one half.
+    private let halfRecords: Int, halfBuckets: Int
 
-    /// Bytes of the fast tier's maps (all preallocated by the kernel at load): the label array, the entry table,
-    /// the per-CPU entry counters, next hops, liveness, buckets and the per-CPU port block.
+    /// Bytes of the fast tier's maps (all preallocated by the kernel at load): the label slots, the entry table,
+    /// the per-CPU entry counters, next hops (two halves), liveness, buckets (two halves) and the per-CPU port block.
     public var mapBytes: Int {
         let cpus = Int(mg_possible_cpus())
-        return Int(MG_FAST_ILM_SIZE) * 4 + capacity * MemoryLayout<mg_fast_entry>.stride
+        return ilmSlots.count * ilmSlots.stride + entryTable.count * entryTable.stride
             + capacity * MemoryLayout<mg_fast_counter>.stride * cpus
-            + Liveness.capacity * (MemoryLayout<mg_fast_next_hop>.stride + 4)
-            + FastTier.maxGroups * ECMP.bucketCount * 2 * 4 + MemoryLayout<mg_fast_cpu>.stride * cpus
+            + records.count * records.stride + Liveness.capacity * 8 + bucketPairs.count * bucketPairs.stride
+            + MemoryLayout<mg_fast_cpu>.stride * cpus
     }
 
     public init(owner: SteerProgram, capacity: Int) throws(AgentError) {
@@ -187,13 +230,35 @@ public final class FastTierTables {
         buckets = try BPFMap(owner, "mg_fast_buckets", owned: true); config = try BPFMap(owner, "mg_fast_config", owned: true)
         devmap = try BPFMap(owner, "mg_fast_tx", owned: true); egress = try BPFMap(owner, "mg_fast_egress", owned: true)
         cpu = try BPFMap(owner, "mg_fast_cpu", owned: true)
+        generation = try BPFMap(owner, "mg_fast_generation", owned: true)
+        generations = [try BPFMap(owner, "mg_fast_gen0", owned: true), try BPFMap(owner, "mg_fast_gen1", owned: true)]
+        ilmSlots = try MappedArray(ilm); entryTable = try MappedArray(table)
+        records = try MappedArray(nextHops); bucketPairs = try MappedArray(buckets)
+        halfRecords = records.count / 2; halfBuckets = bucketPairs.count / 2
+        guard ilmSlots.count == Int(MG_FAST_ILM_SIZE), entryTable.count >= capacity,
+              halfRecords >= Liveness.capacity, halfBuckets >= FastTier.maxGroups * ECMP.bucketCount else {
+            throw AgentError("the fast tier's maps are smaller than its tables (loaded without fast-tier sizes)")
+        }
         state = Mutex(Synced(pages: [UnsafeMutablePointer<ILMEntry>?](repeating: nil, count: ILM.directorySize),
                              shadow: [UnsafeMutablePointer<ILMEntry>?](repeating: nil, count: ILM.directorySize)))
+        for h in 0..<2 {
+            try generations[h].update(UInt32(0), mg_fast_generation(half: UInt32(h), next_hop_base: UInt32(h * halfRecords),
+                                                                    bucket_base: UInt32(h * halfBuckets), pad: 0))
+        }
+        try setGeneration(0)
     }
 
     deinit {
         state.withLock { s in for p in s.shadow { p?.deallocate() } }
-        for m in [ilm, table, entries, nextHops, liveness, buckets, config, devmap, egress, cpu] { close(m.fd) }
+        for m in [ilm, table, entries, nextHops, liveness, buckets, config, devmap, egress, cpu, generation] + generations {
+            close(m.fd)
+        }
+    }
+
+    /// Points the generation slot at half `h`; returns after a kernel RCU grace period.
+    private func setGeneration(_ h: Int) throws(AgentError) {
+        let rc = mg_map_set_inner(generation.fd, generations[h].fd)
+        if rc != 0 { throw AgentError("switching the fast tier's generation failed: \(errnoText(rc))") }
     }
 
     /// Changes the shared config and writes it.
@@ -216,22 +281,24 @@ public final class FastTierTables {
     }
 
     /// Labels the fast tier switches now; labels it could switch but has no entry for; label writes of the last
-    /// sync; entries in use (action slots with an entry, live or retired and not yet reset); whether a sync is owed.
+    /// sync; entries in use (action slots with an entry, live or retired and not yet reset); generation switches
+    /// so far; whether a sync is owed.
     public var labels: Int { stats.withLock { $0.labels } }
     public var labelsWithoutEntry: Int { stats.withLock { $0.waiting } }
     public var lastSyncWrites: Int { stats.withLock { $0.lastSyncWrites } }
     public var entriesInUse: Int { stats.withLock { $0.entriesInUse } }
+    public var generationSwitches: Int { stats.withLock { $0.flips } }
     /// A sync is owed: one failed, or labels wait for an entry and one is free.
     public var needsSync: Bool { stats.withLock { $0.owed || ($0.waiting > 0 && $0.hasFreeEntry) } }
     /// True while the FIB has more groups than the fast tier holds (every frame goes to AF_XDP then).
     public var tooManyGroups: Bool { stats.withLock { $0.tooManyGroups } }
 
     private func publishStats(_ s: Synced, owed: Bool) {
-        let free = !s.freeIndexes.isEmpty || Int(s.nextIndex) < capacity
+        let free = s.hasFreeIndex || Int(s.nextIndex) < capacity
         stats.withLock {
             $0 = Stats(labels: s.labels, waiting: s.waiting.count, lastSyncWrites: s.lastSyncWrites,
-                       entriesInUse: s.indexOf.count, hasFreeEntry: free, tooManyGroups: s.groupCount > FastTier.maxGroups,
-                       owed: owed)
+                       entriesInUse: s.indexOf.count, flips: s.flips, hasFreeEntry: free,
+                       tooManyGroups: s.groupCount > FastTier.maxGroups, owed: owed)
         }
     }
     /// Egress ports (by index) that take redirected frames.
@@ -255,6 +322,12 @@ public final class FastTierTables {
     /// The entry index of an action slot, allocated (with zeroed counters) on first use; nil when the table is full.
     private func index(for slot: UInt32, _ s: inout Synced) throws(AgentError) -> UInt32? {
         if let i = s.indexOf[slot] { return i }
+        if s.freeIndexes.isEmpty && Int(s.nextIndex) >= capacity && !s.retiredIndexes.isEmpty {
+            // Reset slots' indexes wait for a grace period: wait for one now rather than leave the label on AF_XDP.
+            try setGeneration(s.half)
+            s.freeIndexes += s.retiredIndexes
+            s.retiredIndexes = []
+        }
         let i: UInt32
         if let f = s.freeIndexes.last { i = f } else {
             guard Int(s.nextIndex) < capacity else { return nil }
@@ -266,52 +339,73 @@ public final class FastTierTables {
         return i
     }
 
-    /// Writes one label: its entry and the label when the fast tier can switch it (and has an entry), else 0.
-    /// Returns whether the label is a fast one now.
-    private func write(label: UInt32, _ e: ILMEntry, _ fib: FIBSnapshot, wasFast: Bool, _ s: inout Synced) throws(AgentError) -> Bool {
-        var fast = false
+    /// Plans one label: writes its entry (at an index no label points at, or the same entry again) when the fast
+    /// tier can switch it and has an entry, and returns the label slot's new value (index + 1, or 0), or nil when
+    /// the slot stays as it is.
+    private func plan(label: UInt32, _ e: ILMEntry, _ fib: FIBSnapshot, wasFast: Bool, _ s: inout Synced) throws(AgentError) -> UInt32? {
+        var value: UInt32? = nil
         s.waiting.remove(label)
         if e.operation != .none, var f = FastTier.entry(e, action: fib.actions[Int(e.action.rawValue)]) {
             if let index = try index(for: e.action.rawValue, &s) {
                 f.index = index
-                try table.update(index, f)
-                try ilm.update(label, index + 1)
-                fast = true
+                entryTable.at(Int(index)).storeBytes(of: f, as: mg_fast_entry.self)
+                value = index + 1
             } else {
                 s.waiting.insert(label)
             }
         }
-        if !fast && wasFast { try ilm.update(label, UInt32(0)) }
+        if value == nil && wasFast { value = 0 }
+        let fast = (value ?? 0) != 0
+        s.labels += (fast ? 1 : 0) - (wasFast ? 1 : 0)
         s.setFast(label, fast)
-        return fast
+        return value
+    }
+
+    /// One sync's writes to the generational tables.
+    private struct Change {
+        var labels: [(label: UInt32, value: UInt32)] = []
+        var records: [Int] = []
+        var buckets: [Int] = []
+        /// Every label slot of the half is cleared first (a full rewrite).
+        var clear = false
+    }
+
+    /// Writes `c` into half `h` (no frame reads it, or `c` is one label).
+    private func write(_ c: Change, half h: Int, _ s: Synced) {
+        if c.clear {
+            for label in 0..<ilmSlots.count { mg_store_u32(ilmSlots.at(label).assumingMemoryBound(to: UInt32.self) + h, 0) }
+        }
+        for (label, value) in c.labels {
+            mg_store_u32(ilmSlots.at(Int(label)).assumingMemoryBound(to: UInt32.self) + h, value)
+        }
+        for i in c.records { records.at(h * halfRecords + i).storeBytes(of: s.nextHops[i], as: NextHopRecord.self) }
+        for i in c.buckets { bucketPairs.at(h * halfBuckets + i).storeBytes(of: s.buckets[i], as: mg_fast_bucket.self) }
     }
 
     private func syncLocked(_ fib: FIBSnapshot, _ s: inout Synced, full: Bool) throws(AgentError) {
-        var writes = 0
-        // Next hops and groups: written where they differ, with the fast tier paused (a reader could otherwise
-        // see half a record, or buckets of one layout with the group count of another).
-        let records = Array(UnsafeBufferPointer(start: fib.nextHops, count: fib.nextHopCount))
-        let groupBuckets = fib.groupCount <= FastTier.maxGroups
-            ? Array(UnsafeBufferPointer(start: fib.groupBuckets, count: fib.groupCount * ECMP.bucketCount * 2)) : []
+        var c = Change()
+        c.clear = full
+        // Next hops and groups: the records and bucket pairs that differ from what was written.
+        let newRecords = Array(UnsafeBufferPointer(start: fib.nextHops, count: min(fib.nextHopCount, halfRecords)))
+        var pairs: [mg_fast_bucket] = []
+        if fib.groupCount <= FastTier.maxGroups {
+            let n = fib.groupCount * ECMP.bucketCount
+            pairs.reserveCapacity(n)
+            for i in 0..<n { pairs.append(mg_fast_bucket(primary: fib.groupBuckets[i], second: fib.groupBuckets[n + i])) }
+        }
         func same(_ a: NextHopRecord, _ b: NextHopRecord) -> Bool {
             withUnsafeBytes(of: a) { x in withUnsafeBytes(of: b) { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 } }
         }
-        let changedRecords = (0..<records.count).filter { i in full || i >= s.nextHops.count || !same(records[i], s.nextHops[i]) }
-        let changedBuckets = (0..<groupBuckets.count).filter { full || $0 >= s.buckets.count || groupBuckets[$0] != s.buckets[$0] }
-        let groupsChanged = fib.groupCount != s.groupCount
-        let paused = !changedRecords.isEmpty || !changedBuckets.isEmpty || groupsChanged || full
-        if paused {
-            try setConfig { $0.paused = 1 }
-            // XDP programs run for well under a microsecond; 1 ms covers any frame already past the check.
-            usleep(1000)
-            s.nextHops = []; s.buckets = []; s.groupCount = -1   // unknown until written
-            for i in changedRecords { try nextHops.update(UInt32(i), records[i]) }
-            for i in changedBuckets { try buckets.update(UInt32(i), groupBuckets[i]) }
-            s.nextHops = records; s.buckets = groupBuckets; s.groupCount = fib.groupCount
+        c.records = (0..<newRecords.count).filter { i in full || i >= s.nextHops.count || !same(newRecords[i], s.nextHops[i]) }
+        c.buckets = (0..<pairs.count).filter { i in
+            full || i >= s.buckets.count || pairs[i].primary != s.buckets[i].primary || pairs[i].second != s.buckets[i].second
         }
         try writeLiveness(fib, full: full)
         if full {
+            // Every label again, from nothing: the halves' label slots are cleared before they are written.
             for d in 0..<ILM.directorySize { s.pages[d] = nil }
+            for w in s.fast.indices { s.fast[w] = 0 }
+            s.labels = 0
         }
         for d in 0..<ILM.directorySize {
             let page = fib.ilmDirectory[d]
@@ -329,29 +423,39 @@ public final class FastTierTables {
                 let label = UInt32(d << ILM.pageBits | i)
                 if label < 16 || (same && !full) { continue }
                 let wasFast = s.isFast(label)
-                if full && new.operation == .none && !wasFast { continue }
-                let fast = try write(label: label, new, fib, wasFast: wasFast, &s)
-                s.labels += (fast ? 1 : 0) - (wasFast ? 1 : 0)
+                if new.operation == .none && !wasFast { copy[i] = new; s.waiting.remove(label); continue }
+                if let v = try plan(label: label, new, fib, wasFast: wasFast, &s) { c.labels.append((label, v)) }
                 copy[i] = new
-                writes += 1
             }
             s.pages[d] = page
         }
         // Labels that had no entry: entries freed since (reset slots) may take them now, until none is left.
-        if !s.waiting.isEmpty && (!s.freeIndexes.isEmpty || Int(s.nextIndex) < capacity) {
+        if !s.waiting.isEmpty && (s.hasFreeIndex || Int(s.nextIndex) < capacity) {
             for label in Array(s.waiting) {
-                if s.freeIndexes.isEmpty && Int(s.nextIndex) >= capacity { break }
-                let fast = try write(label: label, fib.ilm(label), fib, wasFast: false, &s)
-                s.labels += fast ? 1 : 0
+                if !s.hasFreeIndex && Int(s.nextIndex) >= capacity { break }
+                if let v = try plan(label: label, fib.ilm(label), fib, wasFast: false, &s) { c.labels.append((label, v)) }
             }
+        }
+        s.nextHops = newRecords; s.buckets = pairs; s.groupCount = fib.groupCount
+        if full || !c.records.isEmpty || !c.buckets.isEmpty || c.labels.count > 1 {
+            // A new generation: the change into the half no frame reads, the switch, then the same into the old.
+            let next = 1 - s.half
+            write(c, half: next, s)
+            try setGeneration(next)
+            write(c, half: s.half, s)
+            s.half = next
+            s.flips += 1
+            s.freeIndexes += s.retiredIndexes
+            s.retiredIndexes = []
+        } else if !c.labels.isEmpty {
+            // One label: its slot in both halves, the one frames read first.
+            write(c, half: s.half, s)
+            write(c, half: 1 - s.half, s)
         }
         let tooMany = fib.groupCount > FastTier.maxGroups
         let off = shared.withLock { $0.forcedOff }
-        try setConfig {
-            $0.group_count = UInt32(fib.groupCount)
-            $0.paused = tooMany || off ? 1 : 0
-        }
-        s.lastSyncWrites = writes
+        try setConfig { $0.paused = tooMany || off ? 1 : 0 }
+        s.lastSyncWrites = c.labels.count
     }
 
     /// A sync owed (one failed, or labels wait for entries): done now, from the snapshot the workers use. Only
@@ -360,12 +464,27 @@ public final class FastTierTables {
         if needsSync { try sync(fib) }
     }
 
-    /// Whether the fast tier switches `label` now: its ILM slot in the map points at an entry (asked of the map).
+    /// Whether the fast tier switches `label` now: its slot in the half frames read points at an entry.
     public func switches(label: UInt32) -> Bool {
-        var k = label
-        var v: UInt32 = 0
-        let rc = withUnsafeBytes(of: &k) { kp in withUnsafeMutableBytes(of: &v) { mg_map_lookup(ilm.fd, kp.baseAddress, $0.baseAddress) } }
-        return rc == 0 && v != 0
+        guard label < MG_FAST_ILM_SIZE else { return false }
+        let h = state.withLock { $0.half }
+        return ilmSlots.at(Int(label)).load(fromByteOffset: 4 * h, as: UInt32.self) != 0
+    }
+
+    /// Whether both halves hold the same tables (between syncs they must): the label slots, the records and
+    /// buckets of the last synced FIB.
+    public func halvesAgree() -> Bool {
+        state.withLock { s in
+            for label in 0..<ilmSlots.count {
+                let p = ilmSlots.at(label)
+                if p.load(as: UInt32.self) != p.load(fromByteOffset: 4, as: UInt32.self) { return false }
+            }
+            for i in 0..<s.nextHops.count where memcmp(records.at(i), records.at(halfRecords + i), MemoryLayout<NextHopRecord>.size) != 0 {
+                return false
+            }
+            for i in 0..<s.buckets.count where memcmp(bucketPairs.at(i), bucketPairs.at(halfBuckets + i), 8) != 0 { return false }
+            return true
+        }
     }
 
     /// Copies the engine's liveness (0 up) for every next-hop slot, under the lock `setLiveness` takes.
@@ -435,11 +554,11 @@ public final class FastTierTables {
     }
 
     /// A retired slot's counters are folded and reset (after the grace period of the commit that retired it, so
-    /// no label points at its entry any more and no frame is still counting into it): its entry is free again.
+    /// no label points at its entry any more): its entry is free again after the next kernel grace period.
     public func resetEntryCounter(slot: Int) {
         state.withLock { s in
             guard let index = s.indexOf.removeValue(forKey: UInt32(truncatingIfNeeded: slot)) else { return }
-            s.freeIndexes.append(index)
+            s.retiredIndexes.append(index)
             let count = s.indexOf.count
             stats.withLock { $0.entriesInUse = count; $0.hasFreeEntry = true }
         }

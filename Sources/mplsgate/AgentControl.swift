@@ -188,7 +188,7 @@ final class AgentControl: DataPlaneView, EntryCounterStore {
         func n(_ v: Int) -> JSONValue { .number(String(v)) }
         return .object([("labels", n(f.labels)), ("entriesInUse", n(f.entriesInUse)), ("capacity", n(f.capacity)),
                         ("labelsWithoutEntry", n(f.labelsWithoutEntry)), ("tooManyGroups", .bool(f.tooManyGroups)),
-                        ("syncOwed", .bool(f.needsSync)),
+                        ("syncOwed", .bool(f.needsSync)), ("generationSwitches", n(f.generationSwitches)),
                         ("redirectsTo", .array(f.redirectPorts.sorted().map { .string(portNames[$0]) }))])
     }
 

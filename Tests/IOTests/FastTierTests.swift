@@ -266,6 +266,7 @@ struct FastTierTests {
             do throws(AgentError) { try tables.sync(snapshot.pointee) } catch { syncError = error.description }
         }
         let before = tables.labels
+        let switches = tables.generationSwitches
         let swapped = (UInt32(16)..<(1 << 20)).filter { engine.tables.current.pointee.ilm($0).operation == .swap }
         let replaced = swapped[0], removed = swapped[1]
         let added: UInt32 = 777_777
@@ -277,6 +278,9 @@ struct FastTierTests {
         #expect(syncError == nil)
         #expect(tables.lastSyncWrites == 3, "a commit of three labels wrote \(tables.lastSyncWrites)")
         #expect(tables.labels == before, "labels \(tables.labels), before \(before)")
+        // Three labels: one new generation, after which both halves hold it.
+        #expect(tables.generationSwitches == switches + 1, "switches \(tables.generationSwitches), before \(switches)")
+        #expect(tables.halvesAgree())
         let fib = engine.tables.current.pointee
         let counters = WorkerCounters.allocate(entryCapacity: fib.actionCount)
         defer { counters.deallocate() }
@@ -292,6 +296,16 @@ struct FastTierTests {
             let outcome = try Self.compare("label \(label)", frame, port: core0, fib: fib, program: programs[core0]!, counters: counters)
             #expect(outcome == (label == removed ? .steered : .fast), "label \(label): \(outcome)")
         }
+        // One label: written in place (a frame sees the old or the new slot, each a whole generation).
+        try engine.apply([.replace(.ilm(ILMEntrySpec(label: added, operation: .swap(out: [88_888], via: "p1", payload: nil, ttlMode: .pipe))))])
+        #expect(syncError == nil && tables.lastSyncWrites == 1)
+        #expect(tables.generationSwitches == switches + 1, "one label switched the generation")
+        #expect(tables.halvesAgree() && tables.switches(label: added))
+        // A next hop's record: a new generation.
+        try engine.apply([.replace(.nextHop(NextHopSpec(name: "p1", port: "core0", mac: MACAddress(value: 0x02BB_0000_0001), backup: "p2")))])
+        #expect(syncError == nil && tables.lastSyncWrites == 0)
+        #expect(tables.generationSwitches == switches + 2, "a changed next hop switches the generation")
+        #expect(tables.halvesAgree())
     }
 
     /// A full table: the labels without an entry go to AF_XDP (and still agree), and a reset slot frees its entry.
@@ -433,6 +447,7 @@ struct FastTierTests {
                     var failure: String?
                     engine.publish = { snapshot in
                         do throws(AgentError) { try tables.sync(snapshot.pointee) } catch { failure = error.description }
+                        if !tables.halvesAgree() { failure = "the halves differ after a sync" }
                     }
                     for _ in 0..<20 {
                         let l = labels[r.below(labels.count)]

@@ -16,6 +16,11 @@ Run: MPLSGATE_BIN_DIR=.build/release /usr/bin/python3 Tests/Integration/test_fas
    its entry through a swap the fast tier does (via p1), a 5-label swap it leaves to AF_XDP (via p9) and a
    popToVXLAN (AF_XDP, out of dc0): every frame arrives once, on core0 or dc0, with one generation's rewrite, and
    the label's counter counts every frame; frames overtaken at a tier change are reported.
+6. One generation per frame: 10,000 frames/s of a two-label stack (150 pop, 151 swap) for 20 s
+   (MPLSGATE_GENERATION_SECONDS) while commits, as fast as the agent takes them, change both labels and the next
+   hop's MAC together: A uniform, 151 -> 210, MAC :09; then A pipe, 151 -> 211, MAC :0a. A frame that read one
+   label, or the record, from the other generation has a TTL, label and MAC that do not belong together; none may.
+   Every frame is forwarded by the fast tier.
 """
 import struct
 import json
@@ -324,8 +329,84 @@ def run_churn_across_tiers(a, p, tmp):
     print(f"  ({reordered} frames arrived on a port after a later one: overtaken at a tier change)")
 
 
+def run_one_generation_per_frame(a, p, tmp):
+    seconds = int(os.environ.get("MPLSGATE_GENERATION_SECONDS", "20"))
+    print(f"one generation per frame: 10k packets/s for {seconds} s of labels 150 (pop) + 151 (swap), every commit "
+          "changing both labels and the next hop's MAC")
+    gro(p, True)
+    agent = Agent(a, CONFIG, FIB, instance="fast-gen")
+    if not check(agent.started(), "agent starts"):
+        gro(p, False)
+        return
+    rpc = RPC(agent.socket)
+
+    def generation(g):
+        mac = "02:aa:00:00:00:09" if g == 0 else "02:aa:00:00:00:0a"
+        return [{"op": "replace" if g >= 0 else "add", "kind": "nextHop",
+                 "entry": {"name": "g9", "port": "core0", "mac": mac}},
+                {"op": "replace" if g >= 0 else "add", "kind": "ilm",
+                 "entry": {"label": 150, "op": "pop", "ttlMode": "uniform" if g == 0 else "pipe"}},
+                {"op": "replace" if g >= 0 else "add", "kind": "ilm",
+                 "entry": {"label": 151, "op": "swap", "out": [210 if g == 0 else 211], "via": "g9"}}]
+    first = generation(0)
+    for o in first:
+        o["op"] = "add"
+    rpc.result("apply", {"operations": first})
+    # Label 150 TTL 64 S=0, label 151 TTL 200 S=1, then an IPv4 packet.
+    swap = next(c for c in CASES if c["name"] == "swap ttl 64, S=0 kept, label below untouched")
+    frame = bytearray(bytes.fromhex(swap["input"]))
+    head = bytes(frame[:14]) + struct.pack(">II", 150 << 12 | 64, 151 << 12 | 1 << 8 | 200)
+    ip = bytes.fromhex("4500001c000100004011f8c70a0000010a000002") + b"\x07" * 8
+    pcap = os.path.join(tmp, "gen.pcap")
+    wrpcap(pcap, [Ether(head + ip + b"\0" * 16)])
+    out_path = os.path.join(tmp, "gen-core0.pcap")
+    sink = Sink(p, "p-core0", out=out_path, extra=("--stream-only",), idle=2)
+    count = 10000 * seconds
+    sender = p.popen(binary("mplsgate-traffic"), "send", "--iface", "p-core0", "--pcap", pcap, "--count", str(count),
+                     "--rate", "10000", "--stream", "4", stdout=subprocess.PIPE)
+    commits, took = 0, []
+    t0 = time.time()
+    while sender.poll() is None and time.time() < t0 + seconds + 5:
+        c0 = time.time()
+        rpc.result("apply", {"operations": generation((commits + 1) % 2)})
+        took.append(time.time() - c0)
+        commits += 1
+    out, _ = sender.communicate(timeout=60)
+    sent = json.loads(out.strip().splitlines()[-1])["sent"]
+    sink.result(timeout=120)
+    fast = rpc.result("counters")["ports"]["core0"]["xdp"]["fastForwarded"]
+    switches = rpc.result("info")["fastTier"]["generationSwitches"]
+    rpc.close()
+    rc, _, _ = agent.stop()
+    gro(p, False)
+    seen, by_gen, mixed = set(), [0, 0], []
+    for f in pcap_frames(out_path):
+        seq = trailer_seq(f)
+        if seq is None:
+            continue
+        seen.add(seq)
+        mac, lse = f[0:6].hex(), struct.unpack(">I", f[14:18])[0]
+        view = (mac, lse >> 12, lse & 0xFF)
+        if view == ("02aa00000009", 210, 62):
+            by_gen[0] += 1      # pop uniform: 64 - 1 inherited, swap - 1
+        elif view == ("02aa0000000a", 211, 199):
+            by_gen[1] += 1      # pop pipe: 151's own 200, swap - 1
+        else:
+            mixed.append(view)
+    took.sort()
+    print(f"  {commits} commits in {seconds} s, each switching the generation: apply p50 "
+          f"{took[len(took) // 2] * 1e3:.1f} ms, p99 {took[int(len(took) * 0.99)] * 1e3:.1f} ms")
+    check(sent == count and len(seen) == sent, f"0 frames lost: {len(seen)} of {sent} arrived")
+    check(commits >= 5 * seconds and switches >= commits, f"{commits} commits, {switches} generation switches")
+    check(not mixed, f"0 mixed-generation rewrites ({len(mixed)}: {mixed[:3]})")
+    check(all(by_gen), f"both generations forwarded frames: {by_gen}")
+    check(fast == sent, f"the fast tier forwarded every frame ({fast} of {sent})")
+    check(rc == 0, "agent stops cleanly")
+
+
 def main():
-    return run_lab_suite("test_fast_tier.py", "fast-tier", [run_sameness, run_tier_change, run_churn_across_tiers])
+    return run_lab_suite("test_fast_tier.py", "fast-tier", [run_sameness, run_tier_change, run_churn_across_tiers,
+                                                            run_one_generation_per_frame])
 
 
 if __name__ == "__main__":

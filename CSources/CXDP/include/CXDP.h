@@ -19,8 +19,8 @@ int mg_prog_load(const void *object, size_t size, struct mg_prog **out);
 /* Entries of the fast tier's tables (bpf/fast_tier.h); 0 = one entry (fast tier off: nothing allocated). */
 struct mg_fast_sizes {
     uint32_t entries;      /* fast-tier entries (labels the fast tier switches at once, with their counters) */
-    uint32_t next_hops;    /* next-hop slots */
-    uint32_t buckets;      /* groups x 4096 x 2 */
+    uint32_t next_hops;    /* next-hop slots (the records map holds two halves of them) */
+    uint32_t buckets;      /* two halves x groups x 4096 */
 };
 /* mg_prog_load with the fast tier's tables sized before the load. */
 int mg_prog_load_sized(const void *object, size_t size, const struct mg_fast_sizes *sizes, struct mg_prog **out);
@@ -29,6 +29,14 @@ int mg_prog_map_fd(const struct mg_prog *prog, const char *name);
 int mg_map_update(int fd, const void *key, const void *value);
 /* Looks up one key; a per-CPU map's value is one (8-byte aligned) value per possible CPU. */
 int mg_map_lookup(int fd, const void *key, void *value);
+/* Maps an mmapable array map (BPF_F_MMAPABLE) shared and writable: its values at `*stride` bytes apart (the value
+ * size rounded up to 8), `*entries` of them, `*bytes` mapped. NULL with errno set when it cannot. */
+void *mg_map_mmap(int fd, size_t *bytes, uint32_t *stride, uint32_t *entries);
+/* A 32-bit store the XDP program reads whole (tables written in place). */
+static inline void mg_store_u32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+/* Points slot 0 of an ARRAY_OF_MAPS map at map `inner_fd`; returns after an RCU grace period (no program still
+ * reads the slot's previous map). */
+int mg_map_set_inner(int outer_fd, int inner_fd);
 /* Number of possible CPUs (per-CPU map values hold this many). */
 int mg_possible_cpus(void);
 /* Loads a second program whose fast-tier tables are `share`'s (one FIB for every core port). */

@@ -83,13 +83,29 @@ struct mg_fast_next_hop {
     __u32 reserved2;
 };
 
-/* The one entry of "mg_fast_config". */
+/* The one entry of "mg_fast_config": what steps the fast tier aside, whatever the generation. */
 struct mg_fast_config {
-    __u32 group_count;
     __u32 trace_armed;         /* non-zero: every frame goes to AF_XDP (the trace sees it) */
-    __u32 paused;              /* non-zero: every frame goes to AF_XDP (tables being rewritten) */
+    __u32 paused;              /* non-zero: every frame goes to AF_XDP (a sync failed, or too many groups) */
+};
+
+/* One generation of the tables (issue 19: one generation per frame). The generational tables -- label slots,
+ * next-hop records, group buckets -- hold two halves; the one entry of the inner map in "mg_fast_generation"'s one
+ * slot says which half a frame reads, and the frame looks that slot up once. A commit writes its change into the
+ * other half, points the slot at the other inner map (the update returns after an RCU grace period: no frame reads
+ * the old half any more), then writes the same change into the old half. */
+struct mg_fast_generation {
+    __u32 half;                /* 0 or 1: mg_fast_ilm_slot.index[half] */
+    __u32 next_hop_base;       /* half x next-hop slots: the half's first record in mg_fast_next_hops */
+    __u32 bucket_base;         /* half x groups x 4096: the half's first bucket in mg_fast_buckets */
     __u32 pad;
 };
+
+/* A label's slot in "mg_fast_ilm": its entry's index + 1 in each half (0: not a fast-tier label). */
+struct mg_fast_ilm_slot { __u32 index[2]; };
+
+/* One bucket of a group in "mg_fast_buckets": its next-hop slot and the second choice (FIBSnapshot.groupBuckets). */
+struct mg_fast_bucket { __u32 primary, second; };
 
 struct mg_fast_counter { __u64 packets, bytes; };
 struct mg_fast_port_counters { __u64 rx_packets, rx_bytes, tx_packets, tx_bytes; };

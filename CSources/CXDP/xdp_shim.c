@@ -28,7 +28,11 @@ struct mg_prog {
     int xskmap_fd;
     int port_fd;
     int stats_fd;
+    /* The fast tier's transmit-error counters (bpf/xmit_errors.h): attached with the owner's tables. */
+    struct bpf_link *xmit_links[2];
 };
+
+static const char *const xmit_programs[] = { "mg_fast_devmap_xmit", "mg_fast_redirect_err" };
 
 static int silent_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
@@ -53,24 +57,30 @@ int mg_prog_load(const void *object, size_t size, struct mg_prog **out)
 static const char *const shared_maps[] = {
     "mg_fast_ilm", "mg_fast_table", "mg_fast_entries", "mg_fast_next_hops", "mg_fast_liveness",
     "mg_fast_buckets", "mg_fast_config", "mg_fast_tx", "mg_fast_egress", "mg_fast_cpu", "mg_fast_gen0",
-    "mg_fast_gen1", "mg_fast_generation",
+    "mg_fast_gen1", "mg_fast_generation", "mg_fast_ifindex", "mg_fast_xmit_errors",
 };
 
 static int load(const void *object, size_t size, const struct mg_fast_sizes *sizes, const struct mg_prog *share,
-                struct mg_prog **out);
+                int trace, struct mg_prog **out);
 
 int mg_prog_load_shared(const void *object, size_t size, const struct mg_prog *share, struct mg_prog **out)
 {
-    return load(object, size, NULL, share, out);
+    return load(object, size, NULL, share, 0, out);
 }
 
+/* The owner of the fast tier's tables also counts its transmit errors, where the kernel can (BTF, tp_btf): if the
+ * tracing programs do not load, the XDP program is loaded without them. */
 int mg_prog_load_sized(const void *object, size_t size, const struct mg_fast_sizes *sizes, struct mg_prog **out)
 {
-    return load(object, size, sizes, NULL, out);
+    if (sizes->entries && load(object, size, sizes, NULL, 1, out) == 0)
+        return 0;
+    return load(object, size, sizes, NULL, 0, out);
 }
 
+int mg_prog_counts_xmit_errors(const struct mg_prog *prog) { return prog->xmit_links[0] != NULL; }
+
 static int load(const void *object, size_t size, const struct mg_fast_sizes *sizes, const struct mg_prog *share,
-                struct mg_prog **out)
+                int trace, struct mg_prog **out)
 {
     libbpf_set_print(silent_print);
     struct mg_prog *p = calloc(1, sizeof(*p));
@@ -83,6 +93,11 @@ static int load(const void *object, size_t size, const struct mg_fast_sizes *siz
         return (int)err;
     }
     int rc = 0;
+    for (size_t i = 0; i < 2; i++) {
+        struct bpf_program *t = bpf_object__find_program_by_name(p->obj, xmit_programs[i]);
+        if (t)
+            bpf_program__set_autoload(t, trace);
+    }
     if (share) {
         for (size_t i = 0; !rc && i < sizeof(shared_maps) / sizeof(shared_maps[0]); i++) {
             struct bpf_map *m = bpf_object__find_map_by_name(p->obj, shared_maps[i]);
@@ -118,6 +133,15 @@ static int load(const void *object, size_t size, const struct mg_fast_sizes *siz
         free(p);
         return -ENOENT;
     }
+    for (size_t i = 0; trace && i < 2; i++) {
+        struct bpf_program *t = bpf_object__find_program_by_name(p->obj, xmit_programs[i]);
+        struct bpf_link *link = t ? bpf_program__attach(t) : NULL;
+        if (!link || libbpf_get_error(link)) {
+            mg_prog_close(p);
+            return -EOPNOTSUPP;
+        }
+        p->xmit_links[i] = link;
+    }
     *out = p;
     return 0;
 }
@@ -126,6 +150,9 @@ void mg_prog_close(struct mg_prog *prog)
 {
     if (!prog)
         return;
+    for (size_t i = 0; i < 2; i++)
+        if (prog->xmit_links[i])
+            bpf_link__destroy(prog->xmit_links[i]);
     bpf_object__close(prog->obj);
     free(prog);
 }

@@ -11,6 +11,7 @@ struct BPFObject: BuildToolPlugin {
         let header = root.appending(path: "CSources/CXDP/include/mplsgate_xdp.h")
         let script = root.appending(path: "bpf/build.sh")
         let fastTier = root.appending(path: "bpf/fast_tier.h")
+        let xmitErrors = root.appending(path: "bpf/xmit_errors.h")
         let outSwift = context.pluginWorkDirectoryURL.appending(path: "SteerProgramObject.swift")
         let outObject = context.pluginWorkDirectoryURL.appending(path: "steer.bpf.o")
         return [.buildCommand(
@@ -19,7 +20,7 @@ struct BPFObject: BuildToolPlugin {
             arguments: [script.path(), source.path(), header.deletingLastPathComponent().path(), outSwift.path(),
                         outObject.path()],
             environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"],
-            inputFiles: [source, header, script, fastTier],
+            inputFiles: [source, header, script, fastTier, xmitErrors],
             outputFiles: [outSwift])]
     }
 }

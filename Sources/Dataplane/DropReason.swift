@@ -71,6 +71,10 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     /// A multipoint VNI's frame whose source MAC is a static MAC of another place (a spoofed or misplaced host: the
     /// controller pinned that MAC elsewhere). Checked on VNIs that learn.
     case staticMACMoved
+    /// A frame the XDP fast tier redirected that the egress device then refused (the kernel's XDP transmit
+    /// errors: a veth whose peer stopped taking redirected frames, a device down or with a smaller MTU). Counted
+    /// on the ingress port by the agent, never by the pipeline.
+    case xdpTransmitError
 
     /// The name used in counters, traces and JSON.
     public var name: String {
@@ -105,6 +109,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
         case .flood: return "flood"
         case .bumRateLimited: return "bumRateLimited"
         case .staticMACMoved: return "staticMACMoved"
+        case .xdpTransmitError: return "xdpTransmitError"
         }
     }
 

@@ -99,6 +99,9 @@ public struct KernelXSKStatistics: Sendable {
 public struct FastTierPortReport: Sendable {
     public var rxPackets: UInt64
     public var txPackets: UInt64
+    /// Frames that arrived here and that the fast tier redirected, refused by the egress device (also counted as
+    /// this port's drops, xdpTransmitError).
+    public var transmitErrors: UInt64
     /// Its XDP program runs the fast tier (core ports).
     public var ingress: Bool
     /// The fast tier redirects to it (its device takes redirected frames).
@@ -218,7 +221,11 @@ public final class Agent: @unchecked Sendable {
                     programs.append(try SteerProgram(config: cfg))
                 }
             }
-            if let owner { fastTier = try FastTierTables(owner: owner, capacity: options.fastTierEntries) }
+            if let owner {
+                let fast = try FastTierTables(owner: owner, capacity: options.fastTierEntries)
+                for (i, port) in found.enumerated() { try fast.setPort(i, ifindex: port.ifindex) }
+                fastTier = fast
+            }
             try lockInterfaces()
             _ = mg_raise_memlock()
             try openSockets()
@@ -406,8 +413,12 @@ public final class Agent: @unchecked Sendable {
                 let c = fast.portCounters(i)
                 r.ports[i].pipeline.rxPackets &+= c.rxPackets; r.ports[i].pipeline.rxBytes &+= c.rxBytes
                 r.ports[i].pipeline.txPackets &+= c.txPackets; r.ports[i].pipeline.txBytes &+= c.txBytes
+                // Redirected frames the egress device refused: drops of the port they came in on.
+                let refused = fast.transmitErrors(i)
+                r.ports[i].pipeline.dropPackets &+= refused
+                r.drops[Int(DropReason.xdpTransmitError.rawValue)] &+= refused
                 r.ports[i].fast = FastTierPortReport(rxPackets: c.rxPackets, txPackets: c.txPackets,
-                                                    ingress: programs[i].fastTierOn,
+                                                    transmitErrors: refused, ingress: programs[i].fastTierOn,
                                                     egress: fast.redirectPorts.contains(i))
             }
         }

@@ -151,6 +151,9 @@ public final class FastTierTables {
     let ilm: BPFMap, table: BPFMap, entries: BPFMap, nextHops: BPFMap, liveness: BPFMap, buckets: BPFMap, config: BPFMap
     let devmap: BPFMap, egress: BPFMap, cpu: BPFMap
     let generation: BPFMap, generations: [BPFMap]
+    let ifindexes: BPFMap, transmitErrorCounts: BPFMap
+    /// The kernel's XDP transmit errors of the fast tier's redirects are counted (bpf/xmit_errors.h).
+    public let countsTransmitErrors: Bool
     /// The generational tables and the entry table, written in place.
     private let ilmSlots: MappedArray, entryTable: MappedArray, records: MappedArray, bucketPairs: MappedArray
 
@@ -232,6 +235,9 @@ public final class FastTierTables {
         cpu = try BPFMap(owner, "mg_fast_cpu", owned: true)
         generation = try BPFMap(owner, "mg_fast_generation", owned: true)
         generations = [try BPFMap(owner, "mg_fast_gen0", owned: true), try BPFMap(owner, "mg_fast_gen1", owned: true)]
+        ifindexes = try BPFMap(owner, "mg_fast_ifindex", owned: true)
+        transmitErrorCounts = try BPFMap(owner, "mg_fast_xmit_errors", owned: true)
+        countsTransmitErrors = owner.countsTransmitErrors
         ilmSlots = try MappedArray(ilm); entryTable = try MappedArray(table)
         records = try MappedArray(nextHops); bucketPairs = try MappedArray(buckets)
         halfRecords = records.count / 2; halfBuckets = bucketPairs.count / 2
@@ -250,7 +256,8 @@ public final class FastTierTables {
 
     deinit {
         state.withLock { s in for p in s.shadow { p?.deallocate() } }
-        for m in [ilm, table, entries, nextHops, liveness, buckets, config, devmap, egress, cpu, generation] + generations {
+        for m in [ilm, table, entries, nextHops, liveness, buckets, config, devmap, egress, cpu, generation, ifindexes,
+                  transmitErrorCounts] + generations {
             close(m.fd)
         }
     }
@@ -562,6 +569,20 @@ public final class FastTierTables {
             let count = s.indexOf.count
             stats.withLock { $0.entriesInUse = count; $0.hasFreeEntry = true }
         }
+    }
+
+    /// Names port `index`'s device, so that its frames the egress device refuses are counted on it.
+    public func setPort(_ index: Int, ifindex: Int32) throws(AgentError) {
+        try ifindexes.update(UInt32(bitPattern: ifindex), UInt32(index))
+    }
+
+    /// Frames that arrived on port `index`, were redirected by the fast tier and refused by the egress device
+    /// (summed over CPUs).
+    public func transmitErrors(_ index: Int) -> UInt64 {
+        guard index >= 0 && index < Int(MG_FAST_MAX_PORTS) else { return 0 }
+        return transmitErrorCounts.withPerCPU(UInt32(index), valueSize: 8) { raw, stride, cpus in
+            (0..<cpus).reduce(UInt64(0)) { $0 &+ raw.load(fromByteOffset: $1 * stride, as: UInt64.self) }
+        } ?? 0
     }
 
     /// A port's fast-tier counters (summed over CPUs): received and sent by the fast tier.

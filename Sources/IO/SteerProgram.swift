@@ -93,6 +93,10 @@ public final class SteerProgram {
 
     deinit { mg_prog_close(prog) }
 
+    /// The owner of the fast tier's tables counts the frames it redirected that the egress device refused (needs
+    /// the kernel's BTF; bpf/xmit_errors.h).
+    public var countsTransmitErrors: Bool { mg_prog_counts_xmit_errors(prog) != 0 }
+
     /// The object bytes, decoded once from the hex the build embeds.
     static let objectBytes: [UInt8] = {
         let hex = SteerProgramObject.hex

@@ -254,7 +254,8 @@ func portsJSON(_ r: AgentReport) -> JSONValue {
                              ("noSocket", n(p.program.noSocket)), ("fastForwarded", n(p.fast?.rxPackets ?? 0))])),
             ("fastTier", p.fast.map { f in
                 .object([("ingress", .bool(f.ingress)), ("egress", .bool(f.egress)),
-                         ("rxPackets", n(f.rxPackets)), ("txPackets", n(f.txPackets))])
+                         ("rxPackets", n(f.rxPackets)), ("txPackets", n(f.txPackets)),
+                         ("transmitErrors", n(f.transmitErrors))])
             } ?? .null),
         ]))
     })

@@ -55,8 +55,9 @@ import Dataplane
 
     @Test func fixturesCoverEveryDropReasonThePipelineSets() {
         let seen = Set(Lab.cases.compactMap(\.drop))
-        // flood is a verdict (its cases have copies); bumRateLimited is set by the replication step (MultipointTests).
-        let ioOnly: Set<DropReason> = [.none, .frameTooLong, .unknownPort, .noHeadroom, .flood, .bumRateLimited]
+        // flood is a verdict (its cases have copies); bumRateLimited is set by the replication step (MultipointTests);
+        // xdpTransmitError by the agent from the fast tier's counters (test_fast_tier.py).
+        let ioOnly: Set<DropReason> = [.none, .frameTooLong, .unknownPort, .noHeadroom, .flood, .bumRateLimited, .xdpTransmitError]
         for r in DropReason.allCases where !ioOnly.contains(r) {
             #expect(seen.contains(r.name), "no fixture drops with \(r.name)")
         }

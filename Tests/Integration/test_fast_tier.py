@@ -10,7 +10,9 @@ Run: MPLSGATE_BIN_DIR=.build/release /usr/bin/python3 Tests/Integration/test_fas
 2. The same frames with --fast-path off: ports, drops and per-entry (ILM) counters are the same as in 1, so the
    counters do not depend on the tier that forwarded.
 3. A tier change: a peer that stops taking redirected frames (GRO off) is noticed within the agent's one-second
-   check; frames to it keep arriving, through AF_XDP; when it takes them again the fast tier comes back.
+   check; frames to it keep arriving, through AF_XDP; when it takes them again the fast tier comes back. Frames the
+   egress device refuses after the redirect (longer than its MTU; sent before the agent noticed GRO off) are
+   counted as xdpTransmitError drops of their ingress port.
 4. A trace sees frames the fast tier would forward (it steps aside while a trace is armed).
 5. Churn across tiers: 10,000 frames/s of one label for 60 s (MPLSGATE_SOAK_SECONDS) while 1,000 commits/s cycle
    its entry through a swap the fast tier does (via p1), a 5-label swap it leaves to AF_XDP (via p9) and a
@@ -208,6 +210,40 @@ def run_tier_change(a, p, tmp):
     got = sent_and_received(50)
     f3 = fast_count()
     check(got == 50 and f3 - f2 == 50, f"GRO on again: 50 of 50 arrived ({got}), through the fast tier again ({f3 - f2})")
+
+    # Frames the egress device refuses after the redirect are drops of the port they came in on (xdpTransmitError).
+    def refused():
+        c = rpc.result("counters")
+        return c["drops"]["xdpTransmitError"], c["ports"][swap["port"]]["dropPackets"]
+
+    # Label 101 (examples/fib.json: swap to [201, 301] via p2, out of core1), 300 bytes, while core1's device has a
+    # 200-byte MTU (the FIB's next hop says 1500, so the fast tier redirects it).
+    other = "core1"
+    iface = next(pt["interface"] for pt in json.load(open(CONFIG))["ports"] if pt["name"] == other)
+    mtu = json.loads(a.run("ip", "-j", "link", "show", iface, capture=True).stdout)[0]["mtu"]
+    frame = bytearray(bytes.fromhex(swap["input"]))
+    lse = struct.unpack(">I", frame[14:18])[0]
+    frame[14:18] = struct.pack(">I", 101 << 12 | (lse & 0xFFF))
+    big = os.path.join(tmp, "swap-300.pcap")
+    wrpcap(big, [Ether(bytes(frame) + b"\x55" * (300 - len(frame)))])
+    e0, d0 = refused()
+    a.run("ip", "link", "set", iface, "mtu", "200")
+    sink = Sink(p, "p-" + other, out=os.path.join(tmp, "refused.pcap"))
+    send(p, "p-" + swap["port"], big, count=50, rate=1000)
+    time.sleep(0.3)
+    got = sink.result()["frames"]
+    a.run("ip", "link", "set", iface, "mtu", str(mtu))
+    e1, d1 = refused()
+    check(got == 0 and e1 - e0 == 50 and d1 - d0 == 50,
+          f"300-byte frames to a device with MTU 200: {got} arrived, {e1 - e0} counted as xdpTransmitError, "
+          f"{d1 - d0} as drops of {swap['port']}")
+    # A peer that stops taking redirected frames: until the agent's next check, redirected frames are refused.
+    p.run("ethtool", "-K", "p-" + out_port, "gro", "off")
+    got = sent_and_received(50)
+    e2, _ = refused()
+    check(got + (e2 - e1) == 50, f"GRO turned off and 50 frames at once: {got} arrived, {e2 - e1} refused and counted")
+    p.run("ethtool", "-K", "p-" + out_port, "gro", "on")
+    time.sleep(2.5)
     # A trace sees frames the fast tier would forward: it steps aside while the trace is armed.
     sender = p.popen(binary("mplsgate-traffic"), "send", "--iface", "p-" + swap["port"], "--pcap", pcap,
                      "--count", "2000", "--rate", "1000", stdout=subprocess.DEVNULL)

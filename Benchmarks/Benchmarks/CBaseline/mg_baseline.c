@@ -794,6 +794,7 @@ const char *mg_c_drop_name(int r)
         "oam", "bosMismatch", "ttlExpired", "badControlWord", "mtuExceeded", "vxlanNoIFlag", "unknownVNI",
         "vtepNotAllowed", "noRoute", "fibDrop", "underlayFragment", "badIPChecksum", "noHeadroom", "frameTooLong",
         "unknownPort", "noBottomOfStack", "nextHopDown", "control", "splitHorizon", "flood", "bumRateLimited", "staticMACMoved",
+        "xdpTransmitError",
     };
     return r >= 0 && r < MG_REASONS ? names[r] : 0;
 }

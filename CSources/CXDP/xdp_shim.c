@@ -3,6 +3,7 @@
 #include "CXDP.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -420,6 +421,89 @@ int mg_xdp_features(int ifindex, uint64_t *features)
         return -EOPNOTSUPP;
     memcpy(features, (const char *)f + NLA_HDRLEN, 8);
     return 0;
+}
+
+/* The id of the multicast group `name` in a CTRL_CMD_GETFAMILY reply, or -ENOENT. */
+static int mcast_group(const char *buf, int n, const char *name)
+{
+    const struct nlattr *groups = find_attr(buf, n, CTRL_ATTR_MCAST_GROUPS);
+    if (!groups)
+        return -ENOENT;
+    const char *p = (const char *)groups + NLA_HDRLEN, *end = (const char *)groups + groups->nla_len;
+    while (p + NLA_HDRLEN <= end) {
+        const struct nlattr *g = (const struct nlattr *)p;
+        if (g->nla_len < NLA_HDRLEN || p + g->nla_len > end)
+            break;
+        const char *q = p + NLA_HDRLEN, *gend = p + g->nla_len;
+        const char *gname = NULL;
+        int id = -1;
+        while (q + NLA_HDRLEN <= gend) {
+            const struct nlattr *a = (const struct nlattr *)q;
+            if (a->nla_len < NLA_HDRLEN || q + a->nla_len > gend)
+                break;
+            if ((a->nla_type & NLA_TYPE_MASK) == CTRL_ATTR_MCAST_GRP_NAME)
+                gname = q + NLA_HDRLEN;
+            else if ((a->nla_type & NLA_TYPE_MASK) == CTRL_ATTR_MCAST_GRP_ID && a->nla_len >= NLA_HDRLEN + 4)
+                memcpy(&id, q + NLA_HDRLEN, 4);
+            q += NLA_ALIGN(a->nla_len);
+        }
+        if (gname && id >= 0 && strncmp(gname, name, (size_t)(gend - gname)) == 0)
+            return id;
+        p += NLA_ALIGN(g->nla_len);
+    }
+    return -ENOENT;
+}
+
+int mg_xdp_features_subscribe(void)
+{
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+    if (fd < 0)
+        return -errno;
+    struct timeval tv = { .tv_sec = 1 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char buf[4096];
+    struct mg_nlmsg req;
+    genl_start(&req, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1);
+    put_attr(&req, CTRL_ATTR_FAMILY_NAME, "netdev", 7);
+    int n = genl_request(fd, &req, buf, sizeof(buf));
+    int group = n < 0 ? n : mcast_group(buf, n, "mgmt");
+    if (group < 0) {
+        close(fd);
+        return group;
+    }
+    if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+int mg_netlink_drain(int fd)
+{
+    char buf[8192];
+    int count = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return count;
+            if (errno == ENOBUFS)   /* notifications were lost: the caller re-reads everything anyway */
+                count++;
+            else if (errno != EINTR)
+                return -errno;
+            continue;
+        }
+        if (n == 0)
+            return count;
+        count++;
+    }
 }
 
 int mg_prog_id(const struct mg_prog *prog, uint32_t *id)

@@ -49,6 +49,11 @@ int mg_prog_load_shared(const void *object, size_t size, const struct mg_prog *s
  * the kernel has no netdev family (before 6.3), -EOPNOTSUPP when it does not report features for the device. */
 #define MG_XDP_ACT_NDO_XMIT 4
 int mg_xdp_features(int ifindex, uint64_t *features);
+/* A non-blocking netlink socket that becomes readable when a device of this namespace changes (the netdev family's
+ * "mgmt" group: added, removed, xdp-features changed), or -errno. */
+int mg_xdp_features_subscribe(void);
+/* Reads every pending message of a netlink socket: how many (lost ones, ENOBUFS, count as one), or -errno. */
+int mg_netlink_drain(int fd);
 void mg_prog_close(struct mg_prog *prog);
 int mg_prog_set_config(struct mg_prog *prog, const struct mg_port_config *config);
 int mg_prog_fd(const struct mg_prog *prog);

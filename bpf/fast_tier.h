@@ -208,7 +208,10 @@ static __always_inline long resolve(__u32 target, __u32 hash, const struct mg_fa
     __u32 bucket = hash & (MG_FAST_BUCKETS - 1);
     __u32 slot;
     if (target & MG_FAST_GROUP_BIT) {
-        const struct mg_fast_bucket *b = bucket_at(g->bucket_base + (target & 0x7FFFFFFF) * MG_FAST_BUCKETS + bucket);
+        __u32 group = target & 0x7FFFFFFF;
+        if (group >= MG_FAST_MAX_GROUPS)
+            return -1;
+        const struct mg_fast_bucket *b = bucket_at(g->bucket_base + group * MG_FAST_BUCKETS + bucket);
         if (!b)
             return -1;
         slot = b->primary;
@@ -229,7 +232,7 @@ static __always_inline long resolve(__u32 target, __u32 hash, const struct mg_fa
     if (backup == MG_FAST_NO_TARGET)
         return -1;
     if (backup & MG_FAST_GROUP_BIT) {
-        if (!(target & MG_FAST_GROUP_BIT))
+        if (!(target & MG_FAST_GROUP_BIT) || (backup & 0x7FFFFFFF) >= MG_FAST_MAX_GROUPS)
             return -1;  /* backupFlowHash: the pipeline hashes the rewritten frame */
         const struct mg_fast_bucket *b = bucket_at(g->bucket_base + (backup & 0x7FFFFFFF) * MG_FAST_BUCKETS + bucket);
         if (!b)

@@ -204,6 +204,6 @@ int mplsgate_steer(struct xdp_md *ctx)
     return pass();
 }
 
-#include "xmit_errors.h"
+#include "xmit_maps.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

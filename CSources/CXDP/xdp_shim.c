@@ -29,11 +29,13 @@ struct mg_prog {
     int xskmap_fd;
     int port_fd;
     int stats_fd;
-    /* The fast tier's transmit-error counters (bpf/xmit_errors.h): attached with the owner's tables. */
+    /* The fast tier's refused-redirect counters (bpf/xmit_errors.bpf.c): loaded for the owner of its tables. */
+    struct bpf_object *xmit_obj;
     struct bpf_link *xmit_links[2];
 };
 
 static const char *const xmit_programs[] = { "mg_fast_devmap_xmit", "mg_fast_redirect_err" };
+static const char *const xmit_maps[] = { "mg_fast_ifindex", "mg_fast_netns", "mg_fast_refused" };
 
 static int silent_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
@@ -58,30 +60,66 @@ int mg_prog_load(const void *object, size_t size, struct mg_prog **out)
 static const char *const shared_maps[] = {
     "mg_fast_ilm", "mg_fast_table", "mg_fast_entries", "mg_fast_next_hops", "mg_fast_liveness",
     "mg_fast_buckets", "mg_fast_config", "mg_fast_tx", "mg_fast_egress", "mg_fast_cpu", "mg_fast_gen0",
-    "mg_fast_gen1", "mg_fast_generation", "mg_fast_ifindex", "mg_fast_xmit_errors",
+    "mg_fast_gen1", "mg_fast_generation", "mg_fast_ifindex", "mg_fast_netns", "mg_fast_refused",
 };
 
 static int load(const void *object, size_t size, const struct mg_fast_sizes *sizes, const struct mg_prog *share,
-                int trace, struct mg_prog **out);
+                struct mg_prog **out);
 
 int mg_prog_load_shared(const void *object, size_t size, const struct mg_prog *share, struct mg_prog **out)
 {
-    return load(object, size, NULL, share, 0, out);
+    return load(object, size, NULL, share, out);
 }
 
-/* The owner of the fast tier's tables also counts its transmit errors, where the kernel can (BTF, tp_btf): if the
- * tracing programs do not load, the XDP program is loaded without them. */
 int mg_prog_load_sized(const void *object, size_t size, const struct mg_fast_sizes *sizes, struct mg_prog **out)
 {
-    if (sizes->entries && load(object, size, sizes, NULL, 1, out) == 0)
-        return 0;
-    return load(object, size, sizes, NULL, 0, out);
+    return load(object, size, sizes, NULL, out);
 }
 
-int mg_prog_counts_xmit_errors(const struct mg_prog *prog) { return prog->xmit_links[0] != NULL; }
+static void close_xmit(struct mg_prog *prog)
+{
+    for (size_t i = 0; i < 2; i++) {
+        if (prog->xmit_links[i])
+            bpf_link__destroy(prog->xmit_links[i]);
+        prog->xmit_links[i] = NULL;
+    }
+    if (prog->xmit_obj)
+        bpf_object__close(prog->xmit_obj);
+    prog->xmit_obj = NULL;
+}
+
+int mg_prog_count_refused(struct mg_prog *owner, const void *object, size_t size)
+{
+    if (owner->xmit_obj)
+        return 0;
+    struct bpf_object *obj = bpf_object__open_mem(object, size, NULL);
+    long err = libbpf_get_error(obj);
+    if (err)
+        return (int)err;
+    owner->xmit_obj = obj;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof(xmit_maps) / sizeof(xmit_maps[0]); i++) {
+        struct bpf_map *m = bpf_object__find_map_by_name(obj, xmit_maps[i]);
+        int fd = bpf_object__find_map_fd_by_name(owner->obj, xmit_maps[i]);
+        rc = (!m || fd < 0) ? -ENOENT : bpf_map__reuse_fd(m, fd);
+    }
+    if (!rc)
+        rc = bpf_object__load(obj);
+    for (size_t i = 0; !rc && i < 2; i++) {
+        struct bpf_program *t = bpf_object__find_program_by_name(obj, xmit_programs[i]);
+        struct bpf_link *link = t ? bpf_program__attach(t) : NULL;
+        if (!link || libbpf_get_error(link))
+            rc = errno ? -errno : -EOPNOTSUPP;
+        else
+            owner->xmit_links[i] = link;
+    }
+    if (rc)
+        close_xmit(owner);
+    return rc < 0 ? rc : -rc;
+}
 
 static int load(const void *object, size_t size, const struct mg_fast_sizes *sizes, const struct mg_prog *share,
-                int trace, struct mg_prog **out)
+                struct mg_prog **out)
 {
     libbpf_set_print(silent_print);
     struct mg_prog *p = calloc(1, sizeof(*p));
@@ -94,11 +132,6 @@ static int load(const void *object, size_t size, const struct mg_fast_sizes *siz
         return (int)err;
     }
     int rc = 0;
-    for (size_t i = 0; i < 2; i++) {
-        struct bpf_program *t = bpf_object__find_program_by_name(p->obj, xmit_programs[i]);
-        if (t)
-            bpf_program__set_autoload(t, trace);
-    }
     if (share) {
         for (size_t i = 0; !rc && i < sizeof(shared_maps) / sizeof(shared_maps[0]); i++) {
             struct bpf_map *m = bpf_object__find_map_by_name(p->obj, shared_maps[i]);
@@ -134,15 +167,6 @@ static int load(const void *object, size_t size, const struct mg_fast_sizes *siz
         free(p);
         return -ENOENT;
     }
-    for (size_t i = 0; trace && i < 2; i++) {
-        struct bpf_program *t = bpf_object__find_program_by_name(p->obj, xmit_programs[i]);
-        struct bpf_link *link = t ? bpf_program__attach(t) : NULL;
-        if (!link || libbpf_get_error(link)) {
-            mg_prog_close(p);
-            return -EOPNOTSUPP;
-        }
-        p->xmit_links[i] = link;
-    }
     *out = p;
     return 0;
 }
@@ -151,9 +175,7 @@ void mg_prog_close(struct mg_prog *prog)
 {
     if (!prog)
         return;
-    for (size_t i = 0; i < 2; i++)
-        if (prog->xmit_links[i])
-            bpf_link__destroy(prog->xmit_links[i]);
+    close_xmit(prog);
     bpf_object__close(prog->obj);
     free(prog);
 }

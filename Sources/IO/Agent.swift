@@ -100,7 +100,7 @@ public struct FastTierPortReport: Sendable {
     public var rxPackets: UInt64
     public var txPackets: UInt64
     /// Frames that arrived here and that the fast tier redirected, refused by the egress device (also counted as
-    /// this port's drops, xdpTransmitError).
+    /// this port's drops, xdpTransmitError; the egress port's tx leaves them out).
     public var transmitErrors: UInt64
     /// Its XDP program runs the fast tier (core ports).
     public var ingress: Bool
@@ -410,15 +410,17 @@ public final class Agent: @unchecked Sendable {
         if let fast = fastTier {
             // Frames the fast tier forwarded never reach a worker: its counters are the ports' too.
             for i in 0..<ports.count {
-                let c = fast.portCounters(i)
+                // Redirected frames the egress device refused: drops of the port they came in on, and not sent
+                // by the port they were redirected to (read first: the fast tier counted them as sent before).
+                let refused = fast.refusedRedirects(i) ?? (0, 0)
+                var c = fast.portCounters(i)
+                c.txPackets &-= min(refused.notSent, c.txPackets)
                 r.ports[i].pipeline.rxPackets &+= c.rxPackets; r.ports[i].pipeline.rxBytes &+= c.rxBytes
                 r.ports[i].pipeline.txPackets &+= c.txPackets; r.ports[i].pipeline.txBytes &+= c.txBytes
-                // Redirected frames the egress device refused: drops of the port they came in on.
-                let refused = fast.transmitErrors(i)
-                r.ports[i].pipeline.dropPackets &+= refused
-                r.drops[Int(DropReason.xdpTransmitError.rawValue)] &+= refused
+                r.ports[i].pipeline.dropPackets &+= refused.dropped
+                r.drops[Int(DropReason.xdpTransmitError.rawValue)] &+= refused.dropped
                 r.ports[i].fast = FastTierPortReport(rxPackets: c.rxPackets, txPackets: c.txPackets,
-                                                    transmitErrors: refused, ingress: programs[i].fastTierOn,
+                                                    transmitErrors: refused.dropped, ingress: programs[i].fastTierOn,
                                                     egress: fast.redirectPorts.contains(i))
             }
         }

@@ -46,7 +46,7 @@ public enum FastTier {
     }
 
     /// Groups the fast tier's bucket table holds; a FIB with more keeps every frame on AF_XDP (reported).
-    public static let maxGroups = 128
+    public static let maxGroups = Int(MG_FAST_MAX_GROUPS)
 
     /// Entries the fast tier holds by default (`--fast-tier-entries`): labels it switches at once, each with its
     /// counters (48 bytes, and 16 per CPU).
@@ -151,9 +151,10 @@ public final class FastTierTables {
     let ilm: BPFMap, table: BPFMap, entries: BPFMap, nextHops: BPFMap, liveness: BPFMap, buckets: BPFMap, config: BPFMap
     let devmap: BPFMap, egress: BPFMap, cpu: BPFMap
     let generation: BPFMap, generations: [BPFMap]
-    let ifindexes: BPFMap, transmitErrorCounts: BPFMap
-    /// The kernel's XDP transmit errors of the fast tier's redirects are counted (bpf/xmit_errors.h).
-    public let countsTransmitErrors: Bool
+    let ifindexes: BPFMap, refused: BPFMap
+    /// Why the frames an egress device refuses after a redirect are not counted (bpf/xmit_errors.bpf.c did not
+    /// load or attach), or nil when they are.
+    public let refusedNotCounted: String?
     /// The generational tables and the entry table, written in place.
     private let ilmSlots: MappedArray, entryTable: MappedArray, records: MappedArray, bucketPairs: MappedArray
 
@@ -236,8 +237,16 @@ public final class FastTierTables {
         generation = try BPFMap(owner, "mg_fast_generation", owned: true)
         generations = [try BPFMap(owner, "mg_fast_gen0", owned: true), try BPFMap(owner, "mg_fast_gen1", owned: true)]
         ifindexes = try BPFMap(owner, "mg_fast_ifindex", owned: true)
-        transmitErrorCounts = try BPFMap(owner, "mg_fast_xmit_errors", owned: true)
-        countsTransmitErrors = owner.countsTransmitErrors
+        refused = try BPFMap(owner, "mg_fast_refused", owned: true)
+        // The counters count the agent's own namespace only (tracepoints fire for every one).
+        var st = stat()
+        guard stat("/proc/self/ns/net", &st) == 0 else {
+            throw AgentError("reading the agent's network namespace (/proc/self/ns/net) failed: \(errnoText(errno))")
+        }
+        try BPFMap(owner, "mg_fast_netns").update(UInt32(0), UInt32(truncatingIfNeeded: st.st_ino))
+        var why: String? = nil
+        do throws(AgentError) { try owner.countRefusedRedirects() } catch { why = error.description }
+        refusedNotCounted = why
         ilmSlots = try MappedArray(ilm); entryTable = try MappedArray(table)
         records = try MappedArray(nextHops); bucketPairs = try MappedArray(buckets)
         halfRecords = records.count / 2; halfBuckets = bucketPairs.count / 2
@@ -257,7 +266,7 @@ public final class FastTierTables {
     deinit {
         state.withLock { s in for p in s.shadow { p?.deallocate() } }
         for m in [ilm, table, entries, nextHops, liveness, buckets, config, devmap, egress, cpu, generation, ifindexes,
-                  transmitErrorCounts] + generations {
+                  refused] + generations {
             close(m.fd)
         }
     }
@@ -390,6 +399,11 @@ public final class FastTierTables {
     }
 
     private func syncLocked(_ fib: FIBSnapshot, _ s: inout Synced, full: Bool) throws(AgentError) {
+        let tooMany = fib.groupCount > FastTier.maxGroups
+        let off = shared.withLock { $0.forcedOff }
+        // Stepped aside before anything is written when the tables cannot hold this FIB (its buckets are not
+        // written) or everything is rewritten (a failed sync left entries that labels of the active half may reach).
+        if tooMany || off || full { try setConfig { $0.paused = 1 } }
         var c = Change()
         c.clear = full
         // Next hops and groups: the records and bucket pairs that differ from what was written.
@@ -459,8 +473,6 @@ public final class FastTierTables {
             write(c, half: s.half, s)
             write(c, half: 1 - s.half, s)
         }
-        let tooMany = fib.groupCount > FastTier.maxGroups
-        let off = shared.withLock { $0.forcedOff }
         try setConfig { $0.paused = tooMany || off ? 1 : 0 }
         s.lastSyncWrites = c.labels.count
     }
@@ -576,13 +588,17 @@ public final class FastTierTables {
         try ifindexes.update(UInt32(bitPattern: ifindex), UInt32(index))
     }
 
-    /// Frames that arrived on port `index`, were redirected by the fast tier and refused by the egress device
-    /// (summed over CPUs).
-    public func transmitErrors(_ index: Int) -> UInt64 {
-        guard index >= 0 && index < Int(MG_FAST_MAX_PORTS) else { return 0 }
-        return transmitErrorCounts.withPerCPU(UInt32(index), valueSize: 8) { raw, stride, cpus in
-            (0..<cpus).reduce(UInt64(0)) { $0 &+ raw.load(fromByteOffset: $1 * stride, as: UInt64.self) }
-        } ?? 0
+    /// Frames the fast tier redirected that the egress device refused, for port `index` (summed over CPUs): those
+    /// that arrived on it (drops), and those redirected to it (counted as sent, never left). nil when the map
+    /// cannot be read.
+    public func refusedRedirects(_ index: Int) -> (dropped: UInt64, notSent: UInt64)? {
+        guard index >= 0 && index < Int(MG_FAST_MAX_PORTS) else { return nil }
+        return refused.withPerCPU(UInt32(index), valueSize: MemoryLayout<mg_fast_refused>.size) { raw, stride, cpus in
+            (0..<cpus).reduce(into: (dropped: UInt64(0), notSent: UInt64(0))) { sum, c in
+                let v = raw.load(fromByteOffset: c * stride, as: mg_fast_refused.self)
+                sum.dropped &+= v.dropped; sum.notSent &+= v.not_sent
+            }
+        }
     }
 
     /// A port's fast-tier counters (summed over CPUs): received and sent by the fast tier.

@@ -93,13 +93,18 @@ public final class SteerProgram {
 
     deinit { mg_prog_close(prog) }
 
-    /// The owner of the fast tier's tables counts the frames it redirected that the egress device refused (needs
-    /// the kernel's BTF; bpf/xmit_errors.h).
-    public var countsTransmitErrors: Bool { mg_prog_counts_xmit_errors(prog) != 0 }
+    /// Loads and attaches, for the owner of the fast tier's tables, the tracing programs that count the frames it
+    /// redirected and the egress device refused (bpf/xmit_errors.bpf.c: the kernel's BTF and CAP_PERFMON).
+    func countRefusedRedirects() throws(AgentError) {
+        let object = SteerProgram.decode(XmitErrorsObject.hex)
+        let rc = object.withUnsafeBytes { mg_prog_count_refused(prog, $0.baseAddress, $0.count) }
+        if rc != 0 { throw AgentError(errnoText(rc)) }
+    }
 
     /// The object bytes, decoded once from the hex the build embeds.
-    static let objectBytes: [UInt8] = {
-        let hex = SteerProgramObject.hex
+    static let objectBytes: [UInt8] = decode(SteerProgramObject.hex)
+
+    static func decode(_ hex: StaticString) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(hex.utf8CodeUnitCount / 2)
         hex.withUTF8Buffer { buf in
@@ -108,7 +113,7 @@ public final class SteerProgram {
             while i + 1 < buf.count { out.append(nibble(buf[i]) << 4 | nibble(buf[i + 1])); i += 2 }
         }
         return out
-    }()
+    }
 
     /// Builds the map value for a port: its role, VXLAN port and the addresses to match.
     static func portConfig(role: PortRole, vxlanPort: UInt16, addresses: [IPAddress]) throws(AgentError) -> mg_port_config {

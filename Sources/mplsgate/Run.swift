@@ -142,8 +142,8 @@ func runAgent(_ o: RunCommand) -> Never {
         let to = fast.redirectPorts.sorted().map { agent.ports[$0].name }
         log.info("fast tier on for \(on.joined(separator: ", ")); redirects to \(to.isEmpty ? "no port yet" : to.joined(separator: ", ")) (a port takes redirected frames while its device says so: a veth while its peer has XDP or GRO on)")
         log.info("fast tier tables: \(fast.capacity) entries, \(fast.mapBytes / 1024) KiB of maps (--fast-tier-entries)")
-        if !fast.countsTransmitErrors {
-            log.warning("fast tier: frames an egress device refuses after a redirect are not counted (the kernel has no BTF for the tracepoint programs that count them: bpf/xmit_errors.h)")
+        if let why = fast.refusedNotCounted {
+            log.warning("fast tier: frames an egress device refuses after a redirect are not counted: loading the tracing programs that count them failed (\(why); they need the kernel's BTF and CAP_PERFMON: bpf/xmit_errors.bpf.c)")
         }
     }
     engine.publish = { snapshot in

@@ -216,9 +216,9 @@ def run_tier_change(a, p, tmp):
                                        f"again ({f3 - f2})")
 
     # Frames the egress device refuses after the redirect are drops of the port they came in on (xdpTransmitError).
-    def refused():
+    def refused(egress="core1"):
         c = rpc.result("counters")
-        return c["drops"]["xdpTransmitError"], c["ports"][swap["port"]]["dropPackets"]
+        return c["drops"]["xdpTransmitError"], c["ports"][swap["port"]]["dropPackets"], c["ports"][egress]["txPackets"]
 
     # Label 101 (examples/fib.json: swap to [201, 301] via p2, out of core1), 300 bytes, while core1's device has a
     # 200-byte MTU (the FIB's next hop says 1500, so the fast tier redirects it).
@@ -230,21 +230,21 @@ def run_tier_change(a, p, tmp):
     frame[14:18] = struct.pack(">I", 101 << 12 | (lse & 0xFFF))
     big = os.path.join(tmp, "swap-300.pcap")
     wrpcap(big, [Ether(bytes(frame) + b"\x55" * (300 - len(frame)))])
-    e0, d0 = refused()
+    e0, d0, t0 = refused()
     a.run("ip", "link", "set", iface, "mtu", "200")
     sink = Sink(p, "p-" + other, out=os.path.join(tmp, "refused.pcap"))
     send(p, "p-" + swap["port"], big, count=50, rate=1000)
     time.sleep(0.3)
     got = sink.result()["frames"]
     a.run("ip", "link", "set", iface, "mtu", str(mtu))
-    e1, d1 = refused()
-    check(got == 0 and e1 - e0 == 50 and d1 - d0 == 50,
+    e1, d1, t1 = refused()
+    check(got == 0 and e1 - e0 == 50 and d1 - d0 == 50 and t1 == t0,
           f"300-byte frames to a device with MTU 200: {got} arrived, {e1 - e0} counted as xdpTransmitError, "
-          f"{d1 - d0} as drops of {swap['port']}")
+          f"{d1 - d0} as drops of {swap['port']}, {t1 - t0} as sent by {other}")
     # A peer that stops taking redirected frames: until the agent has followed, redirected frames are refused.
     p.run("ethtool", "-K", "p-" + out_port, "gro", "off")
     got = sent_and_received(50)
-    e2, _ = refused()
+    e2, _, _ = refused()
     check(got + (e2 - e1) == 50, f"GRO turned off and 50 frames at once: {got} arrived, {e2 - e1} refused and counted")
     p.run("ethtool", "-K", "p-" + out_port, "gro", "on")
     time.sleep(0.5)

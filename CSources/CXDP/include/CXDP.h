@@ -24,9 +24,10 @@ struct mg_fast_sizes {
 };
 /* mg_prog_load with the fast tier's tables sized before the load. */
 int mg_prog_load_sized(const void *object, size_t size, const struct mg_fast_sizes *sizes, struct mg_prog **out);
-/* 1 when the program (the owner of the fast tier's tables) counts the frames the fast tier redirected that the
- * egress device refused (bpf/xmit_errors.h: needs the kernel's BTF), 0 when not. */
-int mg_prog_counts_xmit_errors(const struct mg_prog *prog);
+/* Loads and attaches the tracing programs that count the frames the fast tier redirected and the egress device
+ * refused (bpf/xmit_errors.bpf.c: needs the kernel's BTF and CAP_PERFMON), on the maps of `owner` (the owner of the
+ * fast tier's tables), which keeps them until it is closed. 0, or -errno. */
+int mg_prog_count_refused(struct mg_prog *owner, const void *object, size_t size);
 /* The fd of one of the program's maps by name, or -ENOENT. */
 int mg_prog_map_fd(const struct mg_prog *prog, const char *name);
 int mg_map_update(int fd, const void *key, const void *value);

@@ -56,6 +56,7 @@ struct mg_port_config {
 #define MG_FAST_NO_TARGET 0x7FFFFFFFu   /* FIB.ForwardTarget.none */
 #define MG_FAST_GROUP_BIT 0x80000000u
 #define MG_FAST_BUCKETS 4096            /* FIB.ECMP.bucketCount */
+#define MG_FAST_MAX_GROUPS 128          /* groups the bucket table holds (FastTier.maxGroups) */
 
 /* One label the fast tier switches, in "mg_fast_table" at the index "mg_fast_ilm" gives (index + 1; 0: not a fast
  * label). A pop entry needs op and flags; a swap or PHP entry carries the part of its FIB.Action it reads. The
@@ -108,6 +109,9 @@ struct mg_fast_ilm_slot { __u32 index[2]; };
 struct mg_fast_bucket { __u32 primary, second; };
 
 struct mg_fast_counter { __u64 packets, bytes; };
+/* Frames the fast tier redirected that the egress device refused (bpf/xmit_errors.bpf.c), per port: as the ingress
+ * port (a drop: xdpTransmitError) and as the egress port (the fast tier counted them as sent). */
+struct mg_fast_refused { __u64 dropped, not_sent; };
 struct mg_fast_port_counters { __u64 rx_packets, rx_bytes, tx_packets, tx_bytes; };
 
 /* The record of the last MPLS frame the fast tier looked at (tests read it after BPF_PROG_TEST_RUN). */

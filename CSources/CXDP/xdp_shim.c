@@ -408,22 +408,32 @@ static const struct nlattr *find_attr(const char *buf, int n, uint16_t type)
     return NULL;
 }
 
-int mg_xdp_features(int ifindex, uint64_t *features)
+/* A generic netlink socket (1-s receive timeout) in *fd and the netdev family's CTRL_CMD_GETFAMILY reply in buf:
+ * its length, or -errno (the socket closed). */
+static int netdev_family(int *fd, char *buf, size_t cap)
 {
-    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
-    if (fd < 0)
+    *fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+    if (*fd < 0)
         return -errno;
     struct timeval tv = { .tv_sec = 1 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char buf[4096];
+    setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     struct mg_nlmsg req;
     genl_start(&req, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1);
     put_attr(&req, CTRL_ATTR_FAMILY_NAME, "netdev", 7);
-    int n = genl_request(fd, &req, buf, sizeof(buf));
-    if (n < 0) {
-        close(fd);
-        return n == -ENOENT ? -ENOENT : n;
-    }
+    int n = genl_request(*fd, &req, buf, cap);
+    if (n < 0)
+        close(*fd);
+    return n;
+}
+
+int mg_xdp_features(int ifindex, uint64_t *features)
+{
+    int fd;
+    char buf[4096];
+    struct mg_nlmsg req;
+    int n = netdev_family(&fd, buf, sizeof(buf));
+    if (n < 0)
+        return n;
     const struct nlattr *id = find_attr(buf, n, CTRL_ATTR_FAMILY_ID);
     if (!id) {
         close(fd);
@@ -478,17 +488,12 @@ static int mcast_group(const char *buf, int n, const char *name)
 
 int mg_xdp_features_subscribe(void)
 {
-    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
-    if (fd < 0)
-        return -errno;
-    struct timeval tv = { .tv_sec = 1 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int fd;
     char buf[4096];
-    struct mg_nlmsg req;
-    genl_start(&req, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1);
-    put_attr(&req, CTRL_ATTR_FAMILY_NAME, "netdev", 7);
-    int n = genl_request(fd, &req, buf, sizeof(buf));
-    int group = n < 0 ? n : mcast_group(buf, n, "mgmt");
+    int n = netdev_family(&fd, buf, sizeof(buf));
+    if (n < 0)
+        return n;
+    int group = mcast_group(buf, n, "mgmt");
     if (group < 0) {
         close(fd);
         return group;

@@ -285,17 +285,25 @@ def trailer_seq(frame):
     return None
 
 
+def start_with_gro(a, p, instance):
+    """An agent on the lab FIB with every peer taking redirected frames (GRO on), and its control socket; (None,
+    None) when it does not start."""
+    gro(p, True)
+    agent = Agent(a, CONFIG, FIB, instance=instance)
+    if not check(agent.started(), "agent starts"):
+        gro(p, False)
+        return None, None
+    return agent, RPC(agent.socket)
+
+
 def run_churn_across_tiers(a, p, tmp):
     seconds = int(os.environ.get("MPLSGATE_SOAK_SECONDS", "60"))
     rate = int(os.environ.get("MPLSGATE_SOAK_COMMITS_PER_SECOND", "1000"))
     print(f"churn across tiers: 10k packets/s for {seconds} s, {rate} commits/s cycling label 100 through a fast-tier "
           "swap, a 5-label swap (AF_XDP) and a popToVXLAN (AF_XDP)")
-    gro(p, True)
-    agent = Agent(a, CONFIG, FIB, instance="fast-churn")
-    if not check(agent.started(), "agent starts"):
-        gro(p, False)
+    agent, rpc = start_with_gro(a, p, "fast-churn")
+    if not agent:
         return
-    rpc = RPC(agent.socket)
     rpc.result("apply", {"operations": [{"op": "add", "kind": "nextHop",
                                          "entry": {"name": "p9", "port": "core0", "mac": "02:aa:00:00:00:09"}}]})
     gens = [
@@ -373,25 +381,16 @@ def run_one_generation_per_frame(a, p, tmp):
     seconds = int(os.environ.get("MPLSGATE_GENERATION_SECONDS", "20"))
     print(f"one generation per frame: 10k packets/s for {seconds} s of labels 150 (pop) + 151 (swap), every commit "
           "changing both labels and the next hop's MAC")
-    gro(p, True)
-    agent = Agent(a, CONFIG, FIB, instance="fast-gen")
-    if not check(agent.started(), "agent starts"):
-        gro(p, False)
+    agent, rpc = start_with_gro(a, p, "fast-gen")
+    if not agent:
         return
-    rpc = RPC(agent.socket)
 
-    def generation(g):
+    def generation(g, op="replace"):
         mac = "02:aa:00:00:00:09" if g == 0 else "02:aa:00:00:00:0a"
-        return [{"op": "replace" if g >= 0 else "add", "kind": "nextHop",
-                 "entry": {"name": "g9", "port": "core0", "mac": mac}},
-                {"op": "replace" if g >= 0 else "add", "kind": "ilm",
-                 "entry": {"label": 150, "op": "pop", "ttlMode": "uniform" if g == 0 else "pipe"}},
-                {"op": "replace" if g >= 0 else "add", "kind": "ilm",
-                 "entry": {"label": 151, "op": "swap", "out": [210 if g == 0 else 211], "via": "g9"}}]
-    first = generation(0)
-    for o in first:
-        o["op"] = "add"
-    rpc.result("apply", {"operations": first})
+        return [{"op": op, "kind": "nextHop", "entry": {"name": "g9", "port": "core0", "mac": mac}},
+                {"op": op, "kind": "ilm", "entry": {"label": 150, "op": "pop", "ttlMode": "uniform" if g == 0 else "pipe"}},
+                {"op": op, "kind": "ilm", "entry": {"label": 151, "op": "swap", "out": [210 if g == 0 else 211], "via": "g9"}}]
+    rpc.result("apply", {"operations": generation(0, op="add")})
     # Label 150 TTL 64 S=0, label 151 TTL 200 S=1, then an IPv4 packet.
     swap = next(c for c in CASES if c["name"] == "swap ttl 64, S=0 kept, label below untouched")
     frame = bytearray(bytes.fromhex(swap["input"]))

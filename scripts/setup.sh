@@ -67,6 +67,8 @@ need "FRR's bfdd (the BFD interop test)" "apt-get install frr" test -x /usr/lib/
 need "prometheus and promtool (the metrics test and the alert rules)" "apt-get install prometheus" \
   sh -c "command -v prometheus && command -v promtool"
 need "capsh (the restricted test runs drop capabilities)" "apt-get install libcap2-bin" command -v capsh
+need "the kernel's BTF (the fast tier's refused-redirect counters, bpf/xmit_errors.bpf.c, and their tests)" \
+  "use a kernel built with CONFIG_DEBUG_INFO_BTF=y" test -s /sys/kernel/btf/vmlinux
 if [ "$(id -u)" -eq 0 ]; then
   ns="mgsetup-$$"
   if ip netns add "$ns" 2>/dev/null; then

@@ -391,21 +391,26 @@ static int genl_request(int fd, struct mg_nlmsg *req, char *buf, size_t cap)
     return (int)n;
 }
 
-/* The attribute `type` of a generic netlink reply, or NULL. */
-static const struct nlattr *find_attr(const char *buf, int n, uint16_t type)
+/* The attribute `type` among the attributes in [p, end), or NULL; `type` -1: the first one. */
+static const struct nlattr *attr_in(const char *p, const char *end, int type)
 {
-    const struct nlmsghdr *nh = (const struct nlmsghdr *)buf;
-    const char *p = (const char *)NLMSG_DATA(nh) + GENL_HDRLEN;
-    const char *end = buf + (nh->nlmsg_len < (unsigned)n ? nh->nlmsg_len : (unsigned)n);
     while (p + NLA_HDRLEN <= end) {
         const struct nlattr *a = (const struct nlattr *)p;
         if (a->nla_len < NLA_HDRLEN || p + a->nla_len > end)
             break;
-        if ((a->nla_type & NLA_TYPE_MASK) == type)
+        if (type < 0 || (a->nla_type & NLA_TYPE_MASK) == type)
             return a;
         p += NLA_ALIGN(a->nla_len);
     }
     return NULL;
+}
+
+/* The attribute `type` of a generic netlink reply, or NULL. */
+static const struct nlattr *find_attr(const char *buf, int n, uint16_t type)
+{
+    const struct nlmsghdr *nh = (const struct nlmsghdr *)buf;
+    const char *end = buf + (nh->nlmsg_len < (unsigned)n ? nh->nlmsg_len : (unsigned)n);
+    return attr_in((const char *)NLMSG_DATA(nh) + GENL_HDRLEN, end, type);
 }
 
 /* A generic netlink socket (1-s receive timeout) in *fd and the netdev family's CTRL_CMD_GETFAMILY reply in buf:
@@ -461,27 +466,20 @@ static int mcast_group(const char *buf, int n, const char *name)
     const struct nlattr *groups = find_attr(buf, n, CTRL_ATTR_MCAST_GROUPS);
     if (!groups)
         return -ENOENT;
-    const char *p = (const char *)groups + NLA_HDRLEN, *end = (const char *)groups + groups->nla_len;
-    while (p + NLA_HDRLEN <= end) {
-        const struct nlattr *g = (const struct nlattr *)p;
-        if (g->nla_len < NLA_HDRLEN || p + g->nla_len > end)
-            break;
-        const char *q = p + NLA_HDRLEN, *gend = p + g->nla_len;
-        const char *gname = NULL;
-        int id = -1;
-        while (q + NLA_HDRLEN <= gend) {
-            const struct nlattr *a = (const struct nlattr *)q;
-            if (a->nla_len < NLA_HDRLEN || q + a->nla_len > gend)
-                break;
-            if ((a->nla_type & NLA_TYPE_MASK) == CTRL_ATTR_MCAST_GRP_NAME)
-                gname = q + NLA_HDRLEN;
-            else if ((a->nla_type & NLA_TYPE_MASK) == CTRL_ATTR_MCAST_GRP_ID && a->nla_len >= NLA_HDRLEN + 4)
-                memcpy(&id, q + NLA_HDRLEN, 4);
-            q += NLA_ALIGN(a->nla_len);
+    const char *end = (const char *)groups + groups->nla_len;
+    size_t want = strlen(name) + 1;
+    /* One nested attribute per group, each holding its name and id. */
+    for (const struct nlattr *g = attr_in((const char *)groups + NLA_HDRLEN, end, -1); g;
+         g = attr_in((const char *)g + NLA_ALIGN(g->nla_len), end, -1)) {
+        const char *gend = (const char *)g + g->nla_len;
+        const struct nlattr *gname = attr_in((const char *)g + NLA_HDRLEN, gend, CTRL_ATTR_MCAST_GRP_NAME);
+        const struct nlattr *gid = attr_in((const char *)g + NLA_HDRLEN, gend, CTRL_ATTR_MCAST_GRP_ID);
+        if (gname && gid && gname->nla_len == NLA_HDRLEN + want && gid->nla_len >= NLA_HDRLEN + 4
+            && memcmp((const char *)gname + NLA_HDRLEN, name, want) == 0) {
+            uint32_t id;
+            memcpy(&id, (const char *)gid + NLA_HDRLEN, 4);
+            return (int)id;
         }
-        if (gname && id >= 0 && strncmp(gname, name, (size_t)(gend - gname)) == 0)
-            return id;
-        p += NLA_ALIGN(g->nla_len);
     }
     return -ENOENT;
 }

@@ -492,7 +492,7 @@ public final class FastTierTables {
 
     /// Whether both halves hold the same tables (between syncs they must): the label slots, the records and
     /// buckets of the last synced FIB.
-    public func halvesAgree() -> Bool {
+    func halvesAgree() -> Bool {
         state.withLock { s in
             for label in 0..<ilmSlots.count {
                 let p = ilmSlots.at(label)

@@ -239,15 +239,14 @@ func runAgent(_ o: RunCommand) -> Never {
         log.error("fast tier: no timer for its periodic checks; it stays off (every frame through AF_XDP)")
         try? fast.forceOff()
     }
-    // Which ports take redirected frames: re-read when the kernel announces a device change, and every second.
-    func refreshEgress() {
-        guard let fast else { return }
-        for i in agent.refreshFastTierEgress() {
-            let on = fast.redirectPorts.contains(i)
-            log.notice("fast tier: \(agent.ports[i].name) (\(agent.ports[i].interface)) \(on ? "takes redirected frames now: the fast tier forwards to it" : "no longer takes redirected frames: its frames go through AF_XDP")")
+    if let fast, let timer = fastTimer {
+        // Which ports take redirected frames: re-read when the kernel announces a device change, and every second.
+        func refreshEgress() {
+            for i in agent.refreshFastTierEgress() {
+                let on = fast.redirectPorts.contains(i)
+                log.notice("fast tier: \(agent.ports[i].name) (\(agent.ports[i].interface)) \(on ? "takes redirected frames now: the fast tier forwards to it" : "no longer takes redirected frames: its frames go through AF_XDP")")
+            }
         }
-    }
-    if fast != nil && fastTimer != nil {
         switch DeviceFeatureEvents.subscribe() {
         case .success(let events):
             // The closure keeps the socket open for the agent's life.
@@ -255,8 +254,6 @@ func runAgent(_ o: RunCommand) -> Never {
         case .failure(let error):
             log.warning("fast tier: no device change notifications (\(error.description)); which ports take redirected frames is re-read once a second")
         }
-    }
-    if let fast, let timer = fastTimer {
         server.watch(fd: timer.fd) {
             timer.drain()
             refreshEgress()
